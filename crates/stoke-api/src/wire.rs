@@ -1,0 +1,174 @@
+//! Lambda's JSON shapes: requests as they arrive, answers as boto3 reads them.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use serde_json::{Value, json};
+use stoke_core::{ConfigInput, Function, LastUpdateStatus, State};
+
+/// `Environment` in requests.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct EnvironmentIn {
+    pub variables: Option<BTreeMap<String, String>>,
+}
+
+/// `EphemeralStorage` in requests.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct EphemeralStorageIn {
+    pub size: Option<i64>,
+}
+
+/// `Code` of CreateFunction.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct CodeIn {
+    pub zip_file: Option<String>,
+    #[serde(rename = "S3Bucket")]
+    pub s3_bucket: Option<String>,
+    #[serde(rename = "S3Key")]
+    pub s3_key: Option<String>,
+    pub image_uri: Option<String>,
+}
+
+/// The body of CreateFunction.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct CreateFunctionIn {
+    pub function_name: Option<String>,
+    pub runtime: Option<String>,
+    pub role: Option<String>,
+    pub handler: Option<String>,
+    pub code: Option<CodeIn>,
+    pub description: Option<String>,
+    pub timeout: Option<i64>,
+    pub memory_size: Option<i64>,
+    pub publish: Option<bool>,
+    pub environment: Option<EnvironmentIn>,
+    pub architectures: Option<Vec<String>>,
+    pub ephemeral_storage: Option<EphemeralStorageIn>,
+    pub tags: Option<BTreeMap<String, String>>,
+    pub package_type: Option<String>,
+}
+
+/// The body of UpdateFunctionConfiguration.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct UpdateConfigurationIn {
+    pub runtime: Option<String>,
+    pub role: Option<String>,
+    pub handler: Option<String>,
+    pub description: Option<String>,
+    pub timeout: Option<i64>,
+    pub memory_size: Option<i64>,
+    pub environment: Option<EnvironmentIn>,
+    pub ephemeral_storage: Option<EphemeralStorageIn>,
+    pub revision_id: Option<String>,
+}
+
+/// The body of UpdateFunctionCode.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct UpdateCodeIn {
+    pub zip_file: Option<String>,
+    #[serde(rename = "S3Bucket")]
+    pub s3_bucket: Option<String>,
+    pub image_uri: Option<String>,
+    pub publish: Option<bool>,
+    pub dry_run: Option<bool>,
+    pub revision_id: Option<String>,
+    pub architectures: Option<Vec<String>>,
+}
+
+/// The body of TagResource.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct TagResourceIn {
+    pub tags: Option<BTreeMap<String, String>>,
+}
+
+impl UpdateConfigurationIn {
+    pub fn config_input(&self) -> ConfigInput {
+        ConfigInput {
+            runtime: self.runtime.clone(),
+            handler: self.handler.clone(),
+            role: self.role.clone(),
+            memory_size: self.memory_size,
+            timeout: self.timeout,
+            description: self.description.clone(),
+            environment: self
+                .environment
+                .as_ref()
+                .map(|e| e.variables.clone().unwrap_or_default()),
+            architectures: None,
+            ephemeral_storage: self.ephemeral_storage.as_ref().and_then(|e| e.size),
+        }
+    }
+}
+
+fn state_name(s: State) -> &'static str {
+    match s {
+        State::Pending => "Pending",
+        State::Active => "Active",
+        State::Inactive => "Inactive",
+        State::Failed => "Failed",
+    }
+}
+
+fn update_status_name(s: LastUpdateStatus) -> &'static str {
+    match s {
+        LastUpdateStatus::InProgress => "InProgress",
+        LastUpdateStatus::Successful => "Successful",
+        LastUpdateStatus::Failed => "Failed",
+    }
+}
+
+/// `FunctionConfiguration`, as GetFunctionConfiguration, CreateFunction and the updates
+/// answer it.
+pub fn configuration(f: &Function, region: &str) -> Value {
+    let c = &f.config;
+    let mut v = json!({
+        "FunctionName": f.name.as_str(),
+        "FunctionArn": f.arn(region),
+        "Runtime": c.runtime.as_str(),
+        "Role": c.role,
+        "Handler": c.handler,
+        "CodeSize": f.code.size,
+        "Description": c.description,
+        "Timeout": c.timeout,
+        "MemorySize": c.memory_size,
+        "LastModified": f.last_modified,
+        "CodeSha256": f.code.sha256_base64(),
+        "Version": "$LATEST",
+        "TracingConfig": { "Mode": "PassThrough" },
+        "RevisionId": f.revision_id,
+        "State": state_name(f.state),
+        "PackageType": "Zip",
+        "Architectures": [c.architecture.as_str()],
+        "EphemeralStorage": { "Size": c.ephemeral_storage },
+        "SnapStart": { "ApplyOn": "None", "OptimizationStatus": "Off" },
+        "LoggingConfig": {
+            "LogFormat": "Text",
+            "LogGroup": format!("/aws/lambda/{}", f.name),
+        },
+    });
+    let Some(obj) = v.as_object_mut() else {
+        return v;
+    };
+    if !c.environment.is_empty() {
+        obj.insert("Environment".into(), json!({ "Variables": c.environment }));
+    }
+    if let Some(r) = &f.state_reason {
+        obj.insert("StateReason".into(), json!(r.message));
+        obj.insert("StateReasonCode".into(), json!(r.code));
+    }
+    if let Some(s) = f.last_update_status {
+        obj.insert("LastUpdateStatus".into(), json!(update_status_name(s)));
+    }
+    if let Some(r) = &f.last_update_reason {
+        obj.insert("LastUpdateStatusReason".into(), json!(r.message));
+        obj.insert("LastUpdateStatusReasonCode".into(), json!(r.code));
+    }
+    v
+}

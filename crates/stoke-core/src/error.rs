@@ -1,0 +1,174 @@
+//! The error types of the Lambda API.
+//!
+//! Each variant is one `x-amzn-ErrorType` that AWS Lambda answers, with the HTTP status AWS uses
+//! for it. The API crate turns a [`LambdaError`] into Lambda's wire shape
+//! (`{"Type": "User", "message": …}`); domain crates keep their own error enums and convert into
+//! this one at their boundary.
+
+use std::fmt;
+
+/// One error as the Lambda API reports it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LambdaError {
+    /// A value breaks a constraint of the API model (pattern, length, range, enum).
+    #[error("{0}")]
+    Validation(String),
+    /// A value is well-formed but not acceptable (unknown runtime, unusable zip, …).
+    #[error("{0}")]
+    InvalidParameterValue(String),
+    /// The request body is not what the operation takes (for example malformed JSON).
+    #[error("{0}")]
+    InvalidRequestContent(String),
+    /// The resource does not exist.
+    #[error("{0}")]
+    ResourceNotFound(String),
+    /// The resource exists already, or is in a state that forbids the operation.
+    #[error("{0}")]
+    ResourceConflict(String),
+    /// A `RevisionId` precondition did not hold.
+    #[error("{0}")]
+    PreconditionFailed(String),
+    /// The request or the code it carries is too large.
+    #[error("{0}")]
+    RequestEntityTooLarge(String),
+    /// No `Authorization` header (or presigned query) at all.
+    #[error("{0}")]
+    MissingAuthenticationToken(String),
+    /// An `Authorization` header that is not a well-formed SigV4 header.
+    #[error("{0}")]
+    IncompleteSignature(String),
+    /// The access key is not known.
+    #[error("{0}")]
+    UnrecognizedClient(String),
+    /// The signature does not match, or it has expired.
+    #[error("{0}")]
+    InvalidSignature(String),
+    /// Authenticated, but not allowed.
+    #[error("{0}")]
+    AccessDenied(String),
+    /// The route exists but not with this method, or no route at all.
+    #[error("{0}")]
+    UnknownOperation(String),
+    /// The platform failed; the message is safe to show and the details are in the server log.
+    #[error("{0}")]
+    Service(String),
+}
+
+impl LambdaError {
+    /// The value of `x-amzn-ErrorType`, which boto3 reports as `Error.Code`.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Self::Validation(_) => "ValidationException",
+            Self::InvalidParameterValue(_) => "InvalidParameterValueException",
+            Self::InvalidRequestContent(_) => "InvalidRequestContentException",
+            Self::ResourceNotFound(_) => "ResourceNotFoundException",
+            Self::ResourceConflict(_) => "ResourceConflictException",
+            Self::PreconditionFailed(_) => "PreconditionFailedException",
+            Self::RequestEntityTooLarge(_) => "RequestEntityTooLargeException",
+            Self::MissingAuthenticationToken(_) => "MissingAuthenticationTokenException",
+            Self::IncompleteSignature(_) => "IncompleteSignatureException",
+            Self::UnrecognizedClient(_) => "UnrecognizedClientException",
+            Self::InvalidSignature(_) => "InvalidSignatureException",
+            Self::AccessDenied(_) => "AccessDeniedException",
+            Self::UnknownOperation(_) => "UnknownOperationException",
+            Self::Service(_) => "ServiceException",
+        }
+    }
+
+    /// The HTTP status AWS answers with for this error type.
+    pub fn status(&self) -> u16 {
+        match self {
+            Self::Validation(_)
+            | Self::InvalidParameterValue(_)
+            | Self::InvalidRequestContent(_) => 400,
+            Self::ResourceNotFound(_) | Self::UnknownOperation(_) => 404,
+            Self::ResourceConflict(_) => 409,
+            Self::PreconditionFailed(_) => 412,
+            Self::RequestEntityTooLarge(_) => 413,
+            Self::MissingAuthenticationToken(_)
+            | Self::IncompleteSignature(_)
+            | Self::UnrecognizedClient(_)
+            | Self::InvalidSignature(_)
+            | Self::AccessDenied(_) => 403,
+            Self::Service(_) => 500,
+        }
+    }
+
+    /// `User` for errors the caller caused, `Service` for the platform's own; the `Type` field
+    /// of Lambda's error body.
+    pub fn fault(&self) -> Fault {
+        match self {
+            Self::Service(_) => Fault::Service,
+            _ => Fault::User,
+        }
+    }
+
+    /// The message, without the type.
+    pub fn message(&self) -> &str {
+        match self {
+            Self::Validation(m)
+            | Self::InvalidParameterValue(m)
+            | Self::InvalidRequestContent(m)
+            | Self::ResourceNotFound(m)
+            | Self::ResourceConflict(m)
+            | Self::PreconditionFailed(m)
+            | Self::RequestEntityTooLarge(m)
+            | Self::MissingAuthenticationToken(m)
+            | Self::IncompleteSignature(m)
+            | Self::UnrecognizedClient(m)
+            | Self::InvalidSignature(m)
+            | Self::AccessDenied(m)
+            | Self::UnknownOperation(m)
+            | Self::Service(m) => m,
+        }
+    }
+
+    /// `Function not found: ARN`, as Lambda words it.
+    pub fn function_not_found(arn: &str) -> Self {
+        Self::ResourceNotFound(format!("Function not found: {arn}"))
+    }
+}
+
+/// Who is at fault for an error: Lambda's `Type` field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    User,
+    Service,
+}
+
+impl fmt::Display for Fault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Fault::User => "User",
+            Fault::Service => "Service",
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn not_found_uses_lambdas_type_status_and_wording() {
+        let e = LambdaError::function_not_found("arn:aws:lambda:us-east-1:123456789012:function:f");
+        assert_eq!(e.type_name(), "ResourceNotFoundException");
+        assert_eq!(e.status(), 404);
+        assert_eq!(
+            e.message(),
+            "Function not found: arn:aws:lambda:us-east-1:123456789012:function:f"
+        );
+        assert_eq!(e.fault(), Fault::User);
+    }
+
+    #[test]
+    fn signature_errors_are_forbidden() {
+        for e in [
+            LambdaError::InvalidSignature(String::new()),
+            LambdaError::UnrecognizedClient(String::new()),
+            LambdaError::MissingAuthenticationToken(String::new()),
+        ] {
+            assert_eq!(e.status(), 403);
+        }
+    }
+}

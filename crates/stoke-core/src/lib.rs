@@ -1,0 +1,26 @@
+//! Stoke's domain: the types every other crate speaks, with no I/O.
+//!
+//! # Layout
+//! - [`error`]: [`LambdaError`], the error types of the Lambda API (`ResourceNotFoundException`,
+//!   `ValidationException`, …) with their HTTP status; every crate's own errors map into it at
+//!   the API boundary.
+//! - [`validate`]: the constraint checks of the Lambda API model, which collect AWS's
+//!   "N validation errors detected: …" message.
+//! - [`ids`]: account ids, function names and the ways a caller may name a function (name,
+//!   partial ARN, full ARN, with or without a qualifier).
+//! - [`function`]: a function's configuration, its state machine (`State`, `LastUpdateStatus`)
+//!   and the runtimes Stoke accepts.
+//! - [`timefmt`]: Lambda's timestamp format (`2019-10-23T18:22:30.293+0000`).
+
+pub mod error;
+pub mod function;
+pub mod ids;
+pub mod timefmt;
+pub mod validate;
+
+pub use error::LambdaError;
+pub use function::{
+    Architecture, CodeInfo, ConfigInput, Function, FunctionConfig, LastUpdateStatus, Reason,
+    Runtime, RuntimeFamily, State,
+};
+pub use ids::{AccountId, FunctionName, FunctionRef};

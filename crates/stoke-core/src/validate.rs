@@ -1,0 +1,252 @@
+//! The constraint checks of the Lambda API model.
+//!
+//! AWS checks every member of a request against its model before it looks at anything else and
+//! reports all the violations in one `ValidationException`:
+//! `2 validation errors detected: Value '100' at 'memorySize' failed to satisfy constraint:
+//! Member must have value greater than or equal to 128; Value …`. [`Violations`] collects them in
+//! that wording; the patterns are the model's own, so messages quote what AWS quotes.
+
+use std::sync::LazyLock;
+
+use regex::Regex;
+
+use crate::LambdaError;
+
+/// The model's patterns, quoted in messages exactly as AWS quotes them.
+pub mod patterns {
+    /// `FunctionName` of CreateFunction.
+    pub const FUNCTION_NAME: &str = r"(arn:(aws[a-zA-Z-]*)?:lambda:)?([a-z]{2}(-gov)?-[a-z]+-\d{1}:)?(\d{12}:)?(function:)?([a-zA-Z0-9-_]+)(:(\$LATEST|[a-zA-Z0-9-_]+))?";
+    /// `FunctionName` of the operations that name an existing function.
+    pub const NAMESPACED_FUNCTION_NAME: &str = r"(arn:(aws[a-zA-Z-]*)?:lambda:)?([a-z]{2}(-gov)?-[a-z]+-\d{1}:)?(\d{12}:)?(function:)?([a-zA-Z0-9-_\.]+)(:(\$LATEST|[a-zA-Z0-9-_]+))?";
+    /// `Role`.
+    pub const ROLE: &str = r"arn:(aws[a-zA-Z-]*)?:iam::\d{12}:role/?[a-zA-Z_0-9+=,.@\-_/]+";
+    /// `Handler`.
+    pub const HANDLER: &str = r"[^\s]+";
+    /// `Qualifier`.
+    pub const QUALIFIER: &str = r"(|[a-zA-Z0-9$_-]+)";
+    /// An environment variable's name.
+    pub const ENV_KEY: &str = r"[a-zA-Z]([a-zA-Z0-9_])+";
+    /// A resource ARN in the tagging operations.
+    pub const TAGGABLE_ARN: &str = r"arn:(aws[a-zA-Z-]*):lambda:[a-z]{2}((-gov)|(-iso([a-z]?)))?-[a-z]+-\d{1}:\d{12}:(function:[a-zA-Z0-9-_]+(:(\$LATEST|[a-zA-Z0-9-_]+))?|code-signing-config:csc-[a-z0-9]{17}|event-source-mapping:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})";
+}
+
+fn anchored(pattern: &str) -> Regex {
+    // The patterns are constants of this module and compile; a failure would be caught by
+    // the tests below, so falling back to a never-matching pattern is unreachable in practice.
+    Regex::new(&format!("^(?:{pattern})$")).unwrap_or_else(|_| Regex::new("$^").expect("valid"))
+}
+
+static COMPILED: LazyLock<Vec<(&'static str, Regex)>> = LazyLock::new(|| {
+    [
+        patterns::FUNCTION_NAME,
+        patterns::NAMESPACED_FUNCTION_NAME,
+        patterns::ROLE,
+        patterns::HANDLER,
+        patterns::QUALIFIER,
+        patterns::ENV_KEY,
+        patterns::TAGGABLE_ARN,
+    ]
+    .into_iter()
+    .map(|p| (p, anchored(p)))
+    .collect()
+});
+
+/// Whether `value` matches one of this module's [`patterns`] as a whole.
+pub fn matches(pattern: &'static str, value: &str) -> bool {
+    COMPILED
+        .iter()
+        .find(|(p, _)| *p == pattern)
+        .map(|(_, re)| re.is_match(value))
+        .unwrap_or(false)
+}
+
+/// The violations found in one request, in the order they were found.
+#[derive(Debug, Default)]
+pub struct Violations(Vec<String>);
+
+impl Violations {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn push(&mut self, value: &str, member: &str, constraint: &str) {
+        self.0.push(format!(
+            "Value {value} at '{member}' failed to satisfy constraint: {constraint}"
+        ));
+    }
+
+    /// A member that must be present.
+    pub fn not_null<T>(&mut self, member: &str, value: Option<&T>) {
+        if value.is_none() {
+            self.push("null", member, "Member must not be null");
+        }
+    }
+
+    /// A string member's length, counted in characters.
+    pub fn length(&mut self, member: &str, value: &str, min: usize, max: usize) -> bool {
+        let n = value.chars().count();
+        if n < min {
+            self.push(
+                &quote(value),
+                member,
+                &format!("Member must have length greater than or equal to {min}"),
+            );
+            false
+        } else if n > max {
+            self.push(
+                &quote(value),
+                member,
+                &format!("Member must have length less than or equal to {max}"),
+            );
+            false
+        } else {
+            true
+        }
+    }
+
+    /// A string member that must match one of [`patterns`].
+    pub fn pattern(&mut self, member: &str, value: &str, pattern: &'static str) -> bool {
+        if matches(pattern, value) {
+            true
+        } else {
+            self.push(
+                &quote(value),
+                member,
+                &format!("Member must satisfy regular expression pattern: {pattern}"),
+            );
+            false
+        }
+    }
+
+    /// An integer member's range.
+    pub fn range(&mut self, member: &str, value: i64, min: i64, max: i64) {
+        if value < min {
+            self.push(
+                &quote(&value.to_string()),
+                member,
+                &format!("Member must have value greater than or equal to {min}"),
+            );
+        } else if value > max {
+            self.push(
+                &quote(&value.to_string()),
+                member,
+                &format!("Member must have value less than or equal to {max}"),
+            );
+        }
+    }
+
+    /// A string member that must be one of a set of values.
+    pub fn one_of(&mut self, member: &str, value: &str, allowed: &[&str]) {
+        if !allowed.contains(&value) {
+            self.push(
+                &quote(value),
+                member,
+                &format!(
+                    "Member must satisfy enum value set: [{}]",
+                    allowed.join(", ")
+                ),
+            );
+        }
+    }
+
+    /// A list member's length.
+    pub fn list_length(&mut self, member: &str, shown: &str, len: usize, min: usize, max: usize) {
+        if len < min {
+            self.push(
+                &quote(shown),
+                member,
+                &format!("Member must have length greater than or equal to {min}"),
+            );
+        } else if len > max {
+            self.push(
+                &quote(shown),
+                member,
+                &format!("Member must have length less than or equal to {max}"),
+            );
+        }
+    }
+
+    /// A list member whose items must each be one of a set of values (the wording AWS uses for
+    /// `architectures`).
+    pub fn each_one_of(&mut self, member: &str, shown: &str, values: &[String], allowed: &[&str]) {
+        if values.iter().any(|v| !allowed.contains(&v.as_str())) {
+            self.push(
+                &quote(shown),
+                member,
+                &format!(
+                    "Member must satisfy constraint: [Member must satisfy enum value set: [{}]]",
+                    allowed.join(", ")
+                ),
+            );
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// `Ok(())` if nothing was violated, else the `ValidationException` AWS would answer.
+    pub fn into_result(self) -> Result<(), LambdaError> {
+        match self.0.len() {
+            0 => Ok(()),
+            1 => Err(LambdaError::Validation(format!(
+                "1 validation error detected: {}",
+                self.0[0]
+            ))),
+            n => Err(LambdaError::Validation(format!(
+                "{n} validation errors detected: {}",
+                self.0.join("; ")
+            ))),
+        }
+    }
+}
+
+fn quote(value: &str) -> String {
+    format!("'{value}'")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_pattern_compiles() {
+        for (p, re) in COMPILED.iter() {
+            assert!(!re.as_str().contains("$^"), "pattern {p} did not compile");
+        }
+    }
+
+    #[test]
+    fn one_violation_is_worded_as_aws_words_it() {
+        let mut v = Violations::new();
+        v.range("memorySize", 100, 128, 10240);
+        let err = v.into_result().unwrap_err();
+        assert_eq!(
+            err.message(),
+            "1 validation error detected: Value '100' at 'memorySize' failed to satisfy \
+             constraint: Member must have value greater than or equal to 128"
+        );
+    }
+
+    #[test]
+    fn several_violations_are_counted_and_joined() {
+        let mut v = Violations::new();
+        v.range("timeout", 0, 1, 900);
+        v.pattern("role", "nope", patterns::ROLE);
+        let msg = v.into_result().unwrap_err().message().to_owned();
+        assert!(msg.starts_with("2 validation errors detected: Value '0' at 'timeout'"));
+        assert!(msg.contains("; Value 'nope' at 'role' failed to satisfy constraint"));
+    }
+
+    #[test]
+    fn function_name_pattern_takes_names_and_arns() {
+        assert!(matches(patterns::FUNCTION_NAME, "my-func_1"));
+        assert!(matches(
+            patterns::FUNCTION_NAME,
+            "arn:aws:lambda:us-east-1:123456789012:function:f:$LATEST"
+        ));
+        assert!(!matches(patterns::FUNCTION_NAME, "bad name!"));
+        assert!(matches(patterns::ROLE, "arn:aws:iam::123456789012:role/x"));
+        assert!(!matches(patterns::ROLE, "role"));
+    }
+}

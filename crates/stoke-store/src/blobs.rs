@@ -1,0 +1,124 @@
+//! Code blobs: each zip stored once, under the hex of its SHA-256.
+//!
+//! `ROOT/sha256/ab/abcdef…` holds the zip whose digest is `abcdef…`. A blob is written to a
+//! temporary file in the same folder, synced, and renamed into place (then the folder is
+//! synced), so an address never names a partial file, and writing the same zip twice is a
+//! no-op.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+use crate::StoreError;
+
+/// The folder of code blobs.
+#[derive(Debug, Clone)]
+pub struct Blobs {
+    root: PathBuf,
+}
+
+impl Blobs {
+    /// Uses (creating it if needed) `root` for blobs.
+    pub fn open(root: impl Into<PathBuf>) -> Result<Self, StoreError> {
+        let root = root.into().join("sha256");
+        std::fs::create_dir_all(&root).map_err(|e| StoreError::io(&root, e))?;
+        Ok(Self { root })
+    }
+
+    /// Lowercase hex SHA-256 of `bytes`: a blob's address.
+    pub fn digest(bytes: &[u8]) -> String {
+        hex::encode(Sha256::digest(bytes))
+    }
+
+    /// Where the blob with this address lives (whether or not it exists). The address is
+    /// checked to be hex, so it can never name a path outside the folder.
+    pub fn path(&self, sha256_hex: &str) -> Option<PathBuf> {
+        if sha256_hex.len() != 64 || !sha256_hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return None;
+        }
+        Some(self.root.join(&sha256_hex[..2]).join(sha256_hex))
+    }
+
+    /// Stores `bytes` durably and answers their address. Blocking: call it from a blocking
+    /// thread.
+    pub fn put(&self, bytes: &[u8]) -> Result<String, StoreError> {
+        let sha = Self::digest(bytes);
+        let path = self
+            .path(&sha)
+            .ok_or_else(|| StoreError::Corrupt("bad digest".into()))?;
+        if path.exists() {
+            return Ok(sha);
+        }
+        let dir = path.parent().unwrap_or(&self.root).to_path_buf();
+        std::fs::create_dir_all(&dir).map_err(|e| StoreError::io(&dir, e))?;
+        let mut tmp = tempfile::NamedTempFile::new_in(&dir).map_err(|e| StoreError::io(&dir, e))?;
+        tmp.write_all(bytes)
+            .map_err(|e| StoreError::io(tmp.path(), e))?;
+        tmp.as_file()
+            .sync_all()
+            .map_err(|e| StoreError::io(tmp.path(), e))?;
+        tmp.persist(&path)
+            .map_err(|e| StoreError::io(&path, e.error))?;
+        sync_dir(&dir)?;
+        Ok(sha)
+    }
+
+    /// The blob's bytes, or `None` if there is no such blob.
+    pub fn get(&self, sha256_hex: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let Some(path) = self.path(sha256_hex) else {
+            return Ok(None);
+        };
+        match std::fs::read(&path) {
+            Ok(b) => Ok(Some(b)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(StoreError::io(path, e)),
+        }
+    }
+
+    /// Removes a blob (absent is fine).
+    pub fn remove(&self, sha256_hex: &str) -> Result<(), StoreError> {
+        let Some(path) = self.path(sha256_hex) else {
+            return Ok(());
+        };
+        match std::fs::remove_file(&path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(StoreError::io(path, e)),
+        }
+    }
+}
+
+fn sync_dir(dir: &Path) -> Result<(), StoreError> {
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| StoreError::io(dir, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_blob_is_stored_once_under_its_digest() {
+        let dir = tempfile::tempdir().unwrap();
+        let blobs = Blobs::open(dir.path()).unwrap();
+        let a = blobs.put(b"hello").unwrap();
+        assert_eq!(
+            a,
+            "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"
+        );
+        assert_eq!(blobs.put(b"hello").unwrap(), a);
+        assert_eq!(blobs.get(&a).unwrap().unwrap(), b"hello");
+        blobs.remove(&a).unwrap();
+        assert!(blobs.get(&a).unwrap().is_none());
+    }
+
+    #[test]
+    fn an_address_that_is_not_a_digest_names_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let blobs = Blobs::open(dir.path()).unwrap();
+        assert!(blobs.path("../../etc/passwd").is_none());
+        assert!(blobs.get("zz").unwrap().is_none());
+    }
+}

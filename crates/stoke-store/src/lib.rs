@@ -1,0 +1,92 @@
+//! Stoke's persistence.
+//!
+//! # Layout
+//! - [`Store`]: the one trait the rest of Stoke uses for state (accounts, access keys,
+//!   functions, settings). Writes that change a function compare its `RevisionId`, so two
+//!   writers never silently overwrite each other.
+//! - [`sqlite`]: the embedded default, one SQLite file in WAL mode with synchronous commits.
+//!   (PostgreSQL, for several nodes, comes behind the same trait.)
+//! - [`blobs`]: code zips stored once each, by SHA-256, in a folder; written to a temporary
+//!   file, synced and renamed, so a crash never leaves a torn blob under a real address.
+//! - [`error`]: [`StoreError`], what can go wrong in the store.
+
+pub mod blobs;
+pub mod error;
+pub mod sqlite;
+
+use async_trait::async_trait;
+use stoke_core::{AccountId, Function};
+
+pub use blobs::Blobs;
+pub use error::StoreError;
+pub use sqlite::SqliteStore;
+
+/// An access key and the account it signs for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessKey {
+    pub access_key_id: String,
+    pub secret: String,
+    pub account: AccountId,
+}
+
+/// What an account has stored: for GetAccountSettings' `AccountUsage`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct AccountUsage {
+    pub function_count: u64,
+    pub total_code_size: u64,
+}
+
+/// The state of a Stoke installation.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// The default account and its first access key, created on the first call.
+    /// The flag says whether they were created now.
+    async fn ensure_default_account(&self) -> Result<(AccessKey, bool), StoreError>;
+
+    /// The access key with this id, if any.
+    async fn access_key(&self, access_key_id: &str) -> Result<Option<AccessKey>, StoreError>;
+
+    /// A server setting, created with `init` on the first call (for secrets the server makes
+    /// once and keeps, such as the key of presigned code URLs).
+    async fn setting_or_init(&self, key: &str, init: &str) -> Result<String, StoreError>;
+
+    /// Adds a function; [`StoreError::Conflict`] if one of that name exists in the account.
+    async fn insert_function(&self, f: &Function) -> Result<(), StoreError>;
+
+    /// Replaces a function if its stored `RevisionId` is still `expected_revision`;
+    /// [`StoreError::Stale`] if it changed, [`StoreError::NotFound`] if it is gone.
+    async fn replace_function(
+        &self,
+        f: &Function,
+        expected_revision: &str,
+    ) -> Result<(), StoreError>;
+
+    async fn get_function(
+        &self,
+        account: &AccountId,
+        name: &str,
+    ) -> Result<Option<Function>, StoreError>;
+
+    /// Removes a function and answers what it was.
+    async fn delete_function(
+        &self,
+        account: &AccountId,
+        name: &str,
+    ) -> Result<Option<Function>, StoreError>;
+
+    /// Functions of an account in name order, starting after `after`, at most `limit`.
+    async fn list_functions(
+        &self,
+        account: &AccountId,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<Function>, StoreError>;
+
+    /// Every function of every account (for the start-up pass that resumes unfinished work).
+    async fn all_functions(&self) -> Result<Vec<Function>, StoreError>;
+
+    async fn account_usage(&self, account: &AccountId) -> Result<AccountUsage, StoreError>;
+
+    /// Whether any function still uses the code blob with this SHA-256 (hex).
+    async fn code_in_use(&self, sha256_hex: &str) -> Result<bool, StoreError>;
+}

@@ -1,0 +1,422 @@
+//! The embedded store: one SQLite file in WAL mode.
+//!
+//! Commits are synchronous (`synchronous = FULL`), so what the API acknowledged survives a
+//! crash or a power cut. Function records are kept as JSON beside the columns that queries
+//! need; a write that changes a function checks its `revision_id` in the same statement.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use rand::Rng;
+use sqlx::Row;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use stoke_core::{AccountId, Function};
+
+use crate::{AccessKey, AccountUsage, Store, StoreError};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// The SQLite implementation of [`Store`].
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database file and brings its schema up to date.
+    pub async fn open(path: &Path) -> Result<Self, StoreError> {
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10));
+        Self::connect(options).await
+    }
+
+    /// A private in-memory database, for tests.
+    pub async fn in_memory() -> Result<Self, StoreError> {
+        let options = SqliteConnectOptions::from_str("sqlite::memory:")?.foreign_keys(true);
+        Self::connect_with(options, 1).await
+    }
+
+    async fn connect(options: SqliteConnectOptions) -> Result<Self, StoreError> {
+        Self::connect_with(options, 4).await
+    }
+
+    async fn connect_with(options: SqliteConnectOptions, max: u32) -> Result<Self, StoreError> {
+        let pool = SqlitePoolOptions::new()
+            .max_connections(max)
+            .min_connections(1)
+            // An in-memory database lives as long as its connection: never let it go idle.
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_with(options)
+            .await?;
+        MIGRATOR.run(&pool).await?;
+        Ok(Self { pool })
+    }
+
+    /// Closes the pool, checkpointing the WAL.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+fn now() -> String {
+    stoke_core::timefmt::lambda_timestamp(time::OffsetDateTime::now_utc())
+}
+
+fn decode(record: &str) -> Result<Function, StoreError> {
+    serde_json::from_str(record).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn encode(f: &Function) -> Result<String, StoreError> {
+    serde_json::to_string(f).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn random_digits(n: usize) -> String {
+    let mut rng = rand::rng();
+    let mut s = String::with_capacity(n);
+    s.push(char::from(b'1' + rng.random_range(0..9u8)));
+    while s.len() < n {
+        s.push(char::from(b'0' + rng.random_range(0..10u8)));
+    }
+    s
+}
+
+fn random_from(alphabet: &[u8], n: usize) -> String {
+    let mut rng = rand::rng();
+    (0..n)
+        .map(|_| char::from(alphabet[rng.random_range(0..alphabet.len())]))
+        .collect()
+}
+
+/// A new access key in AWS's shape: `AKIA` and 16 upper-case characters, a 40-character secret.
+fn new_access_key(account: AccountId) -> AccessKey {
+    const UPPER: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+    const SECRET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    AccessKey {
+        access_key_id: format!("AKIA{}", random_from(UPPER, 16)),
+        secret: random_from(SECRET, 40),
+        account,
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn ensure_default_account(&self) -> Result<(AccessKey, bool), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let existing = sqlx::query(
+            "SELECT k.access_key_id, k.secret, a.id FROM accounts a \
+             JOIN access_keys k ON k.account_id = a.id \
+             WHERE a.is_default = 1 ORDER BY k.created_at LIMIT 1",
+        )
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some(row) = existing {
+            let account: String = row.get(2);
+            return Ok((
+                AccessKey {
+                    access_key_id: row.get(0),
+                    secret: row.get(1),
+                    account: AccountId::try_from(account).map_err(StoreError::Corrupt)?,
+                },
+                false,
+            ));
+        }
+        let account = AccountId::try_from(random_digits(12)).map_err(StoreError::Corrupt)?;
+        let key = new_access_key(account.clone());
+        let at = now();
+        sqlx::query("INSERT INTO accounts (id, is_default, created_at) VALUES (?, 1, ?)")
+            .bind(account.as_str())
+            .bind(&at)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO access_keys (access_key_id, secret, account_id, created_at) \
+             VALUES (?, ?, ?, ?)",
+        )
+        .bind(&key.access_key_id)
+        .bind(&key.secret)
+        .bind(account.as_str())
+        .bind(&at)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok((key, true))
+    }
+
+    async fn access_key(&self, access_key_id: &str) -> Result<Option<AccessKey>, StoreError> {
+        let row = sqlx::query(
+            "SELECT access_key_id, secret, account_id FROM access_keys WHERE access_key_id = ?",
+        )
+        .bind(access_key_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|row| {
+            Ok(AccessKey {
+                access_key_id: row.get(0),
+                secret: row.get(1),
+                account: AccountId::try_from(row.get::<String, _>(2))
+                    .map_err(StoreError::Corrupt)?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn setting_or_init(&self, key: &str, init: &str) -> Result<String, StoreError> {
+        sqlx::query("INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT(key) DO NOTHING")
+            .bind(key)
+            .bind(init)
+            .execute(&self.pool)
+            .await?;
+        let row = sqlx::query("SELECT value FROM settings WHERE key = ?")
+            .bind(key)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.get(0))
+    }
+
+    async fn insert_function(&self, f: &Function) -> Result<(), StoreError> {
+        let result = sqlx::query(
+            "INSERT INTO functions (account_id, name, revision_id, code_sha256, code_size, record) \
+             VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(f.account.as_str())
+        .bind(f.name.as_str())
+        .bind(&f.revision_id)
+        .bind(&f.code.sha256_hex)
+        .bind(i64::try_from(f.code.size).unwrap_or(i64::MAX))
+        .bind(encode(f)?)
+        .execute(&self.pool)
+        .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Err(StoreError::Conflict),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn replace_function(
+        &self,
+        f: &Function,
+        expected_revision: &str,
+    ) -> Result<(), StoreError> {
+        let done = sqlx::query(
+            "UPDATE functions SET revision_id = ?, code_sha256 = ?, code_size = ?, record = ? \
+             WHERE account_id = ? AND name = ? AND revision_id = ?",
+        )
+        .bind(&f.revision_id)
+        .bind(&f.code.sha256_hex)
+        .bind(i64::try_from(f.code.size).unwrap_or(i64::MAX))
+        .bind(encode(f)?)
+        .bind(f.account.as_str())
+        .bind(f.name.as_str())
+        .bind(expected_revision)
+        .execute(&self.pool)
+        .await?;
+        if done.rows_affected() == 1 {
+            return Ok(());
+        }
+        match self.get_function(&f.account, f.name.as_str()).await? {
+            Some(_) => Err(StoreError::Stale {
+                expected: expected_revision.to_owned(),
+            }),
+            None => Err(StoreError::NotFound),
+        }
+    }
+
+    async fn get_function(
+        &self,
+        account: &AccountId,
+        name: &str,
+    ) -> Result<Option<Function>, StoreError> {
+        let row = sqlx::query("SELECT record FROM functions WHERE account_id = ? AND name = ?")
+            .bind(account.as_str())
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| decode(r.get::<&str, _>(0))).transpose()
+    }
+
+    async fn delete_function(
+        &self,
+        account: &AccountId,
+        name: &str,
+    ) -> Result<Option<Function>, StoreError> {
+        let row =
+            sqlx::query("DELETE FROM functions WHERE account_id = ? AND name = ? RETURNING record")
+                .bind(account.as_str())
+                .bind(name)
+                .fetch_optional(&self.pool)
+                .await?;
+        row.map(|r| decode(r.get::<&str, _>(0))).transpose()
+    }
+
+    async fn list_functions(
+        &self,
+        account: &AccountId,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<Function>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT record FROM functions WHERE account_id = ? AND name > ? \
+             ORDER BY name LIMIT ?",
+        )
+        .bind(account.as_str())
+        .bind(after.unwrap_or(""))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(|r| decode(r.get::<&str, _>(0))).collect()
+    }
+
+    async fn all_functions(&self) -> Result<Vec<Function>, StoreError> {
+        let rows = sqlx::query("SELECT record FROM functions ORDER BY account_id, name")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(|r| decode(r.get::<&str, _>(0))).collect()
+    }
+
+    async fn account_usage(&self, account: &AccountId) -> Result<AccountUsage, StoreError> {
+        let row = sqlx::query(
+            "SELECT COUNT(*), COALESCE(SUM(code_size), 0) FROM functions WHERE account_id = ?",
+        )
+        .bind(account.as_str())
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(AccountUsage {
+            function_count: u64::try_from(row.get::<i64, _>(0)).unwrap_or(0),
+            total_code_size: u64::try_from(row.get::<i64, _>(1)).unwrap_or(0),
+        })
+    }
+
+    async fn code_in_use(&self, sha256_hex: &str) -> Result<bool, StoreError> {
+        let row = sqlx::query("SELECT 1 FROM functions WHERE code_sha256 = ? LIMIT 1")
+            .bind(sha256_hex)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.is_some())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use stoke_core::{CodeInfo, ConfigInput, FunctionName, State};
+
+    use super::*;
+
+    fn function(account: &AccountId, name: &str, revision: &str) -> Function {
+        Function {
+            account: account.clone(),
+            name: FunctionName::parse("functionName", name).unwrap(),
+            config: ConfigInput {
+                runtime: Some("wasm".into()),
+                handler: Some("f.wasm".into()),
+                ..Default::default()
+            }
+            .into_new_config()
+            .unwrap(),
+            code: CodeInfo {
+                sha256_hex: "ab".repeat(32),
+                size: 10,
+                unzipped_size: 20,
+            },
+            state: State::Pending,
+            state_reason: None,
+            last_update_status: None,
+            last_update_reason: None,
+            revision_id: revision.into(),
+            last_modified: now(),
+            tags: BTreeMap::new(),
+            generation: 1,
+        }
+    }
+
+    #[tokio::test]
+    async fn the_default_account_is_created_once() {
+        let s = SqliteStore::in_memory().await.unwrap();
+        let (k1, created) = s.ensure_default_account().await.unwrap();
+        assert!(created);
+        assert_eq!(k1.account.as_str().len(), 12);
+        assert!(k1.access_key_id.starts_with("AKIA") && k1.access_key_id.len() == 20);
+        let (k2, created) = s.ensure_default_account().await.unwrap();
+        assert!(!created);
+        assert_eq!(k1, k2);
+        assert_eq!(s.access_key(&k1.access_key_id).await.unwrap(), Some(k1));
+    }
+
+    #[tokio::test]
+    async fn a_duplicate_name_conflicts_and_a_stale_revision_is_refused() {
+        let s = SqliteStore::in_memory().await.unwrap();
+        let (k, _) = s.ensure_default_account().await.unwrap();
+        let f = function(&k.account, "f", "r1");
+        s.insert_function(&f).await.unwrap();
+        assert!(matches!(
+            s.insert_function(&f).await,
+            Err(StoreError::Conflict)
+        ));
+
+        let mut g = f.clone();
+        g.revision_id = "r2".into();
+        s.replace_function(&g, "r1").await.unwrap();
+        assert!(matches!(
+            s.replace_function(&g, "r1").await,
+            Err(StoreError::Stale { .. })
+        ));
+        assert_eq!(
+            s.get_function(&k.account, "f")
+                .await
+                .unwrap()
+                .unwrap()
+                .revision_id,
+            "r2"
+        );
+    }
+
+    #[tokio::test]
+    async fn listing_pages_in_name_order_and_usage_counts() {
+        let s = SqliteStore::in_memory().await.unwrap();
+        let (k, _) = s.ensure_default_account().await.unwrap();
+        for n in ["c", "a", "b"] {
+            s.insert_function(&function(&k.account, n, "r"))
+                .await
+                .unwrap();
+        }
+        let page = s.list_functions(&k.account, None, 2).await.unwrap();
+        let names: Vec<_> = page.iter().map(|f| f.name.as_str().to_owned()).collect();
+        assert_eq!(names, ["a", "b"]);
+        let page = s.list_functions(&k.account, Some("b"), 2).await.unwrap();
+        assert_eq!(page.len(), 1);
+        let usage = s.account_usage(&k.account).await.unwrap();
+        assert_eq!((usage.function_count, usage.total_code_size), (3, 30));
+        assert!(s.code_in_use(&"ab".repeat(32)).await.unwrap());
+        assert!(s.delete_function(&k.account, "a").await.unwrap().is_some());
+        assert!(s.delete_function(&k.account, "a").await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn state_survives_reopening_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("stoke.db");
+        let s = SqliteStore::open(&path).await.unwrap();
+        let (k, _) = s.ensure_default_account().await.unwrap();
+        s.insert_function(&function(&k.account, "kept", "r"))
+            .await
+            .unwrap();
+        s.close().await;
+        let s = SqliteStore::open(&path).await.unwrap();
+        let (k2, created) = s.ensure_default_account().await.unwrap();
+        assert!(!created);
+        assert_eq!(k, k2);
+        assert!(s.get_function(&k.account, "kept").await.unwrap().is_some());
+    }
+}

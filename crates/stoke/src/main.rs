@@ -1,0 +1,103 @@
+//! `stoke`, the one binary: `stoke serve` runs the server; the other commands are a client of a
+//! server's Lambda HTTP API (see [`cli`]).
+//!
+//! # Layout
+//! - `main.rs`: the command line, logging set-up, and the one place errors become an exit code.
+//! - [`serve`] — `stoke serve`.
+//! - [`cli`] — `stoke deploy` and `stoke functions …`, with their HTTP client.
+
+mod cli;
+mod serve;
+
+use std::io::IsTerminal as _;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+
+/// Environment variable with the log filter (tracing's `EnvFilter` syntax).
+const ENV_LOG: &str = "STOKE_LOG";
+
+/// Stoke: a self-hostable platform that runs functions and speaks the AWS Lambda API.
+#[derive(Debug, Parser)]
+#[command(name = "stoke", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the server.
+    Serve(serve::ServeArgs),
+    /// Create or update a function from a folder or a .zip, and wait until it is Active.
+    Deploy(cli::deploy::DeployArgs),
+    /// List, show or delete functions.
+    Functions(cli::functions::FunctionsArgs),
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let filter = EnvFilter::try_from_env(ENV_LOG).unwrap_or_else(|_| EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+
+    let outcome = match cli.command {
+        Command::Serve(args) => serve::run(args).await,
+        Command::Deploy(args) => cli::deploy::run(args).await,
+        Command::Functions(args) => cli::functions::run(args).await,
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            // `{:#}` joins the chain of causes with ": "; keep it on one line.
+            let text = format!("{error:#}");
+            eprintln!(
+                "error: {}",
+                text.split_whitespace().collect::<Vec<_>>().join(" ")
+            );
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn client_flags_work_before_and_after_the_functions_subcommand() {
+        for argv in [
+            &["stoke", "functions", "--endpoint-url", "http://h:1", "list"][..],
+            &["stoke", "functions", "list", "--endpoint-url", "http://h:1"][..],
+        ] {
+            let cli = Cli::try_parse_from(argv).expect("parses");
+            let Command::Functions(args) = cli.command else {
+                panic!("not functions");
+            };
+            assert_eq!(
+                args.client.endpoint_url.as_ref().map(|u| u.as_str()),
+                Some("http://h:1/")
+            );
+        }
+    }
+
+    #[test]
+    fn serve_keeps_its_own_region_flag() {
+        let cli = Cli::try_parse_from(["stoke", "serve", "--region", "eu-west-1"]).expect("parses");
+        let Command::Serve(args) = cli.command else {
+            panic!("not serve");
+        };
+        assert_eq!(args.region, "eu-west-1");
+    }
+}

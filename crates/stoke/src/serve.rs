@@ -1,0 +1,197 @@
+//! `stoke serve`: check the configuration, open the embedded store, bind, serve the Lambda API
+//! until SIGINT or SIGTERM, then finish what is under way and close the store.
+//!
+//! The data dir holds everything: `stoke.db` (SQLite, WAL), `blobs/` (code zips by SHA-256),
+//! `code/` (unpacked code), `staging/` (unpacks in progress) and `credentials` (the default
+//! account's access key, in the AWS shared-credentials format under the profile `stoke`).
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Context;
+use rand::Rng;
+use stoke_api::{AppState, Authenticator, Presigner};
+use stoke_engine::prepare::HandlerCheck;
+use stoke_engine::{ControlPlane, Layout};
+use stoke_store::{AccessKey, Blobs, SqliteStore, Store};
+
+/// The profile the credentials file names.
+pub const PROFILE: &str = "stoke";
+
+/// Flags of `stoke serve`; each has an environment variable.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "STOKE_LISTEN", default_value = "127.0.0.1:9000")]
+    pub listen: SocketAddr,
+    /// Folder that holds the embedded store, the code blobs and the credentials file.
+    #[arg(long, env = "STOKE_DATA_DIR", default_value = "./.stoke")]
+    pub data_dir: PathBuf,
+    /// Region that ARNs carry.
+    #[arg(long, env = "STOKE_REGION", default_value = "us-east-1")]
+    pub region: String,
+}
+
+fn check_region(region: &str) -> anyhow::Result<()> {
+    let parts: Vec<&str> = region.split('-').collect();
+    let ok = parts.len() >= 3
+        && parts[0].len() == 2
+        && parts
+            .iter()
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_alphanumeric()))
+        && parts
+            .last()
+            .is_some_and(|d| d.bytes().all(|b| b.is_ascii_digit()));
+    anyhow::ensure!(
+        ok,
+        "--region {region:?} is not a region name such as us-east-1"
+    );
+    Ok(())
+}
+
+/// Runs the server until a shutdown signal.
+pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    // Everything is checked and opened before the port is bound.
+    check_region(&args.region)?;
+    std::fs::create_dir_all(&args.data_dir)
+        .with_context(|| format!("creating the data dir {}", args.data_dir.display()))?;
+    let data_dir = args
+        .data_dir
+        .canonicalize()
+        .with_context(|| format!("resolving {}", args.data_dir.display()))?;
+
+    let sqlite = SqliteStore::open(&data_dir.join("stoke.db"))
+        .await
+        .context("opening the store")?;
+    let store: Arc<dyn Store> = Arc::new(sqlite.clone());
+    let blobs = Blobs::open(data_dir.join("blobs")).context("opening the blob store")?;
+    let (key, created) = store.ensure_default_account().await?;
+    let credentials = data_dir.join("credentials");
+    write_credentials(&credentials, &key)?;
+    if created {
+        tracing::info!(account = %key.account, "created the default account");
+    }
+    let url_key = store
+        .setting_or_init("code-url-key", &random_hex(32))
+        .await?;
+
+    let control = ControlPlane::new(
+        Arc::clone(&store),
+        blobs,
+        Layout::under(&data_dir),
+        args.region.clone(),
+        Arc::new(HandlerCheck),
+    )?;
+    let resumed = control.resume().await?;
+    if resumed > 0 {
+        tracing::info!(resumed, "resuming functions left pending by the last run");
+    }
+    let state = AppState {
+        control: Arc::clone(&control),
+        auth: Authenticator::new(Arc::clone(&store)),
+        presigner: Presigner::new(url_key.into_bytes()),
+    };
+
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("binding {}", args.listen))?;
+    let local = listener.local_addr()?;
+    let shown = if local.ip().is_unspecified() {
+        SocketAddr::from(([127, 0, 0, 1], local.port()))
+    } else {
+        local
+    };
+    tracing::info!(
+        listen = %local,
+        account = %key.account,
+        region = %args.region,
+        data_dir = %data_dir.display(),
+        "stoke is serving the Lambda API"
+    );
+    println!(
+        "AWS_SHARED_CREDENTIALS_FILE={} AWS_PROFILE={PROFILE}",
+        credentials.display()
+    );
+    println!(
+        "AWS_ENDPOINT_URL=http://{shown} AWS_DEFAULT_REGION={}",
+        args.region
+    );
+    let _ = std::io::stdout().flush();
+
+    stoke_api::serve(listener, state, shutdown_signal()).await?;
+    tracing::info!("shutting down");
+    control.drain().await;
+    sqlite.close().await;
+    Ok(())
+}
+
+/// Writes the shared-credentials file (mode 0600) unless it already holds this key.
+fn write_credentials(path: &Path, key: &AccessKey) -> anyhow::Result<()> {
+    let text = format!(
+        "# Written by `stoke serve` for account {}.\n[{PROFILE}]\naws_access_key_id = {}\n\
+         aws_secret_access_key = {}\n",
+        key.account, key.access_key_id, key.secret
+    );
+    if std::fs::read_to_string(path).is_ok_and(|old| old == text) {
+        return Ok(());
+    }
+    let dir = path
+        .parent()
+        .context("the credentials file has no folder")?;
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        tmp.as_file()
+            .set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    }
+    tmp.write_all(text.as_bytes())?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
+
+fn random_hex(bytes: usize) -> String {
+    let mut rng = rand::rng();
+    (0..bytes)
+        .map(|_| format!("{:02x}", rng.random::<u8>()))
+        .collect()
+}
+
+/// Completes on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn region_names_are_checked() {
+        assert!(check_region("us-east-1").is_ok());
+        assert!(check_region("us-gov-west-1").is_ok());
+        assert!(check_region("mars").is_err());
+        assert!(check_region("us-east-x").is_err());
+    }
+}

@@ -1,0 +1,185 @@
+#!/usr/bin/env bash
+# The one test command: installs what is missing, then runs every check and every test.
+#
+#   scripts/test.sh                 setup, fmt, clippy, cargo tests, build, boto3 end-to-end tests
+#   scripts/test.sh e2e [ARGS...]   setup, build, then only `pytest tests/e2e ARGS...`
+#   scripts/test.sh all [ARGS...]   the same as no argument, with ARGS passed to pytest
+#
+# Works on a fresh Debian/Ubuntu machine as root (or with sudo). Environment:
+#   CARGO_TARGET_DIR   cargo's target dir (default ./target); the e2e tests use its debug/stoke
+#   STOKE_VENV         the Python virtual environment (default ./.venv)
+#   PYTHON             the Python that creates the venv (default python3)
+#   STOKE_SKIP_SETUP=1 skip the install step (packages, rust target, nextest, venv)
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+MODE=all
+if [[ $# -gt 0 && ( "$1" == "e2e" || "$1" == "all" ) ]]; then
+  MODE="$1"
+  shift
+fi
+PYTEST_ARGS=("$@")
+
+VENV="${STOKE_VENV:-$ROOT/.venv}"
+PYTHON="${PYTHON:-python3}"
+PY_PINS=(boto3==1.44.5 pytest==9.2.0)
+APT_PACKAGES=(build-essential pkg-config python3 python3-venv zip)
+
+# ---------------------------------------------------------------------------------------------
+# Stages, each timed; a summary at the end (or at the failing stage).
+
+declare -a TIMINGS=()
+CURRENT_STAGE=""
+SCRIPT_START=$EPOCHREALTIME
+
+elapsed_since() { awk -v a="$1" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }'; }
+
+summary() {
+  local rc=$?
+  echo
+  echo "==== scripts/test.sh ($MODE) timings ===="
+  local t
+  for t in "${TIMINGS[@]}"; do echo "  $t"; done
+  if [[ $rc -ne 0 && -n "$CURRENT_STAGE" ]]; then
+    echo "  FAILED: $CURRENT_STAGE (exit $rc)"
+  fi
+  echo "  total: $(elapsed_since "$SCRIPT_START")s"
+}
+trap summary EXIT
+
+stage() {
+  local name="$1"
+  shift
+  CURRENT_STAGE="$name"
+  echo
+  echo "==> $name"
+  local start=$EPOCHREALTIME
+  "$@"
+  local took
+  took="$(elapsed_since "$start")"
+  TIMINGS+=("$(printf '%-28s %8ss' "$name" "$took")")
+  echo "<== $name: ${took}s"
+  CURRENT_STAGE=""
+}
+
+# ---------------------------------------------------------------------------------------------
+# Setup: install only what is missing.
+
+SUDO=()
+if [[ "$(id -u)" -ne 0 ]]; then
+  if command -v sudo >/dev/null 2>&1; then SUDO=(sudo); fi
+fi
+
+install_apt_packages() {
+  if ! command -v dpkg-query >/dev/null 2>&1 || ! command -v apt-get >/dev/null 2>&1; then
+    echo "not a Debian/Ubuntu system: skipping apt packages (${APT_PACKAGES[*]})"
+    return 0
+  fi
+  local missing=() p
+  for p in "${APT_PACKAGES[@]}"; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+      missing+=("$p")
+    fi
+  done
+  if [[ ${#missing[@]} -eq 0 ]]; then
+    echo "apt packages present: ${APT_PACKAGES[*]}"
+    return 0
+  fi
+  echo "installing apt packages: ${missing[*]}"
+  "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q
+  "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+}
+
+check_rust() {
+  if ! command -v cargo >/dev/null 2>&1; then
+    echo "cargo not found: install Rust (rustup, toolchain 1.95 or newer) first" >&2
+    return 1
+  fi
+  cargo --version
+  if command -v rustup >/dev/null 2>&1; then
+    if ! rustup target list --installed | grep -qx wasm32-wasip1; then
+      # Needed by the wasm guests of later issues; not fatal while nothing builds them.
+      rustup target add wasm32-wasip1 || echo "warning: could not add the wasm32-wasip1 target" >&2
+    fi
+    local c
+    for c in rustfmt clippy; do
+      if ! rustup component list --installed | grep -q "^$c"; then
+        rustup component add "$c"
+      fi
+    done
+  fi
+}
+
+install_nextest() {
+  if cargo nextest --version >/dev/null 2>&1; then
+    cargo nextest --version | head -n1
+    return 0
+  fi
+  echo "installing cargo-nextest from crates.io"
+  cargo install --locked cargo-nextest || echo "warning: cargo-nextest did not install; using cargo test" >&2
+}
+
+setup_venv() {
+  if [[ ! -x "$VENV/bin/python" ]] || ! "$VENV/bin/python" -c 'import sys' >/dev/null 2>&1; then
+    echo "creating the Python virtual environment at $VENV"
+    rm -rf "$VENV"
+    "$PYTHON" -m venv "$VENV"
+  fi
+  if "$VENV/bin/python" - "${PY_PINS[@]}" <<'PY' >/dev/null 2>&1
+import sys
+from importlib.metadata import version
+for pin in sys.argv[1:]:
+    name, want = pin.split("==")
+    assert version(name) == want, (name, version(name), want)
+PY
+  then
+    echo "venv $VENV has ${PY_PINS[*]}"
+  else
+    echo "installing ${PY_PINS[*]} into $VENV"
+    "$VENV/bin/python" -m pip install -q "${PY_PINS[@]}"
+  fi
+}
+
+setup() {
+  install_apt_packages
+  check_rust
+  if [[ "$MODE" == "all" ]]; then install_nextest; fi
+  setup_venv
+}
+
+# ---------------------------------------------------------------------------------------------
+# Checks and tests.
+
+cargo_tests() {
+  if cargo nextest --version >/dev/null 2>&1; then
+    cargo nextest run --workspace --no-tests=warn
+  else
+    cargo test --workspace
+  fi
+}
+
+target_dir() {
+  local t="${CARGO_TARGET_DIR:-$ROOT/target}"
+  [[ "$t" == /* ]] || t="$ROOT/$t"
+  echo "$t"
+}
+
+e2e() {
+  local bin
+  bin="$(target_dir)/debug/stoke"
+  echo "STOKE_BIN=$bin"
+  STOKE_BIN="$bin" "$VENV/bin/python" -m pytest tests/e2e "${PYTEST_ARGS[@]}"
+}
+
+if [[ "${STOKE_SKIP_SETUP:-0}" != "1" ]]; then
+  stage "setup" setup
+fi
+if [[ "$MODE" == "all" ]]; then
+  stage "cargo fmt --check" cargo fmt --all --check
+  stage "cargo clippy" cargo clippy --workspace --all-targets -- -D warnings
+  stage "cargo tests" cargo_tests
+fi
+stage "cargo build -p stoke" cargo build -p stoke
+stage "pytest tests/e2e" e2e

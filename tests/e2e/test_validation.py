@@ -1,0 +1,114 @@
+"""Values that break the API model's constraints: ValidationException (400) with AWS's
+"1 validation error detected: Value … at 'member' failed to satisfy constraint: …" message,
+and nothing created.
+
+These go through `lam_raw` (boto3 with client-side validation off): botocore itself refuses
+some of these values (below a `min`) before sending, and the point is the server's answer.
+"""
+
+import pytest
+
+from stoke_e2e import (
+    ROLE,
+    assert_absent,
+    create_wasm,
+    error_message,
+    expect_error,
+    unique_name,
+    wasm_zip,
+)
+
+BAD_CREATE_VALUES = [
+    # (id, create kwargs, the member AWS names in the message)
+    ("name-pattern", {"FunctionName": "bad name!"}, "functionName"),
+    ("name-65-chars", {"FunctionName": "a" * 65}, "functionName"),
+    ("name-141-chars", {"FunctionName": "b" * 141}, "functionName"),
+    ("memory-127", {"MemorySize": 127}, "memorySize"),
+    ("memory-10241", {"MemorySize": 10241}, "memorySize"),
+    ("timeout-0", {"Timeout": 0}, "timeout"),
+    ("timeout-901", {"Timeout": 901}, "timeout"),
+    ("arch-sparc", {"Architectures": ["sparc"]}, "architectures"),
+    ("arch-two", {"Architectures": ["x86_64", "arm64"]}, "architectures"),
+    ("role-not-arn", {"Role": "not-a-role"}, "role"),
+    ("role-not-iam", {"Role": "arn:aws:s3:::bucket/role"}, "role"),
+    ("description-257", {"Description": "d" * 257}, "description"),
+    ("handler-space", {"Handler": "has space.wasm"}, "handler"),
+    ("handler-129", {"Handler": "h" * 125 + ".wasm"}, "handler"),
+    ("ephemeral-511", {"EphemeralStorage": {"Size": 511}}, "ephemeralStorage.size"),
+    ("ephemeral-10241", {"EphemeralStorage": {"Size": 10241}}, "ephemeralStorage.size"),
+]
+
+
+@pytest.mark.parametrize(
+    "kwargs,member", [c[1:] for c in BAD_CREATE_VALUES], ids=[c[0] for c in BAD_CREATE_VALUES]
+)
+def test_create_with_a_value_outside_the_model_is_a_validation_error(lam, lam_raw, kwargs, member):
+    name = kwargs.get("FunctionName") or unique_name("val")
+    args = {k: v for k, v in kwargs.items() if k != "FunctionName"}
+    with expect_error("ValidationException", 400) as ei:
+        create_wasm(lam_raw, name, **args)
+    msg = error_message(ei.value)
+    assert msg.startswith("1 validation error detected: "), msg
+    assert f"at '{member}'" in msg, f"the message does not name {member!r}: {msg}"
+    assert "failed to satisfy constraint" in msg, msg
+    if "FunctionName" in kwargs:
+        # The name is unusable in a URL path as well; check only the list.
+        assert name not in {
+            f["FunctionName"] for f in lam.list_functions(MaxItems=10000)["Functions"]
+        }
+    else:
+        assert_absent(lam, name)
+
+
+def test_boundary_values_are_accepted(lam):
+    for kw in (
+        {"MemorySize": 128, "Timeout": 1, "EphemeralStorage": {"Size": 512}},
+        {"MemorySize": 10240, "Timeout": 900, "EphemeralStorage": {"Size": 10240}},
+        {"Description": "d" * 256, "Architectures": ["arm64"]},
+        {"Role": "arn:aws:iam::123456789012:role/service-role/My_Role+=,.@-"},
+    ):
+        name = unique_name("val-edge")
+        resp = create_wasm(lam, name, **kw)
+        assert resp["ResponseMetadata"]["HTTPStatusCode"] == 201, kw
+    name = "a" * 64
+    create_wasm(lam, name)
+    lam.delete_function(FunctionName=name)
+    for name in ("A-b_9", "x"):
+        create_wasm(lam, name)
+        lam.delete_function(FunctionName=name)
+
+
+def test_two_bad_values_are_counted_in_one_message(lam_raw, lam):
+    name = unique_name("val-two")
+    with expect_error("ValidationException", 400) as ei:
+        create_wasm(lam_raw, name, MemorySize=127, Timeout=0)
+    msg = error_message(ei.value)
+    assert msg.startswith("2 validation errors detected: "), msg
+    assert "at 'memorySize'" in msg and "at 'timeout'" in msg, msg
+    assert_absent(lam, name)
+
+
+def test_bad_function_name_in_the_path_is_a_validation_error(lam_raw):
+    with expect_error("ValidationException", 400) as ei:
+        lam_raw.get_function(FunctionName="bad name!")
+    assert error_message(ei.value).startswith("1 validation error detected: ")
+    with expect_error("ValidationException", 400):
+        lam_raw.delete_function(FunctionName="c" * 141)
+
+
+def test_missing_runtime_or_handler_for_a_zip_is_refused(lam_raw, lam):
+    """Lambda: 'Runtime and Handler are mandatory parameters for functions created with
+    deployment packages.' (InvalidParameterValueException)."""
+    for drop in ("Runtime", "Handler"):
+        name = unique_name(f"val-no-{drop.lower()}")
+        args = dict(
+            FunctionName=name,
+            Runtime="wasm",
+            Role=ROLE,
+            Handler="hello.wasm",
+            Code={"ZipFile": wasm_zip()},
+        )
+        del args[drop]
+        with expect_error("InvalidParameterValueException", 400):
+            lam_raw.create_function(**args)
+        assert_absent(lam, name)
