@@ -10,6 +10,8 @@
 #   STOKE_VENV         the Python virtual environment (default ./.venv)
 #   PYTHON             the Python that creates the venv (default python3)
 #   STOKE_SKIP_SETUP=1 skip the install step (packages, rust target, nextest, venv)
+#   STOKE_GUEST_TARGET_DIR  cargo's target dir for the wasm guests and the guest SDK's tests
+#                      (default /var/tmp/stoke-guest-target; see scripts/build-guests.sh)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -33,6 +35,7 @@ APT_PACKAGES=(build-essential pkg-config python3 python3-venv zip)
 declare -a TIMINGS=()
 CURRENT_STAGE=""
 SCRIPT_START=$EPOCHREALTIME
+PYTEST_LOG="$(mktemp -t stoke-pytest.XXXXXX)"
 
 elapsed_since() { awk -v a="$1" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }'; }
 
@@ -46,6 +49,11 @@ summary() {
     echo "  FAILED: $CURRENT_STAGE (exit $rc)"
   fi
   echo "  total: $(elapsed_since "$SCRIPT_START")s"
+  # pytest's own closing line last, so that whoever reads the end of the log sees the count.
+  local last
+  last="$(grep -E '[0-9]+ (passed|failed|errors?)' "$PYTEST_LOG" 2>/dev/null | tail -n1 || true)"
+  if [[ -n "$last" ]]; then echo "$last"; fi
+  rm -f "$PYTEST_LOG"
 }
 trap summary EXIT
 
@@ -166,11 +174,30 @@ target_dir() {
   echo "$t"
 }
 
+guest_target_dir() {
+  echo "${STOKE_GUEST_TARGET_DIR:-/var/tmp/stoke-guest-target}"
+}
+
+# The guest SDK (sdk/rust) is its own crate, outside the workspace: its host unit tests.
+sdk_tests() {
+  CARGO_TARGET_DIR="$(guest_target_dir)" cargo test --manifest-path sdk/rust/Cargo.toml
+}
+
+# Builds examples/ for wasm32-wasip1; the e2e tests find the .wasm files in STOKE_GUESTS_DIR.
+build_guests() {
+  local out
+  out="$(STOKE_GUEST_TARGET_DIR="$(guest_target_dir)" scripts/build-guests.sh)"
+  echo "$out"
+  STOKE_GUESTS_DIR="$(tail -n1 <<<"$out")"
+  export STOKE_GUESTS_DIR
+}
+
 e2e() {
   local bin
   bin="$(target_dir)/debug/stoke"
   echo "STOKE_BIN=$bin"
-  STOKE_BIN="$bin" "$VENV/bin/python" -m pytest tests/e2e "${PYTEST_ARGS[@]}"
+  echo "STOKE_GUESTS_DIR=$STOKE_GUESTS_DIR"
+  STOKE_BIN="$bin" "$VENV/bin/python" -m pytest tests/e2e "${PYTEST_ARGS[@]}" 2>&1 | tee "$PYTEST_LOG"
 }
 
 if [[ "${STOKE_SKIP_SETUP:-0}" != "1" ]]; then
@@ -180,6 +207,8 @@ if [[ "$MODE" == "all" ]]; then
   stage "cargo fmt --check" cargo fmt --all --check
   stage "cargo clippy" cargo clippy --workspace --all-targets -- -D warnings
   stage "cargo tests" cargo_tests
+  stage "sdk tests" sdk_tests
 fi
 stage "cargo build -p stoke" cargo build -p stoke
+stage "build guests" build_guests
 stage "pytest tests/e2e" e2e

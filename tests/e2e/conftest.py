@@ -40,6 +40,8 @@ def fresh_server(tmp_path_factory):
     srv.start()
     try:
         yield srv
+        if srv.alive():
+            srv.stop()  # a clean exit is part of every test that used its own server
     finally:
         srv.kill()
 

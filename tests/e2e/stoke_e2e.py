@@ -41,8 +41,18 @@ from botocore.exceptions import ClientError
 REGION = "us-east-1"
 PROFILE = "stoke"
 ROLE = "arn:aws:iam::123456789012:role/lambda-role"
-# The smallest valid WebAssembly module: the magic and version 1.
-WASM_MODULE = b"\0asm\x01\0\0\0"
+# The smallest WASI command: `(module (memory (export "memory") 1) (func (export "_start")))`,
+# written out by hand so the control-plane tests need no wasm toolchain. The server compiles
+# it while the function is Pending; a module without `_start` would leave it Failed.
+WASM_MODULE = bytes.fromhex(
+    "0061736d01000000"  # magic, version
+    "010401600000"  # type section: () -> ()
+    "03020100"  # function section: one function of type 0
+    "0503010001"  # memory section: one memory, 1 page
+    "071302066d656d6f727902"  # export section: "memory" ...
+    "00065f73746172740000"  # ... memory 0, "_start" func 0
+    "0a040102000b"  # code section: an empty body
+)
 # Lambda's LastModified: 2019-10-23T18:22:30.293+0000
 LAST_MODIFIED_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}\+0000$")
 ACCOUNT_RE = re.compile(r"^\d{12}$")

@@ -10,6 +10,7 @@ from botocore.exceptions import ClientError
 
 from stoke_e2e import (
     MAX_UNZIPPED,
+    ROLE,
     WASM_MODULE,
     assert_absent,
     create_wasm,
@@ -129,13 +130,73 @@ def test_update_code_with_a_zip_bomb_is_refused(lam, zip_bomb):
     assert after == before
 
 
-def test_zip_over_50_mb_is_request_entity_too_large(lam):
-    data = _stored_zip(51 * 1024 * 1024)
+@pytest.mark.parametrize("mib", [51, 64])
+def test_zip_over_50_mb_is_request_entity_too_large(lam, mib):
+    """boto3 sends the zip base64-encoded in the JSON body (~4/3 of its size): the server must
+    answer 413 with Lambda's error, not drop the connection while the client is still sending."""
+    data = _stored_zip(mib * 1024 * 1024)
     assert len(data) > 52_428_800
-    name = unique_name("code-51mb")
+    name = unique_name("code-too-big")
     with expect_error("RequestEntityTooLargeException", 413):
         create_wasm(lam, name, zip_bytes=data)
     assert_absent(lam, name)
+
+
+def test_too_large_answer_keeps_the_connection_usable_or_closes_it_openly(server):
+    """HTTP/1.1 keep-alive: after refusing an oversized body the server either reads (drains)
+    the rest and keeps the connection, or says `Connection: close`. Closing silently makes the
+    client's next request on that pooled connection fail (boto3: ConnectionClosedError)."""
+    import base64
+    import http.client
+    import json
+
+    import botocore.auth
+    import botocore.awsrequest
+    import botocore.credentials
+
+    data = _stored_zip(51 * 1024 * 1024)
+    body = json.dumps(
+        {
+            "FunctionName": unique_name("code-413-conn"),
+            "Role": ROLE,
+            "Runtime": "wasm",
+            "Handler": "hello.wasm",
+            "Code": {"ZipFile": base64.b64encode(data).decode()},
+        }
+    ).encode()
+    key, secret = server.credentials()
+    req = botocore.awsrequest.AWSRequest(
+        method="POST",
+        url=server.endpoint + "/2015-03-31/functions",
+        data=body,
+        headers={"Content-Type": "application/json"},
+    )
+    botocore.auth.SigV4Auth(
+        botocore.credentials.Credentials(key, secret), "lambda", "us-east-1"
+    ).add_auth(req)
+    prepared = req.prepare()
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=60)
+    try:
+        conn.request(
+            "POST", "/2015-03-31/functions", body=prepared.body, headers=dict(prepared.headers)
+        )
+        resp = conn.getresponse()
+        assert resp.status == 413, resp.status
+        resp.read()
+        if (resp.getheader("Connection") or "").lower() == "close":
+            return
+        # Kept alive: the next request on the same connection must be answered.
+        conn.request("GET", "/2016-08-19/account-settings/")
+        again = conn.getresponse()
+        again.read()
+        assert again.status in (200, 403), again.status
+    except (http.client.RemoteDisconnected, ConnectionError) as e:
+        raise AssertionError(
+            f"the server dropped the keep-alive connection after its 413 without "
+            f"'Connection: close': {e!r}"
+        ) from None
+    finally:
+        conn.close()
 
 
 def test_zip_just_under_50_mb_is_accepted(lam):
@@ -172,7 +233,7 @@ def test_environment_over_4_kb_is_invalid_parameter(lam):
 
 def test_environment_just_under_4_kb_is_accepted(lam):
     name = unique_name("code-env-ok")
-    env = {"V": "x" * 3000}
+    env = {"VALUE": "x" * 3000}
     create_wasm(lam, name, Environment={"Variables": env})
     assert wait_active(lam, name)["Configuration"]["Environment"]["Variables"] == env
 

@@ -276,3 +276,39 @@ def test_concurrent_creates_of_one_name_make_exactly_one_function(lam):
     assert outcomes.count(("ResourceConflictException", 409)) == 5, outcomes
     assert [f for f in function_names(lam) if f == name] == [name]
     wait_active(lam, name)
+
+
+def test_function_names_are_case_sensitive(lam):
+    base = unique_name("Case")
+    upper, lower = base.upper(), base.lower()
+    create_wasm(lam, upper, MemorySize=256)
+    create_wasm(lam, lower, MemorySize=512)
+    assert lam.get_function_configuration(FunctionName=upper)["MemorySize"] == 256
+    assert lam.get_function_configuration(FunctionName=lower)["MemorySize"] == 512
+
+
+@pytest.mark.parametrize(
+    "code,extra",
+    [
+        ({"S3Bucket": "some-bucket", "S3Key": "code.zip"}, {}),
+        ({}, {}),
+        (
+            {"ImageUri": "123456789012.dkr.ecr.us-east-1.amazonaws.com/img:latest"},
+            {"PackageType": "Image"},
+        ),
+    ],
+    ids=["s3-location", "no-code", "container-image"],
+)
+def test_code_sources_stoke_does_not_take_are_refused_clearly(lam, code, extra):
+    name = unique_name("create-src")
+    args = dict(FunctionName=name, Role=ROLE, Code=code, **extra)
+    if extra.get("PackageType") != "Image":
+        args.update(Runtime="wasm", Handler="hello.wasm")
+    with pytest.raises(ClientError) as ei:
+        lam.create_function(**args)
+    status = http_status(ei.value)
+    assert 400 <= status < 500, (status, ei.value.response["Error"])
+    assert error_code(ei.value) in ("InvalidParameterValueException", "ValidationException"), (
+        ei.value.response["Error"]
+    )
+    assert name not in function_names(lam)

@@ -102,3 +102,23 @@ def test_deleted_function_leaves_the_list(lam):
     assert name in {f["FunctionName"] for f in list_all_functions(lam)}
     lam.delete_function(FunctionName=name)
     assert name not in {f["FunctionName"] for f in list_all_functions(lam)}
+
+
+def test_default_page_is_at_most_fifty(lam):
+    """Lambda answers at most 50 functions per page when MaxItems is not given."""
+    have = len(list_all_functions(lam))
+    prefix = unique_name("list-fifty")
+    for i in range(max(0, 51 - have)):
+        create_wasm(lam, f"{prefix}-{i}")
+    page = lam.list_functions()
+    assert len(page["Functions"]) <= 50
+    assert page.get("NextMarker"), "more than 50 functions exist but no NextMarker came back"
+
+
+def test_garbage_marker_is_not_a_server_error(lam):
+    from botocore.exceptions import ClientError
+
+    try:
+        lam.list_functions(Marker="not-a-marker-!!", MaxItems=5)
+    except ClientError as e:
+        assert e.response["ResponseMetadata"]["HTTPStatusCode"] < 500, e.response

@@ -31,7 +31,7 @@ def test_functions_and_credentials_survive_a_restart(fresh_server):
             name,
             zip_bytes=codes[name],
             MemorySize=128 + 64 * i,
-            Environment={"Variables": {"I": str(i)}},
+            Environment={"Variables": {"INDEX": str(i)}},
             Tags={"i": str(i)},
         )
     updated = next(iter(codes))
@@ -93,3 +93,40 @@ def test_a_second_restart_changes_nothing_either(fresh_server):
     after = config_of(srv.client().get_function_configuration(FunctionName=name))
     assert after == before
     assert after["CodeSha256"] == sha256_b64(code)
+
+
+def test_functions_pending_at_shutdown_become_active_after_restart(fresh_server):
+    """Code still being unpacked when the server stops is not left Pending forever."""
+    import os
+
+    srv = fresh_server
+    lam = srv.client()
+    names = [unique_name(f"restart-pending-{i}") for i in range(3)]
+    big = make_zip({"hello.wasm": WASM_MODULE, "blob.bin": os.urandom(8 << 20)})
+    for n in names:
+        create_wasm(lam, n, zip_bytes=big)
+    srv.restart()
+    lam = srv.client()
+    for n in names:
+        cfg = wait_active(lam, n)["Configuration"]
+        assert cfg["CodeSha256"] == sha256_b64(big)
+
+
+def test_acknowledged_creates_survive_a_crash(fresh_server):
+    """kill -9 right after 201 Created: the function is there after the next start."""
+    srv = fresh_server
+    lam = srv.client()
+    name = unique_name("restart-crash")
+    code = wasm_zip(extra={"c": b"crash"})
+    create_wasm(lam, name, zip_bytes=code)
+    lam.tag_resource(
+        Resource=lam.get_function(FunctionName=name)["Configuration"]["FunctionArn"],
+        Tags={"after": "crash"},
+    )
+    srv.kill()
+    srv.start()
+    lam = srv.client()
+    got = wait_active(lam, name)
+    assert got["Configuration"]["CodeSha256"] == sha256_b64(code)
+    assert got["Tags"] == {"after": "crash"}
+    assert http_get(got["Code"]["Location"]).body == code

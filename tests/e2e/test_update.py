@@ -37,7 +37,7 @@ def test_update_code_changes_sha_size_and_revision(lam):
         MemorySize=256,
         Timeout=9,
         Description="d",
-        Environment={"Variables": {"A": "1"}},
+        Environment={"Variables": {"AA": "1"}},
     )
     before = config_of(lam.get_function_configuration(FunctionName=name))
     new_code = wasm_zip(extra={"more.txt": b"version 2" * 100})
@@ -79,7 +79,7 @@ def test_update_configuration_is_partial(lam):
         MemorySize=256,
         Timeout=10,
         Description="first",
-        Environment={"Variables": {"A": "1", "B": "2"}},
+        Environment={"Variables": {"AA": "1", "BB": "2"}},
         Handler="hello.wasm",
     )
     before = config_of(lam.get_function_configuration(FunctionName=name))
@@ -106,9 +106,9 @@ def test_update_configuration_is_partial(lam):
     ):
         assert cfg.get(k) == before.get(k), k
 
-    lam.update_function_configuration(FunctionName=name, Environment={"Variables": {"C": "3"}})
+    lam.update_function_configuration(FunctionName=name, Environment={"Variables": {"CC": "3"}})
     cfg = wait_updated(lam, name)["Configuration"]
-    assert cfg["Environment"]["Variables"] == {"C": "3"}
+    assert cfg["Environment"]["Variables"] == {"CC": "3"}
     assert cfg["MemorySize"] == 512 and cfg["Timeout"] == 10 and cfg["Description"] == "first"
 
     lam.update_function_configuration(
@@ -125,11 +125,11 @@ def test_update_configuration_is_partial(lam):
         cfg["EphemeralStorage"]["Size"],
         cfg["MemorySize"],
     ) == (900, "", 10240, 10240)
-    assert cfg["Environment"]["Variables"] == {"C": "3"}
+    assert cfg["Environment"]["Variables"] == {"CC": "3"}
 
 
 def test_update_configuration_can_clear_environment(lam):
-    name = _active(lam, "upd-env-clear", Environment={"Variables": {"A": "1"}})
+    name = _active(lam, "upd-env-clear", Environment={"Variables": {"AA": "1"}})
     lam.update_function_configuration(FunctionName=name, Environment={"Variables": {}})
     cfg = wait_updated(lam, name)["Configuration"]
     assert cfg.get("Environment", {}).get("Variables", {}) == {}
@@ -206,7 +206,7 @@ def test_revision_id_precondition(lam):
     ids=lambda v: str(v)[:40] if isinstance(v, dict) else None,
 )
 def test_refused_configuration_update_changes_nothing(lam, lam_raw, kwargs, code, status):
-    name = _active(lam, "upd-bad-cfg", MemorySize=256, Environment={"Variables": {"A": "1"}})
+    name = _active(lam, "upd-bad-cfg", MemorySize=256, Environment={"Variables": {"AA": "1"}})
     before = config_of(lam.get_function_configuration(FunctionName=name))
     with expect_error(code, status):
         lam_raw.update_function_configuration(FunctionName=name, **kwargs)
@@ -238,3 +238,13 @@ def test_updates_of_a_missing_function_are_not_found(lam):
         lam.update_function_code(FunctionName=name, ZipFile=wasm_zip())
     with expect_error("ResourceNotFoundException", 404):
         lam.update_function_configuration(FunctionName=name, MemorySize=256)
+
+
+def test_update_code_dry_run_changes_nothing(lam):
+    name = _active(lam, "upd-dry")
+    before = config_of(lam.get_function_configuration(FunctionName=name))
+    lam.update_function_code(
+        FunctionName=name, ZipFile=wasm_zip(extra={"dry": b"run"}), DryRun=True
+    )
+    after = config_of(lam.get_function_configuration(FunctionName=name))
+    assert after == before

@@ -112,3 +112,13 @@ def test_missing_runtime_or_handler_for_a_zip_is_refused(lam_raw, lam):
         with expect_error("InvalidParameterValueException", 400):
             lam_raw.create_function(**args)
         assert_absent(lam, name)
+
+
+def test_environment_variable_names_follow_the_model_pattern(lam_raw, lam):
+    """EnvironmentVariableName is `[a-zA-Z]([a-zA-Z0-9_])+`: two characters at least."""
+    for bad in ("1ABC", "A", "HAS-DASH"):
+        name = unique_name("val-env")
+        with expect_error("ValidationException", 400) as ei:
+            create_wasm(lam_raw, name, Environment={"Variables": {bad: "v"}})
+        assert "at 'environment.variables'" in error_message(ei.value), error_message(ei.value)
+        assert_absent(lam, name)

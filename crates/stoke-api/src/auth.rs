@@ -22,6 +22,13 @@ use stoke_store::Store;
 use time::macros::format_description;
 use time::{OffsetDateTime, PrimitiveDateTime};
 
+/// The region and service a request must be signed for.
+#[derive(Debug, Clone, Copy)]
+pub struct Scope<'a> {
+    pub region: &'a str,
+    pub service: &'a str,
+}
+
 /// Who made a request, once its signature checked out.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Caller {
@@ -136,6 +143,7 @@ impl Authenticator {
         parts: &Parts,
         body: &[u8],
         now: SystemTime,
+        scope: Scope<'_>,
     ) -> Result<Caller, LambdaError> {
         let Some(header) = parts.headers.get(http::header::AUTHORIZATION) else {
             return Err(LambdaError::MissingAuthenticationToken(
@@ -146,6 +154,19 @@ impl Authenticator {
             .to_str()
             .map_err(|_| incomplete("The Authorization header is not valid text."))?;
         let auth = parse_auth_header(header)?;
+
+        if auth.region != scope.region {
+            return Err(LambdaError::InvalidSignature(format!(
+                "Credential should be scoped to a valid region. (got {}, this server is {})",
+                auth.region, scope.region
+            )));
+        }
+        if auth.service != scope.service {
+            return Err(LambdaError::InvalidSignature(format!(
+                "Credential should be scoped to correct service: '{}'. ",
+                scope.service
+            )));
+        }
 
         let date_header = parts
             .headers

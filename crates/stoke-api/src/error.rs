@@ -33,7 +33,10 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let e = self.0;
         let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let body = serde_json::json!({ "Type": e.fault().to_string(), "message": e.message() });
+        let mut body = serde_json::json!({ "Type": e.fault().to_string(), "message": e.message() });
+        if let (Some(reason), Some(o)) = (e.reason(), body.as_object_mut()) {
+            o.insert("Reason".into(), serde_json::json!(reason));
+        }
         let mut resp = (status, axum::Json(body)).into_response();
         resp.headers_mut()
             .insert("x-amzn-ErrorType", HeaderValue::from_static(e.type_name()));

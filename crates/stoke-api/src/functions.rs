@@ -146,7 +146,7 @@ pub async fn create(
 #[derive(Debug, serde::Deserialize)]
 pub struct QualifierQuery {
     #[serde(rename = "Qualifier")]
-    qualifier: Option<String>,
+    pub(crate) qualifier: Option<String>,
 }
 
 /// `GET /2015-03-31/functions/{name}`

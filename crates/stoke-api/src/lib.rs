@@ -4,8 +4,10 @@
 //! - [`router`]: the routes, with the paths AWS Lambda uses, behind SigV4 authentication;
 //!   [`serve`] runs them on a listener the caller bound, until a shutdown future completes.
 //! - [`auth`]: AWS Signature Version 4, recomputed with the `aws-sigv4` crate.
-//! - [`functions`], [`tags`]: one file per Lambda resource; a handler decodes the request,
-//!   calls the control plane and shapes the answer.
+//! - [`functions`], [`tags`], [`invoke`]: one file per Lambda resource; a handler decodes the
+//!   request, calls the control plane or the invoker and shapes the answer.
+//! - [`logs`]: function logs through the CloudWatch Logs API (`FilterLogEvents`).
+//! - `/metrics`: Prometheus metrics (unauthenticated, as scrapers expect).
 //! - [`wire`]: Lambda's JSON shapes.
 //! - [`presign`]: GetFunction's short-lived `Code.Location` URLs.
 //! - [`error`]: Lambda's error shape on the wire (`x-amzn-ErrorType`, `{"Type", "message"}`).
@@ -15,6 +17,8 @@
 pub mod auth;
 pub mod error;
 pub mod functions;
+pub mod invoke;
+pub mod logs;
 pub mod presign;
 pub mod tags;
 pub mod wire;
@@ -30,9 +34,10 @@ use axum::http::HeaderValue;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
+use bytes::Bytes;
 use stoke_core::LambdaError;
 use stoke_core::function::limits;
-use stoke_engine::ControlPlane;
+use stoke_engine::{ControlPlane, Invoker};
 use tokio::net::TcpListener;
 
 pub use auth::{Authenticator, Caller};
@@ -43,6 +48,7 @@ pub use presign::Presigner;
 #[derive(Clone, Debug)]
 pub struct AppState {
     pub control: Arc<ControlPlane>,
+    pub invoker: Arc<Invoker>,
     pub auth: Authenticator,
     pub presigner: Presigner,
 }
@@ -74,6 +80,11 @@ pub fn router(state: AppState) -> Router {
             put(functions::update_code),
         )
         .route(
+            "/2015-03-31/functions/{name}/invocations",
+            post(invoke::invoke),
+        )
+        .route("/", post(logs::dispatch))
+        .route(
             "/2016-08-19/account-settings",
             get(functions::account_settings),
         )
@@ -86,13 +97,16 @@ pub fn router(state: AppState) -> Router {
             get(tags::list).post(tags::tag).delete(tags::untag),
         )
         .fallback(unknown_operation)
+        .method_not_allowed_fallback(unknown_operation)
         .route_layer(middleware::from_fn_with_state(state.clone(), authenticate));
 
     Router::new()
         // Presigned: the URL carries its own signature, so it sits outside SigV4.
         .route("/code/{sha}", get(functions::code_blob))
+        .route("/metrics", get(metrics))
         .merge(api)
         .fallback(unknown_operation)
+        .method_not_allowed_fallback(unknown_operation)
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(middleware::from_fn(request_id))
         .with_state(state)
@@ -109,6 +123,17 @@ pub async fn serve(
         .await
 }
 
+async fn metrics(State(app): State<AppState>) -> Response {
+    (
+        [(
+            http::header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        app.invoker.metrics().encode(),
+    )
+        .into_response()
+}
+
 async fn unknown_operation(req: Request) -> ApiError {
     ApiError(LambdaError::UnknownOperation(format!(
         "No operation matches {} {}",
@@ -117,20 +142,71 @@ async fn unknown_operation(req: Request) -> ApiError {
     )))
 }
 
+/// How much of a too-large body is read (and dropped) so that the client, which is still
+/// sending, sees the 413 instead of a reset connection; past this the connection is closed.
+const DRAIN_LIMIT: usize = 4 * MAX_BODY;
+
+/// Reads the body up to `limit`; past it, drains (a bounded amount, for a bounded time) and
+/// answers `None`.
+async fn read_body(body: Body, limit: usize) -> Result<Bytes, ()> {
+    use http_body_util::BodyExt as _;
+    let mut body = body;
+    let mut buf = bytes::BytesMut::new();
+    let mut seen = 0usize;
+    let drain_until = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let frame = match tokio::time::timeout_at(drain_until, body.frame()).await {
+            Ok(Some(Ok(f))) => f,
+            Ok(Some(Err(_))) | Err(_) => return Err(()),
+            Ok(None) => break,
+        };
+        if let Ok(data) = frame.into_data() {
+            seen = seen.saturating_add(data.len());
+            if seen <= limit {
+                buf.extend_from_slice(&data);
+            } else if seen > DRAIN_LIMIT {
+                return Err(());
+            }
+        }
+    }
+    if seen > limit {
+        Err(())
+    } else {
+        Ok(buf.freeze())
+    }
+}
+
+/// Which signing service a path belongs to: the CloudWatch Logs API sits on `POST /`.
+fn service_of(parts: &http::request::Parts) -> &'static str {
+    if parts.uri.path() == "/" {
+        "logs"
+    } else {
+        "lambda"
+    }
+}
+
 /// Reads the body (up to the limit), checks the signature, and hands the handler the caller.
 async fn authenticate(State(app): State<AppState>, req: Request, next: Next) -> Response {
     let (mut parts, body) = req.into_parts();
-    let bytes = match axum::body::to_bytes(body, MAX_BODY).await {
-        Ok(b) => b,
-        Err(_) => {
-            return ApiError(LambdaError::RequestEntityTooLarge(format!(
-                "Request must be smaller than {MAX_BODY} bytes for the {} operation",
-                operation_name(&parts)
-            )))
-            .into_response();
-        }
+    let Ok(bytes) = read_body(body, MAX_BODY).await else {
+        let mut resp = ApiError(LambdaError::RequestEntityTooLarge(format!(
+            "Request must be smaller than {MAX_BODY} bytes for the {} operation",
+            operation_name(&parts)
+        )))
+        .into_response();
+        resp.headers_mut()
+            .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+        return resp;
     };
-    match app.auth.verify(&parts, &bytes, SystemTime::now()).await {
+    let scope = auth::Scope {
+        region: app.control.region(),
+        service: service_of(&parts),
+    };
+    match app
+        .auth
+        .verify(&parts, &bytes, SystemTime::now(), scope)
+        .await
+    {
         Ok(caller) => {
             parts.extensions.insert(caller);
             next.run(Request::from_parts(parts, Body::from(bytes)))
@@ -146,15 +222,18 @@ fn operation_name(parts: &http::request::Parts) -> &'static str {
         ("POST", p) if p.trim_end_matches('/') == "/2015-03-31/functions" => "CreateFunction",
         ("PUT", p) if p.ends_with("/code") => "UpdateFunctionCode",
         ("PUT", p) if p.ends_with("/configuration") => "UpdateFunctionConfiguration",
+        ("POST", p) if p.ends_with("/invocations") => "InvokeFunction",
         _ => "requested",
     }
 }
 
 /// Gives every answer an `x-amzn-RequestId`.
 async fn request_id(req: Request, next: Next) -> Response {
-    let id = uuid::Uuid::new_v4().to_string();
     let mut resp = next.run(req).await;
-    if let Ok(v) = HeaderValue::from_str(&id) {
+    // An invocation answers with its own request id (the one its logs carry).
+    if !resp.headers().contains_key("x-amzn-RequestId")
+        && let Ok(v) = HeaderValue::from_str(&uuid::Uuid::new_v4().to_string())
+    {
         resp.headers_mut().insert("x-amzn-RequestId", v);
     }
     resp

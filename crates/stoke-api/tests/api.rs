@@ -18,8 +18,12 @@ use http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use stoke_api::{AppState, Authenticator, Presigner};
-use stoke_engine::prepare::HandlerCheck;
-use stoke_engine::{ControlPlane, Layout};
+use stoke_engine::metrics::Metrics;
+use stoke_engine::pool::FixedKeepAlive;
+use stoke_engine::prepare::BackendPreparer;
+use stoke_engine::record::{Recorder, Retention};
+use stoke_engine::{Backends, ControlPlane, Invoker, InvokerConfig, Layout};
+use stoke_sandbox::wasm::{WasmBackend, WasmConfig};
 use stoke_store::{AccessKey, Blobs, SqliteStore, Store};
 use tower::ServiceExt;
 
@@ -40,16 +44,42 @@ impl Api {
         let dir = tempfile::tempdir().unwrap();
         let store: Arc<dyn Store> = Arc::new(SqliteStore::in_memory().await.unwrap());
         let (key, _) = store.ensure_default_account().await.unwrap();
+        let mut wasm_config = WasmConfig::new(dir.path().join("compiled"));
+        wasm_config.pool_slots = 8;
+        let wasm: Arc<dyn stoke_sandbox::Backend> =
+            Arc::new(WasmBackend::new(wasm_config).unwrap());
         let control = ControlPlane::new(
             Arc::clone(&store),
             Blobs::open(dir.path().join("blobs")).unwrap(),
             Layout::under(dir.path()),
             "us-east-1",
-            Arc::new(HandlerCheck),
+            Arc::new(BackendPreparer {
+                wasm: Arc::clone(&wasm),
+                region: "us-east-1".into(),
+            }),
         )
         .unwrap();
+        let metrics = Arc::new(Metrics::default());
+        let (recorder, _task) = Recorder::start(
+            Arc::clone(&store),
+            Arc::clone(&metrics),
+            Retention::default(),
+        );
+        let invoker = Invoker::new(
+            Arc::clone(&control),
+            Backends { wasm },
+            InvokerConfig {
+                account_concurrency: 4,
+                function_concurrency: 4,
+                ..InvokerConfig::default()
+            },
+            metrics,
+            recorder,
+            Arc::new(FixedKeepAlive(Duration::from_secs(60))),
+        );
         let state = AppState {
             control,
+            invoker,
             auth: Authenticator::new(store),
             presigner: Presigner::new(b"test-key".to_vec()),
         };
@@ -182,8 +212,17 @@ fn zip_of(entries: &[(&str, &[u8])]) -> Vec<u8> {
     w.finish().unwrap().into_inner()
 }
 
+fn guest(name: &str) -> Vec<u8> {
+    let path = format!(
+        "{}/../../tests/guests/{name}.wat",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    wat::parse_file(path).unwrap()
+}
+
+/// The echo guest as `f.wasm`.
 fn wasm_zip() -> Vec<u8> {
-    zip_of(&[("f.wasm", b"\0asm\x01\0\0\0")])
+    zip_of(&[("f.wasm", &guest("echo"))])
 }
 
 #[tokio::test]
@@ -411,7 +450,7 @@ async fn updates_change_code_and_configuration_and_tags_round_trip() {
     let api = Api::new().await;
     api.create("u", &wasm_zip()).await;
     api.settled("u").await;
-    let zip2 = zip_of(&[("f.wasm", b"\0asm\x01\0\0\0"), ("extra", b"2")]);
+    let zip2 = zip_of(&[("f.wasm", &guest("echo")), ("extra", b"2")]);
     let a = api
         .call(
             "PUT",
@@ -503,4 +542,195 @@ async fn the_code_location_serves_the_zip_without_sigv4_until_tampered_with() {
         .await
         .unwrap();
     assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+}
+
+async fn invoke(
+    api: &Api,
+    name: &str,
+    payload: &[u8],
+    headers: &[(&'static str, &str)],
+) -> (StatusCode, http::HeaderMap, Vec<u8>) {
+    let secret = api.key.secret.clone();
+    let mut req = api.signed(
+        "POST",
+        &format!("/2015-03-31/functions/{name}/invocations"),
+        payload.to_vec(),
+        SystemTime::now(),
+        &secret,
+    );
+    for (k, v) in headers {
+        // Unsigned extra headers are fine: SigV4 covers only the ones listed.
+        req.headers_mut().insert(*k, v.parse().unwrap());
+    }
+    let resp = api.router.clone().oneshot(req).await.unwrap();
+    let status = resp.status();
+    let headers = resp.headers().clone();
+    let body = resp
+        .into_body()
+        .collect()
+        .await
+        .unwrap()
+        .to_bytes()
+        .to_vec();
+    (status, headers, body)
+}
+
+async fn deploy(api: &Api, name: &str, guest_name: &str, timeout: u32) {
+    let a = api
+        .call(
+            "POST",
+            "/2015-03-31/functions",
+            json!({
+                "FunctionName": name, "Runtime": "wasm", "Handler": "f.wasm", "Timeout": timeout,
+                "Code": { "ZipFile": b64(&zip_of(&[("f.wasm", &guest(guest_name))])) },
+            }),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::CREATED, "{:?}", a.body);
+    assert_eq!(api.settled(name).await["State"], "Active");
+}
+
+#[tokio::test]
+async fn invoke_returns_the_output_the_log_tail_and_the_request_id() {
+    let api = Api::new().await;
+    deploy(&api, "echo", "echo", 3).await;
+    let (status, h, body) =
+        invoke(&api, "echo", br#"{"a":1}"#, &[("x-amz-log-type", "Tail")]).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body, br#"{"a":1}"#);
+    assert_eq!(h["X-Amz-Executed-Version"], "$LATEST");
+    assert!(!h.contains_key("X-Amz-Function-Error"));
+    let id = h["x-amzn-RequestId"].to_str().unwrap().to_owned();
+    let tail = base64::engine::general_purpose::STANDARD
+        .decode(h["X-Amz-Log-Result"].as_bytes())
+        .unwrap();
+    let tail = String::from_utf8(tail).unwrap();
+    assert!(tail.starts_with(&format!("START RequestId: {id} Version: $LATEST\necho log line\nEND RequestId: {id}\nREPORT RequestId: {id}\tDuration: ")), "{tail}");
+    assert!(
+        tail.contains("Init Duration: "),
+        "the first call is cold: {tail}"
+    );
+    let (_, h, _) = invoke(&api, "echo", b"{}", &[("x-amz-log-type", "Tail")]).await;
+    let tail = base64::engine::general_purpose::STANDARD
+        .decode(h["X-Amz-Log-Result"].as_bytes())
+        .unwrap();
+    assert!(
+        !String::from_utf8(tail).unwrap().contains("Init Duration"),
+        "the second call is warm"
+    );
+}
+
+#[tokio::test]
+async fn function_errors_answer_200_with_unhandled_and_lambdas_error_body() {
+    let api = Api::new().await;
+    deploy(&api, "trap", "trap", 3).await;
+    deploy(&api, "loop", "loop", 1).await;
+    let (status, h, body) = invoke(&api, "trap", b"{}", &[]).await;
+    assert_eq!(
+        (status, h["X-Amz-Function-Error"].to_str().unwrap()),
+        (StatusCode::OK, "Unhandled")
+    );
+    let v: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(v["errorType"], "Runtime.UnreachableCodeReached");
+    let (status, _, body) = invoke(&api, "loop", b"{}", &[]).await;
+    assert_eq!(status, StatusCode::OK);
+    let v: Value = serde_json::from_slice(&body).unwrap();
+    assert!(
+        v["errorMessage"]
+            .as_str()
+            .unwrap()
+            .ends_with("Task timed out after 1.00 seconds"),
+        "{v}"
+    );
+}
+
+#[tokio::test]
+async fn bad_payloads_and_missing_functions_are_refused_as_lambda_refuses_them() {
+    let api = Api::new().await;
+    deploy(&api, "echo", "echo", 3).await;
+    let (status, h, _) = invoke(&api, "echo", b"{not json", &[]).await;
+    assert_eq!(
+        (status, h["x-amzn-ErrorType"].to_str().unwrap()),
+        (StatusCode::BAD_REQUEST, "InvalidRequestContentException")
+    );
+    let (status, h, _) = invoke(&api, "echo", &[0xff, 0xfe], &[]).await;
+    assert_eq!(
+        (status, h["x-amzn-ErrorType"].to_str().unwrap()),
+        (StatusCode::BAD_REQUEST, "InvalidRequestContentException")
+    );
+    let big = format!("\"{}\"", "x".repeat(6 * 1024 * 1024));
+    let (status, h, _) = invoke(&api, "echo", big.as_bytes(), &[]).await;
+    assert_eq!(
+        (status, h["x-amzn-ErrorType"].to_str().unwrap()),
+        (StatusCode::PAYLOAD_TOO_LARGE, "RequestTooLargeException")
+    );
+    let (status, h, _) = invoke(&api, "nope", b"{}", &[]).await;
+    assert_eq!(
+        (status, h["x-amzn-ErrorType"].to_str().unwrap()),
+        (StatusCode::NOT_FOUND, "ResourceNotFoundException")
+    );
+    let (status, _, _) = invoke(&api, "echo", b"{}", &[("x-amz-invocation-type", "DryRun")]).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, h, _) = invoke(
+        &api,
+        "echo",
+        b"{}",
+        &[("x-amz-invocation-type", "Sideways")],
+    )
+    .await;
+    assert_eq!(
+        (status, h["x-amzn-ErrorType"].to_str().unwrap()),
+        (StatusCode::BAD_REQUEST, "ValidationException")
+    );
+}
+
+#[tokio::test]
+async fn calls_over_the_concurrency_limit_are_throttled_with_429() {
+    let api = Api::new().await;
+    deploy(&api, "loop", "loop", 2).await;
+    deploy(&api, "echo", "echo", 3).await;
+    // The test server admits 4 calls at once.
+    let spinners: Vec<_> = (0..4)
+        .map(|_| {
+            let api_router = api.router.clone();
+            let secret = api.key.secret.clone();
+            let req = api.signed(
+                "POST",
+                "/2015-03-31/functions/loop/invocations",
+                b"{}".to_vec(),
+                SystemTime::now(),
+                &secret,
+            );
+            tokio::spawn(async move { api_router.oneshot(req).await.unwrap().status() })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (status, h, body) = invoke(&api, "echo", b"{}", &[]).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(h["x-amzn-ErrorType"], "TooManyRequestsException");
+    let v: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(v["Reason"], "ConcurrentInvocationLimitExceeded");
+    for s in spinners {
+        assert_eq!(s.await.unwrap(), StatusCode::OK);
+    }
+    let (status, _, _) = invoke(&api, "echo", b"{}", &[]).await;
+    assert_eq!(status, StatusCode::OK, "the slots came back");
+    let metrics = api
+        .router
+        .clone()
+        .oneshot(Request::get("/metrics").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let text = String::from_utf8(
+        metrics
+            .into_body()
+            .collect()
+            .await
+            .unwrap()
+            .to_bytes()
+            .to_vec(),
+    )
+    .unwrap();
+    assert!(text.contains("stoke_throttles_total{account="), "{text}");
+    assert!(text.contains("outcome=\"timeout\""), "{text}");
 }

@@ -49,6 +49,18 @@ pub enum LambdaError {
     /// The route exists but not with this method, or no route at all.
     #[error("{0}")]
     UnknownOperation(String),
+    /// Invoke's payload is over the limit (6 MB sync, 1 MB async).
+    #[error("{0}")]
+    RequestTooLarge(String),
+    /// Over a concurrency limit; `reason` is Lambda's `Reason` field.
+    #[error("{message}")]
+    TooManyRequests { reason: String, message: String },
+    /// The function's runtime cannot run here.
+    #[error("{0}")]
+    InvalidRuntime(String),
+    /// Functions invoking functions went too deep.
+    #[error("{0}")]
+    RecursiveInvocation(String),
     /// The platform failed; the message is safe to show and the details are in the server log.
     #[error("{0}")]
     Service(String),
@@ -71,6 +83,10 @@ impl LambdaError {
             Self::InvalidSignature(_) => "InvalidSignatureException",
             Self::AccessDenied(_) => "AccessDeniedException",
             Self::UnknownOperation(_) => "UnknownOperationException",
+            Self::RequestTooLarge(_) => "RequestTooLargeException",
+            Self::TooManyRequests { .. } => "TooManyRequestsException",
+            Self::InvalidRuntime(_) => "InvalidRuntimeException",
+            Self::RecursiveInvocation(_) => "RecursiveInvocationException",
             Self::Service(_) => "ServiceException",
         }
     }
@@ -84,7 +100,10 @@ impl LambdaError {
             Self::ResourceNotFound(_) | Self::UnknownOperation(_) => 404,
             Self::ResourceConflict(_) => 409,
             Self::PreconditionFailed(_) => 412,
-            Self::RequestEntityTooLarge(_) => 413,
+            Self::RequestEntityTooLarge(_) | Self::RequestTooLarge(_) => 413,
+            Self::TooManyRequests { .. } => 429,
+            Self::InvalidRuntime(_) => 502,
+            Self::RecursiveInvocation(_) => 400,
             Self::MissingAuthenticationToken(_)
             | Self::IncompleteSignature(_)
             | Self::UnrecognizedClient(_)
@@ -98,7 +117,7 @@ impl LambdaError {
     /// of Lambda's error body.
     pub fn fault(&self) -> Fault {
         match self {
-            Self::Service(_) => Fault::Service,
+            Self::Service(_) | Self::InvalidRuntime(_) => Fault::Service,
             _ => Fault::User,
         }
     }
@@ -119,7 +138,19 @@ impl LambdaError {
             | Self::InvalidSignature(m)
             | Self::AccessDenied(m)
             | Self::UnknownOperation(m)
+            | Self::RequestTooLarge(m)
+            | Self::InvalidRuntime(m)
+            | Self::RecursiveInvocation(m)
             | Self::Service(m) => m,
+            Self::TooManyRequests { message, .. } => message,
+        }
+    }
+
+    /// Lambda's `Reason` field of a throttle, if this is one.
+    pub fn reason(&self) -> Option<&str> {
+        match self {
+            Self::TooManyRequests { reason, .. } => Some(reason),
+            _ => None,
         }
     }
 

@@ -129,6 +129,11 @@ impl ControlPlane {
         &self.store
     }
 
+    /// The folder of a code blob's unpacked tree.
+    pub fn code_dir(&self, sha256_hex: &str) -> PathBuf {
+        self.layout.code_root.join(sha256_hex)
+    }
+
     /// Restarts the preparation of every function a previous run left `Pending` or
     /// `InProgress` (a crash between answering and finishing).
     pub async fn resume(self: &Arc<Self>) -> Result<usize, ControlError> {
@@ -610,7 +615,8 @@ impl ControlPlane {
             let mut f = old.clone();
             match &outcome {
                 Ok(()) => {
-                    if f.state == State::Pending {
+                    // Good code brings a failed function back too.
+                    if matches!(f.state, State::Pending | State::Failed) {
                         f.state = State::Active;
                         f.state_reason = None;
                     }
@@ -618,7 +624,7 @@ impl ControlPlane {
                     f.last_update_reason = None;
                 }
                 Err(reason) => {
-                    if f.state == State::Pending {
+                    if matches!(f.state, State::Pending | State::Failed) {
                         f.state = State::Failed;
                         f.state_reason = Some(reason.clone());
                     }
@@ -651,8 +657,8 @@ impl ControlPlane {
             self.commit_code(zip, staged).await?;
         }
         let preparer = Arc::clone(&self.preparer);
-        let config = f.config.clone();
-        Ok(tokio::task::spawn_blocking(move || preparer.prepare(&config, &dir)).await?)
+        let function = f.clone();
+        Ok(tokio::task::spawn_blocking(move || preparer.prepare(&function, &dir)).await?)
     }
 }
 

@@ -7,14 +7,24 @@
 //! - [`prepare`]: the [`prepare::Preparer`] seam: what "checking the code" means for a runtime
 //!   (today: the handler file is there; the wasm backend adds compiling).
 //! - [`code`]: unpacking untrusted zips safely (zip-slip, symlinks, bombs).
+//! - [`invoke`]: synchronous calls: resolve, admit, place on a warm or new sandbox, run, record.
+//! - [`pool`]: the warm pool per function version, admission (concurrency limits, 429s) and
+//!   the [`pool::KeepAlivePolicy`] seam that decides how long idle sandboxes stay.
+//! - [`record`]: Lambda's START/END/REPORT lines, invocation records, the batched log writer.
+//! - [`metrics`]: the Prometheus metrics.
 //! - [`error`]: [`ControlError`] and its mapping to the Lambda error types.
 //!
-//! The warm pool, admission and the async workers join this crate with the sandboxes.
+//! The async workers and event sources join this crate later.
 
 pub mod code;
 pub mod control;
 pub mod error;
+pub mod invoke;
+pub mod metrics;
+pub mod pool;
 pub mod prepare;
+pub mod record;
 
 pub use control::{ControlPlane, CreateFunction, Layout};
 pub use error::ControlError;
+pub use invoke::{Backends, InvokeRequest, InvokeResponse, Invoker, InvokerConfig};

@@ -29,6 +29,52 @@ pub struct AccessKey {
     pub account: AccountId,
 }
 
+/// One line of a function's log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogEvent {
+    /// Assigned by the store, increasing; 0 before it is stored.
+    pub id: i64,
+    pub account: AccountId,
+    pub function_name: String,
+    pub log_stream: String,
+    pub timestamp_ms: i64,
+    pub request_id: String,
+    pub message: String,
+}
+
+/// What one call did: the `REPORT` line as a record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InvocationRecord {
+    pub request_id: String,
+    pub account: AccountId,
+    pub function_name: String,
+    pub version: String,
+    pub started_ms: i64,
+    pub cold: bool,
+    pub init_ms: Option<f64>,
+    pub duration_ms: f64,
+    pub billed_ms: i64,
+    pub memory_size_mb: u32,
+    pub max_memory_mb: u32,
+    /// `Success`, `Error`, `Timeout`.
+    pub outcome: String,
+    pub error_type: Option<String>,
+}
+
+/// Which log lines to read.
+#[derive(Debug, Clone, Default)]
+pub struct LogQuery {
+    /// Lines with an id above this one (for following a log).
+    pub after_id: Option<i64>,
+    /// Lines at or after this time.
+    pub since_ms: Option<i64>,
+    /// Lines before this time.
+    pub until_ms: Option<i64>,
+    /// Only lines that contain this text.
+    pub contains: Option<String>,
+    pub limit: u32,
+}
+
 /// What an account has stored: for GetAccountSettings' `AccountUsage`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct AccountUsage {
@@ -89,4 +135,36 @@ pub trait Store: Send + Sync + 'static {
 
     /// Whether any function still uses the code blob with this SHA-256 (hex).
     async fn code_in_use(&self, sha256_hex: &str) -> Result<bool, StoreError>;
+
+    /// Appends log lines and invocation records in one transaction.
+    async fn append_calls(
+        &self,
+        logs: &[LogEvent],
+        records: &[InvocationRecord],
+    ) -> Result<(), StoreError>;
+
+    /// A function's log lines, oldest first.
+    async fn read_logs(
+        &self,
+        account: &AccountId,
+        function_name: &str,
+        query: &LogQuery,
+    ) -> Result<Vec<LogEvent>, StoreError>;
+
+    /// A function's most recent invocation records, newest first.
+    async fn recent_invocations(
+        &self,
+        account: &AccountId,
+        function_name: &str,
+        limit: u32,
+    ) -> Result<Vec<InvocationRecord>, StoreError>;
+
+    /// Keeps at most `max_lines` log lines and `max_records` records per function, and none
+    /// older than `older_than_ms`. Answers how many rows went.
+    async fn trim_calls(
+        &self,
+        max_lines: u32,
+        max_records: u32,
+        older_than_ms: i64,
+    ) -> Result<u64, StoreError>;
 }

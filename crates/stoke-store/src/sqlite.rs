@@ -16,7 +16,7 @@ use sqlx::sqlite::{
 };
 use stoke_core::{AccountId, Function};
 
-use crate::{AccessKey, AccountUsage, Store, StoreError};
+use crate::{AccessKey, AccountUsage, InvocationRecord, LogEvent, LogQuery, Store, StoreError};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
@@ -304,6 +304,161 @@ impl Store for SqliteStore {
             .await?;
         Ok(row.is_some())
     }
+
+    async fn append_calls(
+        &self,
+        logs: &[LogEvent],
+        records: &[InvocationRecord],
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        for e in logs {
+            sqlx::query(
+                "INSERT INTO log_events (account_id, function_name, log_stream, timestamp_ms, \
+                 request_id, message) VALUES (?, ?, ?, ?, ?, ?)",
+            )
+            .bind(e.account.as_str())
+            .bind(&e.function_name)
+            .bind(&e.log_stream)
+            .bind(e.timestamp_ms)
+            .bind(&e.request_id)
+            .bind(&e.message)
+            .execute(&mut *tx)
+            .await?;
+        }
+        for r in records {
+            sqlx::query(
+                "INSERT OR REPLACE INTO invocations (request_id, account_id, function_name, \
+                 version, started_ms, cold, init_ms, duration_ms, billed_ms, memory_size_mb, \
+                 max_memory_mb, outcome, error_type) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(&r.request_id)
+            .bind(r.account.as_str())
+            .bind(&r.function_name)
+            .bind(&r.version)
+            .bind(r.started_ms)
+            .bind(r.cold)
+            .bind(r.init_ms)
+            .bind(r.duration_ms)
+            .bind(r.billed_ms)
+            .bind(i64::from(r.memory_size_mb))
+            .bind(i64::from(r.max_memory_mb))
+            .bind(&r.outcome)
+            .bind(&r.error_type)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn read_logs(
+        &self,
+        account: &AccountId,
+        function_name: &str,
+        q: &LogQuery,
+    ) -> Result<Vec<LogEvent>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, log_stream, timestamp_ms, request_id, message FROM log_events \
+             WHERE account_id = ? AND function_name = ? AND id > ? AND timestamp_ms >= ? \
+             AND timestamp_ms < ? AND instr(message, ?) > 0 ORDER BY id LIMIT ?",
+        )
+        .bind(account.as_str())
+        .bind(function_name)
+        .bind(q.after_id.unwrap_or(0))
+        .bind(q.since_ms.unwrap_or(i64::MIN))
+        .bind(q.until_ms.unwrap_or(i64::MAX))
+        .bind(q.contains.as_deref().unwrap_or(""))
+        .bind(i64::from(q.limit))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| LogEvent {
+                id: r.get(0),
+                account: account.clone(),
+                function_name: function_name.to_owned(),
+                log_stream: r.get(1),
+                timestamp_ms: r.get(2),
+                request_id: r.get(3),
+                message: r.get(4),
+            })
+            .collect())
+    }
+
+    async fn recent_invocations(
+        &self,
+        account: &AccountId,
+        function_name: &str,
+        limit: u32,
+    ) -> Result<Vec<InvocationRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT request_id, version, started_ms, cold, init_ms, duration_ms, billed_ms, \
+             memory_size_mb, max_memory_mb, outcome, error_type FROM invocations \
+             WHERE account_id = ? AND function_name = ? ORDER BY started_ms DESC LIMIT ?",
+        )
+        .bind(account.as_str())
+        .bind(function_name)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| InvocationRecord {
+                request_id: r.get(0),
+                account: account.clone(),
+                function_name: function_name.to_owned(),
+                version: r.get(1),
+                started_ms: r.get(2),
+                cold: r.get(3),
+                init_ms: r.get(4),
+                duration_ms: r.get(5),
+                billed_ms: r.get(6),
+                memory_size_mb: u32::try_from(r.get::<i64, _>(7)).unwrap_or(0),
+                max_memory_mb: u32::try_from(r.get::<i64, _>(8)).unwrap_or(0),
+                outcome: r.get(9),
+                error_type: r.get(10),
+            })
+            .collect())
+    }
+
+    async fn trim_calls(
+        &self,
+        max_lines: u32,
+        max_records: u32,
+        older_than_ms: i64,
+    ) -> Result<u64, StoreError> {
+        let mut gone = 0;
+        gone += sqlx::query("DELETE FROM log_events WHERE timestamp_ms < ?")
+            .bind(older_than_ms)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        gone += sqlx::query("DELETE FROM invocations WHERE started_ms < ?")
+            .bind(older_than_ms)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        // Per function: everything below the newest `max_lines` lines.
+        gone += sqlx::query(
+            "DELETE FROM log_events WHERE id IN (SELECT id FROM (SELECT id, ROW_NUMBER() OVER \
+             (PARTITION BY account_id, function_name ORDER BY id DESC) AS n FROM log_events) \
+             WHERE n > ?)",
+        )
+        .bind(i64::from(max_lines))
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        gone += sqlx::query(
+            "DELETE FROM invocations WHERE request_id IN (SELECT request_id FROM (SELECT \
+             request_id, ROW_NUMBER() OVER (PARTITION BY account_id, function_name ORDER BY \
+             started_ms DESC) AS n FROM invocations) WHERE n > ?)",
+        )
+        .bind(i64::from(max_records))
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(gone)
+    }
 }
 
 #[cfg(test)]
@@ -401,6 +556,94 @@ mod tests {
         assert!(s.code_in_use(&"ab".repeat(32)).await.unwrap());
         assert!(s.delete_function(&k.account, "a").await.unwrap().is_some());
         assert!(s.delete_function(&k.account, "a").await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn logs_are_read_oldest_first_filtered_and_trimmed_per_function() {
+        let s = SqliteStore::in_memory().await.unwrap();
+        let (k, _) = s.ensure_default_account().await.unwrap();
+        let line = |f: &str, t: i64, m: &str| LogEvent {
+            id: 0,
+            account: k.account.clone(),
+            function_name: f.into(),
+            log_stream: "s".into(),
+            timestamp_ms: t,
+            request_id: "r".into(),
+            message: m.into(),
+        };
+        let logs: Vec<_> = (0..10)
+            .map(|i| line("f", 1000 + i, &format!("line {i}")))
+            .collect();
+        s.append_calls(&logs, &[]).await.unwrap();
+        s.append_calls(&[line("g", 5, "other")], &[]).await.unwrap();
+        let all = s
+            .read_logs(
+                &k.account,
+                "f",
+                &LogQuery {
+                    limit: 100,
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(all.len(), 10);
+        assert_eq!(all[0].message, "line 0");
+        let after = s
+            .read_logs(
+                &k.account,
+                "f",
+                &LogQuery {
+                    after_id: Some(all[7].id),
+                    limit: 100,
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(after.len(), 2);
+        let since = s
+            .read_logs(
+                &k.account,
+                "f",
+                &LogQuery {
+                    since_ms: Some(1005),
+                    contains: Some("line 9".into()),
+                    limit: 100,
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(since.len(), 1);
+        s.trim_calls(3, 10, 0).await.unwrap();
+        let kept = s
+            .read_logs(
+                &k.account,
+                "f",
+                &LogQuery {
+                    limit: 100,
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        let kept: Vec<_> = kept.iter().map(|e| e.message.as_str()).collect();
+        assert_eq!(kept, ["line 7", "line 8", "line 9"]);
+        assert_eq!(
+            s.read_logs(
+                &k.account,
+                "g",
+                &LogQuery {
+                    limit: 9,
+                    ..Default::default()
+                }
+            )
+            .await
+            .unwrap()
+            .len(),
+            1
+        );
     }
 
     #[tokio::test]

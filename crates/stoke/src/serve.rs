@@ -2,8 +2,9 @@
 //! until SIGINT or SIGTERM, then finish what is under way and close the store.
 //!
 //! The data dir holds everything: `stoke.db` (SQLite, WAL), `blobs/` (code zips by SHA-256),
-//! `code/` (unpacked code), `staging/` (unpacks in progress) and `credentials` (the default
-//! account's access key, in the AWS shared-credentials format under the profile `stoke`).
+//! `code/` (unpacked code), `staging/` (unpacks in progress), `compiled/` (wasm artifacts) and
+//! `credentials` (the default account's access key, in the AWS shared-credentials format under
+//! the profile `stoke`).
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -12,9 +13,15 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use rand::Rng;
+use std::time::Duration;
 use stoke_api::{AppState, Authenticator, Presigner};
-use stoke_engine::prepare::HandlerCheck;
-use stoke_engine::{ControlPlane, Layout};
+
+use stoke_engine::metrics::Metrics;
+use stoke_engine::pool::FixedKeepAlive;
+use stoke_engine::prepare::BackendPreparer;
+use stoke_engine::record::{Recorder, Retention};
+use stoke_engine::{Backends, ControlPlane, Invoker, InvokerConfig, Layout};
+use stoke_sandbox::wasm::{WasmBackend, WasmConfig};
 use stoke_store::{AccessKey, Blobs, SqliteStore, Store};
 
 /// The profile the credentials file names.
@@ -32,6 +39,19 @@ pub struct ServeArgs {
     /// Region that ARNs carry.
     #[arg(long, env = "STOKE_REGION", default_value = "us-east-1")]
     pub region: String,
+    /// Calls that may run at once in the whole server (Lambda's account concurrency); more
+    /// are throttled with 429.
+    #[arg(long, env = "STOKE_CONCURRENCY", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub concurrency: u32,
+    /// Calls of one function that may run at once.
+    #[arg(long, env = "STOKE_FUNCTION_CONCURRENCY", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub function_concurrency: u32,
+    /// Seconds an idle sandbox stays warm.
+    #[arg(long, env = "STOKE_KEEP_ALIVE_SECS", default_value_t = 600)]
+    pub keep_alive_secs: u64,
+    /// Log lines kept per function.
+    #[arg(long, env = "STOKE_LOG_RETENTION_LINES", default_value_t = 100_000)]
+    pub log_retention_lines: u32,
 }
 
 fn check_region(region: &str) -> anyhow::Result<()> {
@@ -77,19 +97,50 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .setting_or_init("code-url-key", &random_hex(32))
         .await?;
 
+    let mut wasm_config = WasmConfig::new(data_dir.join("compiled"));
+    // Every running call holds an instance, and a call that invokes another holds two: room
+    // for twice the concurrency.
+    wasm_config.pool_slots = args.concurrency.saturating_mul(2).max(16);
+    let wasm: Arc<dyn stoke_sandbox::Backend> =
+        Arc::new(WasmBackend::new(wasm_config).context("starting the wasm backend")?);
     let control = ControlPlane::new(
         Arc::clone(&store),
         blobs,
         Layout::under(&data_dir),
         args.region.clone(),
-        Arc::new(HandlerCheck),
+        Arc::new(BackendPreparer {
+            wasm: Arc::clone(&wasm),
+            region: args.region.clone(),
+        }),
     )?;
+    let metrics = Arc::new(Metrics::default());
+    let (recorder, recorder_task) = Recorder::start(
+        Arc::clone(&store),
+        Arc::clone(&metrics),
+        Retention {
+            lines_per_function: args.log_retention_lines,
+            ..Retention::default()
+        },
+    );
+    let invoker = Invoker::new(
+        Arc::clone(&control),
+        Backends { wasm },
+        InvokerConfig {
+            account_concurrency: args.concurrency,
+            function_concurrency: args.function_concurrency,
+            ..InvokerConfig::default()
+        },
+        metrics,
+        recorder,
+        Arc::new(FixedKeepAlive(Duration::from_secs(args.keep_alive_secs))),
+    );
     let resumed = control.resume().await?;
     if resumed > 0 {
         tracing::info!(resumed, "resuming functions left pending by the last run");
     }
     let state = AppState {
         control: Arc::clone(&control),
+        invoker,
         auth: Authenticator::new(Arc::clone(&store)),
         presigner: Presigner::new(url_key.into_bytes()),
     };
@@ -123,6 +174,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     stoke_api::serve(listener, state, shutdown_signal()).await?;
     tracing::info!("shutting down");
     control.drain().await;
+    // The router (and with it the last invoker) is gone: the recorder flushes what is left.
+    if tokio::time::timeout(Duration::from_secs(10), recorder_task.finish())
+        .await
+        .is_err()
+    {
+        tracing::warn!("the log writer did not finish in time; some log lines may be lost");
+    }
     sqlite.close().await;
     Ok(())
 }

@@ -231,13 +231,14 @@ impl LambdaClient {
         })
     }
 
-    /// CreateFunction: `POST /2015-03-31/functions` with the request JSON; answers 201.
+    /// CreateFunction: `POST /2015-03-31/functions` with the request JSON; answers 201. With
+    /// `progress`, a bar with that message shows the upload.
     pub async fn create_function(
         &self,
         request: &Value,
-        progress: Option<ProgressBar>,
+        progress: Option<&str>,
     ) -> Result<FunctionConfiguration, ClientError> {
-        let body = serde_json::to_vec(request).map_err(ClientError::Decode)?;
+        let body = request.to_string().into_bytes();
         let answer = self
             .send(Method::POST, API_PREFIX, Some(body), progress)
             .await?;
@@ -270,9 +271,9 @@ impl LambdaClient {
         &self,
         name: &str,
         request: &Value,
-        progress: Option<ProgressBar>,
+        progress: Option<&str>,
     ) -> Result<FunctionConfiguration, ClientError> {
-        let body = serde_json::to_vec(request).map_err(ClientError::Decode)?;
+        let body = request.to_string().into_bytes();
         let answer = self
             .send(
                 Method::PUT,
@@ -290,7 +291,7 @@ impl LambdaClient {
         name: &str,
         request: &Value,
     ) -> Result<FunctionConfiguration, ClientError> {
-        let body = serde_json::to_vec(request).map_err(ClientError::Decode)?;
+        let body = request.to_string().into_bytes();
         let answer = self
             .send(
                 Method::PUT,
@@ -321,13 +322,14 @@ impl LambdaClient {
         Ok(())
     }
 
-    /// Signs and sends one request; returns the body of a 2xx answer, or the API error.
+    /// Signs and sends one request; returns the body of a 2xx answer, or the API error. With
+    /// `progress`, the body is streamed in chunks under a progress bar with that message.
     async fn send(
         &self,
         method: Method,
         path_and_query: &str,
         body: Option<Vec<u8>>,
-        progress: Option<ProgressBar>,
+        progress: Option<&str>,
     ) -> Result<Bytes, ClientError> {
         let url = self.url(path_and_query)?;
         let content_type = body.as_ref().map(|_| "application/json");
@@ -347,11 +349,13 @@ impl LambdaClient {
         for (name, value) in headers {
             request = request.header(name, value);
         }
-        if let Some(bar) = progress.filter(|_| !body.is_empty()) {
-            bar.set_length(body.len() as u64);
+        let mut bar = None;
+        if let Some(message) = progress.filter(|_| !body.is_empty()) {
+            let upload = super::bytes_bar(message, body.len() as u64);
+            bar = Some(upload.clone());
             request = request
                 .header(reqwest::header::CONTENT_LENGTH, body.len())
-                .body(reqwest::Body::wrap_stream(progress_stream(body, bar)));
+                .body(reqwest::Body::wrap_stream(progress_stream(body, upload)));
         } else if content_type.is_some() {
             request = request.body(body);
         }
@@ -360,7 +364,11 @@ impl LambdaClient {
             endpoint: self.endpoint.to_string(),
             source,
         };
-        let response = request.send().await.map_err(http_error)?;
+        let response = request.send().await;
+        if let Some(bar) = bar {
+            bar.finish_and_clear();
+        }
+        let response = response.map_err(http_error)?;
         let status = response.status();
         let error_type = response
             .headers()

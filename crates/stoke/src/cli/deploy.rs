@@ -1,6 +1,6 @@
 //! `stoke deploy PATH --name N …`: package a folder or a zip, create the function or update its
-//! code (and its configuration, when flags ask for it), then wait until it is Active and its last
-//! update is done, as boto3's `function_active_v2` and `function_updated_v2` waiters do.
+//! configuration (when flags ask for a change) and then its code, then wait until it is Active and
+//! its last update is done, as boto3's `function_active_v2` and `function_updated_v2` waiters do.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -20,8 +20,10 @@ use super::package::{self, Package};
 pub const DEFAULT_ROLE: &str = "arn:aws:iam::000000000000:role/stoke";
 /// How long to wait for a deployed function to become Active.
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
-/// How often to ask while waiting.
-const POLL_INTERVAL: Duration = Duration::from_millis(250);
+/// The first pause between two polls while waiting; it doubles up to [`POLL_MAX`].
+const POLL_FIRST: Duration = Duration::from_millis(50);
+/// The longest pause between two polls.
+const POLL_MAX: Duration = Duration::from_millis(500);
 
 /// Flags of `stoke deploy`.
 #[derive(Debug, clap::Args)]
@@ -84,42 +86,44 @@ pub async fn run(args: DeployArgs) -> anyhow::Result<()> {
         Err(e) => return Err(e).context(format!("cannot look up function {}", args.name)),
     };
 
-    let upload = super::bytes_bar(format!("uploading {}", args.name));
+    let upload = format!("uploading {}", args.name);
     let verb = match existing {
         None => {
             let request = create_request(&args, &package, zip_file)?;
             client
-                .create_function(&request, Some(upload.clone()))
+                .create_function(&request, Some(upload.as_str()))
                 .await
                 .with_context(|| format!("cannot create function {}", args.name))?;
             "created"
         }
         Some(current) => {
-            // Worked out before the upload, so a bad flag fails before anything changes.
+            // Worked out before anything is sent, so a bad flag fails before anything changes.
             let update = config_update(&args, &current, &package)?;
-            client
-                .update_function_code(
-                    &args.name,
-                    &json!({ "ZipFile": zip_file }),
-                    Some(upload.clone()),
-                )
-                .await
-                .with_context(|| format!("cannot update the code of {}", args.name))?;
-            upload.finish_and_clear();
-            if let Some(update) = update {
-                // Lambda refuses a configuration change while the code update is in progress.
-                // A failed code update is not the end: the new code may fail a check (a handler
-                // it no longer holds) that this configuration change is about to fix.
+            // Lambda refuses a change while another one is in progress.
+            if current.last_update_status.as_deref() == Some("InProgress") {
                 wait_until(&client, &args.name, Settled::UpdateDone).await?;
+            }
+            // The configuration goes first: the server checks it on the spot, so a refused value
+            // leaves the function as it was. Its asynchronous checks may still fail (a handler
+            // that only the new code holds); the code update that follows is checked with it.
+            if let Some(update) = update {
                 client
                     .update_function_configuration(&args.name, &update)
                     .await
                     .with_context(|| format!("cannot update the configuration of {}", args.name))?;
+                wait_until(&client, &args.name, Settled::UpdateDone).await?;
             }
+            client
+                .update_function_code(
+                    &args.name,
+                    &json!({ "ZipFile": zip_file }),
+                    Some(upload.as_str()),
+                )
+                .await
+                .with_context(|| format!("cannot update the code of {}", args.name))?;
             "updated"
         }
     };
-    upload.finish_and_clear();
 
     let config = wait_until(&client, &args.name, Settled::Ready).await?;
     println!("{verb} function {}", config.function_name);
@@ -232,7 +236,8 @@ fn insert_common(request: &mut Map<String, Value>, args: &DeployArgs) {
 enum Settled {
     /// Active, and the last update done and not failed.
     Ready,
-    /// Active, and the last update done, whether it succeeded or failed.
+    /// Nothing in progress, whether the last change succeeded or failed: a function whose code
+    /// failed its checks can still be given new code.
     UpdateDone,
 }
 
@@ -245,6 +250,7 @@ async fn wait_until(
 ) -> anyhow::Result<FunctionConfiguration> {
     let spinner = super::spinner(format!("waiting for {name} to become Active"));
     let deadline = Instant::now() + READY_TIMEOUT;
+    let mut pause = POLL_FIRST;
     let outcome = loop {
         let config = client
             .get_function(name)
@@ -253,11 +259,7 @@ async fn wait_until(
             .configuration;
         match readiness(&config) {
             Readiness::Ready => break Ok(config),
-            Readiness::Failed(_)
-                if goal == Settled::UpdateDone && config.state.as_deref() == Some("Active") =>
-            {
-                break Ok(config);
-            }
+            Readiness::Failed(_) if goal == Settled::UpdateDone => break Ok(config),
             Readiness::Failed(reason) => break Err(anyhow::anyhow!("{name}: {reason}")),
             Readiness::Waiting if Instant::now() >= deadline => {
                 break Err(anyhow::anyhow!(
@@ -267,7 +269,10 @@ async fn wait_until(
                     config.last_update_status.as_deref().unwrap_or("-"),
                 ));
             }
-            Readiness::Waiting => tokio::time::sleep(POLL_INTERVAL).await,
+            Readiness::Waiting => {
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(POLL_MAX);
+            }
         }
     };
     spinner.finish_and_clear();
@@ -288,13 +293,18 @@ fn readiness(config: &FunctionConfiguration) -> Readiness {
         (Some(one), None) | (None, Some(one)) => one.clone(),
         (None, None) => "no reason given".to_owned(),
     };
-    if config.state.as_deref() == Some("Failed") {
+    let state = config.state.as_deref();
+    let update = config.last_update_status.as_deref();
+    if state == Some("Pending") || update == Some("InProgress") {
+        return Readiness::Waiting;
+    }
+    if state == Some("Failed") {
         return Readiness::Failed(format!(
             "State Failed: {}",
             reason(&config.state_reason_code, &config.state_reason)
         ));
     }
-    if config.last_update_status.as_deref() == Some("Failed") {
+    if update == Some("Failed") {
         return Readiness::Failed(format!(
             "LastUpdateStatus Failed: {}",
             reason(
@@ -303,9 +313,7 @@ fn readiness(config: &FunctionConfiguration) -> Readiness {
             )
         ));
     }
-    let active = config.state.as_deref() == Some("Active");
-    let updating = config.last_update_status.as_deref() == Some("InProgress");
-    if active && !updating {
+    if state == Some("Active") {
         Readiness::Ready
     } else {
         Readiness::Waiting
@@ -466,6 +474,11 @@ mod tests {
         assert_eq!(
             readiness(&failed),
             Readiness::Failed("State Failed: InvalidWasm: not a module".into())
+        );
+        assert_eq!(
+            readiness(&config("Failed", Some("InProgress"))),
+            Readiness::Waiting,
+            "new code for a failed function is still being checked"
         );
         let mut update_failed = config("Active", Some("Failed"));
         update_failed.last_update_status_reason = Some("bad zip".into());

@@ -94,18 +94,18 @@ fn interactive() -> bool {
     std::io::stderr().is_terminal()
 }
 
-/// A byte-counting progress bar on stderr, hidden when stderr is not a terminal.
-pub(crate) fn bytes_bar(message: String) -> ProgressBar {
+/// A progress bar on stderr counting `total` bytes, hidden when stderr is not a terminal.
+pub(crate) fn bytes_bar(message: &str, total: u64) -> ProgressBar {
     if !interactive() {
         return ProgressBar::hidden();
     }
-    let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
-    if let Ok(style) =
-        ProgressStyle::with_template("{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} {eta}")
-    {
+    let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
+    if let Ok(style) = ProgressStyle::with_template(
+        "{msg} [{wide_bar}] {binary_bytes}/{binary_total_bytes} {binary_bytes_per_sec}",
+    ) {
         bar.set_style(style.progress_chars("=> "));
     }
-    bar.set_message(message);
+    bar.set_message(message.to_owned());
     bar
 }
 

@@ -1,0 +1,151 @@
+//! Invoke: `POST /2015-03-31/functions/{name}/invocations`.
+//!
+//! Headers as Lambda's: `X-Amz-Invocation-Type` (`RequestResponse`, `DryRun`; `Event` arrives
+//! with the durable queue), `X-Amz-Log-Type: Tail`, `X-Amz-Client-Context`. The answer carries
+//! `X-Amz-Executed-Version`, `X-Amz-Function-Error: Unhandled` when the function failed (still
+//! 200, with Lambda's error JSON), `X-Amz-Log-Result` for a tail, and the call's request id in
+//! `x-amzn-RequestId` (the id its START/REPORT lines carry).
+
+use axum::Extension;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use stoke_core::LambdaError;
+use stoke_core::validate::Violations;
+use stoke_engine::InvokeRequest;
+use stoke_sandbox::Outcome;
+
+use crate::AppState;
+use crate::auth::Caller;
+use crate::error::ApiError;
+use crate::functions::QualifierQuery;
+
+/// Lambda's limit on a synchronous request's payload.
+pub const MAX_SYNC_PAYLOAD: usize = 6 * 1024 * 1024;
+/// The model's limit on `X-Amz-Client-Context`.
+const MAX_CLIENT_CONTEXT: usize = 3583;
+
+fn header<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>, ApiError> {
+    headers
+        .get(name)
+        .map(|v| {
+            v.to_str().map_err(|_| {
+                ApiError(LambdaError::InvalidParameterValue(format!(
+                    "{name} is not valid text"
+                )))
+            })
+        })
+        .transpose()
+}
+
+/// Checks that a payload is JSON, as Lambda does before it runs anything.
+pub fn check_payload(body: &[u8]) -> Result<(), LambdaError> {
+    if body.len() > MAX_SYNC_PAYLOAD {
+        return Err(LambdaError::RequestTooLarge(format!(
+            "Request must be smaller than {MAX_SYNC_PAYLOAD} bytes for the InvokeFunction operation"
+        )));
+    }
+    serde_json::from_slice::<serde::de::IgnoredAny>(body)
+        .map(|_| ())
+        .map_err(|e| {
+            LambdaError::InvalidRequestContent(format!(
+                "Could not parse request body into json: Could not parse payload into json: {e}"
+            ))
+        })
+}
+
+/// `POST /2015-03-31/functions/{name}/invocations`
+pub async fn invoke(
+    State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(name): Path<String>,
+    Query(q): Query<QualifierQuery>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let invocation_type = header(&headers, "x-amz-invocation-type")?.unwrap_or("RequestResponse");
+    let log_type = header(&headers, "x-amz-log-type")?.unwrap_or("None");
+    let client_context = header(&headers, "x-amz-client-context")?.map(str::to_owned);
+    let mut v = Violations::new();
+    v.one_of(
+        "invocationType",
+        invocation_type,
+        &["Event", "RequestResponse", "DryRun"],
+    );
+    v.one_of("logType", log_type, &["None", "Tail"]);
+    if let Some(c) = &client_context {
+        v.length("clientContext", c, 0, MAX_CLIENT_CONTEXT);
+    }
+    v.into_result()?;
+
+    let payload = if body.iter().all(u8::is_ascii_whitespace) {
+        Bytes::from_static(b"{}")
+    } else {
+        check_payload(&body)?;
+        body
+    };
+
+    match invocation_type {
+        "DryRun" => {
+            app.invoker
+                .resolve(&caller.account, &name, q.qualifier.as_deref())
+                .await?;
+            return Ok(StatusCode::NO_CONTENT.into_response());
+        }
+        "Event" => {
+            return Err(LambdaError::InvalidParameterValue(
+                "Asynchronous invocation (InvocationType Event) is not available on this Stoke \
+                 server yet; use RequestResponse."
+                    .into(),
+            )
+            .into());
+        }
+        _ => {}
+    }
+
+    let resp = app
+        .invoker
+        .invoke(
+            &caller.account,
+            InvokeRequest {
+                function: name,
+                qualifier: q.qualifier,
+                payload,
+                log_tail: log_type == "Tail",
+                client_context,
+                trace_id: header(&headers, "x-amzn-trace-id")?.map(str::to_owned),
+                depth: 0,
+            },
+        )
+        .await?;
+
+    let (body, function_error) = match resp.outcome {
+        Outcome::Success(b) => (b, false),
+        Outcome::Error(e) => (e.body, true),
+    };
+    let mut out = (StatusCode::OK, body).into_response();
+    let h = out.headers_mut();
+    h.insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    if let Ok(v) = HeaderValue::from_str(&resp.executed_version) {
+        h.insert("X-Amz-Executed-Version", v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&resp.request_id) {
+        h.insert("x-amzn-RequestId", v);
+    }
+    if function_error {
+        h.insert(
+            "X-Amz-Function-Error",
+            HeaderValue::from_static("Unhandled"),
+        );
+    }
+    if let Some(tail) = resp.log_tail
+        && let Ok(v) = HeaderValue::from_str(&tail)
+    {
+        h.insert("X-Amz-Log-Result", v);
+    }
+    Ok(out)
+}

@@ -1,0 +1,483 @@
+//! Synchronous invocation: resolve, admit, place, run, record.
+//!
+//! ```text
+//! resolve the function ($LATEST) ─► Active? ─► admit (account, function concurrency; 429 if
+//! over) ─► an idle sandbox of this generation (warm) or a new one (cold, timed as Init
+//! Duration) ─► run with the deadline ─► give the sandbox back (not after a timeout) ─►
+//! START/END/REPORT lines, record and metrics to the recorder
+//! ```
+//!
+//! A guest that invokes another function (the `stoke.invoke` import) comes back here through
+//! [`GuestHost`], one level deeper; past [`InvokerConfig::max_depth`] the call is refused, so a
+//! function that calls itself cannot grow without bound.
+
+use std::path::Path;
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use stoke_core::{AccountId, Function, LambdaError, RuntimeFamily, State};
+use stoke_sandbox::{
+    Backend, FunctionSpec, HostCalls, HostInvokeResult, InvokeInput, Outcome, Sandbox,
+};
+use stoke_store::{InvocationRecord, LogEvent};
+
+use crate::ControlPlane;
+use crate::metrics::{FunctionLabels, Metrics, OutcomeLabels};
+use crate::pool::{KeepAlivePolicy, PoolKey, Pools};
+use crate::record::{self, CallRecord, Recorder, Report};
+
+/// Limits of the invoker.
+#[derive(Debug, Clone, Copy)]
+pub struct InvokerConfig {
+    /// Calls running at once in the whole server (Lambda's account concurrency).
+    pub account_concurrency: u32,
+    /// Calls of one function at once.
+    pub function_concurrency: u32,
+    /// How deep functions may invoke functions.
+    pub max_depth: u32,
+    /// How often idle sandboxes are looked at.
+    pub reap_every: Duration,
+}
+
+impl Default for InvokerConfig {
+    fn default() -> Self {
+        Self {
+            account_concurrency: 256,
+            function_concurrency: 256,
+            max_depth: 16,
+            reap_every: Duration::from_secs(1),
+        }
+    }
+}
+
+/// One synchronous call, as the API decoded it.
+#[derive(Debug, Clone, Default)]
+pub struct InvokeRequest {
+    /// The name or ARN, as sent.
+    pub function: String,
+    pub qualifier: Option<String>,
+    pub payload: Bytes,
+    pub log_tail: bool,
+    pub client_context: Option<String>,
+    pub trace_id: Option<String>,
+    /// How many functions deep this call is (0 from outside).
+    pub depth: u32,
+}
+
+/// The answer to a call.
+#[derive(Debug, Clone)]
+pub struct InvokeResponse {
+    pub request_id: String,
+    pub executed_version: String,
+    pub outcome: Outcome,
+    /// `X-Amz-Log-Result` when the caller asked for the tail.
+    pub log_tail: Option<String>,
+}
+
+/// The backends, by runtime family.
+#[derive(Clone)]
+pub struct Backends {
+    pub wasm: Arc<dyn Backend>,
+}
+
+/// Runs calls.
+pub struct Invoker {
+    control: Arc<ControlPlane>,
+    backends: Backends,
+    pools: Pools,
+    config: InvokerConfig,
+    metrics: Arc<Metrics>,
+    recorder: Recorder,
+    policy: Arc<dyn KeepAlivePolicy>,
+    /// For the guests' host calls, which come back here.
+    me: Weak<Invoker>,
+}
+
+impl std::fmt::Debug for Invoker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Invoker")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The [`FunctionSpec`] a sandbox of `f` runs.
+pub fn spec_for(f: &Function, version: &str, code_dir: &Path, region: &str) -> FunctionSpec {
+    FunctionSpec {
+        account: f.account.as_str().to_owned(),
+        function_name: f.name.as_str().to_owned(),
+        version: version.to_owned(),
+        function_arn: f.arn(region),
+        region: region.to_owned(),
+        runtime: f.config.runtime.clone(),
+        handler: f.config.handler.clone(),
+        code_dir: code_dir.to_path_buf(),
+        code_sha256: f.code.sha256_hex.clone(),
+        memory_mb: f.config.memory_size,
+        timeout: Duration::from_secs(u64::from(f.config.timeout)),
+        environment: f.config.environment.clone(),
+    }
+}
+
+fn new_trace_id() -> String {
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    format!(
+        "Root=1-{secs:08x}-{};Parent={};Sampled=0",
+        &id[..24],
+        &id[16..32]
+    )
+}
+
+impl Invoker {
+    pub fn new(
+        control: Arc<ControlPlane>,
+        backends: Backends,
+        config: InvokerConfig,
+        metrics: Arc<Metrics>,
+        recorder: Recorder,
+        policy: Arc<dyn KeepAlivePolicy>,
+    ) -> Arc<Self> {
+        let invoker = Arc::new_cyclic(|me| Self {
+            control,
+            backends,
+            pools: Pools::new(config.account_concurrency),
+            config,
+            metrics,
+            recorder,
+            policy,
+            me: me.clone(),
+        });
+        let weak = Arc::downgrade(&invoker);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(config.reap_every);
+            loop {
+                tick.tick().await;
+                let Some(inv) = weak.upgrade() else { break };
+                inv.pools.reap(inv.policy.as_ref(), Instant::now());
+            }
+        });
+        invoker
+    }
+
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    pub fn pools(&self) -> &Pools {
+        &self.pools
+    }
+
+    /// The function a call names, if it can be invoked now (DryRun's check).
+    pub async fn resolve(
+        &self,
+        account: &AccountId,
+        function: &str,
+        qualifier: Option<&str>,
+    ) -> Result<Function, LambdaError> {
+        let f = self
+            .control
+            .get_function(account, function, qualifier)
+            .await?;
+        match f.state {
+            State::Active => {}
+            State::Pending => {
+                return Err(LambdaError::ResourceConflict(format!(
+                    "The operation cannot be performed at this time. The function is currently \
+                     in the following state: Pending (function {})",
+                    f.arn(self.control.region())
+                )));
+            }
+            State::Failed | State::Inactive => {
+                let reason = f.state_reason.as_ref().map_or("", |r| r.message.as_str());
+                return Err(LambdaError::ResourceConflict(format!(
+                    "The function {} could not be invoked because it is in the Failed state: {reason}",
+                    f.arn(self.control.region())
+                )));
+            }
+        }
+        match f.config.runtime.family() {
+            RuntimeFamily::Wasm => Ok(f),
+            _ => Err(LambdaError::InvalidRuntime(format!(
+                "The runtime {} is not served by this Stoke server yet (process sandboxes are \
+                 not built).",
+                f.config.runtime
+            ))),
+        }
+    }
+
+    /// Runs one call synchronously.
+    pub async fn invoke(
+        &self,
+        account: &AccountId,
+        req: InvokeRequest,
+    ) -> Result<InvokeResponse, LambdaError> {
+        let f = self
+            .resolve(account, &req.function, req.qualifier.as_deref())
+            .await?;
+        let version = "$LATEST".to_owned();
+        let labels = FunctionLabels {
+            account: account.as_str().to_owned(),
+            function: f.name.as_str().to_owned(),
+        };
+        let key = PoolKey {
+            account: labels.account.clone(),
+            function_name: labels.function.clone(),
+            version: version.clone(),
+            generation: f.generation,
+        };
+        let lease = match self.pools.admit(&key, self.config.function_concurrency) {
+            Ok(l) => l,
+            Err(t) => {
+                self.metrics.throttles.get_or_create(&labels).inc();
+                return Err(LambdaError::TooManyRequests {
+                    reason: t.reason().to_owned(),
+                    message: "Rate Exceeded.".to_owned(),
+                });
+            }
+        };
+        let request_id = uuid::Uuid::new_v4().to_string();
+        let started_ms = record::now_ms();
+        let started = Instant::now();
+        let spec = spec_for(
+            &f,
+            &version,
+            &self.control.code_dir(&f.code.sha256_hex),
+            self.control.region(),
+        );
+        let concurrent = self
+            .metrics
+            .concurrent_executions
+            .get_or_create(&labels)
+            .clone();
+        concurrent.inc();
+        let _running = scopeguard_dec(concurrent);
+
+        let (sandbox, init): (Arc<dyn Sandbox>, Option<Duration>) = match lease.pool.take_idle() {
+            Some(s) => (s, None),
+            None => {
+                let backend = match f.config.runtime.family() {
+                    RuntimeFamily::Wasm => &self.backends.wasm,
+                    _ => return Err(LambdaError::InvalidRuntime("no backend".into())),
+                };
+                let t = Instant::now();
+                let s = backend.start(&spec).await.map_err(|e| {
+                    tracing::error!(function = %f.name, error = %e, "starting a sandbox failed");
+                    LambdaError::Service(format!("The function's sandbox could not start: {e}"))
+                })?;
+                let init = t.elapsed();
+                self.metrics.cold_starts.get_or_create(&labels).inc();
+                self.metrics
+                    .init_duration_seconds
+                    .get_or_create(&labels)
+                    .observe(init.as_secs_f64());
+                (s, Some(init))
+            }
+        };
+
+        let trace_id = req.trace_id.clone().unwrap_or_else(new_trace_id);
+        let timeout = spec.timeout;
+        let run_start = Instant::now();
+        let input = InvokeInput {
+            request_id: request_id.clone(),
+            payload: req.payload.clone(),
+            deadline: tokio::time::Instant::now() + timeout,
+            deadline_unix_ms: u64::try_from(record::now_ms()).unwrap_or(0)
+                + u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX),
+            trace_id: trace_id.clone(),
+            client_context: req.client_context.clone(),
+            host: Some(Arc::new(GuestHost {
+                invoker: self.me.clone(),
+                account: account.clone(),
+                depth: req.depth,
+                trace_id,
+            })),
+        };
+        let execution = sandbox.invoke(input).await.map_err(|e| {
+            tracing::error!(function = %f.name, error = %e, "a sandbox failed");
+            LambdaError::Service(format!("The function's sandbox failed: {e}"))
+        })?;
+        let duration = run_start.elapsed();
+
+        let (outcome_label, status) = match &execution.outcome {
+            Outcome::Success(_) => ("success", None),
+            Outcome::Error(e) if e.is_timeout() => ("timeout", Some("timeout")),
+            Outcome::Error(_) => ("error", None),
+        };
+        // A timed-out environment is not reused: the next call starts afresh, as on Lambda.
+        if status.is_none() {
+            lease.pool.put_idle(sandbox);
+        }
+        drop(lease);
+
+        self.metrics
+            .invocations
+            .get_or_create(&OutcomeLabels {
+                account: labels.account.clone(),
+                function: labels.function.clone(),
+                outcome: outcome_label.to_owned(),
+            })
+            .inc();
+        if outcome_label != "success" {
+            self.metrics.errors.get_or_create(&labels).inc();
+        }
+        self.metrics
+            .duration_seconds
+            .get_or_create(&labels)
+            .observe(duration.as_secs_f64());
+
+        let report = Report {
+            request_id: request_id.clone(),
+            version: version.clone(),
+            duration,
+            init,
+            memory_size_mb: spec.memory_mb,
+            max_memory_mb: u32::try_from(execution.max_memory_bytes.div_ceil(1024 * 1024))
+                .unwrap_or(u32::MAX),
+            status,
+        };
+        let mut lines = Vec::with_capacity(8);
+        lines.push(report.start_line());
+        let log = String::from_utf8_lossy(&execution.log);
+        lines.extend(log.lines().map(str::to_owned));
+        if execution.log_truncated {
+            lines.push(format!(
+                "[stoke] the function's log was cut at {} bytes",
+                execution.log.len()
+            ));
+        }
+        if let Outcome::Error(e) = &execution.outcome
+            && e.is_timeout()
+        {
+            lines.push(format!(
+                "{} {} Task timed out after {:.2} seconds",
+                stoke_core::timefmt::lambda_timestamp(time::OffsetDateTime::now_utc()),
+                request_id,
+                timeout.as_secs_f64()
+            ));
+        }
+        lines.push(report.end_line());
+        lines.push(report.report_line());
+        let log_tail = req.log_tail.then(|| record::log_tail(&lines));
+
+        let ended_ms = record::now_ms();
+        let stream = format!(
+            "{}/[{}]",
+            &stoke_core::timefmt::lambda_timestamp(time::OffsetDateTime::now_utc())[..10],
+            version
+        );
+        let events = lines
+            .into_iter()
+            .enumerate()
+            .map(|(i, message)| LogEvent {
+                id: 0,
+                account: account.clone(),
+                function_name: labels.function.clone(),
+                log_stream: stream.clone(),
+                timestamp_ms: if i == 0 { started_ms } else { ended_ms },
+                request_id: request_id.clone(),
+                message,
+            })
+            .collect();
+        let error_type = match &execution.outcome {
+            Outcome::Error(e) => Some(e.error_type.clone()),
+            Outcome::Success(_) => None,
+        };
+        self.recorder.record(CallRecord {
+            logs: events,
+            record: InvocationRecord {
+                request_id: request_id.clone(),
+                account: account.clone(),
+                function_name: labels.function.clone(),
+                version: version.clone(),
+                started_ms,
+                cold: init.is_some(),
+                init_ms: init.map(|d| d.as_secs_f64() * 1000.0),
+                duration_ms: duration.as_secs_f64() * 1000.0,
+                billed_ms: i64::try_from(report.billed_ms()).unwrap_or(i64::MAX),
+                memory_size_mb: report.memory_size_mb,
+                max_memory_mb: report.max_memory_mb,
+                outcome: outcome_label.to_owned(),
+                error_type,
+            },
+        });
+        tracing::debug!(
+            request_id,
+            cold = init.is_some(),
+            total_us = started.elapsed().as_micros() as u64,
+            "invoked"
+        );
+        Ok(InvokeResponse {
+            request_id,
+            executed_version: version,
+            outcome: execution.outcome,
+            log_tail,
+        })
+    }
+}
+
+/// Decrements a gauge when dropped (the call's end, however it ends).
+struct GaugeGuard(prometheus_client::metrics::gauge::Gauge);
+
+impl Drop for GaugeGuard {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
+fn scopeguard_dec(g: prometheus_client::metrics::gauge::Gauge) -> GaugeGuard {
+    GaugeGuard(g)
+}
+
+/// A guest's view of the platform during one call.
+struct GuestHost {
+    invoker: Weak<Invoker>,
+    account: AccountId,
+    depth: u32,
+    trace_id: String,
+}
+
+fn refused(e: &LambdaError) -> HostInvokeResult {
+    let body = serde_json::json!({ "errorType": e.type_name(), "errorMessage": e.message() });
+    HostInvokeResult::Refused(Bytes::from(body.to_string()))
+}
+
+#[async_trait]
+impl HostCalls for GuestHost {
+    async fn invoke(&self, function: &str, payload: Bytes) -> HostInvokeResult {
+        let Some(invoker) = self.invoker.upgrade() else {
+            return refused(&LambdaError::Service("the server is shutting down".into()));
+        };
+        if self.depth + 1 > invoker.config.max_depth {
+            return refused(&LambdaError::RecursiveInvocation(format!(
+                "Functions may call functions at most {} deep.",
+                invoker.config.max_depth
+            )));
+        }
+        if serde_json::from_slice::<serde_json::Value>(&payload).is_err() {
+            return refused(&LambdaError::InvalidRequestContent(
+                "Could not parse request body into json: the payload is not JSON".into(),
+            ));
+        }
+        let req = InvokeRequest {
+            function: function.to_owned(),
+            qualifier: None,
+            payload,
+            log_tail: false,
+            client_context: None,
+            trace_id: Some(self.trace_id.clone()),
+            depth: self.depth + 1,
+        };
+        match invoker.invoke(&self.account, req).await {
+            Ok(r) => match r.outcome {
+                Outcome::Success(b) => HostInvokeResult::Success(b),
+                Outcome::Error(e) => HostInvokeResult::FunctionError(e.body),
+            },
+            Err(e) => refused(&e),
+        }
+    }
+}

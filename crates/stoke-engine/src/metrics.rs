@@ -1,0 +1,133 @@
+//! The platform's Prometheus metrics.
+//!
+//! Per function (labels `account`, `function`): invocations, function errors, throttles, cold
+//! starts, a duration histogram and the calls running now. `/metrics` encodes the registry in
+//! the text exposition format.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+/// The labels of per-function metrics.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct FunctionLabels {
+    pub account: String,
+    pub function: String,
+}
+
+/// The labels of per-function metrics that also say how a call ended.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabels {
+    pub account: String,
+    pub function: String,
+    /// `success`, `error`, `timeout`.
+    pub outcome: String,
+}
+
+fn duration_histogram() -> Histogram {
+    // 50 µs to ~15 min.
+    Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(
+        0.00005, 2.5, 18,
+    ))
+}
+
+/// Every metric the engine keeps.
+pub struct Metrics {
+    registry: Registry,
+    pub invocations: Family<OutcomeLabels, Counter>,
+    pub errors: Family<FunctionLabels, Counter>,
+    pub throttles: Family<FunctionLabels, Counter>,
+    pub cold_starts: Family<FunctionLabels, Counter>,
+    pub duration_seconds: Family<FunctionLabels, Histogram, fn() -> Histogram>,
+    pub init_duration_seconds: Family<FunctionLabels, Histogram, fn() -> Histogram>,
+    pub concurrent_executions: Family<FunctionLabels, Gauge>,
+    /// Log lines dropped because the writer fell behind.
+    pub logs_dropped: Counter,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Metrics")
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("stoke");
+        let invocations = Family::<OutcomeLabels, Counter>::default();
+        let errors = Family::<FunctionLabels, Counter>::default();
+        let throttles = Family::<FunctionLabels, Counter>::default();
+        let cold_starts = Family::<FunctionLabels, Counter>::default();
+        let duration_seconds =
+            Family::<FunctionLabels, Histogram, fn() -> Histogram>::new_with_constructor(
+                duration_histogram,
+            );
+        let init_duration_seconds =
+            Family::<FunctionLabels, Histogram, fn() -> Histogram>::new_with_constructor(
+                duration_histogram,
+            );
+        let concurrent_executions = Family::<FunctionLabels, Gauge>::default();
+        let logs_dropped = Counter::default();
+        registry.register(
+            "invocations",
+            "Calls that ran, by outcome",
+            invocations.clone(),
+        );
+        registry.register(
+            "errors",
+            "Calls that ended in a function error",
+            errors.clone(),
+        );
+        registry.register("throttles", "Calls refused with 429", throttles.clone());
+        registry.register(
+            "cold_starts",
+            "Calls that started a sandbox",
+            cold_starts.clone(),
+        );
+        registry.register(
+            "duration_seconds",
+            "Duration of calls (without init)",
+            duration_seconds.clone(),
+        );
+        registry.register(
+            "init_duration_seconds",
+            "Duration of sandbox starts",
+            init_duration_seconds.clone(),
+        );
+        registry.register(
+            "concurrent_executions",
+            "Calls running now",
+            concurrent_executions.clone(),
+        );
+        registry.register(
+            "logs_dropped",
+            "Log lines dropped under load",
+            logs_dropped.clone(),
+        );
+        Self {
+            registry,
+            invocations,
+            errors,
+            throttles,
+            cold_starts,
+            duration_seconds,
+            init_duration_seconds,
+            concurrent_executions,
+            logs_dropped,
+        }
+    }
+}
+
+impl Metrics {
+    /// The text exposition of every metric.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+}

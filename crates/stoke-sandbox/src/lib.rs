@@ -1,0 +1,174 @@
+//! Stoke's sandboxes: where a function's code runs.
+//!
+//! # Layout
+//! - this file: the [`Backend`] and [`Sandbox`] traits every backend implements, and the types
+//!   that cross them: [`FunctionSpec`] (what a sandbox runs), [`InvokeInput`] (one call),
+//!   [`Execution`] (what came of it: output or a function error, the call's log, its peak
+//!   memory), and [`HostCalls`] (what a guest may ask of the platform, such as invoking
+//!   another function).
+//! - [`wasm`]: the WebAssembly backend on wasmtime: modules compiled once and cached on disk,
+//!   instances from the pooling allocator through an `InstancePre`, timeouts by epoch
+//!   interruption, memory capped by a `ResourceLimiter`, the `stoke` host imports.
+//! - [`error`]: [`SandboxError`], the platform's failures (never the function's).
+//!
+//! A function's failure (a trap, a timeout, running out of memory, a non-zero exit) is an
+//! [`Outcome::Error`]: a normal result, reported to the caller as Lambda reports it. A
+//! [`SandboxError`] is the platform failing.
+
+pub mod error;
+pub mod wasm;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+
+pub use error::SandboxError;
+
+/// Everything a sandbox needs to know about the function version it runs.
+#[derive(Debug, Clone)]
+pub struct FunctionSpec {
+    pub account: String,
+    pub function_name: String,
+    /// `$LATEST` or a version number.
+    pub version: String,
+    /// The unqualified function ARN.
+    pub function_arn: String,
+    pub region: String,
+    pub runtime: stoke_core::Runtime,
+    pub handler: String,
+    /// The unpacked code.
+    pub code_dir: PathBuf,
+    /// The zip's SHA-256 (hex): identifies the code.
+    pub code_sha256: String,
+    pub memory_mb: u32,
+    pub timeout: Duration,
+    pub environment: BTreeMap<String, String>,
+}
+
+impl FunctionSpec {
+    /// Lambda's log group name for the function.
+    pub fn log_group(&self) -> String {
+        format!("/aws/lambda/{}", self.function_name)
+    }
+}
+
+/// One call.
+#[derive(Clone)]
+pub struct InvokeInput {
+    pub request_id: String,
+    /// The event (JSON).
+    pub payload: Bytes,
+    /// When the call must be over.
+    pub deadline: tokio::time::Instant,
+    /// The same deadline as Unix milliseconds (what the guest sees).
+    pub deadline_unix_ms: u64,
+    /// `Root=…;Parent=…;Sampled=…`.
+    pub trace_id: String,
+    /// `X-Amz-Client-Context`, base64 JSON, as the caller sent it.
+    pub client_context: Option<String>,
+    /// What the guest may ask of the platform during this call.
+    pub host: Option<Arc<dyn HostCalls>>,
+}
+
+impl std::fmt::Debug for InvokeInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InvokeInput")
+            .field("request_id", &self.request_id)
+            .field("payload_len", &self.payload.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// How a call ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The function's result.
+    Success(Bytes),
+    /// The function failed; the caller gets `X-Amz-Function-Error: Unhandled` and this body.
+    Error(FunctionError),
+}
+
+/// A function's failure, in the shape Lambda answers it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FunctionError {
+    /// `errorType`: `Runtime.ExitError`, `Sandbox.Timedout`, `Runtime.OutOfMemory`, a trap's
+    /// kind (`Runtime.UnreachableCodeReached`, …), or what the function reported.
+    pub error_type: String,
+    pub message: String,
+    /// The JSON body answered to the caller (`{"errorMessage", "errorType", …}`).
+    pub body: Bytes,
+}
+
+impl FunctionError {
+    /// An error whose body is Lambda's `{"errorMessage", "errorType"}`.
+    pub fn new(error_type: impl Into<String>, message: impl Into<String>) -> Self {
+        let error_type = error_type.into();
+        let message = message.into();
+        let body = serde_json::json!({ "errorMessage": message, "errorType": error_type });
+        Self {
+            error_type,
+            message,
+            body: Bytes::from(body.to_string()),
+        }
+    }
+
+    /// Whether the error is a timeout (the sandbox is gone and must not be reused).
+    pub fn is_timeout(&self) -> bool {
+        self.error_type == "Sandbox.Timedout"
+    }
+}
+
+/// What came of one call.
+#[derive(Debug, Clone)]
+pub struct Execution {
+    pub outcome: Outcome,
+    /// The function's own log lines for this call (its stderr), without Lambda's
+    /// START/END/REPORT lines, which the engine adds.
+    pub log: Bytes,
+    /// Peak memory of the call, in bytes.
+    pub max_memory_bytes: u64,
+    /// Whether the log was cut at the limit.
+    pub log_truncated: bool,
+}
+
+/// The answer to a guest's call of another function.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HostInvokeResult {
+    /// The function ran and answered this.
+    Success(Bytes),
+    /// The function ran and failed with this error body.
+    FunctionError(Bytes),
+    /// The call could not be made (no such function, throttled, …): Lambda's error JSON.
+    Refused(Bytes),
+}
+
+/// What a guest may ask of the platform. The engine implements it; a sandbox calls it.
+#[async_trait]
+pub trait HostCalls: Send + Sync {
+    /// Invokes `function` (a name or ARN, optionally qualified) synchronously with `payload`,
+    /// on behalf of the calling function.
+    async fn invoke(&self, function: &str, payload: Bytes) -> HostInvokeResult;
+}
+
+/// A warm execution environment of one function version.
+#[async_trait]
+pub trait Sandbox: Send + Sync {
+    /// Runs one call. The engine gives a sandbox one call at a time.
+    async fn invoke(&self, input: InvokeInput) -> Result<Execution, SandboxError>;
+}
+
+/// A kind of sandbox (wasm, process).
+#[async_trait]
+pub trait Backend: Send + Sync {
+    /// Readies code at deploy time (for wasm: compiles it and caches the artifact), so that
+    /// [`Backend::start`] has nothing slow left to do. Blocking; `Err` is why the code cannot
+    /// run, in words for `StateReason`.
+    fn prepare(&self, spec: &FunctionSpec) -> Result<(), String>;
+
+    /// Starts a sandbox: a cold start.
+    async fn start(&self, spec: &FunctionSpec) -> Result<Arc<dyn Sandbox>, SandboxError>;
+}

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Builds Stoke (release) and starts `stoke serve` on its embedded default: one SQLite file and a
+# folder of code blobs under ./.stoke, nothing else to install or start.
+#
+#   scripts/serve.sh [stoke serve flags...]     e.g. --listen 0.0.0.0:9000 --data-dir /var/lib/stoke
+#
+# Works on a fresh Debian/Ubuntu machine with Rust (rustup, 1.95 or newer); installs the C
+# toolchain that some crates need if it is missing.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+SUDO=()
+if [[ "$(id -u)" -ne 0 ]] && command -v sudo >/dev/null 2>&1; then SUDO=(sudo); fi
+if command -v apt-get >/dev/null 2>&1; then
+  missing=()
+  for p in build-essential pkg-config; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  if [[ ${#missing[@]} -gt 0 ]]; then
+    "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q
+    "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+  fi
+fi
+if ! command -v cargo >/dev/null 2>&1; then
+  echo "cargo not found: install Rust with rustup (https://rustup.rs), toolchain 1.95 or newer" >&2
+  exit 1
+fi
+
+cargo build --release -p stoke
+TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
+exec "$TARGET/release/stoke" serve "$@"

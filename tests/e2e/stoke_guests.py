@@ -1,0 +1,128 @@
+"""The wasm guests of the end-to-end tests: modules built from `examples/` (see
+examples/README.md) by scripts/build-guests.sh, deployed as Lambda functions of runtime `wasm`.
+
+The .wasm files are read from $STOKE_GUESTS_DIR (scripts/test.sh sets it). When it is not set,
+the default output folder of scripts/build-guests.sh is used, and the script is run once if a
+guest is missing there, so `pytest tests/e2e` works on its own.
+
+Guests (file name in the zip = the handler):
+
+| guest | does |
+|---|---|
+| `hello.wasm` | `{"name": N}` → `{"message": "Hello, N!"}`; logs `saying hello to N (request R)` |
+| `caller.wasm` | `{"function": F, "payload": P}` → F's answer to P (`stoke` host imports) |
+| `fail.wasm` | fails with `{"errorType", "errorMessage"}` from the event (SDK `Err`) |
+| `panic.wasm` | panics with the event's `message` |
+| `context.wasm` | answers its event, its SDK `Context` and its whole environment |
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import json
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from stoke_e2e import REPO_ROOT, create_wasm, make_zip, unique_name, wait_active
+
+BUILD_SCRIPT = REPO_ROOT / "scripts" / "build-guests.sh"
+
+
+def _default_dir() -> Path:
+    target = os.environ.get("STOKE_GUEST_TARGET_DIR") or "/var/tmp/stoke-guest-target"
+    return Path(target) / "wasm32-wasip1" / "release"
+
+
+@functools.cache
+def _build() -> Path:
+    proc = subprocess.run(
+        [str(BUILD_SCRIPT)], capture_output=True, text=True, check=False, cwd=REPO_ROOT
+    )
+    if proc.returncode != 0:
+        pytest.fail(
+            f"scripts/build-guests.sh failed (exit {proc.returncode}):\n{proc.stderr[-4000:]}",
+            pytrace=False,
+        )
+    return Path(proc.stdout.strip().splitlines()[-1])
+
+
+@functools.cache
+def guest_wasm(guest: str) -> bytes:
+    """The bytes of `<guest>.wasm`."""
+    explicit = os.environ.get("STOKE_GUESTS_DIR")
+    folder = Path(explicit) if explicit else _default_dir()
+    path = folder / f"{guest}.wasm"
+    if not path.exists() and not explicit:
+        path = _build() / f"{guest}.wasm"
+    if not path.exists():
+        pytest.fail(
+            f"guest module {path} not found: run scripts/build-guests.sh "
+            "(and set STOKE_GUESTS_DIR to the folder it prints last)",
+            pytrace=False,
+        )
+    return path.read_bytes()
+
+
+def guest_zip(guest: str, handler: str | None = None) -> bytes:
+    return make_zip({handler or f"{guest}.wasm": guest_wasm(guest)})
+
+
+def deploy(lam, guest: str, prefix: str | None = None, **kw) -> str:
+    """Create a function running `<guest>.wasm` (handler `<guest>.wasm`), wait until it is
+    Active, and return its name. Keyword arguments go to CreateFunction."""
+    name = unique_name(prefix or f"inv-{guest}")
+    kw.setdefault("Handler", f"{guest}.wasm")
+    create_wasm(lam, name, zip_bytes=guest_zip(guest, kw["Handler"]), **kw)
+    cfg = wait_active(lam, name)["Configuration"]
+    assert cfg["State"] == "Active", cfg
+    return name
+
+
+def invoke(lam, name: str, payload=None, **kw) -> tuple[dict, object]:
+    """boto3 invoke with a JSON payload (bytes are sent as they are); returns the response and
+    the decoded JSON body (None for an empty body)."""
+    if payload is not None and not isinstance(payload, (bytes, bytearray)):
+        payload = json.dumps(payload).encode()
+    if payload is not None:
+        kw["Payload"] = payload
+    resp = lam.invoke(FunctionName=name, **kw)
+    raw = resp["Payload"].read()
+    return resp, (json.loads(raw) if raw else None)
+
+
+def log_tail(resp: dict) -> str:
+    assert "LogResult" in resp, f"no LogResult in {sorted(resp)}"
+    return base64.b64decode(resp["LogResult"]).decode()
+
+
+def request_id(resp: dict) -> str:
+    """The request id boto3 read from `x-amzn-RequestId`."""
+    rid = resp["ResponseMetadata"].get("RequestId")
+    assert rid, f"no x-amzn-RequestId header: {resp['ResponseMetadata']['HTTPHeaders']}"
+    return rid
+
+
+def logs_client(server):
+    """boto3's CloudWatch Logs client for this server, with the same credentials."""
+    return server.session().client("logs", endpoint_url=server.endpoint, config=server.config())
+
+
+def log_events(server, name: str, until, timeout: float = 2.5) -> list[dict]:
+    """FilterLogEvents on /aws/lambda/NAME (every page, with boto3's paginator), polled until
+    `until(events)` holds or `timeout` seconds pass (the server writes logs in batches).
+    Returns the events last read."""
+    logs = logs_client(server)
+    deadline = time.monotonic() + timeout
+    while True:
+        events: list[dict] = []
+        paginator = logs.get_paginator("filter_log_events")
+        for page in paginator.paginate(logGroupName=f"/aws/lambda/{name}"):
+            events.extend(page.get("events", []))
+        if until(events) or time.monotonic() > deadline:
+            return events
+        time.sleep(0.1)
