@@ -14,6 +14,7 @@ Guests (file name in the zip = the handler):
 | `fail.wasm` | fails with `{"errorType", "errorMessage"}` from the event (SDK `Err`) |
 | `panic.wasm` | panics with the event's `message` |
 | `context.wasm` | answers its event, its SDK `Context` and its whole environment |
+| `misbehave.wasm` | `{"mode": ...}`: loops, allocates, exits, floods stdout or stderr |
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import base64
 import functools
 import json
 import os
+import re
 import subprocess
 import time
 from pathlib import Path
@@ -31,6 +33,15 @@ import pytest
 from stoke_e2e import REPO_ROOT, create_wasm, make_zip, unique_name, wait_active
 
 BUILD_SCRIPT = REPO_ROOT / "scripts" / "build-guests.sh"
+
+REQUEST_ID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+# Lambda's REPORT line: fields separated by tabs; `Init Duration` only on a cold start.
+REPORT_RE = re.compile(
+    r"^REPORT RequestId: (?P<id>\S+)\tDuration: (?P<duration>\d+\.\d{2}) ms"
+    r"\tBilled Duration: (?P<billed>\d+) ms\tMemory Size: (?P<memory>\d+) MB"
+    r"\tMax Memory Used: (?P<used>\d+) MB\t?(?:Init Duration: (?P<init>\d+\.\d{2}) ms\t?)?"
+)
+LOG_STREAM_RE = re.compile(r"^\d{4}/\d{2}/\d{2}/\[\$LATEST\][0-9a-f]{32}$")
 
 
 def _default_dir() -> Path:
@@ -126,3 +137,30 @@ def log_events(server, name: str, until, timeout: float = 2.5) -> list[dict]:
         if until(events) or time.monotonic() > deadline:
             return events
         time.sleep(0.1)
+
+
+def report_of(tail: str) -> re.Match:
+    lines = [ln for ln in tail.splitlines() if ln.startswith("REPORT ")]
+    assert len(lines) == 1, f"expected one REPORT line in the tail:\n{tail}"
+    m = REPORT_RE.match(lines[0])
+    assert m, f"REPORT line not in Lambda's format: {lines[0]!r}"
+    return m
+
+
+def assert_call_log(tail: str, rid: str, *, contains: list[str] = ()) -> re.Match:
+    """The tail of one call: START, the function's lines, END, REPORT, all of request `rid`."""
+    lines = tail.splitlines()
+    starts = [i for i, ln in enumerate(lines) if ln.startswith("START ")]
+    ends = [i for i, ln in enumerate(lines) if ln.startswith("END ")]
+    reports = [i for i, ln in enumerate(lines) if ln.startswith("REPORT ")]
+    assert len(starts) == len(ends) == len(reports) == 1, tail
+    s, e, r = starts[0], ends[0], reports[0]
+    assert lines[s] == f"START RequestId: {rid} Version: $LATEST", tail
+    assert lines[e] == f"END RequestId: {rid}", tail
+    assert s < e < r, f"START, END and REPORT out of order:\n{tail}"
+    body = "\n".join(lines[s + 1 : e])
+    for text in contains:
+        assert text in body, f"{text!r} not between START and END:\n{tail}"
+    m = report_of(tail)
+    assert m["id"] == rid, tail
+    return m

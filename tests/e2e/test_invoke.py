@@ -27,6 +27,10 @@ from stoke_e2e import (
     unique_name,
 )
 from stoke_guests import (
+    LOG_STREAM_RE,
+    REPORT_RE,
+    REQUEST_ID_RE,
+    assert_call_log,
     deploy,
     guest_wasm,
     invoke,
@@ -36,14 +40,6 @@ from stoke_guests import (
     request_id,
 )
 
-REQUEST_ID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
-# Lambda's REPORT line: fields separated by tabs; `Init Duration` only on a cold start.
-REPORT_RE = re.compile(
-    r"^REPORT RequestId: (?P<id>\S+)\tDuration: (?P<duration>\d+\.\d{2}) ms"
-    r"\tBilled Duration: (?P<billed>\d+) ms\tMemory Size: (?P<memory>\d+) MB"
-    r"\tMax Memory Used: (?P<used>\d+) MB\t?(?:Init Duration: (?P<init>\d+\.\d{2}) ms\t?)?"
-)
-LOG_STREAM_RE = re.compile(r"^\d{4}/\d{2}/\d{2}/\[\$LATEST\][0-9a-f]{32}$")
 SIX_MB = 6 * 1024 * 1024
 # A module with the right magic and version, then bytes no section starts with.
 BROKEN_MODULE = b"\0asm\x01\0\0\0" + b"\xff" * 64
@@ -83,33 +79,6 @@ def context_fn(lam):
         Timeout=7,
         Environment={"Variables": {"GREETING": "bonjour", "EMPTY_ONE": ""}},
     )
-
-
-def report_of(tail: str) -> re.Match:
-    lines = [ln for ln in tail.splitlines() if ln.startswith("REPORT ")]
-    assert len(lines) == 1, f"expected one REPORT line in the tail:\n{tail}"
-    m = REPORT_RE.match(lines[0])
-    assert m, f"REPORT line not in Lambda's format: {lines[0]!r}"
-    return m
-
-
-def assert_call_log(tail: str, rid: str, *, contains: list[str] = ()) -> re.Match:
-    """The tail of one call: START, the function's lines, END, REPORT, all of request `rid`."""
-    lines = tail.splitlines()
-    starts = [i for i, ln in enumerate(lines) if ln.startswith("START ")]
-    ends = [i for i, ln in enumerate(lines) if ln.startswith("END ")]
-    reports = [i for i, ln in enumerate(lines) if ln.startswith("REPORT ")]
-    assert len(starts) == len(ends) == len(reports) == 1, tail
-    s, e, r = starts[0], ends[0], reports[0]
-    assert lines[s] == f"START RequestId: {rid} Version: $LATEST", tail
-    assert lines[e] == f"END RequestId: {rid}", tail
-    assert s < e < r, f"START, END and REPORT out of order:\n{tail}"
-    body = "\n".join(lines[s + 1 : e])
-    for text in contains:
-        assert text in body, f"{text!r} not between START and END:\n{tail}"
-    m = report_of(tail)
-    assert m["id"] == rid, tail
-    return m
 
 
 # --------------------------------------------------------------------------------------------
@@ -499,7 +468,8 @@ def test_logs_api_returns_each_calls_lines_oldest_first(server, lam):
         i for i, m in enumerate(messages) if m.startswith(f"REPORT RequestId: {rids[0]}")
     )
     end0 = messages.index(f"END RequestId: {rids[0]}")
-    assert end0 < report0 < messages.index(f"START RequestId: {rids[1]}"), messages
+    start1 = messages.index(f"START RequestId: {rids[1]} Version: $LATEST")
+    assert end0 < report0 < start1, messages
     stamps = [e["timestamp"] for e in events]
     assert stamps == sorted(stamps), stamps
     for e in events:
@@ -513,3 +483,17 @@ def test_logs_api_for_a_missing_function_is_resource_not_found(server):
         logs.filter_log_events(logGroupName=f"/aws/lambda/{unique_name('inv-nolog')}")
     assert error_code(ei.value) == "ResourceNotFoundException", ei.value.response
     assert http_status(ei.value) == 400, ei.value.response
+
+
+def test_log_events_are_in_the_stream_the_function_was_told(server, lam, context_fn):
+    """The events of a call are in the log stream named by its AWS_LAMBDA_LOG_STREAM_NAME."""
+    resp, body = invoke(lam, context_fn, {"probe": "stream"})
+    rid, stream = request_id(resp), body["context"]["log_stream_name"]
+    assert LOG_STREAM_RE.match(stream), stream
+
+    def mine(events):
+        return [e for e in events if rid in e["message"]]
+
+    events = mine(log_events(server, context_fn, lambda ev: len(mine(ev)) >= 3))
+    assert len(events) >= 3, events  # START, END, REPORT
+    assert {e["logStreamName"] for e in events} == {stream}, events

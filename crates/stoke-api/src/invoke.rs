@@ -46,6 +46,14 @@ pub fn check_payload(body: &[u8]) -> Result<(), LambdaError> {
             "Request must be smaller than {MAX_SYNC_PAYLOAD} bytes for the InvokeFunction operation"
         )));
     }
+    // serde_json does not check the UTF-8 of strings it skips: check the whole body first.
+    if let Err(e) = std::str::from_utf8(body) {
+        return Err(LambdaError::InvalidRequestContent(format!(
+            "Could not parse request body into json: Could not parse payload into json: \
+             Invalid UTF-8 start byte at position {}",
+            e.valid_up_to()
+        )));
+    }
     serde_json::from_slice::<serde::de::IgnoredAny>(body)
         .map(|_| ())
         .map_err(|e| {

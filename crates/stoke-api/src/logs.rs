@@ -35,7 +35,12 @@ struct FilterLogEventsIn {
 
 /// A JSON 1.1 error: the type in `__type`, as botocore's JSON parser reads it.
 fn error(e: LambdaError) -> Response {
-    let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST);
+    // CloudWatch Logs answers its client errors, a missing log group among them, with 400.
+    let status = if e.status() == 404 {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST)
+    };
     let type_name = match &e {
         LambdaError::Validation(_) | LambdaError::InvalidRequestContent(_) => {
             "InvalidParameterException"
@@ -94,6 +99,18 @@ async fn filter_log_events(app: &AppState, caller: &Caller, req: FilterLogEvents
             "The specified log group does not exist.".into(),
         ));
     };
+    if let Err(e) = app
+        .control
+        .get_function(&caller.account, function, None)
+        .await
+    {
+        return match LambdaError::from(e) {
+            LambdaError::ResourceNotFound(_) | LambdaError::Validation(_) => error(
+                LambdaError::ResourceNotFound("The specified log group does not exist.".into()),
+            ),
+            other => error(other),
+        };
+    }
     let limit = req.limit.unwrap_or(10_000).clamp(1, 10_000);
     let after_id = match req.next_token.as_deref().map(str::parse::<i64>) {
         None => None,

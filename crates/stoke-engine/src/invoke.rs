@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use stoke_core::{AccountId, Function, LambdaError, RuntimeFamily, State};
+use stoke_core::{AccountId, Function, LambdaError, LastUpdateStatus, RuntimeFamily, State};
 use stoke_sandbox::{
     Backend, FunctionSpec, HostCalls, HostInvokeResult, InvokeInput, Outcome, Sandbox,
 };
@@ -200,6 +200,28 @@ impl Invoker {
                 )));
             }
         }
+        // Until versions keep the previous code serving (issue 6), a call during an update or
+        // after a failed one is refused plainly rather than failing inside the sandbox.
+        match f.last_update_status {
+            Some(LastUpdateStatus::InProgress) => {
+                return Err(LambdaError::ResourceConflict(format!(
+                    "The operation cannot be performed at this time. An update is in progress \
+                     for resource: {}",
+                    f.arn(self.control.region())
+                )));
+            }
+            Some(LastUpdateStatus::Failed) => {
+                let reason = f
+                    .last_update_reason
+                    .as_ref()
+                    .map_or("", |r| r.message.as_str());
+                return Err(LambdaError::ResourceConflict(format!(
+                    "The function {} cannot be invoked: its last update failed: {reason}",
+                    f.arn(self.control.region())
+                )));
+            }
+            _ => {}
+        }
         match f.config.runtime.family() {
             RuntimeFamily::Wasm => Ok(f),
             _ => Err(LambdaError::InvalidRuntime(format!(
@@ -365,11 +387,7 @@ impl Invoker {
         let log_tail = req.log_tail.then(|| record::log_tail(&lines));
 
         let ended_ms = record::now_ms();
-        let stream = format!(
-            "{}/[{}]",
-            &stoke_core::timefmt::lambda_timestamp(time::OffsetDateTime::now_utc())[..10],
-            version
-        );
+        let stream = execution.log_stream.clone();
         let events = lines
             .into_iter()
             .enumerate()

@@ -133,6 +133,9 @@ pub struct Execution {
     pub max_memory_bytes: u64,
     /// Whether the log was cut at the limit.
     pub log_truncated: bool,
+    /// The log stream of the sandbox that ran the call (what the function was told in
+    /// `AWS_LAMBDA_LOG_STREAM_NAME`).
+    pub log_stream: String,
 }
 
 /// The answer to a guest's call of another function.

@@ -498,6 +498,7 @@ impl Sandbox for WasmSandbox {
             log,
             max_memory_bytes: peak as u64,
             log_truncated,
+            log_stream: self.log_stream.clone(),
         })
     }
 }

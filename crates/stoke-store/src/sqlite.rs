@@ -46,6 +46,15 @@ impl SqliteStore {
     }
 
     async fn connect(options: SqliteConnectOptions) -> Result<Self, StoreError> {
+        // Bring the schema up to date on one connection before the pool opens others: a second
+        // connection switching a brand-new file to WAL while the first migrates can meet
+        // SQLITE_BUSY at once, whatever the busy timeout.
+        {
+            use sqlx::Connection as _;
+            let mut conn = sqlx::SqliteConnection::connect_with(&options).await?;
+            MIGRATOR.run(&mut conn).await?;
+            conn.close().await?;
+        }
         Self::connect_with(options, 4).await
     }
 

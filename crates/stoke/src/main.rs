@@ -4,7 +4,8 @@
 //! # Layout
 //! - `main.rs`: the command line, logging set-up, and the one place errors become an exit code.
 //! - [`serve`] — `stoke serve`.
-//! - [`cli`] — `stoke deploy` and `stoke functions …`, with their HTTP client.
+//! - [`cli`] — `stoke deploy`, `stoke functions …`, `stoke invoke`, `stoke logs` (clients of the
+//!   HTTP API) and `stoke bench`.
 
 mod cli;
 mod serve;
@@ -34,6 +35,12 @@ enum Command {
     Deploy(cli::deploy::DeployArgs),
     /// List, show or delete functions.
     Functions(cli::functions::FunctionsArgs),
+    /// Invoke a function synchronously and print its output.
+    Invoke(cli::invoke::InvokeArgs),
+    /// Print a function's log lines, oldest first; --follow keeps printing new ones.
+    Logs(cli::logs::LogsArgs),
+    /// Start a server of its own and measure warm calls, cold starts and code updates.
+    Bench(cli::bench::BenchArgs),
 }
 
 #[tokio::main]
@@ -50,6 +57,9 @@ async fn main() -> ExitCode {
         Command::Serve(args) => serve::run(args).await,
         Command::Deploy(args) => cli::deploy::run(args).await,
         Command::Functions(args) => cli::functions::run(args).await,
+        Command::Invoke(args) => cli::invoke::run(args).await,
+        Command::Logs(args) => cli::logs::run(args).await,
+        Command::Bench(args) => cli::bench::run(args).await,
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
@@ -90,6 +100,54 @@ mod tests {
                 Some("http://h:1/")
             );
         }
+    }
+
+    #[test]
+    fn invoke_and_logs_take_their_flags() {
+        let cli = Cli::try_parse_from([
+            "stoke",
+            "invoke",
+            "hello",
+            "--payload",
+            "@event.json",
+            "--log",
+            "--qualifier",
+            "$LATEST",
+        ])
+        .expect("parses");
+        let Command::Invoke(args) = cli.command else {
+            panic!("not invoke");
+        };
+        assert_eq!(args.payload.as_deref(), Some("@event.json"));
+        assert!(args.log && !args.dry_run);
+
+        let cli =
+            Cli::try_parse_from(["stoke", "logs", "hello", "-f", "--since", "2h"]).expect("parses");
+        let Command::Logs(args) = cli.command else {
+            panic!("not logs");
+        };
+        assert!(args.follow);
+        assert_eq!(
+            args.since,
+            Some(cli::logs::Since::Ago(std::time::Duration::from_secs(7200)))
+        );
+    }
+
+    #[test]
+    fn bench_takes_a_list_of_client_counts() {
+        let cli = Cli::try_parse_from(["stoke", "bench", "--clients", "1,4", "--duration", "2s"])
+            .expect("parses");
+        let Command::Bench(args) = cli.command else {
+            panic!("not bench");
+        };
+        assert_eq!(args.clients, [1, 4]);
+        assert_eq!(args.duration, std::time::Duration::from_secs(2));
+        let cli = Cli::try_parse_from(["stoke", "bench"]).expect("parses");
+        let Command::Bench(args) = cli.command else {
+            panic!("not bench");
+        };
+        assert_eq!(args.clients, [1, 8, 64]);
+        assert!(Cli::try_parse_from(["stoke", "bench", "--clients", "0"]).is_err());
     }
 
     #[test]

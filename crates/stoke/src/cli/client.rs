@@ -1,7 +1,9 @@
-//! A small client for the Lambda REST API that `stoke serve` speaks: one method per operation the
-//! CLI uses, every request signed with AWS Signature V4 (service `lambda`, header form, the body's
-//! SHA-256 in the canonical request), and the Lambda error JSON (`{"Type": …, "message": …}` with
-//! the type in `x-amzn-ErrorType`) turned into an [`ApiError`].
+//! A small client for the Lambda REST API that `stoke serve` speaks (and for the CloudWatch Logs
+//! API's `FilterLogEvents`, which it serves on `POST /`): one method per operation the CLI uses,
+//! every request signed with AWS Signature V4 (service `lambda` or `logs`, header form, the
+//! body's SHA-256 in the canonical request), and the error JSON (Lambda's `{"Type": …,
+//! "message": …}` or JSON 1.1's `{"__type": …}`, the type in `x-amzn-ErrorType`) turned into an
+//! [`ApiError`].
 //!
 //! Responses are kept as `serde_json::Value` where the CLI only prints them, and read through the
 //! small typed [`FunctionConfiguration`] where it looks at fields.
@@ -19,8 +21,10 @@ use serde_json::Value;
 
 use super::credentials::Credentials;
 
-/// The service name in the credential scope.
+/// The service name in the credential scope of the Lambda API.
 const SIGNING_SERVICE: &str = "lambda";
+/// The service name in the credential scope of the CloudWatch Logs API.
+const LOGS_SIGNING_SERVICE: &str = "logs";
 /// The API version prefix of every Lambda function path.
 const API_PREFIX: &str = "/2015-03-31/functions";
 /// The header that carries the error type of a failed call.
@@ -175,6 +179,82 @@ pub struct GetFunctionOutput {
     pub configuration: FunctionConfiguration,
 }
 
+/// FilterLogEvents's answer: one page of events, and where to continue.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FilterLogEventsPage {
+    #[serde(default)]
+    pub events: Vec<LogEvent>,
+    /// Set when there may be more: the id of the last event, to pass back as `nextToken`.
+    pub next_token: Option<String>,
+}
+
+/// One log line of FilterLogEvents.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LogEvent {
+    #[serde(default)]
+    pub log_stream_name: String,
+    /// Milliseconds since the Unix epoch.
+    #[serde(default)]
+    pub timestamp: i64,
+    pub message: String,
+    /// An increasing number (as a string); a follower passes the last one as `nextToken`.
+    pub event_id: String,
+}
+
+/// One call of Invoke.
+#[derive(Debug, Clone)]
+pub struct InvokeRequest<'a> {
+    /// Function name or ARN.
+    pub name: &'a str,
+    /// `Qualifier` (a version or alias).
+    pub qualifier: Option<&'a str>,
+    /// `RequestResponse` or `DryRun`.
+    pub invocation_type: &'a str,
+    /// Ask for the log tail (`X-Amz-Log-Type: Tail`).
+    pub log_tail: bool,
+    /// The event; `None` sends no body (the server then passes `{}`).
+    pub payload: Option<Vec<u8>>,
+}
+
+/// Invoke's answer.
+#[derive(Debug, Clone)]
+pub struct InvokeOutput {
+    /// 200 for a call that ran (even when the function failed), 204 for a dry run.
+    pub status: u16,
+    /// The function's output, or its error JSON.
+    pub payload: Bytes,
+    /// `X-Amz-Function-Error` (`Unhandled`) when the function failed.
+    pub function_error: Option<String>,
+    /// `X-Amz-Log-Result`: base64 of the last 4 KB of the call's log.
+    pub log_result: Option<String>,
+    /// `X-Amz-Executed-Version`.
+    pub executed_version: Option<String>,
+    /// `x-amzn-RequestId`, the id the call's log lines carry.
+    pub request_id: Option<String>,
+}
+
+/// A request before signing.
+struct ApiRequest<'a> {
+    method: Method,
+    path_and_query: &'a str,
+    /// The signing service: `lambda`, or `logs`.
+    service: &'a str,
+    /// Headers sent (and signed) besides `host` and the signature's own.
+    headers: Vec<(&'a str, &'a str)>,
+    body: Option<Vec<u8>>,
+    /// A progress bar message for the upload, if one should be drawn.
+    progress: Option<&'a str>,
+}
+
+/// A 2xx answer.
+struct Answer {
+    status: StatusCode,
+    headers: reqwest::header::HeaderMap,
+    body: Bytes,
+}
+
 /// A signing client for one endpoint, region and access key.
 #[derive(Debug, Clone)]
 pub struct LambdaClient {
@@ -322,8 +402,70 @@ impl LambdaClient {
         Ok(())
     }
 
-    /// Signs and sends one request; returns the body of a 2xx answer, or the API error. With
-    /// `progress`, the body is streamed in chunks under a progress bar with that message.
+    /// Invoke: `POST /2015-03-31/functions/{name}/invocations[?Qualifier=]` with the payload as
+    /// the body. A function error is still a success here (200 with `X-Amz-Function-Error`);
+    /// the caller looks at [`InvokeOutput::function_error`].
+    pub async fn invoke(&self, request: &InvokeRequest<'_>) -> Result<InvokeOutput, ClientError> {
+        let path = invoke_path(request.name, request.qualifier);
+        let mut headers = vec![("x-amz-invocation-type", request.invocation_type)];
+        if request.log_tail {
+            headers.push(("x-amz-log-type", "Tail"));
+        }
+        if request.payload.is_some() {
+            headers.push(("content-type", "application/json"));
+        }
+        let answer = self
+            .send_request(ApiRequest {
+                method: Method::POST,
+                path_and_query: &path,
+                service: SIGNING_SERVICE,
+                headers,
+                body: request.payload.clone(),
+                progress: None,
+            })
+            .await?;
+        let header = |name: &str| {
+            answer
+                .headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        Ok(InvokeOutput {
+            status: answer.status.as_u16(),
+            function_error: header("x-amz-function-error"),
+            log_result: header("x-amz-log-result"),
+            executed_version: header("x-amz-executed-version"),
+            request_id: header("x-amzn-requestid"),
+            payload: answer.body,
+        })
+    }
+
+    /// FilterLogEvents of the CloudWatch Logs API: `POST /` with `X-Amz-Target:
+    /// Logs_20140328.FilterLogEvents`, JSON 1.1, signed for the service `logs`.
+    pub async fn filter_log_events(
+        &self,
+        request: &Value,
+    ) -> Result<FilterLogEventsPage, ClientError> {
+        let answer = self
+            .send_request(ApiRequest {
+                method: Method::POST,
+                path_and_query: "/",
+                service: LOGS_SIGNING_SERVICE,
+                headers: vec![
+                    ("content-type", "application/x-amz-json-1.1"),
+                    ("x-amz-target", "Logs_20140328.FilterLogEvents"),
+                ],
+                body: Some(request.to_string().into_bytes()),
+                progress: None,
+            })
+            .await?;
+        decode(&answer.body)
+    }
+
+    /// Signs and sends one request of the Lambda API; returns the body of a 2xx answer, or the
+    /// API error. With `progress`, the body is streamed in chunks under a progress bar with that
+    /// message.
     async fn send(
         &self,
         method: Method,
@@ -331,22 +473,54 @@ impl LambdaClient {
         body: Option<Vec<u8>>,
         progress: Option<&str>,
     ) -> Result<Bytes, ClientError> {
+        let headers = if body.is_some() {
+            vec![("content-type", "application/json")]
+        } else {
+            Vec::new()
+        };
+        let answer = self
+            .send_request(ApiRequest {
+                method,
+                path_and_query,
+                service: SIGNING_SERVICE,
+                headers,
+                body,
+                progress,
+            })
+            .await?;
+        Ok(answer.body)
+    }
+
+    /// Signs and sends one request; answers a 2xx answer whole, or the API error.
+    async fn send_request(&self, request: ApiRequest<'_>) -> Result<Answer, ClientError> {
+        let ApiRequest {
+            method,
+            path_and_query,
+            service,
+            headers,
+            body,
+            progress,
+        } = request;
         let url = self.url(path_and_query)?;
-        let content_type = body.as_ref().map(|_| "application/json");
+        let has_body = body.is_some();
         let body = Bytes::from(body.unwrap_or_default());
-        let headers = sign(
+        let scope = SigningScope {
+            credentials: &self.credentials,
+            region: &self.region,
+            service,
+        };
+        let signed = sign(
             method.as_str(),
             &url,
-            content_type,
+            &headers,
             &body,
-            &self.credentials,
-            &self.region,
+            &scope,
             SystemTime::now(),
         )?;
-        tracing::debug!(%method, %url, bytes = body.len(), "lambda request");
+        tracing::debug!(%method, %url, bytes = body.len(), "request");
 
         let mut request = self.http.request(method, url);
-        for (name, value) in headers {
+        for (name, value) in signed {
             request = request.header(name, value);
         }
         let mut bar = None;
@@ -356,7 +530,7 @@ impl LambdaClient {
             request = request
                 .header(reqwest::header::CONTENT_LENGTH, body.len())
                 .body(reqwest::Body::wrap_stream(progress_stream(body, upload)));
-        } else if content_type.is_some() {
+        } else if has_body {
             request = request.body(body);
         }
 
@@ -370,16 +544,20 @@ impl LambdaClient {
         }
         let response = response.map_err(http_error)?;
         let status = response.status();
-        let error_type = response
-            .headers()
+        let headers = response.headers().clone();
+        let error_type = headers
             .get(ERROR_TYPE_HEADER)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
-        let answer = response.bytes().await.map_err(http_error)?;
+        let body = response.bytes().await.map_err(http_error)?;
         if status.is_success() {
-            return Ok(answer);
+            return Ok(Answer {
+                status,
+                headers,
+                body,
+            });
         }
-        let error = ApiError::from_response(status.as_u16(), error_type.as_deref(), &answer);
+        let error = ApiError::from_response(status.as_u16(), error_type.as_deref(), &body);
         let hint = (status == StatusCode::FORBIDDEN).then(|| {
             format!(
                 "signed with access key {} from {}",
@@ -405,6 +583,15 @@ fn function_path(name: &str, suffix: &str) -> String {
         "{API_PREFIX}/{}{suffix}",
         utf8_percent_encode(name, COMPONENT)
     )
+}
+
+/// The Invoke path, with `?Qualifier=` when one is given.
+pub fn invoke_path(name: &str, qualifier: Option<&str>) -> String {
+    let path = function_path(name, "/invocations");
+    match qualifier {
+        Some(q) => format!("{path}?Qualifier={}", utf8_percent_encode(q, COMPONENT)),
+        None => path,
+    }
 }
 
 /// The ListFunctions path with its query.
@@ -455,28 +642,38 @@ fn host_header(url: &Url) -> Result<String, ClientError> {
     })
 }
 
-/// Signs a request with SigV4 and returns the headers to send: `host`, `content-type` (when there
-/// is a body), `x-amz-date`, `authorization` and, with a session token, `x-amz-security-token`.
-/// The signed headers are `content-type` (if any), `host` and `x-amz-date` (+ the token); the body
-/// hash is part of the canonical request (no `x-amz-content-sha256` header, as boto3 does it).
+/// Who signs a request, and for which region and service (the credential scope).
+#[derive(Debug, Clone, Copy)]
+pub struct SigningScope<'a> {
+    /// The access key that signs.
+    pub credentials: &'a Credentials,
+    /// The region of the scope; the server checks it against its own.
+    pub region: &'a str,
+    /// `lambda`, or `logs` for the CloudWatch Logs API.
+    pub service: &'a str,
+}
+
+/// Signs a request with SigV4 and returns the headers to send: `host`, the given `headers`
+/// (content type, `x-amz-target`, …), `x-amz-date`, `authorization` and, with a session token,
+/// `x-amz-security-token`. Every header sent is signed; the body hash is part of the canonical
+/// request (no `x-amz-content-sha256` header, as boto3 does it).
 pub fn sign(
     method: &str,
     url: &Url,
-    content_type: Option<&str>,
+    headers: &[(&str, &str)],
     body: &[u8],
-    credentials: &Credentials,
-    region: &str,
+    scope: &SigningScope<'_>,
     time: SystemTime,
 ) -> Result<Vec<(String, String)>, ClientError> {
     use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings};
     use aws_sigv4::sign::v4::SigningParams;
 
     let host = host_header(url)?;
-    let mut headers: Vec<(&str, &str)> = vec![("host", host.as_str())];
-    if let Some(content_type) = content_type {
-        headers.push(("content-type", content_type));
-    }
+    let mut all: Vec<(&str, &str)> = Vec::with_capacity(headers.len() + 1);
+    all.push(("host", host.as_str()));
+    all.extend_from_slice(headers);
 
+    let credentials = scope.credentials;
     let identity = aws_credential_types::Credentials::new(
         &credentials.access_key_id,
         &credentials.secret_access_key,
@@ -487,8 +684,8 @@ pub fn sign(
     .into();
     let params = SigningParams::builder()
         .identity(&identity)
-        .region(region)
-        .name(SIGNING_SERVICE)
+        .region(scope.region)
+        .name(scope.service)
         .time(time)
         .settings(SigningSettings::default())
         .build()
@@ -497,7 +694,7 @@ pub fn sign(
     let request = SignableRequest::new(
         method,
         url.as_str(),
-        headers.iter().copied(),
+        all.iter().copied(),
         SignableBody::Bytes(body),
     )
     .map_err(|e| ClientError::Signing(e.to_string()))?;
@@ -505,7 +702,7 @@ pub fn sign(
         .map_err(|e| ClientError::Signing(e.to_string()))?
         .into_parts();
 
-    let mut out: Vec<(String, String)> = headers
+    let mut out: Vec<(String, String)> = all
         .iter()
         .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
         .collect();
@@ -558,13 +755,18 @@ mod tests {
         let url = Url::parse("http://127.0.0.1:9000/2015-03-31/functions/?Marker=b%3Ac&MaxItems=5")
             .expect("url");
         let body = br#"{"FunctionName":"hello"}"#;
+        let credentials = credentials(None);
+        let scope = SigningScope {
+            credentials: &credentials,
+            region: "us-east-1",
+            service: "lambda",
+        };
         let headers = sign(
             "POST",
             &url,
-            Some("application/json"),
+            &[("content-type", "application/json")],
             body,
-            &credentials(None),
-            "us-east-1",
+            &scope,
             fixed_time(),
         )
         .expect("signed");
@@ -602,16 +804,13 @@ mod tests {
     #[test]
     fn session_token_is_sent_and_signed() {
         let url = Url::parse("http://localhost:9000/2015-03-31/functions/f").expect("url");
-        let headers = sign(
-            "GET",
-            &url,
-            None,
-            b"",
-            &credentials(Some("TOKEN")),
-            "eu-west-1",
-            fixed_time(),
-        )
-        .expect("signed");
+        let credentials = credentials(Some("TOKEN"));
+        let scope = SigningScope {
+            credentials: &credentials,
+            region: "eu-west-1",
+            service: "lambda",
+        };
+        let headers = sign("GET", &url, &[], b"", &scope, fixed_time()).expect("signed");
         assert_eq!(header(&headers, "x-amz-security-token"), "TOKEN");
         let auth = header(&headers, "authorization");
         assert!(
@@ -619,6 +818,52 @@ mod tests {
             "{auth}"
         );
         assert!(!headers.iter().any(|(k, _)| k == "content-type"));
+    }
+
+    #[test]
+    fn logs_requests_sign_the_target_for_the_logs_service() {
+        let url = Url::parse("http://127.0.0.1:9000/").expect("url");
+        let credentials = credentials(None);
+        let scope = SigningScope {
+            credentials: &credentials,
+            region: "us-east-1",
+            service: "logs",
+        };
+        let headers = sign(
+            "POST",
+            &url,
+            &[
+                ("content-type", "application/x-amz-json-1.1"),
+                ("x-amz-target", "Logs_20140328.FilterLogEvents"),
+            ],
+            b"{}",
+            &scope,
+            fixed_time(),
+        )
+        .expect("signed");
+        assert_eq!(
+            header(&headers, "x-amz-target"),
+            "Logs_20140328.FilterLogEvents"
+        );
+        let auth = header(&headers, "authorization");
+        assert!(
+            auth.contains(
+                "/us-east-1/logs/aws4_request, SignedHeaders=content-type;host;x-amz-date;x-amz-target,"
+            ),
+            "{auth}"
+        );
+    }
+
+    #[test]
+    fn invoke_path_carries_the_qualifier() {
+        assert_eq!(
+            invoke_path("f", None),
+            "/2015-03-31/functions/f/invocations"
+        );
+        assert_eq!(
+            invoke_path("f", Some("$LATEST")),
+            "/2015-03-31/functions/f/invocations?Qualifier=%24LATEST"
+        );
     }
 
     #[test]

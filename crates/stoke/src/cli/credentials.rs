@@ -210,7 +210,7 @@ pub fn resolve(env: &impl Env, cwd: &Path) -> Result<Credentials, CredentialsErr
 
 /// Reads `profile` from the credentials file at `path`; `Ok(None)` when the file or the profile
 /// does not exist.
-fn from_file(path: &Path, profile: &str) -> Result<Option<Credentials>, CredentialsError> {
+pub fn from_file(path: &Path, profile: &str) -> Result<Option<Credentials>, CredentialsError> {
     let text = match std::fs::read_to_string(path) {
         Ok(text) => text,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),

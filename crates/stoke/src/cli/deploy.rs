@@ -231,6 +231,14 @@ fn insert_common(request: &mut Map<String, Value>, args: &DeployArgs) {
     }
 }
 
+/// Waits until `name` is Active with its last update done (see [`wait_until`]).
+pub(crate) async fn wait_ready(
+    client: &LambdaClient,
+    name: &str,
+) -> anyhow::Result<FunctionConfiguration> {
+    wait_until(client, name, Settled::Ready).await
+}
+
 /// What [`wait_until`] waits for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Settled {

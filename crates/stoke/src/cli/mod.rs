@@ -7,15 +7,21 @@
 //! - [`package`] — folder zipping (deterministic) and default handlers.
 //! - [`deploy`] — `stoke deploy`, create or update then wait until Active.
 //! - [`functions`] — `stoke functions list|get|delete`.
+//! - [`invoke`] — `stoke invoke`, one synchronous call.
+//! - [`logs`] — `stoke logs`, a function's log lines through the CloudWatch Logs API.
+//! - [`bench`] — `stoke bench`, which starts its own `stoke serve` and measures it.
 //!
 //! Every command that calls the server flattens [`ClientArgs`], so `--endpoint-url` and
 //! `--region` are spelled the same everywhere (they are not top-level flags because
 //! `stoke serve` has a `--region` of its own, for the ARNs it makes).
 
+pub mod bench;
 pub mod client;
 pub mod credentials;
 pub mod deploy;
 pub mod functions;
+pub mod invoke;
+pub mod logs;
 pub mod package;
 
 use std::path::PathBuf;

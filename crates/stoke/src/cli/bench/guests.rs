@@ -1,0 +1,98 @@
+//! The guest modules `stoke bench` deploys, compiled from WebAssembly text at run time with the
+//! `wat` crate, and zipped as a deployment package (the file name in the zip is the handler).
+//!
+//! - [`echo_zip`]: `tests/guests/echo.wat`, the tests' echo function (one log line on stderr,
+//!   stdin copied to stdout): the "hello" of the warm and cold measurements.
+//! - [`constant_zip`]: a module that prints a fixed text, so that the update measurement can
+//!   tell the new code's answers from the old one's.
+
+use std::io::{Cursor, Write as _};
+
+use anyhow::Context as _;
+use zip::write::SimpleFileOptions;
+
+/// The echo guest of the tests.
+const ECHO_WAT: &str = include_str!("../../../../../tests/guests/echo.wat");
+/// The handler (the module's file name in the zip) of every bench function.
+pub const HANDLER: &str = "bench.wasm";
+/// Where the constant module keeps its text in linear memory.
+const TEXT_OFFSET: usize = 64;
+
+/// The echo module, zipped.
+pub fn echo_zip() -> anyhow::Result<Vec<u8>> {
+    let wasm = wat::parse_str(ECHO_WAT).context("compiling echo.wat")?;
+    zip_module(&wasm)
+}
+
+/// A module that writes `text` to stdout and exits 0, zipped.
+pub fn constant_zip(text: &str) -> anyhow::Result<Vec<u8>> {
+    let wasm = wat::parse_str(constant_wat(text)).context("compiling the constant module")?;
+    zip_module(&wasm)
+}
+
+/// The text of a module that writes `text` to stdout.
+fn constant_wat(text: &str) -> String {
+    format!(
+        r#"(module
+  (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (data (i32.const {TEXT_OFFSET}) "{escaped}")
+  (func (export "_start")
+    (i32.store (i32.const 0) (i32.const {TEXT_OFFSET}))
+    (i32.store (i32.const 4) (i32.const {len}))
+    (drop (call $fd_write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))))
+"#,
+        escaped = wat_string(text.as_bytes()),
+        len = text.len(),
+    )
+}
+
+/// `bytes` as the inside of a WAT string literal: letters and digits as they are, every other
+/// byte as `\hh`.
+fn wat_string(bytes: &[u8]) -> String {
+    bytes
+        .iter()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() {
+                char::from(*b).to_string()
+            } else {
+                format!("\\{b:02x}")
+            }
+        })
+        .collect()
+}
+
+/// A zip holding `wasm` as [`HANDLER`].
+fn zip_module(wasm: &[u8]) -> anyhow::Result<Vec<u8>> {
+    let mut writer = zip::ZipWriter::new(Cursor::new(Vec::new()));
+    writer.start_file(HANDLER, SimpleFileOptions::DEFAULT.unix_permissions(0o644))?;
+    writer.write_all(wasm)?;
+    Ok(writer.finish()?.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wat_strings_escape_everything_but_letters_and_digits() {
+        assert_eq!(wat_string(br#"{"a":1}"#), r#"\7b\22a\22\3a1\7d"#);
+    }
+
+    #[test]
+    fn both_modules_compile_and_zip_under_the_handler_name() {
+        for zip in [
+            echo_zip().expect("echo"),
+            constant_zip(r#"{"round":1}"#).expect("constant"),
+        ] {
+            let names = crate::cli::package::file_names(&zip).expect("zip");
+            assert_eq!(names, [HANDLER]);
+        }
+    }
+
+    #[test]
+    fn the_constant_module_holds_its_text() {
+        let wasm = wat::parse_str(constant_wat("hi there")).expect("compiles");
+        assert!(wasm.windows(8).any(|w| w == b"hi there"));
+    }
+}
