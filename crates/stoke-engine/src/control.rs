@@ -78,6 +78,10 @@ pub struct ControlPlane {
     code_lock: tokio::sync::Mutex<()>,
     /// Background preparations, so shutdown can wait for them.
     tasks: tokio_util_tasks::Tasks,
+    /// Functions as last read or written by this process, so that a call does not read the
+    /// store. Every write of a function goes through this control plane, which keeps the
+    /// cache in step; several nodes sharing one store will need invalidation here.
+    cache: std::sync::RwLock<std::collections::HashMap<(AccountId, String), Function>>,
 }
 
 impl std::fmt::Debug for ControlPlane {
@@ -118,6 +122,7 @@ impl ControlPlane {
             unpack_limits: UnpackLimits::default(),
             code_lock: tokio::sync::Mutex::new(()),
             tasks: tokio_util_tasks::Tasks::default(),
+            cache: std::sync::RwLock::new(std::collections::HashMap::new()),
         }))
     }
 
@@ -234,7 +239,7 @@ impl ControlPlane {
         check_tags(&req.tags, 0)?;
         check_zip_size(&req.zip)?;
         let name = fref.name.as_str().to_owned();
-        if self.store.get_function(account, &name).await?.is_some() {
+        if self.cached_get(account, &name).await?.is_some() {
             return Err(already_exists(&name).into());
         }
 
@@ -256,7 +261,7 @@ impl ControlPlane {
             tags: req.tags,
             generation: 1,
         };
-        match self.store.insert_function(&f).await {
+        match self.cached_insert(&f).await {
             Ok(()) => {}
             Err(StoreError::Conflict) => {
                 self.collect_code(&f.code.sha256_hex).await;
@@ -292,7 +297,7 @@ impl ControlPlane {
         let mut f = old.clone();
         f.code = code;
         self.begin_update(&mut f);
-        if let Err(e) = self.store.replace_function(&f, &old.revision_id).await {
+        if let Err(e) = self.cached_replace(&f, &old.revision_id).await {
             self.collect_code(&f.code.sha256_hex).await;
             return Err(e.into());
         }
@@ -323,7 +328,7 @@ impl ControlPlane {
         let mut f = old.clone();
         f.config = input.apply_to(&old.config)?;
         self.begin_update(&mut f);
-        self.store.replace_function(&f, &old.revision_id).await?;
+        self.cached_replace(&f, &old.revision_id).await?;
         self.spawn_prepare(f.account.clone(), f.name.as_str().to_owned(), f.generation);
         Ok(f)
     }
@@ -350,11 +355,7 @@ impl ControlPlane {
             }
         }
         let _guard = self.code_lock.lock().await;
-        match self
-            .store
-            .delete_function(account, fref.name.as_str())
-            .await?
-        {
+        match self.cached_delete(account, fref.name.as_str()).await? {
             Some(f) => {
                 self.collect_code(&f.code.sha256_hex).await;
                 Ok(())
@@ -390,7 +391,7 @@ impl ControlPlane {
             let mut f = old.clone();
             f.tags.extend(tags.clone());
             f.revision_id = new_revision();
-            match self.store.replace_function(&f, &old.revision_id).await {
+            match self.cached_replace(&f, &old.revision_id).await {
                 Err(StoreError::Stale { .. }) => continue,
                 other => return Ok(other?),
             }
@@ -412,12 +413,72 @@ impl ControlPlane {
                 f.tags.remove(k);
             }
             f.revision_id = new_revision();
-            match self.store.replace_function(&f, &old.revision_id).await {
+            match self.cached_replace(&f, &old.revision_id).await {
                 Err(StoreError::Stale { .. }) => continue,
                 other => return Ok(other?),
             }
         }
         Err(busy())
+    }
+
+    // ----- the store, through the cache ---------------------------------------------------
+
+    async fn cached_get(
+        &self,
+        account: &AccountId,
+        name: &str,
+    ) -> Result<Option<Function>, StoreError> {
+        let key = (account.clone(), name.to_owned());
+        if let Some(f) = self.cache.read().ok().and_then(|c| c.get(&key).cloned()) {
+            return Ok(Some(f));
+        }
+        let f = self.store.get_function(account, name).await?;
+        if let (Some(f), Ok(mut c)) = (&f, self.cache.write()) {
+            c.insert(key, f.clone());
+        }
+        Ok(f)
+    }
+
+    fn remember(&self, f: &Function) {
+        if let Ok(mut c) = self.cache.write() {
+            c.insert((f.account.clone(), f.name.as_str().to_owned()), f.clone());
+        }
+    }
+
+    fn forget(&self, account: &AccountId, name: &str) {
+        if let Ok(mut c) = self.cache.write() {
+            c.remove(&(account.clone(), name.to_owned()));
+        }
+    }
+
+    async fn cached_insert(&self, f: &Function) -> Result<(), StoreError> {
+        let r = self.store.insert_function(f).await;
+        match &r {
+            Ok(()) => self.remember(f),
+            Err(_) => self.forget(&f.account, f.name.as_str()),
+        }
+        r
+    }
+
+    async fn cached_replace(&self, f: &Function, expected: &str) -> Result<(), StoreError> {
+        let r = self.store.replace_function(f, expected).await;
+        match &r {
+            Ok(()) => self.remember(f),
+            // Someone else wrote it: read it afresh next time.
+            Err(_) => self.forget(&f.account, f.name.as_str()),
+        }
+        r
+    }
+
+    async fn cached_delete(
+        &self,
+        account: &AccountId,
+        name: &str,
+    ) -> Result<Option<Function>, StoreError> {
+        self.forget(account, name);
+        let r = self.store.delete_function(account, name).await;
+        self.forget(account, name);
+        r
     }
 
     // ----- internals ---------------------------------------------------------------------
@@ -475,8 +536,7 @@ impl ControlPlane {
     ) -> Result<Function, ControlError> {
         let not_found = || LambdaError::function_not_found(&self.qualified_arn(account, fref));
         let f = self
-            .store
-            .get_function(account, fref.name.as_str())
+            .cached_get(account, fref.name.as_str())
             .await?
             .ok_or_else(not_found)?;
         match fref.qualifier.as_deref() {
@@ -598,7 +658,7 @@ impl ControlPlane {
         name: &str,
         generation: u64,
     ) -> Result<(), ControlError> {
-        let Some(f) = self.store.get_function(account, name).await? else {
+        let Some(f) = self.cached_get(account, name).await? else {
             return Ok(());
         };
         if f.generation != generation {
@@ -606,7 +666,7 @@ impl ControlPlane {
         }
         let outcome = self.run_preparer(&f).await?;
         for _ in 0..CAS_RETRIES {
-            let Some(old) = self.store.get_function(account, name).await? else {
+            let Some(old) = self.cached_get(account, name).await? else {
                 return Ok(());
             };
             if old.generation != generation {
@@ -633,7 +693,7 @@ impl ControlPlane {
                 }
             }
             f.revision_id = new_revision();
-            match self.store.replace_function(&f, &old.revision_id).await {
+            match self.cached_replace(&f, &old.revision_id).await {
                 Err(StoreError::Stale { .. }) => continue,
                 Err(StoreError::NotFound) => return Ok(()),
                 other => return Ok(other?),

@@ -265,12 +265,7 @@ impl Invoker {
         let request_id = uuid::Uuid::new_v4().to_string();
         let started_ms = record::now_ms();
         let started = Instant::now();
-        let spec = spec_for(
-            &f,
-            &version,
-            &self.control.code_dir(&f.code.sha256_hex),
-            self.control.region(),
-        );
+        let timeout = Duration::from_secs(u64::from(f.config.timeout));
         let concurrent = self
             .metrics
             .concurrent_executions
@@ -287,6 +282,13 @@ impl Invoker {
                     _ => return Err(LambdaError::InvalidRuntime("no backend".into())),
                 };
                 let t = Instant::now();
+                // Only a cold start needs the whole spec (a warm call must not pay for it).
+                let spec = spec_for(
+                    &f,
+                    &version,
+                    &self.control.code_dir(&f.code.sha256_hex),
+                    self.control.region(),
+                );
                 let s = backend.start(&spec).await.map_err(|e| {
                     tracing::error!(function = %f.name, error = %e, "starting a sandbox failed");
                     LambdaError::Service(format!("The function's sandbox could not start: {e}"))
@@ -302,7 +304,6 @@ impl Invoker {
         };
 
         let trace_id = req.trace_id.clone().unwrap_or_else(new_trace_id);
-        let timeout = spec.timeout;
         let run_start = Instant::now();
         let input = InvokeInput {
             request_id: request_id.clone(),
@@ -357,7 +358,7 @@ impl Invoker {
             version: version.clone(),
             duration,
             init,
-            memory_size_mb: spec.memory_mb,
+            memory_size_mb: f.config.memory_size,
             max_memory_mb: u32::try_from(execution.max_memory_bytes.div_ceil(1024 * 1024))
                 .unwrap_or(u32::MAX),
             status,
