@@ -189,15 +189,10 @@ pub struct FilterLogEventsPage {
     pub next_token: Option<String>,
 }
 
-/// One log line of FilterLogEvents.
+/// One log line of FilterLogEvents (the fields the CLI reads).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct LogEvent {
-    #[serde(default)]
-    pub log_stream_name: String,
-    /// Milliseconds since the Unix epoch.
-    #[serde(default)]
-    pub timestamp: i64,
     pub message: String,
     /// An increasing number (as a string); a follower passes the last one as `nextToken`.
     pub event_id: String,
@@ -229,10 +224,6 @@ pub struct InvokeOutput {
     pub function_error: Option<String>,
     /// `X-Amz-Log-Result`: base64 of the last 4 KB of the call's log.
     pub log_result: Option<String>,
-    /// `X-Amz-Executed-Version`.
-    pub executed_version: Option<String>,
-    /// `x-amzn-RequestId`, the id the call's log lines carry.
-    pub request_id: Option<String>,
 }
 
 /// A request before signing.
@@ -435,8 +426,6 @@ impl LambdaClient {
             status: answer.status.as_u16(),
             function_error: header("x-amz-function-error"),
             log_result: header("x-amz-log-result"),
-            executed_version: header("x-amz-executed-version"),
-            request_id: header("x-amzn-requestid"),
             payload: answer.body,
         })
     }
@@ -785,7 +774,7 @@ mod tests {
             "AWS4-HMAC-SHA256\n20240102T030405Z\n20240102/us-east-1/lambda/aws4_request\n{}",
             hex::encode(Sha256::digest(canonical_request.as_bytes()))
         );
-        let secret = format!("AWS4{}", credentials(None).secret_access_key);
+        let secret = format!("AWS4{}", credentials.secret_access_key);
         let key = hmac(secret.as_bytes(), "20240102");
         let key = hmac(&key, "us-east-1");
         let key = hmac(&key, "lambda");

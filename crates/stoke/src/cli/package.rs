@@ -1,11 +1,13 @@
-//! The code package of `stoke deploy`: a folder zipped in memory, or a `.zip` file read as it is,
-//! and the default `Handler` a runtime gets from what the package holds.
+//! The code package of `stoke deploy`: a folder zipped in memory, a lone `.wasm` module zipped
+//! on its own, or a `.zip` file read as it is, and the default `Handler` a runtime gets from what
+//! the package holds.
 //!
 //! Folder zips are deterministic, so the same folder always gives the same `CodeSha256`: entries in
 //! byte order of their names, every timestamp fixed at 1980-01-01 00:00, modes normalised to 0755
 //! (directories and files with any executable bit) or 0644, no extra fields. Symbolic links are
 //! followed (the server refuses links inside a zip), and a link that leads back to one of its own
-//! parent folders is an error rather than an endless walk.
+//! parent folders is an error rather than an endless walk. A `.stoke` (a data dir, with its
+//! credentials) or `.git` folder at the top is left out.
 
 use std::collections::{BTreeMap, HashSet};
 use std::fs;
@@ -21,6 +23,10 @@ const PROVIDED_HANDLER: &str = "bootstrap";
 const PYTHON_HANDLER: &str = "lambda_function.lambda_handler";
 /// Lambda's conventional handler for `nodejs*` runtimes.
 const NODEJS_HANDLER: &str = "index.handler";
+
+/// Folders at the top of a deployed folder that are never zipped: `stoke serve`'s default data
+/// dir (credentials included) and version control.
+const SKIPPED_AT_ROOT: &[&str] = &[".stoke", ".git"];
 
 /// What went wrong while packaging.
 #[derive(Debug, thiserror::Error)]
@@ -69,7 +75,8 @@ pub struct Package {
     pub files: Vec<String>,
 }
 
-/// Loads `path`: a folder is zipped, anything else must be a zip file and is sent as it is.
+/// Loads `path`: a folder is zipped, a `.wasm` file becomes a zip of that one module, anything
+/// else must be a zip file and is sent as it is.
 pub fn load(path: &Path) -> Result<Package, PackageError> {
     let read_error = |source| PackageError::Read {
         path: path.to_owned(),
@@ -78,6 +85,8 @@ pub fn load(path: &Path) -> Result<Package, PackageError> {
     let metadata = fs::metadata(path).map_err(read_error)?;
     let zip = if metadata.is_dir() {
         zip_folder(path)?
+    } else if path.extension().is_some_and(|e| e == "wasm") {
+        zip_one_file(path)?
     } else {
         fs::read(path).map_err(read_error)?
     };
@@ -86,6 +95,28 @@ pub fn load(path: &Path) -> Result<Package, PackageError> {
         source,
     })?;
     Ok(Package { zip, files })
+}
+
+/// Zips one file under its own name, deterministically.
+fn zip_one_file(path: &Path) -> Result<Vec<u8>, PackageError> {
+    let name =
+        path.file_name()
+            .and_then(|n| n.to_str())
+            .ok_or_else(|| PackageError::NonUtf8Name {
+                path: path.to_owned(),
+            })?;
+    let data = fs::read(path).map_err(|source| PackageError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    let options = SimpleFileOptions::DEFAULT
+        .compression_method(CompressionMethod::Deflated)
+        .last_modified_time(zip::DateTime::DEFAULT)
+        .unix_permissions(0o644);
+    let mut writer = zip::ZipWriter::new(Cursor::new(Vec::new()));
+    writer.start_file(name, options)?;
+    writer.write_all(&data).map_err(zip::result::ZipError::Io)?;
+    Ok(writer.finish()?.into_inner())
 }
 
 /// What a folder entry becomes in the zip.
@@ -143,6 +174,10 @@ fn walk(
             .file_name()
             .into_string()
             .map_err(|_| PackageError::NonUtf8Name { path: path.clone() })?;
+        // Never ship a Stoke data dir (it holds the credentials) or a git folder by accident.
+        if prefix.is_empty() && SKIPPED_AT_ROOT.contains(&name.as_str()) {
+            continue;
+        }
         let name = format!("{prefix}{name}");
         // Follows symbolic links: the zip carries what they point at.
         let metadata = fs::metadata(&path).map_err(read_error(&path))?;
@@ -328,6 +363,19 @@ mod tests {
 
         let package = load(&dir.path().join("src")).expect("folder");
         assert_eq!(package.zip, zip);
+    }
+
+    #[test]
+    fn a_lone_wasm_module_is_zipped_under_its_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hello.wasm");
+        fs::write(&path, b"\0asm\x01\0\0\0").unwrap();
+        let package = load(&path).unwrap();
+        assert_eq!(package.files, ["hello.wasm"]);
+        assert_eq!(
+            default_handler("wasm", &package.files).unwrap().as_deref(),
+            Some("hello.wasm")
+        );
     }
 
     #[test]

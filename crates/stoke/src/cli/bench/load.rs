@@ -21,6 +21,7 @@ use reqwest::Url;
 use serde::Serialize;
 use tokio::net::TcpStream;
 
+use super::report::round1;
 use crate::cli::client::{self, SigningScope};
 use crate::cli::credentials::Credentials;
 
@@ -167,14 +168,15 @@ pub struct LoadSummary {
 impl LoadResult {
     /// Percentiles and throughput.
     pub fn summary(&self) -> LoadSummary {
-        let micros = |p| percentile(&self.latencies, p).map_or(f64::NAN, |d| d.as_secs_f64() * 1e6);
+        let micros =
+            |p| percentile(&self.latencies, p).map_or(f64::NAN, |d| round1(d.as_secs_f64() * 1e6));
         let requests = self.latencies.len() as u64;
         LoadSummary {
             clients: self.clients,
             requests,
             p50_us: micros(50.0),
             p99_us: micros(99.0),
-            requests_per_sec: requests as f64 / self.window.as_secs_f64().max(1e-9),
+            requests_per_sec: round1(requests as f64 / self.window.as_secs_f64().max(1e-9)),
             throttled: self.throttled,
             errors: self.errors,
         }

@@ -48,7 +48,7 @@ use super::client::LambdaClient;
 use super::deploy::{self, DEFAULT_ROLE};
 use super::logs::parse_span;
 use load::{Conn, InvokeCall, LoadPlan, Signer};
-use report::{ColdSample, Results, UpdateSample, WarmRow};
+use report::{ColdSample, Results, UpdateSample, WarmRow, round1};
 use server::{BareServer, Canned, StokeServer};
 
 /// The region the bench server runs in and requests are signed for.
@@ -112,7 +112,10 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         text.push('\n');
     }
     let mut stdout = std::io::stdout().lock();
-    match stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()) {
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
         Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
             Err(e).context("writing the results")
         }
@@ -266,10 +269,10 @@ async fn cold_start(
         )?)
         .await?;
     Ok(ColdSample {
-        first_call_us: first.latency.as_secs_f64() * 1e6,
+        first_call_us: round1(first.latency.as_secs_f64() * 1e6),
         init_ms: report.init_ms,
         duration_ms: report.duration_ms,
-        second_call_us: second.latency.as_secs_f64() * 1e6,
+        second_call_us: round1(second.latency.as_secs_f64() * 1e6),
     })
 }
 
@@ -313,8 +316,8 @@ async fn update(
     }
     let to_new_code = started.elapsed();
     Ok(UpdateSample {
-        update_call_ms: acknowledged.as_secs_f64() * 1e3,
-        to_new_code_ms: to_new_code.as_secs_f64() * 1e3,
+        update_call_ms: round1(acknowledged.as_secs_f64() * 1e4) / 10.0,
+        to_new_code_ms: round1(to_new_code.as_secs_f64() * 1e4) / 10.0,
         refused,
         old_answers: old,
     })

@@ -89,9 +89,10 @@ impl WarmRow {
     pub fn new(stoke: LoadSummary, bare: LoadSummary) -> Self {
         Self {
             clients: stoke.clients,
-            p50_overhead_us: stoke.p50_us - bare.p50_us,
-            p50_ratio: stoke.p50_us / bare.p50_us,
-            throughput_ratio: stoke.requests_per_sec / bare.requests_per_sec,
+            p50_overhead_us: round1(stoke.p50_us - bare.p50_us),
+            p50_ratio: round1(stoke.p50_us / bare.p50_us * 100.0) / 100.0,
+            throughput_ratio: round1(stoke.requests_per_sec / bare.requests_per_sec * 100.0)
+                / 100.0,
             stoke,
             bare,
         }
@@ -164,6 +165,11 @@ pub fn metric_sum(text: &str, name: &str) -> Option<f64> {
         })
         .collect();
     (!values.is_empty()).then(|| values.iter().sum())
+}
+
+/// `x` to one decimal, so that the JSON shows no float noise.
+pub fn round1(x: f64) -> f64 {
+    (x * 10.0).round() / 10.0
 }
 
 /// The median (the mean of the two middle values for an even count); NaN when empty.
@@ -268,7 +274,8 @@ pub fn markdown(r: &Results) -> String {
             r.cold.len()
         );
         let _ = writeln!(s, "| measure | median | max |\n|---|---:|---:|");
-        let rows: [(&str, Vec<f64>, fn(f64) -> String); 5] = [
+        type Row = (&'static str, Vec<f64>, fn(f64) -> String);
+        let rows: [Row; 5] = [
             (
                 "first call, seen by the client",
                 r.cold.iter().map(|c| c.first_call_us).collect(),
