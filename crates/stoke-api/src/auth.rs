@@ -41,6 +41,9 @@ pub struct Caller {
 pub struct Authenticator {
     store: Arc<dyn Store>,
     max_skew: Duration,
+    /// Access keys already read: a key never changes once made (keys are not deleted yet;
+    /// when they can be, deleting must clear this).
+    keys: Arc<std::sync::RwLock<std::collections::HashMap<String, stoke_store::AccessKey>>>,
 }
 
 impl std::fmt::Debug for Authenticator {
@@ -134,6 +137,7 @@ impl Authenticator {
         Self {
             store,
             max_skew: Duration::from_secs(300),
+            keys: Arc::default(),
         }
     }
 
@@ -181,14 +185,25 @@ impl Authenticator {
         let signed_at = parse_amz_date(date_header)
             .ok_or_else(|| incomplete(format!("Invalid X-Amz-Date: {date_header}")))?;
 
-        let Some(key) = self
-            .store
-            .access_key(auth.access_key_id)
-            .await
-            .map_err(|e| {
-                tracing::error!(error = %e, "reading access keys");
-                LambdaError::Service("An internal error occurred. See the server's log.".into())
-            })?
+        let cached = self
+            .keys
+            .read()
+            .ok()
+            .and_then(|k| k.get(auth.access_key_id).cloned());
+        let found = match cached {
+            Some(k) => Ok(Some(k)),
+            None => {
+                let k = self.store.access_key(auth.access_key_id).await;
+                if let (Ok(Some(k)), Ok(mut keys)) = (&k, self.keys.write()) {
+                    keys.insert(k.access_key_id.clone(), k.clone());
+                }
+                k
+            }
+        };
+        let Some(key) = found.map_err(|e| {
+            tracing::error!(error = %e, "reading access keys");
+            LambdaError::Service("An internal error occurred. See the server's log.".into())
+        })?
         else {
             return Err(LambdaError::UnrecognizedClient(
                 "The security token included in the request is invalid.".into(),

@@ -87,6 +87,9 @@ pub fn log_tail(lines: &[String]) -> String {
     base64::engine::general_purpose::STANDARD.encode(&bytes[start..])
 }
 
+/// How long the writer gathers calls into one batch.
+const BATCH_WINDOW: Duration = Duration::from_millis(20);
+
 /// One call, as it goes to the writer.
 #[derive(Debug)]
 pub struct CallRecord {
@@ -160,13 +163,16 @@ impl Recorder {
                 };
                 let mut logs = first.logs;
                 let mut records = vec![first.record];
-                while records.len() < 2048 {
-                    match rx.try_recv() {
-                        Ok(r) => {
+                // Gather what arrives in the next few milliseconds into the same transaction:
+                // one commit per batch, not per call.
+                let gather_until = tokio::time::Instant::now() + BATCH_WINDOW;
+                while records.len() < 4096 {
+                    match tokio::time::timeout_at(gather_until, rx.recv()).await {
+                        Ok(Some(r)) => {
                             logs.extend(r.logs);
                             records.push(r.record);
                         }
-                        Err(_) => break,
+                        Ok(None) | Err(_) => break,
                     }
                 }
                 if let Err(e) = store.append_calls(&logs, &records).await {

@@ -65,6 +65,8 @@ impl SqliteStore {
             // An in-memory database lives as long as its connection: never let it go idle.
             .idle_timeout(None)
             .max_lifetime(None)
+            // A ping before each use is a round trip to the connection's thread per query.
+            .test_before_acquire(false)
             .connect_with(options)
             .await?;
         MIGRATOR.run(&pool).await?;
@@ -319,44 +321,61 @@ impl Store for SqliteStore {
         logs: &[LogEvent],
         records: &[InvocationRecord],
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
-        for e in logs {
-            sqlx::query(
-                "INSERT INTO log_events (account_id, function_name, log_stream, timestamp_ms, \
-                 request_id, message) VALUES (?, ?, ?, ?, ?, ?)",
-            )
-            .bind(e.account.as_str())
-            .bind(&e.function_name)
-            .bind(&e.log_stream)
-            .bind(e.timestamp_ms)
-            .bind(&e.request_id)
-            .bind(&e.message)
-            .execute(&mut *tx)
+        use sqlx::QueryBuilder;
+        let mut conn = self.pool.acquire().await?;
+        // Logs are not acknowledged data: their commits need not wait for the disk (WAL with
+        // synchronous=NORMAL is still crash-consistent, it may lose the last commits on a power
+        // cut). The connection goes back to FULL before anything else uses it.
+        sqlx::query("PRAGMA synchronous = NORMAL")
+            .execute(&mut *conn)
             .await?;
+        let result = async {
+            let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+            for chunk in logs.chunks(1000) {
+                let mut q = QueryBuilder::new(
+                    "INSERT INTO log_events (account_id, function_name, log_stream, \
+                     timestamp_ms, request_id, message) ",
+                );
+                q.push_values(chunk, |mut b, e| {
+                    b.push_bind(e.account.as_str())
+                        .push_bind(&e.function_name)
+                        .push_bind(&e.log_stream)
+                        .push_bind(e.timestamp_ms)
+                        .push_bind(&e.request_id)
+                        .push_bind(&e.message);
+                });
+                q.build().execute(&mut *tx).await?;
+            }
+            for chunk in records.chunks(1000) {
+                let mut q = QueryBuilder::new(
+                    "INSERT OR REPLACE INTO invocations (request_id, account_id, function_name, \
+                     version, started_ms, cold, init_ms, duration_ms, billed_ms, memory_size_mb, \
+                     max_memory_mb, outcome, error_type) ",
+                );
+                q.push_values(chunk, |mut b, r| {
+                    b.push_bind(&r.request_id)
+                        .push_bind(r.account.as_str())
+                        .push_bind(&r.function_name)
+                        .push_bind(&r.version)
+                        .push_bind(r.started_ms)
+                        .push_bind(r.cold)
+                        .push_bind(r.init_ms)
+                        .push_bind(r.duration_ms)
+                        .push_bind(r.billed_ms)
+                        .push_bind(i64::from(r.memory_size_mb))
+                        .push_bind(i64::from(r.max_memory_mb))
+                        .push_bind(&r.outcome)
+                        .push_bind(&r.error_type);
+                });
+                q.build().execute(&mut *tx).await?;
+            }
+            tx.commit().await
         }
-        for r in records {
-            sqlx::query(
-                "INSERT OR REPLACE INTO invocations (request_id, account_id, function_name, \
-                 version, started_ms, cold, init_ms, duration_ms, billed_ms, memory_size_mb, \
-                 max_memory_mb, outcome, error_type) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(&r.request_id)
-            .bind(r.account.as_str())
-            .bind(&r.function_name)
-            .bind(&r.version)
-            .bind(r.started_ms)
-            .bind(r.cold)
-            .bind(r.init_ms)
-            .bind(r.duration_ms)
-            .bind(r.billed_ms)
-            .bind(i64::from(r.memory_size_mb))
-            .bind(i64::from(r.max_memory_mb))
-            .bind(&r.outcome)
-            .bind(&r.error_type)
-            .execute(&mut *tx)
+        .await;
+        sqlx::query("PRAGMA synchronous = FULL")
+            .execute(&mut *conn)
             .await?;
-        }
-        tx.commit().await?;
+        result?;
         Ok(())
     }
 

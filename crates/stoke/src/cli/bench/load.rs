@@ -43,6 +43,8 @@ pub struct InvokeCall {
     pub payload: Bytes,
     /// Ask for the log tail (`X-Amz-Log-Type: Tail`).
     pub log_tail: bool,
+    /// Send `DryRun` (checks only, nothing runs) instead of `RequestResponse`.
+    pub dry_run: bool,
 }
 
 impl Signer {
@@ -56,7 +58,14 @@ impl Signer {
         let url = Url::parse(&format!("http://{addr}{path}"))?;
         let mut headers = vec![
             ("content-type", "application/json"),
-            ("x-amz-invocation-type", "RequestResponse"),
+            (
+                "x-amz-invocation-type",
+                if call.dry_run {
+                    "DryRun"
+                } else {
+                    "RequestResponse"
+                },
+            ),
         ];
         if call.log_tail {
             headers.push(("x-amz-log-type", "Tail"));
@@ -205,6 +214,8 @@ pub struct LoadPlan {
     pub window: Duration,
     /// The call every client repeats.
     pub call: InvokeCall,
+    /// The status of a correct answer (200, or 204 for DryRun).
+    pub expect_status: StatusCode,
     /// The body a correct answer carries.
     pub expect: Bytes,
 }
@@ -277,7 +288,7 @@ async fn one_client(
         let counted = now >= window_start;
         match answer {
             Ok(a)
-                if a.status == StatusCode::OK
+                if a.status == plan.expect_status
                     && !a.headers.contains_key("x-amz-function-error")
                     && a.body == plan.expect =>
             {

@@ -10,7 +10,9 @@
 //! 3. **warm**: for each `--clients` count, N closed-loop clients (one keep-alive HTTP/1.1
 //!    connection each, every request SigV4-signed) call the function for `--duration` after a
 //!    `--warmup`, then call the bare server the same way: p50/p99 latency and throughput of
-//!    both, and the overhead as a difference and a ratio ([`load`]);
+//!    both, and the overhead as a difference and a ratio ([`load`]); with `--dry-run` the
+//!    calls are DryRun (HTTP, SigV4, the function lookup, nothing run), which splits the
+//!    overhead between the API and the execution;
 //! 4. **cold start**: `--cold-starts` new functions with the same (already compiled) module;
 //!    the first call of each is timed by the client, and its `REPORT` line (read from the log
 //!    tail) gives the server's `Init Duration` and `Duration`;
@@ -90,6 +92,10 @@ pub struct BenchArgs {
     /// The stoke binary that serves [default: this one]
     #[arg(long, value_name = "PATH")]
     pub server_bin: Option<PathBuf>,
+    /// Warm runs send DryRun calls (HTTP, SigV4 and the function lookup; nothing runs), to
+    /// split the overhead between the API and the execution.
+    #[arg(long)]
+    pub dry_run: bool,
     /// Also print the results as JSON, after the tables.
     #[arg(long)]
     pub json: bool,
@@ -139,11 +145,22 @@ async fn measure(args: &BenchArgs, server: &StokeServer) -> anyhow::Result<Resul
         function: WARM_FUNCTION.to_owned(),
         payload: Bytes::from_static(PAYLOAD),
         log_tail: false,
+        dry_run: false,
+    };
+    // A dry run answers 204 and no body; a call, the event echoed.
+    let warm_call = InvokeCall {
+        dry_run: args.dry_run,
+        ..call.clone()
+    };
+    let (expect_status, expect) = if args.dry_run {
+        (StatusCode::NO_CONTENT, Bytes::new())
+    } else {
+        (StatusCode::OK, Bytes::from_static(PAYLOAD))
     };
     let mut conn = Conn::open(server.addr).await?;
-    let answer = conn.send(signer.invoke(server.addr, &call)?).await?;
+    let answer = conn.send(signer.invoke(server.addr, &warm_call)?).await?;
     ensure!(
-        answer.status == StatusCode::OK && answer.body == PAYLOAD,
+        answer.status == expect_status && answer.body == expect,
         "the echo function answered HTTP {} {:?}",
         answer.status,
         String::from_utf8_lossy(&answer.body)
@@ -161,8 +178,9 @@ async fn measure(args: &BenchArgs, server: &StokeServer) -> anyhow::Result<Resul
             clients,
             warmup: args.warmup,
             window: args.duration,
-            call: call.clone(),
-            expect: Bytes::from_static(PAYLOAD),
+            call: warm_call.clone(),
+            expect_status,
+            expect: expect.clone(),
         };
         eprintln!("warm invoke, {clients} clients: stoke");
         let stoke = load::run(&plan, &signer).await?;
@@ -200,12 +218,14 @@ async fn measure(args: &BenchArgs, server: &StokeServer) -> anyhow::Result<Resul
 
     eprintln!("code updates: {}", args.updates);
     create(&api, UPDATE_FUNCTION, &echo).await?;
-    let mut warm_call = call.clone();
-    warm_call.function = UPDATE_FUNCTION.to_owned();
-    conn.send(signer.invoke(server.addr, &warm_call)?).await?;
+    let update_call = InvokeCall {
+        function: UPDATE_FUNCTION.to_owned(),
+        ..call
+    };
+    conn.send(signer.invoke(server.addr, &update_call)?).await?;
     for round in 0..args.updates {
         results.updates.push(
-            update(&api, &mut conn, &signer, server, round, &warm_call)
+            update(&api, &mut conn, &signer, server, round, &update_call)
                 .await
                 .with_context(|| format!("update round {round}"))?,
         );
@@ -244,6 +264,7 @@ async fn cold_start(
         function: name.to_owned(),
         payload: Bytes::from_static(PAYLOAD),
         log_tail: true,
+        dry_run: false,
     };
     let first = conn.send(signer.invoke(server.addr, &call)?).await?;
     ensure!(

@@ -19,6 +19,8 @@ pub struct Results {
     pub warmup_s: f64,
     /// The event of every call.
     pub payload: String,
+    /// `RequestResponse`, or `DryRun` with `--dry-run` (the warm runs only).
+    pub warm_invocation_type: String,
     pub warm: Vec<WarmRow>,
     pub cold: Vec<ColdSample>,
     pub updates: Vec<UpdateSample>,
@@ -34,6 +36,12 @@ impl Results {
             duration_s: args.duration.as_secs_f64(),
             warmup_s: args.warmup.as_secs_f64(),
             payload: String::from_utf8_lossy(super::PAYLOAD).into_owned(),
+            warm_invocation_type: if args.dry_run {
+                "DryRun"
+            } else {
+                "RequestResponse"
+            }
+            .to_owned(),
             warm: Vec::new(),
             cold: Vec::new(),
             updates: Vec::new(),
@@ -238,7 +246,9 @@ pub fn markdown(r: &Results) -> String {
 
     let _ = writeln!(
         s,
-        "### Warm invoke of the echo function vs a bare hyper server answering the same bytes\n"
+        "### Warm invoke ({}) of the echo function vs a bare hyper server answering the same \
+         bytes\n",
+        r.warm_invocation_type
     );
     let _ = writeln!(
         s,
