@@ -168,10 +168,6 @@ impl Invoker {
         &self.metrics
     }
 
-    pub fn pools(&self) -> &Pools {
-        &self.pools
-    }
-
     /// The function a call names, if it can be invoked now (DryRun's check).
     pub async fn resolve(
         &self,
@@ -183,44 +179,27 @@ impl Invoker {
             .control
             .get_function(account, function, qualifier)
             .await?;
-        match f.state {
-            State::Active => {}
-            State::Pending => {
-                return Err(LambdaError::ResourceConflict(format!(
-                    "The operation cannot be performed at this time. The function is currently \
-                     in the following state: Pending (function {})",
-                    f.arn(self.control.region())
-                )));
-            }
-            State::Failed | State::Inactive => {
-                let reason = f.state_reason.as_ref().map_or("", |r| r.message.as_str());
-                return Err(LambdaError::ResourceConflict(format!(
-                    "The function {} could not be invoked because it is in the Failed state: {reason}",
-                    f.arn(self.control.region())
-                )));
-            }
+        let region = self.control.region();
+        if matches!(f.state, State::Failed | State::Inactive) {
+            let reason = f.state_reason.as_ref().map_or("", |r| r.message.as_str());
+            return Err(LambdaError::ResourceConflict(format!(
+                "The function {} could not be invoked because it is in the Failed state: {reason}",
+                f.arn(region)
+            )));
         }
-        // Until versions keep the previous code serving (issue 6), a call during an update or
-        // after a failed one is refused plainly rather than failing inside the sandbox.
-        match f.last_update_status {
-            Some(LastUpdateStatus::InProgress) => {
-                return Err(LambdaError::ResourceConflict(format!(
-                    "The operation cannot be performed at this time. An update is in progress \
-                     for resource: {}",
-                    f.arn(self.control.region())
-                )));
-            }
-            Some(LastUpdateStatus::Failed) => {
-                let reason = f
-                    .last_update_reason
-                    .as_ref()
-                    .map_or("", |r| r.message.as_str());
-                return Err(LambdaError::ResourceConflict(format!(
-                    "The function {} cannot be invoked: its last update failed: {reason}",
-                    f.arn(self.control.region())
-                )));
-            }
-            _ => {}
+        // Pending, or an update in progress: the same refusal as a second update gets. Until
+        // versions keep the previous code serving (issue 6), a call during an update or after a
+        // failed one is refused plainly rather than failing inside the sandbox.
+        f.check_not_updating(region)?;
+        if f.last_update_status == Some(LastUpdateStatus::Failed) {
+            let reason = f
+                .last_update_reason
+                .as_ref()
+                .map_or("", |r| r.message.as_str());
+            return Err(LambdaError::ResourceConflict(format!(
+                "The function {} cannot be invoked: its last update failed: {reason}",
+                f.arn(region)
+            )));
         }
         match f.config.runtime.family() {
             RuntimeFamily::Wasm => Ok(f),
@@ -272,7 +251,7 @@ impl Invoker {
             .get_or_create(&labels)
             .clone();
         concurrent.inc();
-        let _running = scopeguard_dec(concurrent);
+        let _running = GaugeGuard(concurrent);
 
         let (sandbox, init): (Arc<dyn Sandbox>, Option<Duration>) = match lease.pool.take_idle() {
             Some(s) => (s, None),
@@ -446,10 +425,6 @@ impl Drop for GaugeGuard {
     fn drop(&mut self) {
         self.0.dec();
     }
-}
-
-fn scopeguard_dec(g: prometheus_client::metrics::gauge::Gauge) -> GaugeGuard {
-    GaugeGuard(g)
 }
 
 /// A guest's view of the platform during one call.
