@@ -131,11 +131,10 @@ pub async fn create(
                 config,
                 zip,
                 tags: body.tags.unwrap_or_default(),
+                publish: body.publish == Some(true),
             },
         )
         .await?;
-    // Publish=true makes a version; versions arrive with their own issue.
-    let _ = body.publish;
     Ok((
         StatusCode::CREATED,
         axum::Json(wire::configuration(&f, app.control.region())),
@@ -168,7 +167,7 @@ pub async fn get(
         unix_now(),
     );
     let mut out = json!({
-        "Configuration": wire::configuration(&f, app.control.region()),
+        "Configuration": qualified_configuration(&f, &name, q.qualifier.as_deref(), app.control.region()),
         "Code": { "RepositoryType": "S3", "Location": location },
     });
     if !f.tags.is_empty()
@@ -190,7 +189,42 @@ pub async fn get_configuration(
         .control
         .get_function(&caller.account, &name, q.qualifier.as_deref())
         .await?;
-    Ok(axum::Json(wire::configuration(&f, app.control.region())).into_response())
+    Ok(axum::Json(qualified_configuration(
+        &f,
+        &name,
+        q.qualifier.as_deref(),
+        app.control.region(),
+    ))
+    .into_response())
+}
+
+/// The configuration a qualified read answers: through an alias, the version it points to
+/// under the alias's ARN, as Lambda answers it.
+fn qualified_configuration(
+    f: &stoke_core::Function,
+    name: &str,
+    qualifier: Option<&str>,
+    region: &str,
+) -> serde_json::Value {
+    let mut v = wire::configuration(f, region);
+    let from_name = stoke_core::FunctionRef::parse(
+        "functionName",
+        name,
+        stoke_core::validate::patterns::NAMESPACED_FUNCTION_NAME,
+        170,
+    )
+    .ok()
+    .and_then(|r| r.qualifier);
+    let alias = qualifier
+        .or(from_name.as_deref())
+        .filter(|q| *q != "$LATEST" && !q.bytes().all(|b| b.is_ascii_digit()));
+    if let (Some(alias), Some(o)) = (alias, v.as_object_mut()) {
+        o.insert(
+            "FunctionArn".into(),
+            json!(format!("{}:{alias}", f.arn(region))),
+        );
+    }
+    v
 }
 
 /// `GET /2015-03-31/functions/`
@@ -266,10 +300,15 @@ pub async fn update_code(
             .await?;
         return Ok(axum::Json(wire::configuration(&f, app.control.region())).into_response());
     }
-    let _ = body.publish;
     let f = app
         .control
-        .update_code(&caller.account, &name, zip, body.revision_id.as_deref())
+        .update_code(
+            &caller.account,
+            &name,
+            zip,
+            body.revision_id.as_deref(),
+            body.publish == Some(true),
+        )
         .await?;
     Ok(axum::Json(wire::configuration(&f, app.control.region())).into_response())
 }

@@ -4,7 +4,8 @@
 //! - [`router`]: the routes, with the paths AWS Lambda uses, behind SigV4 authentication;
 //!   [`serve`] runs them on a listener the caller bound, until a shutdown future completes.
 //! - [`auth`]: AWS Signature Version 4, recomputed with the `aws-sigv4` crate.
-//! - [`functions`], [`tags`], [`invoke`]: one file per Lambda resource; a handler decodes the
+//! - [`functions`], [`versions`] (versions and aliases), [`tags`], [`invoke`]: one file per
+//!   Lambda resource; a handler decodes the
 //!   request, calls the control plane or the invoker and shapes the answer.
 //! - [`logs`]: function logs through the CloudWatch Logs API (`FilterLogEvents`).
 //! - `/metrics`: Prometheus metrics (unauthenticated, as scrapers expect).
@@ -21,6 +22,7 @@ pub mod invoke;
 pub mod logs;
 pub mod presign;
 pub mod tags;
+pub mod versions;
 pub mod wire;
 
 use std::future::Future;
@@ -82,6 +84,24 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/2015-03-31/functions/{name}/invocations",
             post(invoke::invoke),
+        )
+        .route(
+            "/2015-03-31/functions/{name}/versions",
+            post(versions::publish).get(versions::list_versions),
+        )
+        .route(
+            "/2015-03-31/functions/{name}/aliases",
+            post(versions::create_alias).get(versions::list_aliases),
+        )
+        .route(
+            "/2015-03-31/functions/{name}/aliases/{alias}",
+            get(versions::get_alias)
+                .put(versions::update_alias)
+                .delete(versions::delete_alias),
+        )
+        .route(
+            "/stoke/2026-11-01/functions/{name}/aliases/{alias}/rollback",
+            post(versions::rollback_alias),
         )
         .route("/", post(logs::dispatch))
         .route(

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 use serde_json::{Value, json};
-use stoke_core::{ConfigInput, Function, LastUpdateStatus, State};
+use stoke_core::{Alias, ConfigInput, Function, LastUpdateStatus, State};
 
 /// `Environment` in requests.
 #[derive(Debug, Deserialize)]
@@ -81,6 +81,68 @@ pub struct UpdateCodeIn {
     pub architectures: Option<Vec<String>>,
 }
 
+/// The body of PublishVersion.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct PublishVersionIn {
+    pub code_sha256: Option<String>,
+    pub description: Option<String>,
+    pub revision_id: Option<String>,
+}
+
+/// `RoutingConfig` of an alias.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct RoutingConfigIn {
+    pub additional_version_weights: Option<BTreeMap<String, f64>>,
+}
+
+/// The body of CreateAlias and UpdateAlias.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct AliasIn {
+    pub name: Option<String>,
+    pub function_version: Option<String>,
+    pub description: Option<String>,
+    pub routing_config: Option<RoutingConfigIn>,
+    pub revision_id: Option<String>,
+}
+
+impl AliasIn {
+    /// The members as the control plane takes them; `name` comes from the body (create) or
+    /// the path (update).
+    pub fn input(self, name: String) -> stoke_core::AliasInput {
+        stoke_core::AliasInput {
+            name,
+            function_version: self.function_version,
+            description: self.description,
+            additional_weights: self
+                .routing_config
+                .map(|r| r.additional_version_weights.unwrap_or_default()),
+        }
+    }
+}
+
+/// `AliasConfiguration`.
+pub fn alias(a: &Alias, region: &str) -> Value {
+    let mut v = json!({
+        "AliasArn": a.arn(region),
+        "Name": a.name,
+        "FunctionVersion": a.target.function_version,
+        "Description": a.description,
+        "RevisionId": a.revision_id,
+    });
+    if !a.target.additional_weights.is_empty()
+        && let Some(o) = v.as_object_mut()
+    {
+        o.insert(
+            "RoutingConfig".into(),
+            json!({ "AdditionalVersionWeights": a.target.additional_weights }),
+        );
+    }
+    v
+}
+
 /// The body of TagResource.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "PascalCase")]
@@ -130,7 +192,7 @@ pub fn configuration(f: &Function, region: &str) -> Value {
     let c = &f.config;
     let mut v = json!({
         "FunctionName": f.name.as_str(),
-        "FunctionArn": f.arn(region),
+        "FunctionArn": f.version_arn(region),
         "Runtime": c.runtime.as_str(),
         "Role": c.role,
         "Handler": c.handler,
@@ -140,7 +202,7 @@ pub fn configuration(f: &Function, region: &str) -> Value {
         "MemorySize": c.memory_size,
         "LastModified": f.last_modified,
         "CodeSha256": f.code.sha256_base64(),
-        "Version": "$LATEST",
+        "Version": f.version,
         "TracingConfig": { "Mode": "PassThrough" },
         "RevisionId": f.revision_id,
         "State": state_name(f.state),

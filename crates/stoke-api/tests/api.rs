@@ -734,3 +734,195 @@ async fn calls_over_the_concurrency_limit_are_throttled_with_429() {
     assert!(text.contains("stoke_throttles_total{account="), "{text}");
     assert!(text.contains("outcome=\"timeout\""), "{text}");
 }
+
+/// A module that answers `"<text>"` (a JSON string) whatever the event.
+fn answering(text: &str) -> Vec<u8> {
+    let out = format!("\"{text}\"");
+    let wat = format!(
+        r#"(module
+  (import "wasi_snapshot_preview1" "fd_write" (func $w (param i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 64) "{out}")
+  (func (export "_start")
+    (i32.store (i32.const 0) (i32.const 64))
+    (i32.store (i32.const 4) (i32.const {len}))
+    (drop (call $w (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))))"#,
+        out = out.replace('"', "\\\""),
+        len = out.len()
+    );
+    wat::parse_str(wat).unwrap()
+}
+
+async fn update_code(api: &Api, name: &str, module: &[u8], publish: bool) -> Answer {
+    api.call(
+        "PUT",
+        &format!("/2015-03-31/functions/{name}/code"),
+        json!({ "ZipFile": b64(&zip_of(&[("f.wasm", module)])), "Publish": publish }),
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn updates_under_calls_never_fail_and_a_bad_one_leaves_the_old_code_serving() {
+    let api = Arc::new(Api::new().await);
+    let a = api
+        .call(
+            "POST",
+            "/2015-03-31/functions",
+            json!({
+                "FunctionName": "live", "Runtime": "wasm", "Handler": "f.wasm",
+                "Code": { "ZipFile": b64(&zip_of(&[("f.wasm", &answering("v0"))])) },
+            }),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::CREATED);
+    api.settled("live").await;
+
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut callers = Vec::new();
+    for _ in 0..3 {
+        let (api, stop) = (Arc::clone(&api), Arc::clone(&stop));
+        callers.push(tokio::spawn(async move {
+            let mut answers = Vec::new();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let (status, h, body) = invoke(&api, "live", b"{}", &[]).await;
+                assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+                assert!(!h.contains_key("X-Amz-Function-Error"));
+                answers.push(String::from_utf8(body).unwrap());
+            }
+            answers
+        }));
+    }
+    for v in ["v1", "v2"] {
+        let a = update_code(&api, "live", &answering(v), false).await;
+        assert_eq!(a.body["LastUpdateStatus"], "InProgress", "{:?}", a.body);
+        assert_eq!(api.settled("live").await["LastUpdateStatus"], "Successful");
+        let (_, _, body) = invoke(&api, "live", b"{}", &[]).await;
+        assert_eq!(
+            body,
+            format!("\"{v}\"").as_bytes(),
+            "settled means the new code answers"
+        );
+    }
+    // Code that does not compile: the update fails, the old code keeps answering.
+    update_code(&api, "live", b"\0asm\x01\0\0\0garbage", false).await;
+    let settled = api.settled("live").await;
+    assert_eq!(settled["LastUpdateStatus"], "Failed", "{settled:?}");
+    assert!(settled["LastUpdateStatusReason"].as_str().unwrap() != "");
+    let (status, _, body) = invoke(&api, "live", b"{}", &[]).await;
+    assert_eq!((status, body.as_slice()), (StatusCode::OK, &b"\"v2\""[..]));
+
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut total = 0;
+    for c in callers {
+        for answer in c.await.unwrap() {
+            assert!(
+                ["\"v0\"", "\"v1\"", "\"v2\""].contains(&answer.as_str()),
+                "{answer}"
+            );
+            total += 1;
+        }
+    }
+    assert!(total > 10, "the callers ran ({total} calls)");
+}
+
+#[tokio::test]
+async fn versions_are_immutable_and_aliases_route_by_weight() {
+    let api = Api::new().await;
+    deploy(&api, "ver", "echo", 3).await;
+    let v1 = api
+        .call("POST", "/2015-03-31/functions/ver/versions", json!({}))
+        .await;
+    assert_eq!(v1.status, StatusCode::CREATED, "{:?}", v1.body);
+    assert_eq!(v1.body["Version"], "1");
+    assert!(v1.body["FunctionArn"].as_str().unwrap().ends_with(":ver:1"));
+    // Nothing changed: the same version again.
+    let again = api
+        .call("POST", "/2015-03-31/functions/ver/versions", json!({}))
+        .await;
+    assert_eq!(again.body["Version"], "1");
+
+    let a = update_code(&api, "ver", &answering("two"), true).await;
+    assert_eq!(a.body["Version"], "2", "{:?}", a.body);
+    api.settled("ver").await;
+    let v2 = api
+        .call(
+            "GET",
+            "/2015-03-31/functions/ver/configuration?Qualifier=2",
+            Value::Null,
+        )
+        .await;
+    assert_eq!(v2.body["State"], "Active", "{:?}", v2.body);
+
+    let (_, h, body) = invoke(&api, "ver:1", br#"{"x":1}"#, &[]).await;
+    assert_eq!(
+        (
+            h["X-Amz-Executed-Version"].to_str().unwrap(),
+            body.as_slice()
+        ),
+        ("1", &br#"{"x":1}"#[..])
+    );
+
+    let bad = api
+        .call(
+            "POST",
+            "/2015-03-31/functions/ver/aliases",
+            json!({ "Name": "live", "FunctionVersion": "1",
+                    "RoutingConfig": { "AdditionalVersionWeights": { "2": 0.5, "3": 0.1 } } }),
+        )
+        .await;
+    assert_eq!(
+        bad.error_type.as_deref(),
+        Some("InvalidParameterValueException")
+    );
+    let created = api
+        .call(
+            "POST",
+            "/2015-03-31/functions/ver/aliases",
+            json!({ "Name": "live", "FunctionVersion": "1",
+                    "RoutingConfig": { "AdditionalVersionWeights": { "2": 0.25 } } }),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
+    let mut ran_2 = 0;
+    for _ in 0..400 {
+        let (status, h, _) = invoke(&api, "ver:live", b"{}", &[]).await;
+        assert_eq!(status, StatusCode::OK);
+        if h["X-Amz-Executed-Version"] == "2" {
+            ran_2 += 1;
+        }
+    }
+    assert!((60..=140).contains(&ran_2), "{ran_2} of 400 ran version 2");
+
+    let in_use = api
+        .call(
+            "DELETE",
+            "/2015-03-31/functions/ver?Qualifier=1",
+            Value::Null,
+        )
+        .await;
+    assert_eq!(
+        in_use.error_type.as_deref(),
+        Some("ResourceConflictException")
+    );
+    let rolled = api
+        .call(
+            "PUT",
+            "/2015-03-31/functions/ver/aliases/live",
+            json!({ "FunctionVersion": "2", "RoutingConfig": {} }),
+        )
+        .await;
+    assert_eq!(rolled.body["FunctionVersion"], "2", "{:?}", rolled.body);
+    let back = api
+        .call(
+            "POST",
+            "/stoke/2026-11-01/functions/ver/aliases/live/rollback",
+            Value::Null,
+        )
+        .await;
+    assert_eq!(back.body["FunctionVersion"], "1", "{:?}", back.body);
+    assert_eq!(
+        back.body["RoutingConfig"]["AdditionalVersionWeights"]["2"],
+        0.25
+    );
+}

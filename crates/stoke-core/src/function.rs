@@ -420,11 +420,64 @@ pub struct Function {
     /// Counts creates and updates; the result of preparing code applies only to the
     /// generation it was started for, so a late result never overwrites a newer update.
     pub generation: u64,
+    /// `$LATEST`, or the number of a published version (whose record never changes again).
+    #[serde(default = "latest")]
+    pub version: String,
+    /// What calls of `$LATEST` run: the last code and configuration that were prepared and
+    /// warmed successfully. While an update is in progress (or after one failed) this is the
+    /// previous generation, so calls never wait for a deploy and never fail because of one.
+    /// `None` until the first preparation succeeds; always `None` on a version.
+    #[serde(default)]
+    pub serving: Option<Deployed>,
+}
+
+/// A generation of a function's code and configuration that is ready to run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Deployed {
+    pub generation: u64,
+    pub config: FunctionConfig,
+    pub code: CodeInfo,
+}
+
+/// `$LATEST`: the name of the unpublished version.
+pub const LATEST: &str = "$LATEST";
+
+fn latest() -> String {
+    LATEST.to_owned()
 }
 
 impl Function {
+    /// The unqualified ARN.
     pub fn arn(&self, region: &str) -> String {
         crate::ids::function_arn(region, &self.account, self.name.as_str())
+    }
+
+    /// The ARN qualified with the version (`…:function:f:3`; `$LATEST` is unqualified, as
+    /// Lambda answers it for `$LATEST`).
+    pub fn version_arn(&self, region: &str) -> String {
+        if self.is_latest() {
+            self.arn(region)
+        } else {
+            format!("{}:{}", self.arn(region), self.version)
+        }
+    }
+
+    pub fn is_latest(&self) -> bool {
+        self.version == LATEST
+    }
+
+    /// The version number, for a published version.
+    pub fn version_number(&self) -> Option<u64> {
+        self.version.parse().ok()
+    }
+
+    /// What this record's code and configuration are, as a [`Deployed`].
+    pub fn as_deployed(&self) -> Deployed {
+        Deployed {
+            generation: self.generation,
+            config: self.config.clone(),
+            code: self.code.clone(),
+        }
     }
 
     /// Whether an update may start: Lambda refuses one while another is in progress.

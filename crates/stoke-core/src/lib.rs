@@ -10,17 +10,20 @@
 //!   partial ARN, full ARN, with or without a qualifier).
 //! - [`function`]: a function's configuration, its state machine (`State`, `LastUpdateStatus`)
 //!   and the runtimes Stoke accepts.
+//! - [`alias`]: aliases and their weighted routing, with Lambda's rules for them.
 //! - [`timefmt`]: Lambda's timestamp format (`2019-10-23T18:22:30.293+0000`).
 
+pub mod alias;
 pub mod error;
 pub mod function;
 pub mod ids;
 pub mod timefmt;
 pub mod validate;
 
+pub use alias::{Alias, AliasInput, AliasTarget};
 pub use error::LambdaError;
 pub use function::{
-    Architecture, CodeInfo, ConfigInput, Function, FunctionConfig, LastUpdateStatus, Reason,
-    Runtime, RuntimeFamily, State,
+    Architecture, CodeInfo, ConfigInput, Deployed, Function, FunctionConfig, LATEST,
+    LastUpdateStatus, Reason, Runtime, RuntimeFamily, State,
 };
 pub use ids::{AccountId, FunctionName, FunctionRef};

@@ -24,6 +24,12 @@ pub mod patterns {
     pub const HANDLER: &str = r"[^\s]+";
     /// `Qualifier`.
     pub const QUALIFIER: &str = r"(|[a-zA-Z0-9$_-]+)";
+    /// `FunctionVersion` of the alias operations.
+    pub const VERSION: &str = r"(\$LATEST|[0-9]+)";
+    /// A version number (the keys of `AdditionalVersionWeights`).
+    pub const VERSION_NUMBER: &str = r"[0-9]+";
+    /// An alias `Name`. The model's lookahead (not all digits) is checked beside the regex.
+    pub const ALIAS: &str = r"(?!^[0-9]+$)([a-zA-Z0-9-_]+)";
     /// An environment variable's name.
     pub const ENV_KEY: &str = r"[a-zA-Z]([a-zA-Z0-9_])+";
     /// A resource ARN in the tagging operations.
@@ -45,14 +51,24 @@ static COMPILED: LazyLock<Vec<(&'static str, Regex)>> = LazyLock::new(|| {
         patterns::QUALIFIER,
         patterns::ENV_KEY,
         patterns::TAGGABLE_ARN,
+        patterns::VERSION,
+        patterns::VERSION_NUMBER,
     ]
     .into_iter()
     .map(|p| (p, anchored(p)))
+    // The regex crate has no lookahead: the alias pattern's other half is in `matches`.
+    .chain(std::iter::once((
+        patterns::ALIAS,
+        anchored("[a-zA-Z0-9-_]+"),
+    )))
     .collect()
 });
 
 /// Whether `value` matches one of this module's [`patterns`] as a whole.
 pub fn matches(pattern: &'static str, value: &str) -> bool {
+    if pattern == patterns::ALIAS && value.bytes().all(|b| b.is_ascii_digit()) {
+        return false;
+    }
     COMPILED
         .iter()
         .find(|(p, _)| *p == pattern)
@@ -131,6 +147,23 @@ impl Violations {
                 &quote(&value.to_string()),
                 member,
                 &format!("Member must have value less than or equal to {max}"),
+            );
+        }
+    }
+
+    /// A floating-point member's range (the map values of `AdditionalVersionWeights`).
+    pub fn range_f64(&mut self, member: &str, value: f64, min: f64, max: f64) {
+        if value < min || value.is_nan() {
+            self.push(
+                &quote(&value.to_string()),
+                member,
+                &format!("Member must have value greater than or equal to {min:.1}"),
+            );
+        } else if value > max {
+            self.push(
+                &quote(&value.to_string()),
+                member,
+                &format!("Member must have value less than or equal to {max:.1}"),
             );
         }
     }
@@ -214,6 +247,16 @@ mod tests {
         for (p, re) in COMPILED.iter() {
             assert!(!re.as_str().contains("$^"), "pattern {p} did not compile");
         }
+    }
+
+    #[test]
+    fn an_alias_name_is_not_all_digits() {
+        assert!(matches(patterns::ALIAS, "live"));
+        assert!(matches(patterns::ALIAS, "v2-canary_1"));
+        assert!(!matches(patterns::ALIAS, "12"));
+        assert!(!matches(patterns::ALIAS, "a:b"));
+        assert!(matches(patterns::VERSION, "$LATEST"));
+        assert!(!matches(patterns::VERSION, "latest"));
     }
 
     #[test]

@@ -12,16 +12,21 @@
 //! uses any more are removed; `code_lock` orders "write blob, then reference it" against
 //! "unreference, then remove", so removal never races a new reference.
 
-use std::collections::BTreeMap;
+mod aliases;
+mod versions;
+
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock, RwLock, Weak};
+
+use async_trait::async_trait;
 
 use base64::Engine as _;
 use stoke_core::function::limits;
 use stoke_core::validate::{Violations, patterns};
 use stoke_core::{
-    AccountId, CodeInfo, ConfigInput, Function, FunctionRef, LambdaError, LastUpdateStatus, Reason,
-    State,
+    AccountId, Alias, CodeInfo, ConfigInput, Deployed, Function, FunctionName, FunctionRef,
+    LambdaError, LastUpdateStatus, Reason, State,
 };
 use stoke_store::{AccountUsage, Blobs, Store, StoreError};
 
@@ -56,6 +61,8 @@ pub struct CreateFunction {
     /// `Code.ZipFile`, decoded from base64.
     pub zip: Vec<u8>,
     pub tags: BTreeMap<String, String>,
+    /// `Publish`: publish version 1 as well (answered instead of `$LATEST`).
+    pub publish: bool,
 }
 
 /// A page of functions and the marker of the next page.
@@ -64,6 +71,31 @@ pub struct FunctionPage {
     pub functions: Vec<Function>,
     pub next_marker: Option<String>,
 }
+
+pub use aliases::AliasPage;
+pub use versions::VersionPage;
+
+/// What one call runs: a function version as it is ready to run now.
+#[derive(Debug, Clone)]
+pub struct Runnable {
+    pub account: AccountId,
+    pub name: FunctionName,
+    /// `$LATEST` or a version number: `X-Amz-Executed-Version`.
+    pub version: String,
+    pub deployed: Deployed,
+}
+
+/// Starts a sandbox of a new generation before calls move to it (the invoker implements it),
+/// so that an update never makes a call wait for a compile or an init, and code that fails to
+/// initialise never takes traffic.
+#[async_trait]
+pub trait Warmer: Send + Sync {
+    /// Starts one sandbox of `target` and keeps it warm; `Err` is why it could not start.
+    async fn warm(&self, target: &Runnable) -> Result<(), String>;
+}
+
+type VersionKey = (AccountId, String, u64);
+type AliasKey = (AccountId, String, String);
 
 /// The control plane; cheap to share behind an `Arc`.
 pub struct ControlPlane {
@@ -81,7 +113,12 @@ pub struct ControlPlane {
     /// Functions as last read or written by this process, so that a call does not read the
     /// store. Every write of a function goes through this control plane, which keeps the
     /// cache in step; several nodes sharing one store will need invalidation here.
-    cache: std::sync::RwLock<std::collections::HashMap<(AccountId, String), Function>>,
+    cache: RwLock<HashMap<(AccountId, String), Function>>,
+    /// Published versions and aliases, as read or written by this process (same rules).
+    version_cache: RwLock<HashMap<VersionKey, Function>>,
+    alias_cache: RwLock<HashMap<AliasKey, Alias>>,
+    /// Warms a new generation before it takes calls; set once by the invoker.
+    warmer: OnceLock<Weak<dyn Warmer>>,
 }
 
 impl std::fmt::Debug for ControlPlane {
@@ -122,8 +159,16 @@ impl ControlPlane {
             unpack_limits: UnpackLimits::default(),
             code_lock: tokio::sync::Mutex::new(()),
             tasks: tokio_util_tasks::Tasks::default(),
-            cache: std::sync::RwLock::new(std::collections::HashMap::new()),
+            cache: RwLock::new(HashMap::new()),
+            version_cache: RwLock::new(HashMap::new()),
+            alias_cache: RwLock::new(HashMap::new()),
+            warmer: OnceLock::new(),
         }))
+    }
+
+    /// Sets what warms new generations (the invoker, once it exists).
+    pub fn set_warmer(&self, warmer: Weak<dyn Warmer>) {
+        let _ = self.warmer.set(warmer);
     }
 
     pub fn region(&self) -> &str {
@@ -260,6 +305,8 @@ impl ControlPlane {
             last_modified: now,
             tags: req.tags,
             generation: 1,
+            version: stoke_core::LATEST.to_owned(),
+            serving: None,
         };
         match self.cached_insert(&f).await {
             Ok(()) => {}
@@ -272,9 +319,14 @@ impl ControlPlane {
                 return Err(e.into());
             }
         }
+        let answer = if req.publish {
+            self.publish_locked(&f, None).await?
+        } else {
+            f.clone()
+        };
         drop(_guard);
         self.spawn_prepare(f.account.clone(), name, f.generation);
-        Ok(f)
+        Ok(answer)
     }
 
     /// UpdateFunctionCode.
@@ -284,8 +336,10 @@ impl ControlPlane {
         name: &str,
         zip: Vec<u8>,
         revision_id: Option<&str>,
+        publish: bool,
     ) -> Result<Function, ControlError> {
         let fref = self.parse_ref(account, name, None)?;
+        check_unqualified(&fref)?;
         check_zip_size(&zip)?;
         let old = self.load(account, &fref).await?;
         check_revision(&old, revision_id)?;
@@ -302,11 +356,17 @@ impl ControlPlane {
             return Err(e.into());
         }
         if old.code.sha256_hex != f.code.sha256_hex {
+            // Kept while it still serves calls or a version uses it (`code_in_use`).
             self.collect_code(&old.code.sha256_hex).await;
         }
+        let answer = if publish {
+            self.publish_locked(&f, None).await?
+        } else {
+            f.clone()
+        };
         drop(_guard);
         self.spawn_prepare(f.account.clone(), f.name.as_str().to_owned(), f.generation);
-        Ok(f)
+        Ok(answer)
     }
 
     /// UpdateFunctionConfiguration.
@@ -318,6 +378,7 @@ impl ControlPlane {
         revision_id: Option<&str>,
     ) -> Result<Function, ControlError> {
         let fref = self.parse_ref(account, name, None)?;
+        check_unqualified(&fref)?;
         // The model's checks come before anything is looked up, as on AWS.
         let mut v = Violations::new();
         input.check(&mut v);
@@ -333,7 +394,7 @@ impl ControlPlane {
         Ok(f)
     }
 
-    /// DeleteFunction (of the whole function: versions come later).
+    /// DeleteFunction: the whole function with its versions and aliases, or one version.
     pub async fn delete_function(
         &self,
         account: &AccountId,
@@ -349,15 +410,31 @@ impl ControlPlane {
                 )
                 .into());
             }
-            Some(_) => {
-                let arn = self.qualified_arn(account, &fref);
-                return Err(LambdaError::function_not_found(&arn).into());
-            }
+            Some(q) => return self.delete_version(account, &fref, q).await,
         }
         let _guard = self.code_lock.lock().await;
-        match self.cached_delete(account, fref.name.as_str()).await? {
+        let mut shas = Vec::new();
+        let mut after = 0;
+        loop {
+            let page = self
+                .store
+                .list_versions(account, fref.name.as_str(), after, 1000)
+                .await?;
+            let Some(last) = page.last() else { break };
+            after = last.version_number().unwrap_or(u64::MAX);
+            shas.extend(page.into_iter().map(|v| v.code.sha256_hex));
+        }
+        let deleted = self.cached_delete(account, fref.name.as_str()).await?;
+        self.forget_versions_and_aliases(account, fref.name.as_str());
+        match deleted {
             Some(f) => {
-                self.collect_code(&f.code.sha256_hex).await;
+                shas.push(f.code.sha256_hex);
+                shas.extend(f.serving.map(|s| s.code.sha256_hex));
+                shas.sort();
+                shas.dedup();
+                for sha in shas {
+                    self.collect_code(&sha).await;
+                }
                 Ok(())
             }
             None => {
@@ -481,6 +558,90 @@ impl ControlPlane {
         r
     }
 
+    async fn cached_version(
+        &self,
+        account: &AccountId,
+        name: &str,
+        version: u64,
+    ) -> Result<Option<Function>, StoreError> {
+        let key = (account.clone(), name.to_owned(), version);
+        if let Some(v) = self
+            .version_cache
+            .read()
+            .ok()
+            .and_then(|c| c.get(&key).cloned())
+        {
+            return Ok(Some(v));
+        }
+        let v = self.store.get_version(account, name, version).await?;
+        if let (Some(v), Ok(mut c)) = (&v, self.version_cache.write()) {
+            c.insert(key, v.clone());
+        }
+        Ok(v)
+    }
+
+    fn remember_version(&self, v: &Function) {
+        if let (Some(n), Ok(mut c)) = (v.version_number(), self.version_cache.write()) {
+            c.insert(
+                (v.account.clone(), v.name.as_str().to_owned(), n),
+                v.clone(),
+            );
+        }
+    }
+
+    fn forget_version(&self, account: &AccountId, name: &str, version: u64) {
+        if let Ok(mut c) = self.version_cache.write() {
+            c.remove(&(account.clone(), name.to_owned(), version));
+        }
+    }
+
+    async fn cached_alias(
+        &self,
+        account: &AccountId,
+        function: &str,
+        name: &str,
+    ) -> Result<Option<Alias>, StoreError> {
+        let key = (account.clone(), function.to_owned(), name.to_owned());
+        if let Some(a) = self
+            .alias_cache
+            .read()
+            .ok()
+            .and_then(|c| c.get(&key).cloned())
+        {
+            return Ok(Some(a));
+        }
+        let a = self.store.get_alias(account, function, name).await?;
+        if let (Some(a), Ok(mut c)) = (&a, self.alias_cache.write()) {
+            c.insert(key, a.clone());
+        }
+        Ok(a)
+    }
+
+    fn remember_alias(&self, a: &Alias) {
+        if let Ok(mut c) = self.alias_cache.write() {
+            c.insert(
+                (a.account.clone(), a.function_name.clone(), a.name.clone()),
+                a.clone(),
+            );
+        }
+    }
+
+    fn forget_alias(&self, account: &AccountId, function: &str, name: &str) {
+        if let Ok(mut c) = self.alias_cache.write() {
+            c.remove(&(account.clone(), function.to_owned(), name.to_owned()));
+        }
+    }
+
+    /// Drops every cached version and alias of a function (it was deleted).
+    fn forget_versions_and_aliases(&self, account: &AccountId, name: &str) {
+        if let Ok(mut c) = self.version_cache.write() {
+            c.retain(|(a, n, _), _| !(a == account && n == name));
+        }
+        if let Ok(mut c) = self.alias_cache.write() {
+            c.retain(|(a, n, _), _| !(a == account && n == name));
+        }
+    }
+
     // ----- internals ---------------------------------------------------------------------
 
     fn parse_ref(
@@ -541,8 +702,27 @@ impl ControlPlane {
             .ok_or_else(not_found)?;
         match fref.qualifier.as_deref() {
             None | Some("$LATEST") => Ok(f),
-            // Versions and aliases come later: any other qualifier names nothing yet.
-            Some(_) => Err(not_found().into()),
+            Some(q) => match q.parse::<u64>() {
+                Ok(n) => Ok(self
+                    .cached_version(account, fref.name.as_str(), n)
+                    .await?
+                    .ok_or_else(not_found)?),
+                // An alias: the version it points to (the primary one).
+                Err(_) => {
+                    let alias = self
+                        .cached_alias(account, fref.name.as_str(), q)
+                        .await?
+                        .ok_or_else(not_found)?;
+                    let target = &alias.target.function_version;
+                    match target.parse::<u64>() {
+                        Ok(n) => Ok(self
+                            .cached_version(account, fref.name.as_str(), n)
+                            .await?
+                            .ok_or_else(not_found)?),
+                        Err(_) => Ok(f),
+                    }
+                }
+            },
         }
     }
 
@@ -664,7 +844,16 @@ impl ControlPlane {
         if f.generation != generation {
             return Ok(());
         }
-        let outcome = self.run_preparer(&f).await?;
+        let mut outcome = self.run_preparer(&f).await?;
+        if outcome.is_ok() && f.serving.is_some() {
+            // An update: the new generation starts a sandbox beside the old ones before it
+            // takes calls, so no call waits for its init and code that cannot start never
+            // takes traffic. (A new function has no traffic to move: its first call is cold.)
+            outcome = self.warm(&f).await;
+        }
+        // Under code_lock, so that a PublishVersion sees the versions settled and `$LATEST`
+        // moved together, never one without the other.
+        let _guard = self.code_lock.lock().await;
         for _ in 0..CAS_RETRIES {
             let Some(old) = self.cached_get(account, name).await? else {
                 return Ok(());
@@ -672,7 +861,11 @@ impl ControlPlane {
             if old.generation != generation {
                 return Ok(());
             }
+            // A version published from this generation takes its outcome first: once `$LATEST`
+            // says Successful, the version can be invoked too.
+            self.settle_published(&old, &outcome).await?;
             let mut f = old.clone();
+            let previous_serving = old.serving.as_ref().map(|s| s.code.sha256_hex.clone());
             match &outcome {
                 Ok(()) => {
                     // Good code brings a failed function back too.
@@ -682,6 +875,8 @@ impl ControlPlane {
                     }
                     f.last_update_status = Some(LastUpdateStatus::Successful);
                     f.last_update_reason = None;
+                    // Calls move to the new generation with this write.
+                    f.serving = Some(f.as_deployed());
                 }
                 Err(reason) => {
                     if matches!(f.state, State::Pending | State::Failed) {
@@ -696,10 +891,35 @@ impl ControlPlane {
             match self.cached_replace(&f, &old.revision_id).await {
                 Err(StoreError::Stale { .. }) => continue,
                 Err(StoreError::NotFound) => return Ok(()),
-                other => return Ok(other?),
+                Err(e) => return Err(e.into()),
+                Ok(()) => {}
             }
+            if let Some(prev) = previous_serving
+                && outcome.is_ok()
+                && prev != f.code.sha256_hex
+            {
+                self.collect_code(&prev).await;
+            }
+            return Ok(());
         }
         Err(busy())
+    }
+
+    /// Asks the warmer to start a sandbox of `f`'s new generation.
+    async fn warm(&self, f: &Function) -> Result<(), Reason> {
+        let Some(warmer) = self.warmer.get().and_then(Weak::upgrade) else {
+            return Ok(());
+        };
+        let target = Runnable {
+            account: f.account.clone(),
+            name: f.name.clone(),
+            version: stoke_core::LATEST.to_owned(),
+            deployed: f.as_deployed(),
+        };
+        warmer.warm(&target).await.map_err(|e| Reason {
+            message: format!("The function's new code could not start: {e}"),
+            code: "InvalidCode".into(),
+        })
     }
 
     async fn run_preparer(&self, f: &Function) -> Result<Result<(), Reason>, ControlError> {
@@ -747,6 +967,15 @@ fn busy() -> ControlError {
             .into(),
     )
     .into()
+}
+
+fn check_unqualified(fref: &FunctionRef) -> Result<(), LambdaError> {
+    match fref.qualifier.as_deref() {
+        None | Some("$LATEST") => Ok(()),
+        Some(_) => Err(LambdaError::InvalidParameterValue(
+            "Only $LATEST can be updated: a version's code and configuration never change.".into(),
+        )),
+    }
 }
 
 fn check_revision(f: &Function, expected: Option<&str>) -> Result<(), LambdaError> {

@@ -17,13 +17,14 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use stoke_core::{AccountId, Function, LambdaError, LastUpdateStatus, RuntimeFamily, State};
+use stoke_core::{AccountId, LambdaError, RuntimeFamily};
 use stoke_sandbox::{
     Backend, FunctionSpec, HostCalls, HostInvokeResult, InvokeInput, Outcome, Sandbox,
 };
 use stoke_store::{InvocationRecord, LogEvent};
 
 use crate::ControlPlane;
+use crate::control::{Runnable, Warmer};
 use crate::metrics::{FunctionLabels, Metrics, OutcomeLabels};
 use crate::pool::{KeepAlivePolicy, PoolKey, Pools};
 use crate::record::{self, CallRecord, Recorder, Report};
@@ -103,21 +104,22 @@ impl std::fmt::Debug for Invoker {
     }
 }
 
-/// The [`FunctionSpec`] a sandbox of `f` runs.
-pub fn spec_for(f: &Function, version: &str, code_dir: &Path, region: &str) -> FunctionSpec {
+/// The [`FunctionSpec`] a sandbox of `target` runs.
+pub fn spec_for(target: &Runnable, code_dir: &Path, region: &str) -> FunctionSpec {
+    let c = &target.deployed.config;
     FunctionSpec {
-        account: f.account.as_str().to_owned(),
-        function_name: f.name.as_str().to_owned(),
-        version: version.to_owned(),
-        function_arn: f.arn(region),
+        account: target.account.as_str().to_owned(),
+        function_name: target.name.as_str().to_owned(),
+        version: target.version.clone(),
+        function_arn: stoke_core::ids::function_arn(region, &target.account, target.name.as_str()),
         region: region.to_owned(),
-        runtime: f.config.runtime.clone(),
-        handler: f.config.handler.clone(),
+        runtime: c.runtime.clone(),
+        handler: c.handler.clone(),
         code_dir: code_dir.to_path_buf(),
-        code_sha256: f.code.sha256_hex.clone(),
-        memory_mb: f.config.memory_size,
-        timeout: Duration::from_secs(u64::from(f.config.timeout)),
-        environment: f.config.environment.clone(),
+        code_sha256: target.deployed.code.sha256_hex.clone(),
+        memory_mb: c.memory_size,
+        timeout: Duration::from_secs(u64::from(c.timeout)),
+        environment: c.environment.clone(),
     }
 }
 
@@ -152,6 +154,8 @@ impl Invoker {
             policy,
             me: me.clone(),
         });
+        let warmer: Weak<dyn Warmer> = Arc::downgrade(&invoker) as Weak<dyn Warmer>;
+        invoker.control.set_warmer(warmer);
         let weak = Arc::downgrade(&invoker);
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(config.reap_every);
@@ -168,47 +172,59 @@ impl Invoker {
         &self.metrics
     }
 
-    /// The function a call names, if it can be invoked now (DryRun's check).
+    /// What a call names, if it can be invoked now (also DryRun's check). An alias chooses
+    /// one of its versions by weight.
     pub async fn resolve(
         &self,
         account: &AccountId,
         function: &str,
         qualifier: Option<&str>,
-    ) -> Result<Function, LambdaError> {
-        let f = self
+    ) -> Result<Runnable, LambdaError> {
+        let u: f64 = rand::random();
+        let target = self
             .control
-            .get_function(account, function, qualifier)
+            .resolve_invoke(account, function, qualifier, u)
             .await?;
-        let region = self.control.region();
-        if matches!(f.state, State::Failed | State::Inactive) {
-            let reason = f.state_reason.as_ref().map_or("", |r| r.message.as_str());
-            return Err(LambdaError::ResourceConflict(format!(
-                "The function {} could not be invoked because it is in the Failed state: {reason}",
-                f.arn(region)
-            )));
-        }
-        // Pending, or an update in progress: the same refusal as a second update gets. Until
-        // versions keep the previous code serving (issue 6), a call during an update or after a
-        // failed one is refused plainly rather than failing inside the sandbox.
-        f.check_not_updating(region)?;
-        if f.last_update_status == Some(LastUpdateStatus::Failed) {
-            let reason = f
-                .last_update_reason
-                .as_ref()
-                .map_or("", |r| r.message.as_str());
-            return Err(LambdaError::ResourceConflict(format!(
-                "The function {} cannot be invoked: its last update failed: {reason}",
-                f.arn(region)
-            )));
-        }
-        match f.config.runtime.family() {
-            RuntimeFamily::Wasm => Ok(f),
+        self.backend(&target)?;
+        Ok(target)
+    }
+
+    /// The backend that runs `target`'s runtime.
+    fn backend(&self, target: &Runnable) -> Result<&Arc<dyn Backend>, LambdaError> {
+        match target.deployed.config.runtime.family() {
+            RuntimeFamily::Wasm => Ok(&self.backends.wasm),
             _ => Err(LambdaError::InvalidRuntime(format!(
                 "The runtime {} is not served by this Stoke server yet (process sandboxes are \
                  not built).",
-                f.config.runtime
+                target.deployed.config.runtime
             ))),
         }
+    }
+
+    fn pool_key(target: &Runnable) -> PoolKey {
+        PoolKey {
+            account: target.account.as_str().to_owned(),
+            function_name: target.name.as_str().to_owned(),
+            version: target.version.clone(),
+            generation: target.deployed.generation,
+        }
+    }
+
+    /// Starts a sandbox of `target` (a cold start), timed.
+    async fn start(&self, target: &Runnable) -> Result<(Arc<dyn Sandbox>, Duration), LambdaError> {
+        let backend = self.backend(target)?;
+        let t = Instant::now();
+        // Only a cold start needs the whole spec (a warm call must not pay for it).
+        let spec = spec_for(
+            target,
+            &self.control.code_dir(&target.deployed.code.sha256_hex),
+            self.control.region(),
+        );
+        let s = backend.start(&spec).await.map_err(|e| {
+            tracing::error!(function = %target.name, error = %e, "starting a sandbox failed");
+            LambdaError::Service(format!("The function's sandbox could not start: {e}"))
+        })?;
+        Ok((s, t.elapsed()))
     }
 
     /// Runs one call synchronously.
@@ -217,20 +233,16 @@ impl Invoker {
         account: &AccountId,
         req: InvokeRequest,
     ) -> Result<InvokeResponse, LambdaError> {
-        let f = self
+        let target = self
             .resolve(account, &req.function, req.qualifier.as_deref())
             .await?;
-        let version = "$LATEST".to_owned();
+        let config = &target.deployed.config;
+        let version = target.version.clone();
         let labels = FunctionLabels {
             account: account.as_str().to_owned(),
-            function: f.name.as_str().to_owned(),
+            function: target.name.as_str().to_owned(),
         };
-        let key = PoolKey {
-            account: labels.account.clone(),
-            function_name: labels.function.clone(),
-            version: version.clone(),
-            generation: f.generation,
-        };
+        let key = Self::pool_key(&target);
         let lease = match self.pools.admit(&key, self.config.function_concurrency) {
             Ok(l) => l,
             Err(t) => {
@@ -244,7 +256,7 @@ impl Invoker {
         let request_id = uuid::Uuid::new_v4().to_string();
         let started_ms = record::now_ms();
         let started = Instant::now();
-        let timeout = Duration::from_secs(u64::from(f.config.timeout));
+        let timeout = Duration::from_secs(u64::from(config.timeout));
         let concurrent = self
             .metrics
             .concurrent_executions
@@ -256,23 +268,7 @@ impl Invoker {
         let (sandbox, init): (Arc<dyn Sandbox>, Option<Duration>) = match lease.pool.take_idle() {
             Some(s) => (s, None),
             None => {
-                let backend = match f.config.runtime.family() {
-                    RuntimeFamily::Wasm => &self.backends.wasm,
-                    _ => return Err(LambdaError::InvalidRuntime("no backend".into())),
-                };
-                let t = Instant::now();
-                // Only a cold start needs the whole spec (a warm call must not pay for it).
-                let spec = spec_for(
-                    &f,
-                    &version,
-                    &self.control.code_dir(&f.code.sha256_hex),
-                    self.control.region(),
-                );
-                let s = backend.start(&spec).await.map_err(|e| {
-                    tracing::error!(function = %f.name, error = %e, "starting a sandbox failed");
-                    LambdaError::Service(format!("The function's sandbox could not start: {e}"))
-                })?;
-                let init = t.elapsed();
+                let (s, init) = self.start(&target).await?;
                 self.metrics.cold_starts.get_or_create(&labels).inc();
                 self.metrics
                     .init_duration_seconds
@@ -300,7 +296,7 @@ impl Invoker {
             })),
         };
         let execution = sandbox.invoke(input).await.map_err(|e| {
-            tracing::error!(function = %f.name, error = %e, "a sandbox failed");
+            tracing::error!(function = %target.name, error = %e, "a sandbox failed");
             LambdaError::Service(format!("The function's sandbox failed: {e}"))
         })?;
         let duration = run_start.elapsed();
@@ -337,7 +333,7 @@ impl Invoker {
             version: version.clone(),
             duration,
             init,
-            memory_size_mb: f.config.memory_size,
+            memory_size_mb: config.memory_size,
             max_memory_mb: u32::try_from(execution.max_memory_bytes.div_ceil(1024 * 1024))
                 .unwrap_or(u32::MAX),
             status,
@@ -415,6 +411,31 @@ impl Invoker {
             outcome: execution.outcome,
             log_tail,
         })
+    }
+}
+
+#[async_trait]
+impl Warmer for Invoker {
+    async fn warm(&self, target: &Runnable) -> Result<(), String> {
+        if self.backend(target).is_err() {
+            // Nothing here can run it; calls will say so.
+            return Ok(());
+        }
+        let (sandbox, init) = self
+            .start(target)
+            .await
+            .map_err(|e| e.message().to_owned())?;
+        let labels = FunctionLabels {
+            account: target.account.as_str().to_owned(),
+            function: target.name.as_str().to_owned(),
+        };
+        self.metrics.cold_starts.get_or_create(&labels).inc();
+        self.metrics
+            .init_duration_seconds
+            .get_or_create(&labels)
+            .observe(init.as_secs_f64());
+        self.pools.put_warm(&Self::pool_key(target), sandbox);
+        Ok(())
     }
 }
 

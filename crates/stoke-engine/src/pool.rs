@@ -191,6 +191,19 @@ impl Pools {
         })
     }
 
+    /// Adds a sandbox started ahead of calls (a deploy's warm-up) to `key`'s idle set.
+    pub fn put_warm(&self, key: &PoolKey, sandbox: Arc<dyn Sandbox>) {
+        let pool = match self.pools.lock() {
+            Ok(mut pools) => Arc::clone(
+                pools
+                    .entry(key.clone())
+                    .or_insert_with(|| Arc::new(FunctionPool::new(key.clone()))),
+            ),
+            Err(_) => return,
+        };
+        pool.put_idle(sandbox);
+    }
+
     /// Drops idle sandboxes past their keep-alive, those of generations an update replaced,
     /// and pools with nothing left in them. Answers how many sandboxes went.
     pub fn reap(&self, policy: &dyn KeepAlivePolicy, now: Instant) -> usize {

@@ -81,7 +81,13 @@ impl Preparer for BackendPreparer {
         HandlerCheck.prepare(function, code_dir)?;
         match function.config.runtime.family() {
             RuntimeFamily::Wasm => {
-                let spec = crate::invoke::spec_for(function, "$LATEST", code_dir, &self.region);
+                let target = crate::control::Runnable {
+                    account: function.account.clone(),
+                    name: function.name.clone(),
+                    version: function.version.clone(),
+                    deployed: function.as_deployed(),
+                };
+                let spec = crate::invoke::spec_for(&target, code_dir, &self.region);
                 self.wasm.prepare(&spec).map_err(invalid)
             }
             RuntimeFamily::Provided | RuntimeFamily::Python | RuntimeFamily::Nodejs => Ok(()),

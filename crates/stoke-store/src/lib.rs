@@ -6,6 +6,7 @@
 //!   writers never silently overwrite each other.
 //! - [`sqlite`]: the embedded default, one SQLite file in WAL mode with synchronous commits.
 //!   (PostgreSQL, for several nodes, comes behind the same trait.)
+//! - `versions` (private): the SQLite side of published versions and aliases.
 //! - [`blobs`]: code zips stored once each, by SHA-256, in a folder; written to a temporary
 //!   file, synced and renamed, so a crash never leaves a torn blob under a real address.
 //! - [`error`]: [`StoreError`], what can go wrong in the store.
@@ -13,9 +14,10 @@
 pub mod blobs;
 pub mod error;
 pub mod sqlite;
+mod versions;
 
 use async_trait::async_trait;
-use stoke_core::{AccountId, Function};
+use stoke_core::{AccountId, Alias, Function};
 
 pub use blobs::Blobs;
 pub use error::StoreError;
@@ -135,6 +137,86 @@ pub trait Store: Send + Sync + 'static {
 
     /// Whether any function still uses the code blob with this SHA-256 (hex).
     async fn code_in_use(&self, sha256_hex: &str) -> Result<bool, StoreError>;
+
+    // ----- versions and aliases (the functions' rows cascade to them on delete) -----
+
+    /// Publishes `version` (a copy of `$LATEST`) under the next version number, if `$LATEST`'s
+    /// `RevisionId` is still `expected_latest_revision`. Answers the version as stored (with
+    /// its number). [`StoreError::Stale`] or [`StoreError::NotFound`] as for replaces.
+    async fn publish_version(
+        &self,
+        version: &Function,
+        expected_latest_revision: &str,
+    ) -> Result<Function, StoreError>;
+
+    async fn get_version(
+        &self,
+        account: &AccountId,
+        name: &str,
+        version: u64,
+    ) -> Result<Option<Function>, StoreError>;
+
+    /// The highest-numbered version that exists.
+    async fn last_version(
+        &self,
+        account: &AccountId,
+        name: &str,
+    ) -> Result<Option<Function>, StoreError>;
+
+    /// Versions in number order, after `after`, at most `limit`.
+    async fn list_versions(
+        &self,
+        account: &AccountId,
+        name: &str,
+        after: u64,
+        limit: u32,
+    ) -> Result<Vec<Function>, StoreError>;
+
+    /// Replaces a version's record (its state) if its `RevisionId` is `expected_revision`.
+    async fn replace_version(
+        &self,
+        v: &Function,
+        expected_revision: &str,
+    ) -> Result<(), StoreError>;
+
+    async fn delete_version(
+        &self,
+        account: &AccountId,
+        name: &str,
+        version: u64,
+    ) -> Result<Option<Function>, StoreError>;
+
+    /// Adds an alias; [`StoreError::Conflict`] if the name is taken, [`StoreError::NotFound`]
+    /// if the function is gone.
+    async fn insert_alias(&self, a: &Alias) -> Result<(), StoreError>;
+
+    async fn get_alias(
+        &self,
+        account: &AccountId,
+        function: &str,
+        name: &str,
+    ) -> Result<Option<Alias>, StoreError>;
+
+    /// Replaces an alias if its `RevisionId` is still `expected_revision`.
+    async fn replace_alias(&self, a: &Alias, expected_revision: &str) -> Result<(), StoreError>;
+
+    async fn delete_alias(
+        &self,
+        account: &AccountId,
+        function: &str,
+        name: &str,
+    ) -> Result<Option<Alias>, StoreError>;
+
+    /// Aliases in name order after `after`, at most `limit`; with `version`, only those that
+    /// route calls to it.
+    async fn list_aliases(
+        &self,
+        account: &AccountId,
+        function: &str,
+        version: Option<&str>,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<Alias>, StoreError>;
 
     /// Appends log lines and invocation records in one transaction.
     async fn append_calls(

@@ -14,7 +14,7 @@ use sqlx::Row;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use stoke_core::{AccountId, Function};
+use stoke_core::{AccountId, Alias, Function};
 
 use crate::{AccessKey, AccountUsage, InvocationRecord, LogEvent, LogQuery, Store, StoreError};
 
@@ -71,6 +71,10 @@ impl SqliteStore {
             .await?;
         MIGRATOR.run(&pool).await?;
         Ok(Self { pool })
+    }
+
+    pub(crate) fn pool(&self) -> &SqlitePool {
+        &self.pool
     }
 
     /// Closes the pool, checkpointing the WAL.
@@ -196,13 +200,14 @@ impl Store for SqliteStore {
 
     async fn insert_function(&self, f: &Function) -> Result<(), StoreError> {
         let result = sqlx::query(
-            "INSERT INTO functions (account_id, name, revision_id, code_sha256, code_size, record) \
-             VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO functions (account_id, name, revision_id, code_sha256, serving_sha256, \
+             code_size, record) VALUES (?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(f.account.as_str())
         .bind(f.name.as_str())
         .bind(&f.revision_id)
         .bind(&f.code.sha256_hex)
+        .bind(f.serving.as_ref().map(|s| s.code.sha256_hex.as_str()))
         .bind(i64::try_from(f.code.size).unwrap_or(i64::MAX))
         .bind(encode(f)?)
         .execute(&self.pool)
@@ -220,11 +225,12 @@ impl Store for SqliteStore {
         expected_revision: &str,
     ) -> Result<(), StoreError> {
         let done = sqlx::query(
-            "UPDATE functions SET revision_id = ?, code_sha256 = ?, code_size = ?, record = ? \
-             WHERE account_id = ? AND name = ? AND revision_id = ?",
+            "UPDATE functions SET revision_id = ?, code_sha256 = ?, serving_sha256 = ?, \
+             code_size = ?, record = ? WHERE account_id = ? AND name = ? AND revision_id = ?",
         )
         .bind(&f.revision_id)
         .bind(&f.code.sha256_hex)
+        .bind(f.serving.as_ref().map(|s| s.code.sha256_hex.as_str()))
         .bind(i64::try_from(f.code.size).unwrap_or(i64::MAX))
         .bind(encode(f)?)
         .bind(f.account.as_str())
@@ -297,7 +303,8 @@ impl Store for SqliteStore {
 
     async fn account_usage(&self, account: &AccountId) -> Result<AccountUsage, StoreError> {
         let row = sqlx::query(
-            "SELECT COUNT(*), COALESCE(SUM(code_size), 0) FROM functions WHERE account_id = ?",
+            "SELECT COUNT(*), COALESCE(SUM(code_size), 0) + (SELECT COALESCE(SUM(code_size), 0) \
+             FROM versions WHERE account_id = ?1) FROM functions WHERE account_id = ?1",
         )
         .bind(account.as_str())
         .fetch_one(&self.pool)
@@ -309,11 +316,105 @@ impl Store for SqliteStore {
     }
 
     async fn code_in_use(&self, sha256_hex: &str) -> Result<bool, StoreError> {
-        let row = sqlx::query("SELECT 1 FROM functions WHERE code_sha256 = ? LIMIT 1")
-            .bind(sha256_hex)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query(
+            "SELECT 1 FROM functions WHERE code_sha256 = ?1 OR serving_sha256 = ?1 \
+             UNION ALL SELECT 1 FROM versions WHERE code_sha256 = ?1 LIMIT 1",
+        )
+        .bind(sha256_hex)
+        .fetch_optional(&self.pool)
+        .await?;
         Ok(row.is_some())
+    }
+
+    async fn publish_version(
+        &self,
+        version: &Function,
+        expected_latest_revision: &str,
+    ) -> Result<Function, StoreError> {
+        self.publish_version_impl(version, expected_latest_revision)
+            .await
+    }
+
+    async fn get_version(
+        &self,
+        account: &AccountId,
+        name: &str,
+        version: u64,
+    ) -> Result<Option<Function>, StoreError> {
+        self.get_version_impl(account, name, version).await
+    }
+
+    async fn last_version(
+        &self,
+        account: &AccountId,
+        name: &str,
+    ) -> Result<Option<Function>, StoreError> {
+        self.last_version_impl(account, name).await
+    }
+
+    async fn list_versions(
+        &self,
+        account: &AccountId,
+        name: &str,
+        after: u64,
+        limit: u32,
+    ) -> Result<Vec<Function>, StoreError> {
+        self.list_versions_impl(account, name, after, limit).await
+    }
+
+    async fn replace_version(
+        &self,
+        v: &Function,
+        expected_revision: &str,
+    ) -> Result<(), StoreError> {
+        self.replace_version_impl(v, expected_revision).await
+    }
+
+    async fn delete_version(
+        &self,
+        account: &AccountId,
+        name: &str,
+        version: u64,
+    ) -> Result<Option<Function>, StoreError> {
+        self.delete_version_impl(account, name, version).await
+    }
+
+    async fn insert_alias(&self, a: &Alias) -> Result<(), StoreError> {
+        self.insert_alias_impl(a).await
+    }
+
+    async fn get_alias(
+        &self,
+        account: &AccountId,
+        function: &str,
+        name: &str,
+    ) -> Result<Option<Alias>, StoreError> {
+        self.get_alias_impl(account, function, name).await
+    }
+
+    async fn replace_alias(&self, a: &Alias, expected_revision: &str) -> Result<(), StoreError> {
+        self.replace_alias_impl(a, expected_revision).await
+    }
+
+    async fn delete_alias(
+        &self,
+        account: &AccountId,
+        function: &str,
+        name: &str,
+    ) -> Result<Option<Alias>, StoreError> {
+        self.delete_alias_impl(account, function, name).await
+    }
+
+    async fn list_aliases(
+        &self,
+        account: &AccountId,
+        function: &str,
+        version: Option<&str>,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<Alias>, StoreError> {
+        self.list_aliases_impl(account, function, version, after, limit)
+            .await
     }
 
     async fn append_calls(
@@ -521,6 +622,8 @@ mod tests {
             last_modified: now(),
             tags: BTreeMap::new(),
             generation: 1,
+            version: stoke_core::LATEST.into(),
+            serving: None,
         }
     }
 

@@ -1,0 +1,368 @@
+//! Published versions: PublishVersion, ListVersionsByFunction, deleting one version, and
+//! resolving what a call runs (`$LATEST`'s serving generation, a version, or an alias's pick).
+//!
+//! A version is a copy of `$LATEST`'s record under a number from the function's counter (the
+//! store bumps it in the publishing transaction, so numbers are never reused). It is `Active`
+//! when `$LATEST`'s code was already prepared; published while an update is being prepared
+//! (`Publish=true` on an update), it is `Pending` until that preparation settles it.
+
+use stoke_core::validate::Violations;
+use stoke_core::{
+    AccountId, Deployed, Function, FunctionRef, LATEST, LambdaError, LastUpdateStatus, Reason,
+    State,
+};
+use stoke_store::StoreError;
+
+use super::{
+    CAS_RETRIES, ControlPlane, Runnable, busy, check_revision, check_unqualified, decode_marker,
+    encode_marker, new_revision, now,
+};
+use crate::ControlError;
+
+/// A page of ListVersionsByFunction.
+#[derive(Debug, Clone)]
+pub struct VersionPage {
+    pub versions: Vec<Function>,
+    pub next_marker: Option<String>,
+}
+
+/// What calls of `$LATEST` run now: the serving generation. A record written before serving
+/// generations existed serves its own code when it is settled.
+fn serving_of(f: &Function) -> Option<Deployed> {
+    f.serving.clone().or_else(|| {
+        (f.state == State::Active
+            && !matches!(
+                f.last_update_status,
+                Some(LastUpdateStatus::InProgress | LastUpdateStatus::Failed)
+            ))
+        .then(|| f.as_deployed())
+    })
+}
+
+/// The config compared by "publishing unchanged code returns the existing version": everything
+/// but the description, which PublishVersion sets per version.
+fn same_code_and_config(a: &Function, b: &Function) -> bool {
+    let mut ac = a.config.clone();
+    ac.description.clear();
+    let mut bc = b.config.clone();
+    bc.description.clear();
+    a.code.sha256_hex == b.code.sha256_hex && ac == bc
+}
+
+impl ControlPlane {
+    /// PublishVersion.
+    pub async fn publish_version(
+        &self,
+        account: &AccountId,
+        name: &str,
+        code_sha256: Option<&str>,
+        description: Option<&str>,
+        revision_id: Option<&str>,
+    ) -> Result<Function, ControlError> {
+        let fref = self.parse_ref(account, name, None)?;
+        check_unqualified(&fref)?;
+        let mut v = Violations::new();
+        if let Some(d) = description {
+            v.length("description", d, 0, 256);
+        }
+        v.into_result()?;
+        let _guard = self.code_lock.lock().await;
+        let f = self.load(account, &fref).await?;
+        check_revision(&f, revision_id)?;
+        if let Some(sha) = code_sha256
+            && sha != f.code.sha256_base64()
+        {
+            return Err(LambdaError::InvalidParameterValue(format!(
+                "CodeSHA256 ({sha}) is different from current CodeSHA256 in $LATEST ({}). \
+                 Please try again.",
+                f.code.sha256_base64()
+            ))
+            .into());
+        }
+        self.publish_locked(&f, description).await
+    }
+
+    /// Publishes `$LATEST` as it is in `f` (or answers the last version if nothing changed
+    /// since it). Hold `code_lock`.
+    pub(super) async fn publish_locked(
+        &self,
+        f: &Function,
+        description: Option<&str>,
+    ) -> Result<Function, ControlError> {
+        let mut latest = f.clone();
+        for _ in 0..CAS_RETRIES {
+            if latest.state == State::Failed
+                || latest.last_update_status == Some(LastUpdateStatus::Failed)
+            {
+                let reason = latest
+                    .last_update_reason
+                    .as_ref()
+                    .or(latest.state_reason.as_ref())
+                    .map_or("", |r| r.message.as_str());
+                return Err(LambdaError::ResourceConflict(format!(
+                    "The function {} cannot be published: its code failed to prepare: {reason}",
+                    latest.arn(&self.region)
+                ))
+                .into());
+            }
+            if let Some(last) = self
+                .store
+                .last_version(&latest.account, latest.name.as_str())
+                .await?
+                && same_code_and_config(&last, &latest)
+            {
+                self.remember_version(&last);
+                return Ok(last);
+            }
+            let ready = serving_of(&latest).is_some_and(|s| s.generation == latest.generation);
+            let mut v = latest.clone();
+            v.version = String::new(); // the store numbers it
+            v.serving = None;
+            v.tags.clear();
+            v.revision_id = new_revision();
+            v.last_modified = now();
+            if let Some(d) = description {
+                v.config.description = d.to_owned();
+            }
+            if ready {
+                v.state = State::Active;
+                v.state_reason = None;
+                v.last_update_status = Some(LastUpdateStatus::Successful);
+                v.last_update_reason = None;
+            } else {
+                v.state = State::Pending;
+                v.state_reason = Some(Reason {
+                    message: "The function is being created.".into(),
+                    code: "Creating".into(),
+                });
+                v.last_update_status = None;
+                v.last_update_reason = None;
+            }
+            match self.store.publish_version(&v, &latest.revision_id).await {
+                Ok(v) => {
+                    self.remember_version(&v);
+                    return Ok(v);
+                }
+                // The background preparation wrote $LATEST meanwhile: publish what it is now.
+                Err(StoreError::Stale { .. }) => {
+                    self.forget(&latest.account, latest.name.as_str());
+                    latest = self
+                        .cached_get(&latest.account, latest.name.as_str())
+                        .await?
+                        .ok_or_else(|| LambdaError::function_not_found(&f.arn(&self.region)))?;
+                    if latest.generation != f.generation {
+                        return Err(busy());
+                    }
+                }
+                Err(StoreError::NotFound) => {
+                    return Err(LambdaError::function_not_found(&f.arn(&self.region)).into());
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(busy())
+    }
+
+    /// After `$LATEST`'s preparation of `f.generation` settled: a version published from that
+    /// generation while it was being prepared takes the same outcome.
+    pub(super) async fn settle_published(
+        &self,
+        f: &Function,
+        outcome: &Result<(), Reason>,
+    ) -> Result<(), ControlError> {
+        let Some(last) = self.store.last_version(&f.account, f.name.as_str()).await? else {
+            return Ok(());
+        };
+        if last.state != State::Pending || last.generation != f.generation {
+            return Ok(());
+        }
+        let mut v = last.clone();
+        match outcome {
+            Ok(()) => {
+                v.state = State::Active;
+                v.state_reason = None;
+                v.last_update_status = Some(LastUpdateStatus::Successful);
+            }
+            Err(reason) => {
+                v.state = State::Failed;
+                v.state_reason = Some(reason.clone());
+            }
+        }
+        v.revision_id = new_revision();
+        match self.store.replace_version(&v, &last.revision_id).await {
+            Ok(()) => {
+                self.remember_version(&v);
+                Ok(())
+            }
+            Err(StoreError::NotFound | StoreError::Stale { .. }) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// ListVersionsByFunction: `$LATEST` first, then the versions by number.
+    pub async fn list_versions(
+        &self,
+        account: &AccountId,
+        name: &str,
+        marker: Option<&str>,
+        max_items: Option<i64>,
+    ) -> Result<VersionPage, ControlError> {
+        let mut v = Violations::new();
+        if let Some(m) = max_items {
+            v.range("maxItems", m, 1, 10_000);
+        }
+        v.into_result()?;
+        let fref = self.parse_ref(account, name, None)?;
+        check_unqualified(&fref)?;
+        let latest = self.load(account, &fref).await?;
+        let limit = max_items.map_or(50, |m| usize::try_from(m).unwrap_or(50));
+        let after: Option<u64> =
+            match marker {
+                None | Some("") => None,
+                Some(m) => Some(decode_marker(m)?.parse().map_err(|_| {
+                    LambdaError::InvalidParameterValue(format!("Invalid marker: {m}"))
+                })?),
+            };
+        let mut versions = Vec::with_capacity(limit + 1);
+        if after.is_none() {
+            versions.push(latest);
+        }
+        let want = limit + 1 - versions.len();
+        versions.extend(
+            self.store
+                .list_versions(
+                    account,
+                    fref.name.as_str(),
+                    after.unwrap_or(0),
+                    u32::try_from(want).unwrap_or(u32::MAX),
+                )
+                .await?,
+        );
+        let next_marker = if versions.len() > limit {
+            versions.truncate(limit);
+            versions
+                .last()
+                .map(|v| encode_marker(&v.version_number().unwrap_or(0).to_string()))
+        } else {
+            None
+        };
+        Ok(VersionPage {
+            versions,
+            next_marker,
+        })
+    }
+
+    /// DeleteFunction with a version number (or an alias name, which names no version).
+    pub(super) async fn delete_version(
+        &self,
+        account: &AccountId,
+        fref: &FunctionRef,
+        qualifier: &str,
+    ) -> Result<(), ControlError> {
+        let name = fref.name.as_str();
+        let Ok(number) = qualifier.parse::<u64>() else {
+            return Err(LambdaError::InvalidParameterValue(
+                "Deletion of aliases is not supported by DeleteFunction: use DeleteAlias.".into(),
+            )
+            .into());
+        };
+        let _guard = self.code_lock.lock().await;
+        if self.cached_get(account, name).await?.is_none() {
+            return Err(LambdaError::function_not_found(&self.qualified_arn(account, fref)).into());
+        }
+        let users = self
+            .store
+            .list_aliases(account, name, Some(qualifier), None, 100)
+            .await?;
+        if !users.is_empty() {
+            let names: Vec<&str> = users.iter().map(|a| a.name.as_str()).collect();
+            return Err(LambdaError::ResourceConflict(format!(
+                "Unable to delete version because the following aliases reference it: [{}]",
+                names.join(", ")
+            ))
+            .into());
+        }
+        self.forget_version(account, name, number);
+        match self.store.delete_version(account, name, number).await? {
+            Some(v) => {
+                self.collect_code(&v.code.sha256_hex).await;
+                Ok(())
+            }
+            None => Err(LambdaError::function_not_found(&self.qualified_arn(account, fref)).into()),
+        }
+    }
+
+    /// What a call of `name` (with `qualifier`) runs now, choosing by weight for an alias.
+    /// `u` is a uniform sample in [0, 1) for the alias's choice.
+    pub async fn resolve_invoke(
+        &self,
+        account: &AccountId,
+        name: &str,
+        qualifier: Option<&str>,
+        u: f64,
+    ) -> Result<Runnable, ControlError> {
+        let fref = self.parse_ref(account, name, qualifier)?;
+        let not_found = || LambdaError::function_not_found(&self.qualified_arn(account, &fref));
+        let fname = fref.name.as_str();
+        let latest = self
+            .cached_get(account, fname)
+            .await?
+            .ok_or_else(not_found)?;
+        let version: String = match fref.qualifier.as_deref() {
+            None | Some(LATEST) => LATEST.to_owned(),
+            Some(q) if q.bytes().all(|b| b.is_ascii_digit()) => q.to_owned(),
+            Some(alias) => {
+                let a = self
+                    .cached_alias(account, fname, alias)
+                    .await?
+                    .ok_or_else(not_found)?;
+                a.pick(u).to_owned()
+            }
+        };
+        if version == LATEST {
+            return match serving_of(&latest) {
+                Some(deployed) => Ok(Runnable {
+                    account: account.clone(),
+                    name: latest.name.clone(),
+                    version,
+                    deployed,
+                }),
+                None => Err(not_runnable(&latest, &self.region).into()),
+            };
+        }
+        let number: u64 = version.parse().map_err(|_| not_found())?;
+        let v = self
+            .cached_version(account, fname, number)
+            .await?
+            .ok_or_else(|| {
+                LambdaError::function_not_found(&format!("{}:{version}", latest.arn(&self.region)))
+            })?;
+        if v.state != State::Active {
+            return Err(not_runnable(&v, &self.region).into());
+        }
+        Ok(Runnable {
+            account: account.clone(),
+            name: v.name.clone(),
+            deployed: v.as_deployed(),
+            version,
+        })
+    }
+}
+
+/// Why a function (or version) with nothing ready to run cannot be called.
+fn not_runnable(f: &Function, region: &str) -> LambdaError {
+    match f.state {
+        State::Failed | State::Inactive => {
+            let reason = f.state_reason.as_ref().map_or("", |r| r.message.as_str());
+            LambdaError::ResourceConflict(format!(
+                "The function {} could not be invoked because it is in the Failed state: {reason}",
+                f.version_arn(region)
+            ))
+        }
+        _ => LambdaError::ResourceConflict(format!(
+            "The operation cannot be performed at this time. The function is currently in the \
+             following state: Pending (function {})",
+            f.version_arn(region)
+        )),
+    }
+}
