@@ -15,6 +15,9 @@ Guests (file name in the zip = the handler):
 | `panic.wasm` | panics with the event's `message` |
 | `context.wasm` | answers its event, its SDK `Context` and its whole environment |
 | `misbehave.wasm` | `{"mode": ...}`: loops, allocates, exits, floods stdout or stderr |
+
+`constant_module(text)` assembles, byte by byte, a module that answers `text` whatever the
+event: two deployments whose answers differ, to tell which code served a call.
 """
 
 from __future__ import annotations
@@ -77,6 +80,110 @@ def guest_wasm(guest: str) -> bytes:
             pytrace=False,
         )
     return path.read_bytes()
+
+
+def _leb128(n: int) -> bytes:
+    """Unsigned LEB128, as the wasm binary format writes sizes and indices."""
+    out = bytearray()
+    while True:
+        byte = n & 0x7F
+        n >>= 7
+        if n:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return bytes(out)
+
+
+def _section(section_id: int, body: bytes) -> bytes:
+    return bytes([section_id]) + _leb128(len(body)) + body
+
+
+def _name(text: str) -> bytes:
+    raw = text.encode()
+    return _leb128(len(raw)) + raw
+
+
+def constant_module(text: str) -> bytes:
+    """A WASI preview 1 command that writes `text` (UTF-8) to stdout with one `fd_write` and
+    ends: the module of
+    `(module (import "wasi_snapshot_preview1" "fd_write" (func (param i32 i32 i32 i32)
+    (result i32))) (memory (export "memory") 1) (data (i32.const 64) TEXT)
+    (func (export "_start") ;; iovec {64, len} at 0, written count at 8
+    (i32.store (i32.const 0) (i32.const 64)) (i32.store (i32.const 4) (i32.const LEN))
+    (drop (call 0 (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))))`,
+    assembled by hand (no wasm toolchain needed)."""
+    data = text.encode()
+    assert len(data) <= 65536 - 64, "the text must fit in one page"
+
+    def i32_const(v: int) -> bytes:
+        # signed LEB128 of a non-negative value below 2**31
+        out = bytearray()
+        while True:
+            byte = v & 0x7F
+            v >>= 7
+            if (v == 0 and not byte & 0x40) or (v == -1 and byte & 0x40):
+                out.append(byte)
+                return b"\x41" + bytes(out)
+            out.append(byte | 0x80)
+
+    types = _leb128(2) + (
+        b"\x60" + _leb128(4) + b"\x7f" * 4 + _leb128(1) + b"\x7f"  # (i32 i32 i32 i32) -> i32
+    ) + (b"\x60\x00\x00")  # () -> ()
+    imports = _leb128(1) + _name("wasi_snapshot_preview1") + _name("fd_write") + b"\x00\x00"
+    functions = _leb128(1) + _leb128(1)  # function 1 (after the import) has type 1
+    memory = _leb128(1) + b"\x00\x01"  # one memory, min 1 page
+    exports = (
+        _leb128(2)
+        + _name("memory") + b"\x02\x00"
+        + _name("_start") + b"\x00\x01"
+    )
+    body = (
+        b"\x00"  # no locals
+        + i32_const(0) + i32_const(64) + b"\x36\x02\x00"  # i32.store align=2 offset=0
+        + i32_const(4) + i32_const(len(data)) + b"\x36\x02\x00"
+        + i32_const(1) + i32_const(0) + i32_const(1) + i32_const(8)
+        + b"\x10\x00"  # call 0 (fd_write)
+        + b"\x1a"  # drop
+        + b"\x0b"  # end
+    )
+    code = _leb128(1) + _leb128(len(body)) + body
+    segment = b"\x00" + i32_const(64) + b"\x0b" + _leb128(len(data)) + data
+    datas = _leb128(1) + segment
+    return (
+        b"\x00asm\x01\x00\x00\x00"
+        + _section(1, types)
+        + _section(2, imports)
+        + _section(3, functions)
+        + _section(5, memory)
+        + _section(7, exports)
+        + _section(10, code)
+        + _section(11, datas)
+    )
+
+
+def constant_zip(text: str, handler: str = "main.wasm", extra: dict | None = None) -> bytes:
+    """A zip whose `handler` module answers `text`; `extra` adds {file name: bytes}."""
+    files = {handler: constant_module(text)}
+    files.update(extra or {})
+    return make_zip(files)
+
+
+def code_answer(tag: str) -> dict:
+    """What a function made by `deploy_constant(..., tag)` answers."""
+    return {"code": tag}
+
+
+def deploy_constant(lam, tag: str, prefix: str = "const", **kw) -> str:
+    """Create a function whose module (`main.wasm`) answers `code_answer(tag)`, wait until it is
+    Active, and return its name. Keyword arguments go to CreateFunction."""
+    name = unique_name(prefix)
+    kw.setdefault("Handler", "main.wasm")
+    zip_bytes = constant_zip(json.dumps(code_answer(tag)), kw["Handler"])
+    create_wasm(lam, name, zip_bytes=zip_bytes, **kw)
+    cfg = wait_active(lam, name)["Configuration"]
+    assert cfg["State"] == "Active", cfg
+    return name
 
 
 def guest_zip(guest: str, handler: str | None = None) -> bytes:

@@ -199,8 +199,8 @@ pub async fn get_configuration(
 }
 
 /// The configuration a qualified read answers: through an alias, the version it points to
-/// under the alias's ARN, as Lambda answers it.
-fn qualified_configuration(
+/// under the alias's ARN; `$LATEST` named explicitly under `…:$LATEST`, as Lambda answers them.
+pub(crate) fn qualified_configuration(
     f: &stoke_core::Function,
     name: &str,
     qualifier: Option<&str>,
@@ -215,10 +215,11 @@ fn qualified_configuration(
     )
     .ok()
     .and_then(|r| r.qualifier);
-    let alias = qualifier
+    // An alias, or `$LATEST` named explicitly, shows in the ARN; a version's ARN has its number.
+    let shown = qualifier
         .or(from_name.as_deref())
-        .filter(|q| *q != "$LATEST" && !q.bytes().all(|b| b.is_ascii_digit()));
-    if let (Some(alias), Some(o)) = (alias, v.as_object_mut()) {
+        .filter(|q| !q.bytes().all(|b| b.is_ascii_digit()));
+    if let (Some(alias), Some(o)) = (shown, v.as_object_mut()) {
         o.insert(
             "FunctionArn".into(),
             json!(format!("{}:{alias}", f.arn(region))),

@@ -78,7 +78,11 @@ pub async fn list_versions(
     let versions: Vec<_> = page
         .versions
         .iter()
-        .map(|v| wire::configuration(v, region))
+        .map(|v| {
+            // `$LATEST` is listed under its qualified ARN, as Lambda lists it.
+            let q = v.is_latest().then_some("$LATEST");
+            crate::functions::qualified_configuration(v, &name, q, region)
+        })
         .collect();
     let mut out = json!({ "Versions": versions });
     if let (Some(m), Some(o)) = (page.next_marker, out.as_object_mut()) {

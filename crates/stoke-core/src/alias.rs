@@ -89,7 +89,8 @@ impl AliasInput {
             v.length("description", d, 0, 256);
         }
         if let Some(w) = &self.additional_weights {
-            for (k, weight) in w {
+            v.map_values_in_range("routingConfig.additionalVersionWeights", w, 0.0, 1.0);
+            for k in w.keys() {
                 if v.length("routingConfig.additionalVersionWeights.key", k, 1, 1024) {
                     v.pattern(
                         "routingConfig.additionalVersionWeights.key",
@@ -97,12 +98,6 @@ impl AliasInput {
                         patterns::VERSION_NUMBER,
                     );
                 }
-                v.range_f64(
-                    "routingConfig.additionalVersionWeights.value",
-                    *weight,
-                    0.0,
-                    1.0,
-                );
             }
         }
     }
@@ -125,9 +120,10 @@ pub fn check_routing(target: &AliasTarget) -> Result<(), LambdaError> {
         ));
     }
     if w.contains_key(&target.function_version) {
+        let v = &target.function_version;
         return Err(LambdaError::InvalidParameterValue(format!(
-            "Primary and additional version ({}) cannot be the same",
-            target.function_version
+            "Invalid function version {v}. Function version {v} is already included in routing \
+             configuration."
         )));
     }
     Ok(())

@@ -151,21 +151,27 @@ impl Violations {
         }
     }
 
-    /// A floating-point member's range (the map values of `AdditionalVersionWeights`).
-    pub fn range_f64(&mut self, member: &str, value: f64, min: f64, max: f64) {
-        if value < min || value.is_nan() {
-            self.push(
-                &quote(&value.to_string()),
-                member,
-                &format!("Member must have value greater than or equal to {min:.1}"),
-            );
-        } else if value > max {
-            self.push(
-                &quote(&value.to_string()),
-                member,
-                &format!("Member must have value less than or equal to {max:.1}"),
-            );
+    /// A map of numbers whose values must lie in `min..=max`, worded as AWS words it for
+    /// `AdditionalVersionWeights`: the whole map quoted, then each constraint of the value.
+    pub fn map_values_in_range(
+        &mut self,
+        member: &str,
+        map: &std::collections::BTreeMap<String, f64>,
+        min: f64,
+        max: f64,
+    ) {
+        if map.values().all(|w| (min..=max).contains(w)) {
+            return;
         }
+        let shown: Vec<String> = map.iter().map(|(k, w)| format!("{k}={w:?}")).collect();
+        self.push(
+            &quote(&format!("{{{}}}", shown.join(", "))),
+            member,
+            &format!(
+                "Map value must satisfy constraint: [Member must have value less than or equal \
+                 to {max:.1}, Member must have value greater than or equal to {min:.1}]"
+            ),
+        );
     }
 
     /// A string member that must be one of a set of values.

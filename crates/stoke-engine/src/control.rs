@@ -83,6 +83,9 @@ pub struct Runnable {
     /// `$LATEST` or a version number: `X-Amz-Executed-Version`.
     pub version: String,
     pub deployed: Deployed,
+    /// The qualifier the caller named (a version, an alias or `$LATEST`), if any: the
+    /// function sees it in its invoked ARN.
+    pub qualifier: Option<String>,
 }
 
 /// Starts a sandbox of a new generation before calls move to it (the invoker implements it),
@@ -350,7 +353,7 @@ impl ControlPlane {
         let code = self.commit_code(zip, staged).await?;
         let mut f = old.clone();
         f.code = code;
-        self.begin_update(&mut f);
+        self.begin_update(&mut f, &old);
         if let Err(e) = self.cached_replace(&f, &old.revision_id).await {
             self.collect_code(&f.code.sha256_hex).await;
             return Err(e.into());
@@ -388,7 +391,7 @@ impl ControlPlane {
         old.check_not_updating(&self.region)?;
         let mut f = old.clone();
         f.config = input.apply_to(&old.config)?;
-        self.begin_update(&mut f);
+        self.begin_update(&mut f, &old);
         self.cached_replace(&f, &old.revision_id).await?;
         self.spawn_prepare(f.account.clone(), f.name.as_str().to_owned(), f.generation);
         Ok(f)
@@ -813,7 +816,11 @@ impl ControlPlane {
         }
     }
 
-    fn begin_update(&self, f: &mut Function) {
+    /// Marks `f` (a changed copy of `old`) as an update in progress.
+    fn begin_update(&self, f: &mut Function, old: &Function) {
+        // What runs now keeps running until the update is ready (a record from before serving
+        // generations were kept gets its own code as its serving generation here).
+        f.serving = versions::serving_of(old);
         f.last_update_status = Some(LastUpdateStatus::InProgress);
         f.last_update_reason = Some(creating());
         f.generation += 1;
@@ -915,6 +922,7 @@ impl ControlPlane {
             name: f.name.clone(),
             version: stoke_core::LATEST.to_owned(),
             deployed: f.as_deployed(),
+            qualifier: None,
         };
         warmer.warm(&target).await.map_err(|e| Reason {
             message: format!("The function's new code could not start: {e}"),

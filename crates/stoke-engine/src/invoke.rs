@@ -288,6 +288,16 @@ impl Invoker {
                 + u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX),
             trace_id: trace_id.clone(),
             client_context: req.client_context.clone(),
+            invoked_function_arn: target.qualifier.as_ref().map(|q| {
+                format!(
+                    "{}:{q}",
+                    stoke_core::ids::function_arn(
+                        self.control.region(),
+                        account,
+                        target.name.as_str()
+                    )
+                )
+            }),
             host: Some(Arc::new(GuestHost {
                 invoker: self.me.clone(),
                 account: account.clone(),

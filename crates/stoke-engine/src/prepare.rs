@@ -86,6 +86,7 @@ impl Preparer for BackendPreparer {
                     name: function.name.clone(),
                     version: function.version.clone(),
                     deployed: function.as_deployed(),
+                    qualifier: None,
                 };
                 let spec = crate::invoke::spec_for(&target, code_dir, &self.region);
                 self.wasm.prepare(&spec).map_err(invalid)

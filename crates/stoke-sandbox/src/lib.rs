@@ -70,6 +70,9 @@ pub struct InvokeInput {
     pub trace_id: String,
     /// `X-Amz-Client-Context`, base64 JSON, as the caller sent it.
     pub client_context: Option<String>,
+    /// The ARN the caller invoked (with its version or alias qualifier, if it named one);
+    /// `None` means the spec's unqualified ARN.
+    pub invoked_function_arn: Option<String>,
     /// What the guest may ask of the platform during this call.
     pub host: Option<Arc<dyn HostCalls>>,
 }

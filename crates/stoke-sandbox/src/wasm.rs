@@ -360,7 +360,13 @@ impl WasmSandbox {
             ("TZ", ":UTC"),
             ("STOKE_REQUEST_ID", &input.request_id),
             ("STOKE_DEADLINE_MS", &deadline),
-            ("STOKE_INVOKED_FUNCTION_ARN", &s.function_arn),
+            (
+                "STOKE_INVOKED_FUNCTION_ARN",
+                input
+                    .invoked_function_arn
+                    .as_deref()
+                    .unwrap_or(&s.function_arn),
+            ),
             (
                 "STOKE_CLIENT_CONTEXT",
                 input.client_context.as_deref().unwrap_or(""),

@@ -72,6 +72,7 @@ fn input(payload: &str, timeout: Duration) -> InvokeInput {
         deadline_unix_ms: 0,
         trace_id: "Root=1-0-0".into(),
         client_context: None,
+        invoked_function_arn: None,
         host: None,
     }
 }

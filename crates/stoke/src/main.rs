@@ -4,8 +4,9 @@
 //! # Layout
 //! - `main.rs`: the command line, logging set-up, and the one place errors become an exit code.
 //! - [`serve`] — `stoke serve`.
-//! - [`cli`] — `stoke deploy`, `stoke functions …`, `stoke invoke`, `stoke logs` (clients of the
-//!   HTTP API) and `stoke bench`.
+//! - [`cli`] — `stoke deploy`, `stoke functions …`, `stoke versions`, `stoke publish`,
+//!   `stoke alias …`, `stoke rollback`, `stoke invoke`, `stoke logs` (clients of the HTTP API)
+//!   and `stoke bench`.
 
 mod cli;
 mod serve;
@@ -35,6 +36,14 @@ enum Command {
     Deploy(cli::deploy::DeployArgs),
     /// List, show or delete functions.
     Functions(cli::functions::FunctionsArgs),
+    /// List a function's versions: $LATEST, then each published version.
+    Versions(cli::versions::VersionsArgs),
+    /// Publish a version of a function's $LATEST code and configuration.
+    Publish(cli::versions::PublishArgs),
+    /// Create, move, list or delete a function's aliases.
+    Alias(cli::alias::AliasArgs),
+    /// Move an alias back to the version it pointed at before its last change.
+    Rollback(cli::alias::RollbackArgs),
     /// Invoke a function synchronously and print its output.
     Invoke(cli::invoke::InvokeArgs),
     /// Print a function's log lines, oldest first; --follow keeps printing new ones.
@@ -57,6 +66,10 @@ async fn main() -> ExitCode {
         Command::Serve(args) => serve::run(args).await,
         Command::Deploy(args) => cli::deploy::run(args).await,
         Command::Functions(args) => cli::functions::run(args).await,
+        Command::Versions(args) => cli::versions::run(args).await,
+        Command::Publish(args) => cli::versions::publish(args).await,
+        Command::Alias(args) => cli::alias::run(args).await,
+        Command::Rollback(args) => cli::alias::rollback(args).await,
         Command::Invoke(args) => cli::invoke::run(args).await,
         Command::Logs(args) => cli::logs::run(args).await,
         Command::Bench(args) => cli::bench::run(args).await,
@@ -131,6 +144,35 @@ mod tests {
             args.since,
             Some(cli::logs::Since::Ago(std::time::Duration::from_secs(7200)))
         );
+    }
+
+    #[test]
+    fn version_and_alias_commands_parse() {
+        let cli = Cli::try_parse_from(["stoke", "versions", "f", "--endpoint-url", "http://h:1"])
+            .expect("parses");
+        let Command::Versions(args) = cli.command else {
+            panic!("not versions");
+        };
+        assert_eq!(args.name, "f");
+        let cli =
+            Cli::try_parse_from(["stoke", "publish", "f", "--description", "d"]).expect("parses");
+        let Command::Publish(args) = cli.command else {
+            panic!("not publish");
+        };
+        assert_eq!(args.description.as_deref(), Some("d"));
+        let cli = Cli::try_parse_from(["stoke", "alias", "list", "f"]).expect("parses");
+        assert!(matches!(cli.command, Command::Alias(_)));
+        let cli = Cli::try_parse_from(["stoke", "rollback", "f", "live"]).expect("parses");
+        let Command::Rollback(args) = cli.command else {
+            panic!("not rollback");
+        };
+        assert_eq!((args.name.as_str(), args.alias.as_str()), ("f", "live"));
+        let cli = Cli::try_parse_from(["stoke", "deploy", "x.wasm", "--name", "f", "--publish"])
+            .expect("parses");
+        let Command::Deploy(args) = cli.command else {
+            panic!("not deploy");
+        };
+        assert!(args.publish);
     }
 
     #[test]

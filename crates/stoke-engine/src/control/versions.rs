@@ -28,7 +28,7 @@ pub struct VersionPage {
 
 /// What calls of `$LATEST` run now: the serving generation. A record written before serving
 /// generations existed serves its own code when it is settled.
-fn serving_of(f: &Function) -> Option<Deployed> {
+pub(super) fn serving_of(f: &Function) -> Option<Deployed> {
     f.serving.clone().or_else(|| {
         (f.state == State::Active
             && !matches!(
@@ -74,7 +74,7 @@ impl ControlPlane {
         {
             return Err(LambdaError::InvalidParameterValue(format!(
                 "CodeSHA256 ({sha}) is different from current CodeSHA256 in $LATEST ({}). \
-                 Please try again.",
+                 Please try again with the CodeSHA256 in $LATEST.",
                 f.code.sha256_base64()
             ))
             .into());
@@ -326,6 +326,7 @@ impl ControlPlane {
                     name: latest.name.clone(),
                     version,
                     deployed,
+                    qualifier: fref.qualifier.clone(),
                 }),
                 None => Err(not_runnable(&latest, &self.region).into()),
             };
@@ -345,6 +346,7 @@ impl ControlPlane {
             name: v.name.clone(),
             deployed: v.as_deployed(),
             version,
+            qualifier: fref.qualifier.clone(),
         })
     }
 }

@@ -27,10 +27,14 @@ const SIGNING_SERVICE: &str = "lambda";
 const LOGS_SIGNING_SERVICE: &str = "logs";
 /// The API version prefix of every Lambda function path.
 const API_PREFIX: &str = "/2015-03-31/functions";
+/// The prefix of Stoke's own operations (beside Lambda's API), such as an alias's rollback.
+const STOKE_PREFIX: &str = "/stoke/2026-11-01/functions";
 /// The header that carries the error type of a failed call.
 const ERROR_TYPE_HEADER: &str = "x-amzn-errortype";
 /// Upload bodies are handed to the connection in chunks of this size, one progress tick each.
 const UPLOAD_CHUNK: usize = 64 * 1024;
+/// Items asked for per page of ListVersionsByFunction and ListAliases (Lambda's most).
+const LIST_PAGE_SIZE: u32 = 50;
 /// How long to wait for a TCP connection before reporting the server unreachable.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -149,6 +153,9 @@ pub struct FunctionConfiguration {
     pub function_name: String,
     #[serde(default)]
     pub function_arn: String,
+    /// `$LATEST` or a version number.
+    pub version: Option<String>,
+    pub description: Option<String>,
     pub runtime: Option<String>,
     pub handler: Option<String>,
     pub memory_size: Option<u64>,
@@ -169,6 +176,57 @@ pub struct FunctionConfiguration {
 pub struct ListFunctionsPage {
     #[serde(default)]
     pub functions: Vec<FunctionConfiguration>,
+    pub next_marker: Option<String>,
+}
+
+/// One page of ListVersionsByFunction: `$LATEST` first, then the versions in order.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ListVersionsPage {
+    #[serde(default)]
+    pub versions: Vec<FunctionConfiguration>,
+    pub next_marker: Option<String>,
+}
+
+/// An alias (the answer of CreateAlias, GetAlias, UpdateAlias, and the items of ListAliases).
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(rename_all = "PascalCase")]
+pub struct AliasConfiguration {
+    #[serde(default)]
+    pub alias_arn: String,
+    pub name: String,
+    pub function_version: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub routing_config: Option<RoutingConfig>,
+    #[serde(default)]
+    pub revision_id: Option<String>,
+}
+
+impl AliasConfiguration {
+    /// The additional versions and their weights (empty when the alias is not split).
+    pub fn weights(&self) -> impl Iterator<Item = (&String, &f64)> {
+        self.routing_config
+            .iter()
+            .flat_map(|r| r.additional_version_weights.iter())
+    }
+}
+
+/// An alias's `RoutingConfig`: the second version and the share of calls it gets.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(rename_all = "PascalCase")]
+pub struct RoutingConfig {
+    #[serde(default)]
+    pub additional_version_weights: std::collections::BTreeMap<String, f64>,
+}
+
+/// One page of ListAliases.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ListAliasesPage {
+    #[serde(default)]
+    pub aliases: Vec<AliasConfiguration>,
     pub next_marker: Option<String>,
 }
 
@@ -393,6 +451,174 @@ impl LambdaClient {
         Ok(())
     }
 
+    /// PublishVersion: `POST /2015-03-31/functions/{name}/versions` with `{"CodeSha256",
+    /// "Description", "RevisionId"}` (each optional); answers 201 with the version's
+    /// configuration (or the latest version's, when nothing changed since it).
+    pub async fn publish_version(
+        &self,
+        name: &str,
+        request: &Value,
+    ) -> Result<FunctionConfiguration, ClientError> {
+        let body = request.to_string().into_bytes();
+        let answer = self
+            .send(
+                Method::POST,
+                &function_path(name, "/versions"),
+                Some(body),
+                None,
+            )
+            .await?;
+        decode(&answer)
+    }
+
+    /// ListVersionsByFunction: one page of `GET /2015-03-31/functions/{name}/versions`.
+    pub async fn list_versions_by_function(
+        &self,
+        name: &str,
+        marker: Option<&str>,
+        max_items: Option<u32>,
+    ) -> Result<ListVersionsPage, ClientError> {
+        let path = with_query(
+            function_path(name, "/versions"),
+            &[
+                ("Marker", marker),
+                ("MaxItems", max_items.map(|m| m.to_string()).as_deref()),
+            ],
+        );
+        let answer = self.send(Method::GET, &path, None, None).await?;
+        decode(&answer)
+    }
+
+    /// Every version of a function, all pages of ListVersionsByFunction.
+    pub async fn list_all_versions(
+        &self,
+        name: &str,
+    ) -> Result<Vec<FunctionConfiguration>, ClientError> {
+        let mut out = Vec::new();
+        let mut marker: Option<String> = None;
+        loop {
+            let page = self
+                .list_versions_by_function(name, marker.as_deref(), Some(LIST_PAGE_SIZE))
+                .await?;
+            out.extend(page.versions);
+            match page.next_marker.filter(|m| !m.is_empty()) {
+                Some(next) if Some(&next) != marker.as_ref() => marker = Some(next),
+                _ => return Ok(out),
+            }
+        }
+    }
+
+    /// CreateAlias: `POST /2015-03-31/functions/{name}/aliases` with `{"Name",
+    /// "FunctionVersion", "Description", "RoutingConfig"}`; answers 201.
+    pub async fn create_alias(
+        &self,
+        name: &str,
+        request: &Value,
+    ) -> Result<AliasConfiguration, ClientError> {
+        let body = request.to_string().into_bytes();
+        let answer = self
+            .send(
+                Method::POST,
+                &function_path(name, "/aliases"),
+                Some(body),
+                None,
+            )
+            .await?;
+        decode(&answer)
+    }
+
+    /// UpdateAlias: `PUT /2015-03-31/functions/{name}/aliases/{alias}` with the fields to change
+    /// (and `RevisionId`, to refuse the change if the alias changed since it was read).
+    pub async fn update_alias(
+        &self,
+        name: &str,
+        alias: &str,
+        request: &Value,
+    ) -> Result<AliasConfiguration, ClientError> {
+        let body = request.to_string().into_bytes();
+        let answer = self
+            .send(Method::PUT, &alias_path(name, alias), Some(body), None)
+            .await?;
+        decode(&answer)
+    }
+
+    /// GetAlias: `GET /2015-03-31/functions/{name}/aliases/{alias}`.
+    pub async fn get_alias(
+        &self,
+        name: &str,
+        alias: &str,
+    ) -> Result<AliasConfiguration, ClientError> {
+        let answer = self
+            .send(Method::GET, &alias_path(name, alias), None, None)
+            .await?;
+        decode(&answer)
+    }
+
+    /// DeleteAlias: `DELETE /2015-03-31/functions/{name}/aliases/{alias}`; answers 204.
+    pub async fn delete_alias(&self, name: &str, alias: &str) -> Result<(), ClientError> {
+        self.send(Method::DELETE, &alias_path(name, alias), None, None)
+            .await?;
+        Ok(())
+    }
+
+    /// ListAliases: one page of `GET /2015-03-31/functions/{name}/aliases`, optionally only the
+    /// aliases of one version.
+    pub async fn list_aliases(
+        &self,
+        name: &str,
+        function_version: Option<&str>,
+        marker: Option<&str>,
+        max_items: Option<u32>,
+    ) -> Result<ListAliasesPage, ClientError> {
+        let path = with_query(
+            function_path(name, "/aliases"),
+            &[
+                ("FunctionVersion", function_version),
+                ("Marker", marker),
+                ("MaxItems", max_items.map(|m| m.to_string()).as_deref()),
+            ],
+        );
+        let answer = self.send(Method::GET, &path, None, None).await?;
+        decode(&answer)
+    }
+
+    /// Every alias of a function, all pages of ListAliases.
+    pub async fn list_all_aliases(
+        &self,
+        name: &str,
+    ) -> Result<Vec<AliasConfiguration>, ClientError> {
+        let mut out = Vec::new();
+        let mut marker: Option<String> = None;
+        loop {
+            let page = self
+                .list_aliases(name, None, marker.as_deref(), Some(LIST_PAGE_SIZE))
+                .await?;
+            out.extend(page.aliases);
+            match page.next_marker.filter(|m| !m.is_empty()) {
+                Some(next) if Some(&next) != marker.as_ref() => marker = Some(next),
+                _ => return Ok(out),
+            }
+        }
+    }
+
+    /// Stoke's rollback of an alias: `POST
+    /// /stoke/2026-11-01/functions/{name}/aliases/{alias}/rollback` (empty body) moves the alias
+    /// back to its previous target and answers its configuration; `ResourceConflictException`
+    /// when it has none.
+    pub async fn rollback_alias(
+        &self,
+        name: &str,
+        alias: &str,
+    ) -> Result<AliasConfiguration, ClientError> {
+        let path = format!(
+            "{STOKE_PREFIX}/{}/aliases/{}/rollback",
+            utf8_percent_encode(name, COMPONENT),
+            utf8_percent_encode(alias, COMPONENT)
+        );
+        let answer = self.send(Method::POST, &path, None, None).await?;
+        decode(&answer)
+    }
+
     /// Invoke: `POST /2015-03-31/functions/{name}/invocations[?Qualifier=]` with the payload as
     /// the body. A function error is still a success here (200 with `X-Amz-Function-Error`);
     /// the caller looks at [`InvokeOutput::function_error`].
@@ -580,6 +806,27 @@ pub fn invoke_path(name: &str, qualifier: Option<&str>) -> String {
     match qualifier {
         Some(q) => format!("{path}?Qualifier={}", utf8_percent_encode(q, COMPONENT)),
         None => path,
+    }
+}
+
+/// `/2015-03-31/functions/{name}/aliases/{alias}`, both percent-encoded.
+fn alias_path(name: &str, alias: &str) -> String {
+    function_path(
+        name,
+        &format!("/aliases/{}", utf8_percent_encode(alias, COMPONENT)),
+    )
+}
+
+/// `path` with the given query parameters (those that are `Some`), values percent-encoded.
+fn with_query(path: String, params: &[(&str, Option<&str>)]) -> String {
+    let query: Vec<String> = params
+        .iter()
+        .filter_map(|(k, v)| v.map(|v| format!("{k}={}", utf8_percent_encode(v, COMPONENT))))
+        .collect();
+    if query.is_empty() {
+        path
+    } else {
+        format!("{path}?{}", query.join("&"))
     }
 }
 
@@ -899,6 +1146,47 @@ mod tests {
             list_path(Some("a b/c"), Some(50)),
             "/2015-03-31/functions/?Marker=a%20b%2Fc&MaxItems=50"
         );
+    }
+
+    #[test]
+    fn alias_and_version_paths_encode_names_and_queries() {
+        assert_eq!(
+            alias_path("f", "live"),
+            "/2015-03-31/functions/f/aliases/live"
+        );
+        assert_eq!(
+            with_query(
+                function_path("f", "/aliases"),
+                &[
+                    ("FunctionVersion", Some("$LATEST")),
+                    ("Marker", None),
+                    ("MaxItems", Some("50"))
+                ]
+            ),
+            "/2015-03-31/functions/f/aliases?FunctionVersion=%24LATEST&MaxItems=50"
+        );
+        assert_eq!(
+            with_query(function_path("f", "/versions"), &[("Marker", None)]),
+            "/2015-03-31/functions/f/versions"
+        );
+    }
+
+    #[test]
+    fn alias_configuration_reads_lambdas_shape() {
+        let alias: AliasConfiguration = serde_json::from_str(
+            r#"{"AliasArn":"arn:aws:lambda:us-east-1:1:function:f:live","Name":"live",
+                "FunctionVersion":"1","Description":"","RevisionId":"r",
+                "RoutingConfig":{"AdditionalVersionWeights":{"2":0.1}}}"#,
+        )
+        .expect("decodes");
+        assert_eq!(alias.function_version, "1");
+        assert_eq!(
+            alias.weights().collect::<Vec<_>>(),
+            [(&"2".to_owned(), &0.1)]
+        );
+        let bare: AliasConfiguration =
+            serde_json::from_str(r#"{"Name":"a","FunctionVersion":"$LATEST"}"#).expect("decodes");
+        assert_eq!(bare.weights().count(), 0);
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! `stoke deploy PATH --name N …`: package a folder or a zip, create the function or update its
 //! configuration (when flags ask for a change) and then its code, then wait until it is Active and
 //! its last update is done, as boto3's `function_active_v2` and `function_updated_v2` waiters do.
+//! With `--publish`, the create or the code update also publishes a version (`Publish: true`),
+//! and its number is printed.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -56,6 +58,10 @@ pub struct DeployArgs {
     /// Execution role ARN (only its form is checked) [default on create: arn:aws:iam::000000000000:role/stoke]
     #[arg(long)]
     pub role: Option<String>,
+    /// Publish a version of the new code and configuration (printed as `Version`); when
+    /// nothing changed since the latest version, that version is printed.
+    #[arg(long)]
+    pub publish: bool,
     #[command(flatten)]
     pub client: ClientArgs,
 }
@@ -87,14 +93,14 @@ pub async fn run(args: DeployArgs) -> anyhow::Result<()> {
     };
 
     let upload = format!("uploading {}", args.name);
-    let verb = match existing {
+    let (verb, answer) = match existing {
         None => {
             let request = create_request(&args, &package, zip_file)?;
-            client
+            let created = client
                 .create_function(&request, Some(upload.as_str()))
                 .await
                 .with_context(|| format!("cannot create function {}", args.name))?;
-            "created"
+            ("created", created)
         }
         Some(current) => {
             // Worked out before anything is sent, so a bad flag fails before anything changes.
@@ -113,15 +119,15 @@ pub async fn run(args: DeployArgs) -> anyhow::Result<()> {
                     .with_context(|| format!("cannot update the configuration of {}", args.name))?;
                 wait_until(&client, &args.name, Settled::UpdateDone).await?;
             }
-            client
+            let updated = client
                 .update_function_code(
                     &args.name,
-                    &json!({ "ZipFile": zip_file }),
+                    &code_request(zip_file, args.publish),
                     Some(upload.as_str()),
                 )
                 .await
                 .with_context(|| format!("cannot update the code of {}", args.name))?;
-            "updated"
+            ("updated", updated)
         }
     };
 
@@ -133,7 +139,23 @@ pub async fn run(args: DeployArgs) -> anyhow::Result<()> {
         config.code_sha256.as_deref().unwrap_or("-")
     );
     println!("  State        {}", config.state.as_deref().unwrap_or("-"));
+    if args.publish {
+        // The answer to a create or update with `Publish` is the published version's.
+        println!(
+            "  Version      {}",
+            answer.version.as_deref().unwrap_or("-")
+        );
+    }
     Ok(())
+}
+
+/// UpdateFunctionCode's request.
+fn code_request(zip_file: String, publish: bool) -> Value {
+    if publish {
+        json!({ "ZipFile": zip_file, "Publish": true })
+    } else {
+        json!({ "ZipFile": zip_file })
+    }
 }
 
 /// The CreateFunction request for `args`.
@@ -160,6 +182,9 @@ fn create_request(args: &DeployArgs, package: &Package, zip_file: String) -> any
     }
     request.insert("Code".into(), json!({ "ZipFile": zip_file }));
     insert_common(&mut request, args);
+    if args.publish {
+        request.insert("Publish".into(), json!(true));
+    }
     Ok(Value::Object(request))
 }
 
@@ -405,6 +430,24 @@ mod tests {
                 "Environment": { "Variables": { "A": "1", "B": "2" } },
                 "Description": "hi",
             })
+        );
+    }
+
+    #[test]
+    fn publish_is_sent_on_create_and_on_the_code_update() {
+        let a = args(&["dir", "--name", "f", "--runtime", "wasm", "--publish"]);
+        let request = create_request(&a, &package(&["f.wasm"]), "WklQ".into()).expect("ok");
+        assert_eq!(request["Publish"], json!(true));
+        let a = args(&["dir", "--name", "f", "--runtime", "wasm"]);
+        let request = create_request(&a, &package(&["f.wasm"]), "WklQ".into()).expect("ok");
+        assert!(request.get("Publish").is_none());
+        assert_eq!(
+            code_request("WklQ".into(), true),
+            json!({ "ZipFile": "WklQ", "Publish": true })
+        );
+        assert_eq!(
+            code_request("WklQ".into(), false),
+            json!({ "ZipFile": "WklQ" })
         );
     }
 

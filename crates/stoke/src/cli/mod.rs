@@ -7,6 +7,8 @@
 //! - [`package`] — folder zipping (deterministic) and default handlers.
 //! - [`deploy`] — `stoke deploy`, create or update then wait until Active.
 //! - [`functions`] — `stoke functions list|get|delete`.
+//! - [`versions`] — `stoke versions` (a function's versions) and `stoke publish`.
+//! - [`alias`] — `stoke alias set|list|delete` and `stoke rollback`.
 //! - [`invoke`] — `stoke invoke`, one synchronous call.
 //! - [`logs`] — `stoke logs`, a function's log lines through the CloudWatch Logs API.
 //! - [`bench`] — `stoke bench`, which starts its own `stoke serve` and measures it.
@@ -15,6 +17,7 @@
 //! `--region` are spelled the same everywhere (they are not top-level flags because
 //! `stoke serve` has a `--region` of its own, for the ARNs it makes).
 
+pub mod alias;
 pub mod bench;
 pub mod client;
 pub mod credentials;
@@ -23,6 +26,7 @@ pub mod functions;
 pub mod invoke;
 pub mod logs;
 pub mod package;
+pub mod versions;
 
 use std::path::PathBuf;
 

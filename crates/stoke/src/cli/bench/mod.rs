@@ -223,6 +223,20 @@ async fn measure(args: &BenchArgs, server: &StokeServer) -> anyhow::Result<Resul
         ..call
     };
     conn.send(signer.invoke(server.addr, &update_call)?).await?;
+    // The same sequence of calls with no update running: what the calls during updates are
+    // compared with.
+    for _ in 0..200 {
+        let answer = conn.send(signer.invoke(server.addr, &update_call)?).await?;
+        ensure!(
+            answer.status == StatusCode::OK,
+            "a baseline call answered HTTP {}",
+            answer.status
+        );
+        results
+            .calls_without_update_us
+            .push(round1(answer.latency.as_secs_f64() * 1e6));
+        tokio::time::sleep(UPDATE_POLL).await;
+    }
     for round in 0..args.updates {
         results.updates.push(
             update(&api, &mut conn, &signer, server, round, &update_call)
@@ -314,7 +328,8 @@ async fn update(
         .await
         .context("UpdateFunctionCode")?;
     let acknowledged = started.elapsed();
-    let (mut refused, mut old) = (0u64, 0u64);
+    let mut old = 0u64;
+    let mut during_us = Vec::new();
     loop {
         if started.elapsed() > UPDATE_TIMEOUT {
             bail!(
@@ -325,9 +340,11 @@ async fn update(
         let answer = conn.send(signer.invoke(server.addr, call)?).await?;
         match answer.status {
             StatusCode::OK if answer.body == text.as_bytes() => break,
-            StatusCode::OK => old += 1,
-            // The function is being updated: ResourceConflictException.
-            StatusCode::CONFLICT => refused += 1,
+            StatusCode::OK => {
+                old += 1;
+                during_us.push(round1(answer.latency.as_secs_f64() * 1e6));
+            }
+            // No call may fail because a deploy is under way.
             other => bail!(
                 "a call during the update answered HTTP {other}: {}",
                 String::from_utf8_lossy(&answer.body)
@@ -339,8 +356,8 @@ async fn update(
     Ok(UpdateSample {
         update_call_ms: round1(acknowledged.as_secs_f64() * 1e4) / 10.0,
         to_new_code_ms: round1(to_new_code.as_secs_f64() * 1e4) / 10.0,
-        refused,
         old_answers: old,
+        during_us,
     })
 }
 

@@ -24,6 +24,8 @@ pub struct Results {
     pub warm: Vec<WarmRow>,
     pub cold: Vec<ColdSample>,
     pub updates: Vec<UpdateSample>,
+    /// Client-seen latency of calls of the update function with no update running (µs).
+    pub calls_without_update_us: Vec<f64>,
     /// Log lines the server dropped under load (`stoke_logs_dropped`), if it said.
     pub logs_dropped: Option<f64>,
 }
@@ -45,6 +47,7 @@ impl Results {
             warm: Vec::new(),
             cold: Vec::new(),
             updates: Vec::new(),
+            calls_without_update_us: Vec::new(),
             logs_dropped: None,
         }
     }
@@ -121,16 +124,16 @@ pub struct ColdSample {
 }
 
 /// One code update.
-#[derive(Debug, Clone, Copy, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct UpdateSample {
     /// The UpdateFunctionCode request itself.
     pub update_call_ms: f64,
     /// From sending UpdateFunctionCode to the first answer of the new code.
     pub to_new_code_ms: f64,
-    /// Calls refused (409, update in progress) meanwhile.
-    pub refused: u64,
-    /// Calls answered by the old code meanwhile.
+    /// Calls answered by the old code meanwhile (none may fail).
     pub old_answers: u64,
+    /// Client-seen latency of each of those calls (µs).
+    pub during_us: Vec<f64>,
 }
 
 /// The figures of a `REPORT` line.
@@ -356,12 +359,21 @@ pub fn markdown(r: &Results) -> String {
                 ms(max(values))
             );
         }
-        let refused: u64 = r.updates.iter().map(|u| u.refused).sum();
         let old: u64 = r.updates.iter().map(|u| u.old_answers).sum();
+        let during: Vec<f64> = r
+            .updates
+            .iter()
+            .flat_map(|u| u.during_us.iter().copied())
+            .collect();
         let _ = writeln!(
             s,
-            "\nMeanwhile {refused} calls were refused (409, update in progress) and {old} \
-             answered by the old code."
+            "\nMeanwhile {old} calls were answered by the old code and none failed. Call \
+             latency (one client, back to back), median: {} while an update ran ({} calls), {} \
+             with no update running ({} calls).",
+            us(median(during.iter().copied())),
+            during.len(),
+            us(median(r.calls_without_update_us.iter().copied())),
+            r.calls_without_update_us.len()
         );
     }
     if let Some(dropped) = r.logs_dropped {
