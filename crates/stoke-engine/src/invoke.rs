@@ -80,6 +80,20 @@ pub struct InvokeResponse {
 #[derive(Clone)]
 pub struct Backends {
     pub wasm: Arc<dyn Backend>,
+    /// Process sandboxes (`provided*`, `python3.x`, `nodejs*`), when this server has them.
+    pub process: Option<Arc<dyn Backend>>,
+}
+
+impl Backends {
+    /// The backend of a runtime family, if this server has one.
+    pub fn for_family(&self, family: RuntimeFamily) -> Option<&Arc<dyn Backend>> {
+        match family {
+            RuntimeFamily::Wasm => Some(&self.wasm),
+            RuntimeFamily::Provided | RuntimeFamily::Python | RuntimeFamily::Nodejs => {
+                self.process.as_ref()
+            }
+        }
+    }
 }
 
 /// Runs calls.
@@ -116,6 +130,7 @@ pub fn spec_for(f: &Function, version: &str, code_dir: &Path, region: &str) -> F
         code_dir: code_dir.to_path_buf(),
         code_sha256: f.code.sha256_hex.clone(),
         memory_mb: f.config.memory_size,
+        ephemeral_mb: f.config.ephemeral_storage,
         timeout: Duration::from_secs(u64::from(f.config.timeout)),
         environment: f.config.environment.clone(),
     }
@@ -201,11 +216,11 @@ impl Invoker {
                 f.arn(region)
             )));
         }
-        match f.config.runtime.family() {
-            RuntimeFamily::Wasm => Ok(f),
-            _ => Err(LambdaError::InvalidRuntime(format!(
-                "The runtime {} is not served by this Stoke server yet (process sandboxes are \
-                 not built).",
+        match self.backends.for_family(f.config.runtime.family()) {
+            Some(_) => Ok(f),
+            None => Err(LambdaError::InvalidRuntime(format!(
+                "The runtime {} is not served by this Stoke server (it runs without process \
+                 sandboxes).",
                 f.config.runtime
             ))),
         }
@@ -256,9 +271,8 @@ impl Invoker {
         let (sandbox, init): (Arc<dyn Sandbox>, Option<Duration>) = match lease.pool.take_idle() {
             Some(s) => (s, None),
             None => {
-                let backend = match f.config.runtime.family() {
-                    RuntimeFamily::Wasm => &self.backends.wasm,
-                    _ => return Err(LambdaError::InvalidRuntime("no backend".into())),
+                let Some(backend) = self.backends.for_family(f.config.runtime.family()) else {
+                    return Err(LambdaError::InvalidRuntime("no backend".into()));
                 };
                 let t = Instant::now();
                 // Only a cold start needs the whole spec (a warm call must not pay for it).
@@ -310,8 +324,9 @@ impl Invoker {
             Outcome::Error(e) if e.is_timeout() => ("timeout", Some("timeout")),
             Outcome::Error(_) => ("error", None),
         };
-        // A timed-out environment is not reused: the next call starts afresh, as on Lambda.
-        if status.is_none() {
+        // A timed-out (or crashed) environment is not reused: the next call starts afresh, as
+        // on Lambda.
+        if status.is_none() && sandbox.reusable() {
             lease.pool.put_idle(sandbox);
         }
         drop(lease);

@@ -67,6 +67,8 @@ impl Preparer for HandlerCheck {
 /// Prepares code with the sandbox backend of its runtime, after the [`HandlerCheck`].
 pub struct BackendPreparer {
     pub wasm: Arc<dyn Backend>,
+    /// The process backend, when the server has one.
+    pub process: Option<Arc<dyn Backend>>,
     pub region: String,
 }
 
@@ -79,12 +81,23 @@ impl std::fmt::Debug for BackendPreparer {
 impl Preparer for BackendPreparer {
     fn prepare(&self, function: &Function, code_dir: &Path) -> Result<(), Reason> {
         HandlerCheck.prepare(function, code_dir)?;
+        let spec = crate::invoke::spec_for(function, "$LATEST", code_dir, &self.region);
         match function.config.runtime.family() {
-            RuntimeFamily::Wasm => {
-                let spec = crate::invoke::spec_for(function, "$LATEST", code_dir, &self.region);
-                self.wasm.prepare(&spec).map_err(invalid)
+            RuntimeFamily::Wasm => self.wasm.prepare(&spec).map_err(invalid),
+            RuntimeFamily::Provided | RuntimeFamily::Python | RuntimeFamily::Nodejs => {
+                match &self.process {
+                    Some(p) => p.prepare(&spec).map_err(|message| Reason {
+                        code: if message.starts_with("The runtime") {
+                            "InvalidRuntime".into()
+                        } else {
+                            "InvalidZipFileException".into()
+                        },
+                        message,
+                    }),
+                    // Refused when invoked (InvalidRuntimeException).
+                    None => Ok(()),
+                }
             }
-            RuntimeFamily::Provided | RuntimeFamily::Python | RuntimeFamily::Nodejs => Ok(()),
         }
     }
 }
