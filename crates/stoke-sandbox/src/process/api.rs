@@ -492,7 +492,7 @@ mod tests {
 
     #[tokio::test]
     async fn init_error_fails_init() {
-        let api = RuntimeApi::new(16);
+        let api = RuntimeApi::new(1024);
         let r = api.router();
         let resp = call(
             &r,

@@ -24,6 +24,8 @@ pub struct Results {
     pub warm: Vec<WarmRow>,
     pub cold: Vec<ColdSample>,
     pub updates: Vec<UpdateSample>,
+    /// The process runtimes (Python, Node) against their floors.
+    pub runtimes: Vec<super::runtimes::RuntimeRow>,
     /// Log lines the server dropped under load (`stoke_logs_dropped`), if it said.
     pub logs_dropped: Option<f64>,
 }
@@ -45,6 +47,7 @@ impl Results {
             warm: Vec::new(),
             cold: Vec::new(),
             updates: Vec::new(),
+            runtimes: Vec::new(),
             logs_dropped: None,
         }
     }
@@ -324,6 +327,35 @@ pub fn markdown(r: &Results) -> String {
                 "| {name} | {} | {} |",
                 fmt(median(values.iter().copied())),
                 fmt(max(values))
+            );
+        }
+    }
+
+    if !r.runtimes.is_empty() {
+        let _ = writeln!(
+            s,
+            "\n### Process runtimes: hello functions (1769 MB) vs their floors, same run\n"
+        );
+        let _ = writeln!(
+            s,
+            "| runtime | interpreter start | cold first call | Init Duration | cold − start \
+             | warm p50 | warm p99 | bare p50 | warm − bare | handler Duration |"
+        );
+        let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+        for row in &r.runtimes {
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {} | {:+.0} µs | {} | {} | {} | {:+.0} µs | {} |",
+                row.runtime,
+                us(row.interpreter_start_us),
+                us(row.cold_first_call_us),
+                ms(row.cold_init_ms),
+                row.cold_overhead_us,
+                us(row.warm_p50_us),
+                us(row.warm_p99_us),
+                us(row.bare_p50_us),
+                row.warm_overhead_us,
+                ms(row.warm_duration_ms),
             );
         }
     }
