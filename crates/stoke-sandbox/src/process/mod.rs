@@ -335,6 +335,7 @@ impl Backend for ProcessBackend {
             .interpreters
             .command(spec)
             .map_err(SandboxError::NotPrepared)?;
+        let t0 = std::time::Instant::now();
         let id = new_id();
         let cgroup = self
             .hierarchy
@@ -371,9 +372,11 @@ impl Backend for ProcessBackend {
             seccomp: Arc::clone(&self.seccomp),
             output: OwnedFd::from(log_w),
         };
+        let t_setup = t0.elapsed();
         let launched = tokio::task::spawn_blocking(move || launch::spawn(launch))
             .await
             .map_err(internal)?;
+        let t_exec = t0.elapsed();
         let (init_pid, waiter_pid, exit, failure) = match launched {
             Ok(l) => (
                 l.init_pid,
@@ -425,6 +428,12 @@ impl Backend for ProcessBackend {
             }
             () = tokio::time::sleep(self.config.init_timeout) => Some(InitFailure::Timeout(self.config.init_timeout)),
         };
+        tracing::debug!(
+            setup_us = u64::try_from(t_setup.as_micros()).unwrap_or(0),
+            exec_us = u64::try_from(t_exec.as_micros()).unwrap_or(0),
+            init_us = u64::try_from(t0.elapsed().as_micros()).unwrap_or(0),
+            "cold start"
+        );
         match outcome {
             None => sandbox.env.cgroup.cap_cpu(),
             Some(f) => {
