@@ -135,17 +135,26 @@ def sandbox_processes(pid: int) -> list[int]:
     return out
 
 
-def uid_processes(uid: int) -> int:
-    n = 0
-    for p in glob.glob("/proc/[0-9]*/status"):
+def orphans(uid: int) -> list[tuple[int, str]]:
+    """Processes of the sandbox user that are in no live sandbox's cgroup (there must be
+    none): (pid, its pids cgroup)."""
+    out = []
+    for p in glob.glob("/proc/[0-9]*"):
         try:
-            for line in Path(p).read_text().splitlines():
-                if line.startswith("Uid:"):
-                    n += int(line.split()[1]) == uid
-                    break
+            status = Path(p, "status").read_text()
+            cgroups = Path(p, "cgroup").read_text()
         except OSError:
             continue
-    return n
+        uid_line = next((x for x in status.splitlines() if x.startswith("Uid:")), "Uid:\t-1")
+        if int(uid_line.split()[1]) != uid or "State:\tZ" in status:
+            continue
+        groups = [line.split(":", 2)[2] for line in cgroups.splitlines() if line.count(":") >= 2]
+        live = [g for g in groups if "/stoke/s" in g]
+        if not live or not any(
+            os.path.isdir(f"/sys/fs/cgroup/{c}{g}") for g in live for c in ("pids", "memory", "")
+        ):
+            out.append((int(p.rsplit("/", 1)[1]), ",".join(groups)))
+    return out
 
 
 def host_mounts(needle: str) -> list[str]:
@@ -171,6 +180,7 @@ def psrv(tmp_path_factory):
     # Nothing is left behind once the server has stopped.
     assert cgroup_dirs(pid) == [], cgroup_dirs(pid)
     assert sandbox_processes(pid) == []
+    assert orphans(SANDBOX_UID) == []
     assert host_mounts(str(srv.data_dir)) == []
 
 
@@ -184,11 +194,11 @@ def no_leak(psrv):
     """Checks that a call that kills its environment leaves no cgroup or process of it."""
     pid = psrv.proc.pid
     before = sandbox_cgroups(pid)
-    uid_before = uid_processes(SANDBOX_UID)
     yield
     after = sandbox_cgroups(pid)
     assert after <= before, f"cgroups left behind: {after - before}"
-    assert uid_processes(SANDBOX_UID) <= uid_before
+    # Every process of the sandbox user belongs to a live sandbox.
+    assert orphans(SANDBOX_UID) == []
 
 
 @pytest.fixture(scope="module")
