@@ -27,6 +27,7 @@ function request(method, urlPath, body, headers) {
         method,
         path: PREFIX + urlPath,
         agent,
+        noDelay: true,
         headers: Object.assign(
           { "Content-Length": data ? data.length : 0 },
           headers || {},
@@ -42,8 +43,7 @@ function request(method, urlPath, body, headers) {
       },
     );
     req.on("error", reject);
-    if (data) req.write(data);
-    req.end();
+    req.end(data);
   });
 }
 

@@ -111,7 +111,12 @@ impl RuntimeApi {
 
     /// Serves the API on `listener` until the task is aborted.
     pub fn serve(&self, listener: tokio::net::TcpListener) -> tokio::task::JoinHandle<()> {
+        use axum::serve::ListenerExt as _;
         let router = self.router.clone();
+        // Small requests and answers, one at a time: no Nagle delay.
+        let listener = listener.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         tokio::spawn(async move {
             if let Err(e) = axum::serve(listener, router).await {
                 tracing::debug!(error = %e, "a runtime API server ended");
