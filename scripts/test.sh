@@ -11,7 +11,12 @@
 #   PYTHON             the Python that creates the venv (default python3)
 #   STOKE_SKIP_SETUP=1 skip the install step (packages, rust target, nextest, venv)
 #   STOKE_GUEST_TARGET_DIR  cargo's target dir for the wasm guests and the guest SDK's tests
-#                      (default /var/tmp/stoke-guest-target; see scripts/build-guests.sh)
+#                      (default /var/tmp/stoke-guest-target; see scripts/build-guests.sh), and
+#                      under native/ for the `lambda_runtime` example (scripts/build-native.sh)
+#
+# The process-sandbox tests need root (namespaces, cgroups), Node.js (apt `nodejs` when `node`
+# is missing) and AWS's runtime interface client `awslambdaric`, vendored for the system
+# python3 under $STOKE_VENV/vendor/awslambdaric (as users vendor it into a zip).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -27,7 +32,9 @@ PYTEST_ARGS=("$@")
 VENV="${STOKE_VENV:-$ROOT/.venv}"
 PYTHON="${PYTHON:-python3}"
 PY_PINS=(boto3==1.44.5 pytest==9.2.0)
+RIC_PIN=awslambdaric==4.2.2
 APT_PACKAGES=(build-essential pkg-config python3 python3-venv zip)
+if ! command -v node >/dev/null 2>&1; then APT_PACKAGES+=(nodejs); fi
 
 # ---------------------------------------------------------------------------------------------
 # Stages, each timed; a summary at the end (or at the failing stage).
@@ -150,11 +157,28 @@ PY
   fi
 }
 
+# awslambdaric for the system python3 (what a `provided` bootstrap runs inside the sandbox),
+# from wheels only, into a folder the tests zip with the function.
+vendor_awslambdaric() {
+  local dir="$VENV/vendor/awslambdaric" pyver
+  if [[ -f "$dir/.pin" && "$(cat "$dir/.pin")" == "$RIC_PIN" ]]; then
+    echo "awslambdaric vendored at $dir"
+    return 0
+  fi
+  pyver="$(/usr/bin/python3 -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")' 2>/dev/null || "$PYTHON" -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")')"
+  echo "vendoring $RIC_PIN for Python $pyver into $dir"
+  rm -rf "$dir"
+  "$VENV/bin/python" -m pip install -q --target "$dir" --only-binary=:all: \
+    --python-version "$pyver" "$RIC_PIN"
+  echo "$RIC_PIN" >"$dir/.pin"
+}
+
 setup() {
   install_apt_packages
   check_rust
   if [[ "$MODE" == "all" ]]; then install_nextest; fi
   setup_venv
+  vendor_awslambdaric
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -192,12 +216,22 @@ build_guests() {
   export STOKE_GUESTS_DIR
 }
 
+# Builds the `lambda_runtime` example for the host; the e2e tests find it in STOKE_NATIVE_BOOTSTRAP.
+build_native() {
+  local out
+  out="$(STOKE_GUEST_TARGET_DIR="$(guest_target_dir)" scripts/build-native.sh)"
+  echo "$out"
+  STOKE_NATIVE_BOOTSTRAP="$(tail -n1 <<<"$out")"
+  export STOKE_NATIVE_BOOTSTRAP
+}
+
 e2e() {
   local bin
   bin="$(target_dir)/debug/stoke"
   echo "STOKE_BIN=$bin"
   echo "STOKE_GUESTS_DIR=$STOKE_GUESTS_DIR"
-  STOKE_BIN="$bin" "$VENV/bin/python" -m pytest tests/e2e "${PYTEST_ARGS[@]}" 2>&1 | tee "$PYTEST_LOG"
+  echo "STOKE_NATIVE_BOOTSTRAP=$STOKE_NATIVE_BOOTSTRAP"
+  STOKE_RIC_DIR="$VENV/vendor/awslambdaric" STOKE_BIN="$bin" "$VENV/bin/python" -m pytest tests/e2e "${PYTEST_ARGS[@]}" 2>&1 | tee "$PYTEST_LOG"
 }
 
 if [[ "${STOKE_SKIP_SETUP:-0}" != "1" ]]; then
@@ -211,4 +245,5 @@ if [[ "$MODE" == "all" ]]; then
 fi
 stage "cargo build -p stoke" cargo build -p stoke
 stage "build guests" build_guests
+stage "build native example" build_native
 stage "pytest tests/e2e" e2e

@@ -7,8 +7,8 @@ serving and the function's `LastUpdateStatus` ends `Failed` with a reason.
 
 The tests are parametrized over runtimes. Each runtime says how to write a handler that answers
 a constant (`source`), where it lives in the zip (`file`) and how a Handler names it
-(`handler`), and what a broken one is (`broken`). Only `wasm` runs today; Python is listed (and
-skipped) for when the process sandbox lands: remove its skip mark then.
+(`handler`), and what a broken one is (`broken`). Both wasm and Python (a process sandbox)
+run.
 """
 
 from __future__ import annotations
@@ -81,11 +81,7 @@ class Python(Runtime):
 
 RUNTIMES = [
     pytest.param(Wasm("wasm", "wasm"), id="wasm"),
-    pytest.param(
-        Python("python3.12", "py"),
-        id="python",
-        marks=pytest.mark.skip(reason="Python functions run once the process sandbox lands"),
-    ),
+    pytest.param(Python("python3.12", "py"), id="python"),
 ]
 
 

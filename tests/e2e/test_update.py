@@ -140,8 +140,15 @@ def test_update_configuration_changes_runtime_and_handler(lam):
     lam.update_function_configuration(
         FunctionName=name, Runtime="python3.12", Handler="app.handler"
     )
-    cfg = wait_updated(lam, name)["Configuration"]
+    # The new configuration is started before it takes calls (issue 6), and the wasm code has
+    # no app.py: its Init fails, so the update does, and the old configuration keeps serving.
+    with pytest.raises(WaiterError):
+        lam.get_waiter("function_updated_v2").wait(FunctionName=name, WaiterConfig=FAST_WAITER)
+    cfg = lam.get_function_configuration(FunctionName=name)
     assert (cfg["Runtime"], cfg["Handler"]) == ("python3.12", "app.handler")
+    assert cfg["LastUpdateStatus"] == "Failed"
+    assert cfg["LastUpdateStatusReasonCode"] == "FunctionError.RuntimeInitError", cfg
+    assert lam.invoke(FunctionName=name, Payload=b"{}")["StatusCode"] == 200
     code = make_zip({"app.py": "def handler(e, c): return e\n"})
     lam.update_function_code(FunctionName=name, ZipFile=code)
     cfg = wait_updated(lam, name)["Configuration"]

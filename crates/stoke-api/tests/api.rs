@@ -55,6 +55,7 @@ impl Api {
             "us-east-1",
             Arc::new(BackendPreparer {
                 wasm: Arc::clone(&wasm),
+                process: None,
                 region: "us-east-1".into(),
             }),
         )
@@ -67,7 +68,10 @@ impl Api {
         );
         let invoker = Invoker::new(
             Arc::clone(&control),
-            Backends { wasm },
+            Backends {
+                wasm,
+                process: None,
+            },
             InvokerConfig {
                 account_concurrency: 4,
                 function_concurrency: 4,

@@ -93,8 +93,9 @@ pub struct Runnable {
 /// initialise never takes traffic.
 #[async_trait]
 pub trait Warmer: Send + Sync {
-    /// Starts one sandbox of `target` and keeps it warm; `Err` is why it could not start.
-    async fn warm(&self, target: &Runnable) -> Result<(), String>;
+    /// Starts one sandbox of `target` and keeps it warm; `Err` is why it could not start, as
+    /// the update's `LastUpdateStatusReason` and its code.
+    async fn warm(&self, target: &Runnable) -> Result<(), Reason>;
 }
 
 type VersionKey = (AccountId, String, u64);
@@ -924,10 +925,7 @@ impl ControlPlane {
             deployed: f.as_deployed(),
             qualifier: None,
         };
-        warmer.warm(&target).await.map_err(|e| Reason {
-            message: format!("The function's new code could not start: {e}"),
-            code: "InvalidCode".into(),
-        })
+        warmer.warm(&target).await
     }
 
     async fn run_preparer(&self, f: &Function) -> Result<Result<(), Reason>, ControlError> {

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use stoke_core::{AccountId, LambdaError, RuntimeFamily};
+use stoke_core::{AccountId, LambdaError, Reason, RuntimeFamily};
 use stoke_sandbox::{
     Backend, FunctionSpec, HostCalls, HostInvokeResult, InvokeInput, Outcome, Sandbox,
 };
@@ -81,6 +81,20 @@ pub struct InvokeResponse {
 #[derive(Clone)]
 pub struct Backends {
     pub wasm: Arc<dyn Backend>,
+    /// Process sandboxes (`provided*`, `python3.x`, `nodejs*`), when this server has them.
+    pub process: Option<Arc<dyn Backend>>,
+}
+
+impl Backends {
+    /// The backend of a runtime family, if this server has one.
+    pub fn for_family(&self, family: RuntimeFamily) -> Option<&Arc<dyn Backend>> {
+        match family {
+            RuntimeFamily::Wasm => Some(&self.wasm),
+            RuntimeFamily::Provided | RuntimeFamily::Python | RuntimeFamily::Nodejs => {
+                self.process.as_ref()
+            }
+        }
+    }
 }
 
 /// Runs calls.
@@ -118,6 +132,7 @@ pub fn spec_for(target: &Runnable, code_dir: &Path, region: &str) -> FunctionSpe
         code_dir: code_dir.to_path_buf(),
         code_sha256: target.deployed.code.sha256_hex.clone(),
         memory_mb: c.memory_size,
+        ephemeral_mb: c.ephemeral_storage,
         timeout: Duration::from_secs(u64::from(c.timeout)),
         environment: c.environment.clone(),
     }
@@ -191,11 +206,14 @@ impl Invoker {
 
     /// The backend that runs `target`'s runtime.
     fn backend(&self, target: &Runnable) -> Result<&Arc<dyn Backend>, LambdaError> {
-        match target.deployed.config.runtime.family() {
-            RuntimeFamily::Wasm => Ok(&self.backends.wasm),
-            _ => Err(LambdaError::InvalidRuntime(format!(
-                "The runtime {} is not served by this Stoke server yet (process sandboxes are \
-                 not built).",
+        match self
+            .backends
+            .for_family(target.deployed.config.runtime.family())
+        {
+            Some(b) => Ok(b),
+            None => Err(LambdaError::InvalidRuntime(format!(
+                "The runtime {} is not served by this Stoke server (it runs without process \
+                 sandboxes).",
                 target.deployed.config.runtime
             ))),
         }
@@ -316,8 +334,9 @@ impl Invoker {
             Outcome::Error(e) if e.is_timeout() => ("timeout", Some("timeout")),
             Outcome::Error(_) => ("error", None),
         };
-        // A timed-out environment is not reused: the next call starts afresh, as on Lambda.
-        if status.is_none() {
+        // A timed-out (or crashed) environment is not reused: the next call starts afresh, as
+        // on Lambda.
+        if status.is_none() && sandbox.reusable() {
             lease.pool.put_idle(sandbox);
         }
         drop(lease);
@@ -426,15 +445,21 @@ impl Invoker {
 
 #[async_trait]
 impl Warmer for Invoker {
-    async fn warm(&self, target: &Runnable) -> Result<(), String> {
+    async fn warm(&self, target: &Runnable) -> Result<(), Reason> {
         if self.backend(target).is_err() {
             // Nothing here can run it; calls will say so.
             return Ok(());
         }
-        let (sandbox, init) = self
-            .start(target)
-            .await
-            .map_err(|e| e.message().to_owned())?;
+        let (sandbox, init) = self.start(target).await.map_err(|e| Reason {
+            message: format!("The function's new code could not start: {}", e.message()),
+            code: "InternalError".into(),
+        })?;
+        if let Some(failure) = sandbox.init_failure() {
+            return Err(Reason {
+                message: format!("The function's new code failed its Init: {failure}"),
+                code: "FunctionError.RuntimeInitError".into(),
+            });
+        }
         let labels = FunctionLabels {
             account: target.account.as_str().to_owned(),
             function: target.name.as_str().to_owned(),

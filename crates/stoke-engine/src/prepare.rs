@@ -67,6 +67,8 @@ impl Preparer for HandlerCheck {
 /// Prepares code with the sandbox backend of its runtime, after the [`HandlerCheck`].
 pub struct BackendPreparer {
     pub wasm: Arc<dyn Backend>,
+    /// The process backend, when the server has one.
+    pub process: Option<Arc<dyn Backend>>,
     pub region: String,
 }
 
@@ -79,19 +81,30 @@ impl std::fmt::Debug for BackendPreparer {
 impl Preparer for BackendPreparer {
     fn prepare(&self, function: &Function, code_dir: &Path) -> Result<(), Reason> {
         HandlerCheck.prepare(function, code_dir)?;
+        let target = crate::control::Runnable {
+            account: function.account.clone(),
+            name: function.name.clone(),
+            version: function.version.clone(),
+            deployed: function.as_deployed(),
+            qualifier: None,
+        };
+        let spec = crate::invoke::spec_for(&target, code_dir, &self.region);
         match function.config.runtime.family() {
-            RuntimeFamily::Wasm => {
-                let target = crate::control::Runnable {
-                    account: function.account.clone(),
-                    name: function.name.clone(),
-                    version: function.version.clone(),
-                    deployed: function.as_deployed(),
-                    qualifier: None,
-                };
-                let spec = crate::invoke::spec_for(&target, code_dir, &self.region);
-                self.wasm.prepare(&spec).map_err(invalid)
+            RuntimeFamily::Wasm => self.wasm.prepare(&spec).map_err(invalid),
+            RuntimeFamily::Provided | RuntimeFamily::Python | RuntimeFamily::Nodejs => {
+                match &self.process {
+                    Some(p) => p.prepare(&spec).map_err(|message| Reason {
+                        code: if message.starts_with("The runtime") {
+                            "InvalidRuntime".into()
+                        } else {
+                            "InvalidZipFileException".into()
+                        },
+                        message,
+                    }),
+                    // Refused when invoked (InvalidRuntimeException).
+                    None => Ok(()),
+                }
             }
-            RuntimeFamily::Provided | RuntimeFamily::Python | RuntimeFamily::Nodejs => Ok(()),
         }
     }
 }

@@ -9,6 +9,8 @@
 //! - [`wasm`]: the WebAssembly backend on wasmtime: modules compiled once and cached on disk,
 //!   instances from the pooling allocator through an `InstancePre`, timeouts by epoch
 //!   interruption, memory capped by a `ResourceLimiter`, the `stoke` host imports.
+//! - [`process`]: the process backend: Linux process trees speaking the Lambda Runtime API
+//!   (`provided*`, `python3.x`, `nodejs*`), isolated with namespaces, cgroups and seccomp.
 //! - [`error`]: [`SandboxError`], the platform's failures (never the function's).
 //!
 //! A function's failure (a trap, a timeout, running out of memory, a non-zero exit) is an
@@ -16,6 +18,7 @@
 //! [`SandboxError`] is the platform failing.
 
 pub mod error;
+pub mod process;
 pub mod wasm;
 
 use std::collections::BTreeMap;
@@ -45,6 +48,8 @@ pub struct FunctionSpec {
     /// The zip's SHA-256 (hex): identifies the code.
     pub code_sha256: String,
     pub memory_mb: u32,
+    /// `EphemeralStorage` in MB: the size of `/tmp` (process sandboxes).
+    pub ephemeral_mb: u32,
     pub timeout: Duration,
     pub environment: BTreeMap<String, String>,
 }
@@ -54,6 +59,28 @@ impl FunctionSpec {
     pub fn log_group(&self) -> String {
         format!("/aws/lambda/{}", self.function_name)
     }
+}
+
+/// A new log stream name for a sandbox of `spec`: `YYYY/MM/DD/[version]<32 hex>`, as Lambda's.
+pub fn log_stream_name(spec: &FunctionSpec) -> String {
+    use sha2::Digest;
+    let now = time::OffsetDateTime::now_utc();
+    format!(
+        "{}/[{}]{}",
+        stoke_core::timefmt::lambda_timestamp(now)
+            .get(..10)
+            .unwrap_or("")
+            .replace('-', "/"),
+        spec.version,
+        hex::encode(
+            &sha2::Sha256::digest(format!(
+                "{:?}{}{}",
+                std::time::Instant::now(),
+                now.unix_timestamp_nanos(),
+                spec.function_arn
+            ))[..16]
+        )
+    )
 }
 
 /// One call.
@@ -165,6 +192,19 @@ pub trait HostCalls: Send + Sync {
 pub trait Sandbox: Send + Sync {
     /// Runs one call. The engine gives a sandbox one call at a time.
     async fn invoke(&self, input: InvokeInput) -> Result<Execution, SandboxError>;
+
+    /// Whether the sandbox may serve another call (a process environment that crashed, ran
+    /// out of memory or failed its Init may not: the next call starts afresh).
+    fn reusable(&self) -> bool {
+        true
+    }
+
+    /// Why the sandbox's Init failed, if it did (`errorType: errorMessage`). Such a sandbox
+    /// answers its call with the error, as Lambda does; a deploy's warm-up fails the update
+    /// instead of letting the code take traffic.
+    fn init_failure(&self) -> Option<String> {
+        None
+    }
 }
 
 /// A kind of sandbox (wasm, process).

@@ -253,17 +253,7 @@ impl Backend for WasmBackend {
         }
         let module = self.load(&artifact)?;
         let pre = self.linker.instantiate_pre(&module).map_err(internal)?;
-        let stream = format!(
-            "{}/[{}]{}",
-            stoke_core::timefmt::lambda_timestamp(time_now())
-                .get(..10)
-                .unwrap_or("")
-                .replace('-', "/"),
-            spec.version,
-            hex::encode(
-                &Sha256::digest(format!("{:?}{}", Instant::now(), spec.function_arn))[..16]
-            )
-        );
+        let stream = crate::log_stream_name(spec);
         Ok(Arc::new(WasmSandbox {
             pre,
             spec: spec.clone(),
@@ -271,10 +261,6 @@ impl Backend for WasmBackend {
             log_stream: stream,
         }))
     }
-}
-
-fn time_now() -> time::OffsetDateTime {
-    time::OffsetDateTime::now_utc()
 }
 
 /// What a store holds for one call.

@@ -51,6 +51,7 @@ impl Fixture {
             code_dir,
             code_sha256: format!("{:0>64}", name.len()) + name,
             memory_mb,
+            ephemeral_mb: 512,
             timeout,
             environment: BTreeMap::from([("GREETING".into(), "hello".into())]),
         }

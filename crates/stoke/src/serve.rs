@@ -2,8 +2,8 @@
 //! until SIGINT or SIGTERM, then finish what is under way and close the store.
 //!
 //! The data dir holds everything: `stoke.db` (SQLite, WAL), `blobs/` (code zips by SHA-256),
-//! `code/` (unpacked code), `staging/` (unpacks in progress), `compiled/` (wasm artifacts) and
-//! `credentials` (the default account's access key, in the AWS shared-credentials format under
+//! `code/` (unpacked code), `staging/` (unpacks in progress), `compiled/` (wasm artifacts),
+//! `process/` (the process sandboxes' runtime files and root mount point) and `credentials` (the default account's access key, in the AWS shared-credentials format under
 //! the profile `stoke`).
 
 use std::io::Write;
@@ -21,6 +21,7 @@ use stoke_engine::pool::FixedKeepAlive;
 use stoke_engine::prepare::BackendPreparer;
 use stoke_engine::record::{Recorder, Retention};
 use stoke_engine::{Backends, ControlPlane, Invoker, InvokerConfig, Layout};
+use stoke_sandbox::process::{Network, ProcessBackend, ProcessConfig};
 use stoke_sandbox::wasm::{WasmBackend, WasmConfig};
 use stoke_store::{AccessKey, Blobs, SqliteStore, Store};
 
@@ -52,6 +53,20 @@ pub struct ServeArgs {
     /// Log lines kept per function.
     #[arg(long, env = "STOKE_LOG_RETENTION_LINES", default_value_t = 100_000)]
     pub log_retention_lines: u32,
+    /// Process sandboxes for `provided*`, `python3.x` and `nodejs*` (Linux, as root): `on`
+    /// fails at start-up if the kernel refuses what they need; `off` serves only wasm.
+    #[arg(long, env = "STOKE_PROCESS_RUNTIMES", default_value = "on", value_parser = ["on", "off"])]
+    pub process_runtimes: String,
+    /// The Python that runs `python3.x` functions (a command on PATH or a path).
+    #[arg(long, env = "STOKE_PYTHON", default_value = "python3")]
+    pub python: String,
+    /// The Node.js that runs `nodejs*` functions.
+    #[arg(long, env = "STOKE_NODE", default_value = "node")]
+    pub node: String,
+    /// The network of process sandboxes: `isolated` (only loopback; the default) or `host`
+    /// (outbound access; see docs/decisions.md for what that gives up).
+    #[arg(long, env = "STOKE_SANDBOX_NETWORK", default_value = "isolated", value_parser = ["isolated", "host"])]
+    pub sandbox_network: String,
 }
 
 fn check_region(region: &str) -> anyhow::Result<()> {
@@ -103,6 +118,24 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     wasm_config.pool_slots = args.concurrency.saturating_mul(2).max(16);
     let wasm: Arc<dyn stoke_sandbox::Backend> =
         Arc::new(WasmBackend::new(wasm_config).context("starting the wasm backend")?);
+    let process = if args.process_runtimes == "on" {
+        let mut config = ProcessConfig::new(data_dir.join("process"));
+        config.python = args.python.clone();
+        config.node = args.node.clone();
+        config.network = if args.sandbox_network == "host" {
+            Network::Host
+        } else {
+            Network::Isolated
+        };
+        Some(Arc::new(ProcessBackend::new(config).context(
+            "starting the process sandboxes (pass --process-runtimes off to serve only wasm)",
+        )?))
+    } else {
+        None
+    };
+    let process_backend = process
+        .as_ref()
+        .map(|p| Arc::clone(p) as Arc<dyn stoke_sandbox::Backend>);
     let control = ControlPlane::new(
         Arc::clone(&store),
         blobs,
@@ -110,6 +143,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         args.region.clone(),
         Arc::new(BackendPreparer {
             wasm: Arc::clone(&wasm),
+            process: process_backend.clone(),
             region: args.region.clone(),
         }),
     )?;
@@ -124,7 +158,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     );
     let invoker = Invoker::new(
         Arc::clone(&control),
-        Backends { wasm },
+        Backends {
+            wasm,
+            process: process_backend,
+        },
         InvokerConfig {
             account_concurrency: args.concurrency,
             function_concurrency: args.function_concurrency,
@@ -182,6 +219,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         tracing::warn!("the log writer did not finish in time; some log lines may be lost");
     }
     sqlite.close().await;
+    // Every sandbox has gone with the invoker: remove this server's cgroups.
+    if let Some(p) = process {
+        p.shutdown();
+    }
     Ok(())
 }
 

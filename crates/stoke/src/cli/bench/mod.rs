@@ -16,7 +16,10 @@
 //! 4. **cold start**: `--cold-starts` new functions with the same (already compiled) module;
 //!    the first call of each is timed by the client, and its `REPORT` line (read from the log
 //!    tail) gives the server's `Init Duration` and `Duration`;
-//! 5. **update**: `--updates` times, UpdateFunctionCode with a new module (a constant answer,
+//! 5. **process runtimes** ([`runtimes`], unless `--runtime-cold-starts 0`): cold start and
+//!    warm calls of the Python and Node hello functions, with the floors measured in the same
+//!    run (`python3 -c pass`, `node -e 0`, the bare round trip of step 3);
+//! 6. **update**: `--updates` times, UpdateFunctionCode with a new module (a constant answer,
 //!    new each round, so each is compiled), then calls until the answer is the new code's: the
 //!    time from sending the update to that answer.
 //!
@@ -32,6 +35,7 @@
 pub mod guests;
 pub mod load;
 pub mod report;
+pub mod runtimes;
 pub mod server;
 
 use std::io::Write as _;
@@ -86,6 +90,13 @@ pub struct BenchArgs {
     /// New functions whose first call is measured.
     #[arg(long, default_value_t = 10)]
     pub cold_starts: usize,
+    /// New Python and Node functions whose first call is measured (0: skip the process
+    /// runtimes, e.g. on a server without process sandboxes).
+    #[arg(long, default_value_t = 10)]
+    pub runtime_cold_starts: usize,
+    /// Warm calls of the Python and Node functions (one client, one after the other).
+    #[arg(long, default_value_t = 500)]
+    pub runtime_warm_calls: usize,
     /// Code updates whose time to the first new answer is measured.
     #[arg(long, default_value_t = 5)]
     pub updates: usize,
@@ -214,6 +225,21 @@ async fn measure(args: &BenchArgs, server: &StokeServer) -> anyhow::Result<Resul
         results
             .cold
             .push(cold_start(&mut conn, &signer, server, &name).await?);
+    }
+
+    if args.runtime_cold_starts > 0 {
+        let bare_p50 = results.warm.first().map_or(f64::NAN, |w| w.bare.p50_us);
+        results.runtimes = runtimes::measure(
+            &api,
+            &mut conn,
+            &signer,
+            server,
+            bare_p50,
+            args.runtime_cold_starts,
+            args.runtime_warm_calls,
+        )
+        .await
+        .context("measuring the process runtimes")?;
     }
 
     eprintln!("code updates: {}", args.updates);

@@ -26,6 +26,8 @@ pub struct Results {
     pub updates: Vec<UpdateSample>,
     /// Client-seen latency of calls of the update function with no update running (µs).
     pub calls_without_update_us: Vec<f64>,
+    /// The process runtimes (Python, Node) against their floors.
+    pub runtimes: Vec<super::runtimes::RuntimeRow>,
     /// Log lines the server dropped under load (`stoke_logs_dropped`), if it said.
     pub logs_dropped: Option<f64>,
 }
@@ -48,6 +50,7 @@ impl Results {
             cold: Vec::new(),
             updates: Vec::new(),
             calls_without_update_us: Vec::new(),
+            runtimes: Vec::new(),
             logs_dropped: None,
         }
     }
@@ -327,6 +330,35 @@ pub fn markdown(r: &Results) -> String {
                 "| {name} | {} | {} |",
                 fmt(median(values.iter().copied())),
                 fmt(max(values))
+            );
+        }
+    }
+
+    if !r.runtimes.is_empty() {
+        let _ = writeln!(
+            s,
+            "\n### Process runtimes: hello functions (1769 MB) vs their floors, same run\n"
+        );
+        let _ = writeln!(
+            s,
+            "| runtime | interpreter start | cold first call | Init Duration | cold − start \
+             | warm p50 | warm p99 | bare p50 | warm − bare | handler Duration |"
+        );
+        let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+        for row in &r.runtimes {
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {} | {:+.0} µs | {} | {} | {} | {:+.0} µs | {} |",
+                row.runtime,
+                us(row.interpreter_start_us),
+                us(row.cold_first_call_us),
+                ms(row.cold_init_ms),
+                row.cold_overhead_us,
+                us(row.warm_p50_us),
+                us(row.warm_p99_us),
+                us(row.bare_p50_us),
+                row.warm_overhead_us,
+                ms(row.warm_duration_ms),
             );
         }
     }

@@ -1,0 +1,521 @@
+//! The Lambda Runtime API (`/2018-06-01/runtime/...`) that one sandbox's runtime talks to.
+//!
+//! One [`RuntimeApi`] per execution environment, served on a listening socket created inside
+//! the sandbox's own network namespace (see `launch.rs`), so only that sandbox can reach it.
+//!
+//! The state machine, as AWS documents it:
+//! - **Init**: until the runtime first calls `GET /runtime/invocation/next` (init done) or
+//!   posts `/runtime/init/error` (init failed). `init/error` after init is
+//!   `403 InvalidStateTransition`.
+//! - **Idle**: `next` waits (long poll) until the host gives an event, then answers it with
+//!   the `Lambda-Runtime-*` headers; the call is then **Busy**.
+//! - **Busy**: `POST /runtime/invocation/{id}/response` or `/error` ends the call (`202`). An
+//!   id that is not the current call's is `400 InvalidRequestID`; a second answer for the same
+//!   call, or `next` before answering, is `403 InvalidStateTransition`; a response over the
+//!   limit is `413 RequestEntityTooLarge` (and the call fails with
+//!   `Function.ResponseSizeTooLarge`, as on Lambda).
+
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use base64::Engine as _;
+use bytes::Bytes;
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::FunctionError;
+
+/// One call handed to the runtime.
+#[derive(Debug)]
+pub(crate) struct Event {
+    pub request_id: String,
+    pub payload: Bytes,
+    pub deadline_ms: u64,
+    pub function_arn: String,
+    pub trace_id: String,
+    /// Base64 JSON, as the caller sent it (the runtime gets it decoded).
+    pub client_context: Option<String>,
+    pub reply: oneshot::Sender<Reply>,
+}
+
+/// What the runtime answered for a call.
+#[derive(Debug)]
+pub(crate) enum Reply {
+    Response(Bytes),
+    Error(FunctionError),
+}
+
+/// Where Init stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum InitState {
+    Running,
+    /// The runtime asked for its first event.
+    Ready,
+    /// The runtime reported an init error.
+    Failed(FunctionError),
+}
+
+#[derive(Default)]
+struct Current {
+    initialized: bool,
+    init_failed: bool,
+    /// The call in progress: its id and, until answered, where its answer goes.
+    busy: Option<(String, Option<oneshot::Sender<Reply>>)>,
+}
+
+struct Shared {
+    events: tokio::sync::Mutex<mpsc::Receiver<Event>>,
+    current: Mutex<Current>,
+    init: watch::Sender<InitState>,
+    max_payload: usize,
+}
+
+/// The host's side of one sandbox's Runtime API.
+pub(crate) struct RuntimeApi {
+    pub events: mpsc::Sender<Event>,
+    pub init: watch::Receiver<InitState>,
+    router: Router,
+}
+
+impl RuntimeApi {
+    /// A new API; `max_payload` is the largest response or error body (Lambda: 6 MB).
+    pub fn new(max_payload: usize) -> Self {
+        let (tx, rx) = mpsc::channel(1);
+        let (init_tx, init_rx) = watch::channel(InitState::Running);
+        let shared = Arc::new(Shared {
+            events: tokio::sync::Mutex::new(rx),
+            current: Mutex::new(Current::default()),
+            init: init_tx,
+            max_payload,
+        });
+        let router = Router::new()
+            .route("/2018-06-01/runtime/invocation/next", get(next))
+            .route(
+                "/2018-06-01/runtime/invocation/{id}/response",
+                post(response),
+            )
+            .route("/2018-06-01/runtime/invocation/{id}/error", post(error))
+            .route("/2018-06-01/runtime/init/error", post(init_error))
+            .fallback(not_found)
+            .with_state(shared);
+        Self {
+            events: tx,
+            init: init_rx,
+            router,
+        }
+    }
+
+    /// Serves the API on `listener` until the task is aborted.
+    pub fn serve(&self, listener: tokio::net::TcpListener) -> tokio::task::JoinHandle<()> {
+        use axum::serve::ListenerExt as _;
+        let router = self.router.clone();
+        // Small requests and answers, one at a time: no Nagle delay.
+        let listener = listener.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
+        tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, router).await {
+                tracing::debug!(error = %e, "a runtime API server ended");
+            }
+        })
+    }
+
+    /// The router alone (tests serve it on a plain socket).
+    #[cfg(test)]
+    pub fn router(&self) -> Router {
+        self.router.clone()
+    }
+}
+
+fn lock(m: &Mutex<Current>) -> std::sync::MutexGuard<'_, Current> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn api_error(status: StatusCode, error_type: &str, message: &str) -> Response {
+    let body = serde_json::json!({ "errorMessage": message, "errorType": error_type });
+    (
+        status,
+        [(http::header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+fn accepted() -> Response {
+    (
+        StatusCode::ACCEPTED,
+        [(http::header::CONTENT_TYPE, "application/json")],
+        r#"{"status":"OK"}"#,
+    )
+        .into_response()
+}
+
+async fn not_found() -> Response {
+    api_error(StatusCode::NOT_FOUND, "NotFound", "Not Found")
+}
+
+fn invalid_transition() -> Response {
+    api_error(
+        StatusCode::FORBIDDEN,
+        "InvalidStateTransition",
+        "State transition is not allowed",
+    )
+}
+
+async fn next(State(s): State<Arc<Shared>>) -> Response {
+    {
+        let mut cur = lock(&s.current);
+        if matches!(&cur.busy, Some((_, Some(_)))) {
+            return invalid_transition();
+        }
+        cur.busy = None;
+        if !cur.initialized {
+            cur.initialized = true;
+            if !cur.init_failed {
+                s.init.send_replace(InitState::Ready);
+            }
+        }
+    }
+    let event = {
+        let mut events = s.events.lock().await;
+        events.recv().await
+    };
+    let Some(event) = event else {
+        // The environment is going away: nothing will ever come.
+        return api_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "ServiceException",
+            "The execution environment is shutting down.",
+        );
+    };
+    let mut resp = Response::new(Body::from(event.payload));
+    let h = resp.headers_mut();
+    let mut put = |name: &'static str, value: &str| {
+        if let Ok(v) = HeaderValue::from_str(value) {
+            h.insert(name, v);
+        }
+    };
+    put("content-type", "application/json");
+    put("lambda-runtime-aws-request-id", &event.request_id);
+    put("lambda-runtime-deadline-ms", &event.deadline_ms.to_string());
+    put("lambda-runtime-invoked-function-arn", &event.function_arn);
+    put("lambda-runtime-trace-id", &event.trace_id);
+    if let Some(cc) = &event.client_context {
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(cc)
+            .ok()
+            .and_then(|b| String::from_utf8(b).ok())
+            .unwrap_or_else(|| cc.clone());
+        put("lambda-runtime-client-context", &decoded);
+    }
+    lock(&s.current).busy = Some((event.request_id, Some(event.reply)));
+    resp
+}
+
+/// Reads a body of at most `max` bytes; `None` if it is larger.
+async fn read_body(body: Body, max: usize) -> Option<Bytes> {
+    axum::body::to_bytes(body, max).await.ok()
+}
+
+fn too_large(max: usize) -> Response {
+    api_error(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "RequestEntityTooLarge",
+        &format!("Exceeded maximum allowed payload size ({max} bytes)."),
+    )
+}
+
+/// Why an answer was refused.
+enum Refusal {
+    UnknownId,
+    AlreadyAnswered,
+}
+
+impl Refusal {
+    fn response(self) -> Response {
+        match self {
+            Refusal::UnknownId => api_error(
+                StatusCode::BAD_REQUEST,
+                "InvalidRequestID",
+                "Invalid request ID",
+            ),
+            Refusal::AlreadyAnswered => invalid_transition(),
+        }
+    }
+}
+
+/// Takes the reply channel of call `id`.
+fn take_reply(s: &Shared, id: &str) -> Result<oneshot::Sender<Reply>, Refusal> {
+    let mut cur = lock(&s.current);
+    match &mut cur.busy {
+        Some((current, reply)) if current == id => reply.take().ok_or(Refusal::AlreadyAnswered),
+        _ => Err(Refusal::UnknownId),
+    }
+}
+
+async fn response(State(s): State<Arc<Shared>>, Path(id): Path<String>, body: Body) -> Response {
+    let body = read_body(body, s.max_payload).await;
+    let reply = match take_reply(&s, &id) {
+        Ok(r) => r,
+        Err(refusal) => return refusal.response(),
+    };
+    match body {
+        Some(b) => {
+            let _ = reply.send(Reply::Response(b));
+            accepted()
+        }
+        None => {
+            let _ = reply.send(Reply::Error(FunctionError::new(
+                "Function.ResponseSizeTooLarge",
+                format!(
+                    "Response payload size exceeded maximum allowed payload size ({} bytes).",
+                    s.max_payload
+                ),
+            )));
+            too_large(s.max_payload)
+        }
+    }
+}
+
+/// The error a runtime posted: its JSON object as the body the caller gets, the type from the
+/// object or the `Lambda-Runtime-Function-Error-Type` header.
+pub(crate) fn posted_error(headers: &HeaderMap, body: &[u8]) -> FunctionError {
+    let header_type = headers
+        .get("lambda-runtime-function-error-type")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty());
+    match serde_json::from_slice::<serde_json::Value>(body) {
+        Ok(serde_json::Value::Object(o)) => {
+            let error_type = o
+                .get("errorType")
+                .and_then(|t| t.as_str())
+                .or(header_type)
+                .unwrap_or("Unhandled")
+                .to_owned();
+            let message = o
+                .get("errorMessage")
+                .and_then(|t| t.as_str())
+                .unwrap_or("")
+                .to_owned();
+            FunctionError {
+                error_type,
+                message,
+                body: Bytes::copy_from_slice(body),
+            }
+        }
+        _ => FunctionError::new(
+            header_type.unwrap_or("Unhandled"),
+            String::from_utf8_lossy(body).into_owned(),
+        ),
+    }
+}
+
+async fn error(
+    State(s): State<Arc<Shared>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let body = read_body(body, s.max_payload).await;
+    let reply = match take_reply(&s, &id) {
+        Ok(r) => r,
+        Err(refusal) => return refusal.response(),
+    };
+    match body {
+        Some(b) => {
+            let _ = reply.send(Reply::Error(posted_error(&headers, &b)));
+            accepted()
+        }
+        None => {
+            let _ = reply.send(Reply::Error(FunctionError::new(
+                "Function.ResponseSizeTooLarge",
+                "The error payload was larger than the maximum allowed payload size.",
+            )));
+            too_large(s.max_payload)
+        }
+    }
+}
+
+async fn init_error(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Body) -> Response {
+    let body = read_body(body, s.max_payload).await.unwrap_or_default();
+    {
+        let mut cur = lock(&s.current);
+        if cur.initialized || cur.init_failed {
+            return invalid_transition();
+        }
+        cur.init_failed = true;
+    }
+    s.init
+        .send_replace(InitState::Failed(posted_error(&headers, &body)));
+    accepted()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    async fn call(router: &Router, req: http::Request<Body>) -> Response {
+        use tower::ServiceExt as _;
+        router.clone().oneshot(req).await.unwrap()
+    }
+
+    async fn collect(resp: Response) -> Bytes {
+        axum::body::to_bytes(resp.into_body(), usize::MAX)
+            .await
+            .unwrap()
+    }
+
+    fn req(method: &str, path: &str, body: &'static str) -> http::Request<Body> {
+        http::Request::builder()
+            .method(method)
+            .uri(path)
+            .body(Body::from(body))
+            .unwrap()
+    }
+
+    fn event(id: &str) -> (Event, oneshot::Receiver<Reply>) {
+        let (tx, rx) = oneshot::channel();
+        (
+            Event {
+                request_id: id.into(),
+                payload: Bytes::from_static(b"{\"a\":1}"),
+                deadline_ms: 123,
+                function_arn: "arn:aws:lambda:us-east-1:000000000000:function:f".into(),
+                trace_id: "Root=1-2-3".into(),
+                client_context: Some(base64::engine::general_purpose::STANDARD.encode("{}")),
+                reply: tx,
+            },
+            rx,
+        )
+    }
+
+    #[tokio::test]
+    async fn a_call_goes_through_next_and_response() {
+        let api = RuntimeApi::new(16);
+        let r = api.router();
+        assert_eq!(*api.init.borrow(), InitState::Running);
+        let (ev, rx) = event("id-1");
+        api.events.send(ev).await.unwrap();
+        let resp = call(&r, req("GET", "/2018-06-01/runtime/invocation/next", "")).await;
+        assert_eq!(resp.status(), 200);
+        assert_eq!(*api.init.borrow(), InitState::Ready);
+        let h = resp.headers();
+        assert_eq!(h["lambda-runtime-aws-request-id"], "id-1");
+        assert_eq!(h["lambda-runtime-deadline-ms"], "123");
+        assert_eq!(h["lambda-runtime-trace-id"], "Root=1-2-3");
+        assert_eq!(h["lambda-runtime-client-context"], "{}");
+        assert!(h.contains_key("lambda-runtime-invoked-function-arn"));
+        assert_eq!(collect(resp).await, "{\"a\":1}");
+
+        // Before answering, `next` is not allowed.
+        let resp = call(&r, req("GET", "/2018-06-01/runtime/invocation/next", "")).await;
+        assert_eq!(resp.status(), 403);
+        // Another id is refused.
+        let resp = call(
+            &r,
+            req("POST", "/2018-06-01/runtime/invocation/other/response", "1"),
+        )
+        .await;
+        assert_eq!(resp.status(), 400);
+        assert!(String::from_utf8_lossy(&collect(resp).await).contains("InvalidRequestID"));
+
+        let resp = call(
+            &r,
+            req("POST", "/2018-06-01/runtime/invocation/id-1/response", "42"),
+        )
+        .await;
+        assert_eq!(resp.status(), 202);
+        match rx.await.unwrap() {
+            Reply::Response(b) => assert_eq!(b, "42"),
+            Reply::Error(e) => panic!("{e:?}"),
+        }
+        // A second answer is an invalid transition.
+        let resp = call(
+            &r,
+            req("POST", "/2018-06-01/runtime/invocation/id-1/error", "{}"),
+        )
+        .await;
+        assert_eq!(resp.status(), 403);
+        assert!(String::from_utf8_lossy(&collect(resp).await).contains("InvalidStateTransition"));
+        // Init errors after init are refused.
+        let resp = call(&r, req("POST", "/2018-06-01/runtime/init/error", "{}")).await;
+        assert_eq!(resp.status(), 403);
+    }
+
+    #[tokio::test]
+    async fn errors_and_oversized_responses() {
+        let api = RuntimeApi::new(16);
+        let r = api.router();
+        let (ev, rx) = event("e1");
+        api.events.send(ev).await.unwrap();
+        let _ = call(&r, req("GET", "/2018-06-01/runtime/invocation/next", "")).await;
+        let request = http::Request::builder()
+            .method("POST")
+            .uri("/2018-06-01/runtime/invocation/e1/error")
+            .header("LAMBDA-RUNTIME-FUNCTION-ERROR-TYPE", "Custom.Kind")
+            .body(Body::from("not json"))
+            .unwrap();
+        assert_eq!(call(&r, request).await.status(), 202);
+        match rx.await.unwrap() {
+            Reply::Error(e) => {
+                assert_eq!(e.error_type, "Custom.Kind");
+                assert_eq!(e.message, "not json");
+            }
+            Reply::Response(_) => panic!("expected an error"),
+        }
+
+        let (ev, rx) = event("e2");
+        api.events.send(ev).await.unwrap();
+        let _ = call(&r, req("GET", "/2018-06-01/runtime/invocation/next", "")).await;
+        let resp = call(
+            &r,
+            req(
+                "POST",
+                "/2018-06-01/runtime/invocation/e2/response",
+                "0123456789abcdefXYZ",
+            ),
+        )
+        .await;
+        assert_eq!(resp.status(), 413);
+        assert!(String::from_utf8_lossy(&collect(resp).await).contains("RequestEntityTooLarge"));
+        match rx.await.unwrap() {
+            Reply::Error(e) => assert_eq!(e.error_type, "Function.ResponseSizeTooLarge"),
+            Reply::Response(_) => panic!("expected an error"),
+        }
+
+        let body = br#"{"errorMessage":"boom","errorType":"ValueError","stackTrace":[]}"#;
+        let e = posted_error(&HeaderMap::new(), body);
+        assert_eq!(e.error_type, "ValueError");
+        assert_eq!(e.message, "boom");
+        assert_eq!(&e.body[..], body);
+    }
+
+    #[tokio::test]
+    async fn init_error_fails_init() {
+        let api = RuntimeApi::new(1024);
+        let r = api.router();
+        let resp = call(
+            &r,
+            req(
+                "POST",
+                "/2018-06-01/runtime/init/error",
+                r#"{"errorMessage":"no module","errorType":"Runtime.ImportModuleError"}"#,
+            ),
+        )
+        .await;
+        assert_eq!(resp.status(), 202);
+        match &*api.init.borrow() {
+            InitState::Failed(e) => assert_eq!(e.error_type, "Runtime.ImportModuleError"),
+            other => panic!("{other:?}"),
+        }
+        let resp = call(&r, req("POST", "/2018-06-01/runtime/init/error", "{}")).await;
+        assert_eq!(resp.status(), 403);
+        let resp = call(&r, req("GET", "/2018-06-01/runtime/nope", "")).await;
+        assert_eq!(resp.status(), 404);
+    }
+}

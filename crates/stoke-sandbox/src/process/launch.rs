@@ -1,0 +1,656 @@
+//! Launching an execution environment's process tree: namespaces, the new root, limits,
+//! privileges, seccomp; and the Runtime API socket inside the sandbox's network namespace.
+//! All of the process backend's `unsafe` is here.
+//!
+//! # The sequence
+//! 1. [`runtime_socket`]: a short-lived thread `unshare`s a new network namespace, brings `lo`
+//!    up, binds `127.0.0.1:9001` and keeps a handle on the namespace. The listening socket
+//!    belongs to that namespace for good: nothing outside it can connect.
+//! 2. [`spawn`]: `std::process::Command` forks; in the child (before `exec`, so only
+//!    async-signal-safe system calls on memory allocated beforehand):
+//!    - join the sandbox's network namespace (`setns`) and its cgroups (write `0` to each
+//!      `cgroup.procs`), `unshare` mount, pid, ipc and uts namespaces;
+//!    - `fork` again: the grandchild is PID 1 of the new pid namespace; the child stays outside
+//!      it as its waiter (it reports the grandchild's host pid, closes every other descriptor,
+//!      waits, and exits with its status: the code, or 128 + the signal);
+//!    - the grandchild makes `/` private, mounts a tmpfs on the (shared, empty) root folder,
+//!      builds the tree in it (folders, read-only bind mounts, the devices, a `/tmp` tmpfs,
+//!      `/proc`), `pivot_root`s into it, detaches the old root, remounts `/` read-only, sets the
+//!      host name and `RLIMIT_NOFILE`, drops every capability from the bounding set, becomes the
+//!      unprivileged sandbox user, asks for `SIGKILL` if its parent dies, installs the seccomp
+//!      filters (which set `no_new_privs`) and `exec`s the runtime.
+//!
+//!    A step that fails writes its number and `errno` to the info pipe, which the host reads to
+//!    the end (its last writer closes at `exec`).
+
+// The one module of the process backend allowed `unsafe`; every block says why it is sound.
+#![allow(unsafe_code)]
+
+use std::ffi::{CString, OsStr};
+use std::fs::File;
+use std::io::{self, Read};
+use std::net::TcpListener;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+
+use seccompiler::BpfProgram;
+
+/// Where the Runtime API listens inside an isolated sandbox.
+pub(crate) const RUNTIME_API_PORT: u16 = 9001;
+
+/// Whether this process runs as root.
+pub(crate) fn is_root() -> bool {
+    // SAFETY: geteuid(2) has no arguments and cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// Sends `SIGKILL` to a process.
+pub(crate) fn kill(pid: i32) {
+    if pid > 0 {
+        // SAFETY: kill(2) has no memory effects; a stale pid at worst gets ESRCH.
+        unsafe {
+            libc::kill(pid, libc::SIGKILL);
+        }
+    }
+}
+
+fn check(r: libc::c_int) -> io::Result<()> {
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// Brings the loopback interface of the calling thread's network namespace up.
+fn loopback_up() -> io::Result<()> {
+    // SAFETY: socket(2) with constant arguments; the result is checked before use.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    check(fd)?;
+    // SAFETY: `fd` is a descriptor we just opened and own.
+    let sock = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+    // SAFETY: `ifreq` is plain data; all-zero is a valid value.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (d, s) in req.ifr_name.iter_mut().zip(b"lo") {
+        *d = *s as libc::c_char;
+    }
+    // SAFETY: SIOCGIFFLAGS reads the name and writes the flags of `req`, which lives here.
+    check(unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) })?;
+    // SAFETY: the kernel has just written the `ifru_flags` member of the union.
+    let flags = unsafe { req.ifr_ifru.ifru_flags };
+    req.ifr_ifru.ifru_flags = flags | (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short;
+    // SAFETY: SIOCSIFFLAGS reads `req`, which lives here.
+    check(unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &req) })?;
+    Ok(())
+}
+
+/// The Runtime API's listening socket and, when isolated, the network namespace it lives in
+/// (only `lo`, up). Without isolation the socket is on the host's loopback, at a free port.
+pub(crate) fn runtime_socket(isolated: bool) -> io::Result<(Option<OwnedFd>, TcpListener)> {
+    if !isolated {
+        return Ok((None, TcpListener::bind(("127.0.0.1", 0))?));
+    }
+    // A thread of its own: `unshare(CLONE_NEWNET)` moves only the calling thread, which then
+    // ends; the namespace lives on through the socket and the handle.
+    std::thread::Builder::new()
+        .name("stoke-netns".into())
+        .spawn(|| {
+            // SAFETY: unshare(2) changes only this thread's namespaces; no memory effects.
+            check(unsafe { libc::unshare(libc::CLONE_NEWNET) })?;
+            loopback_up()?;
+            let listener = TcpListener::bind(("127.0.0.1", RUNTIME_API_PORT))?;
+            let ns = File::open("/proc/thread-self/ns/net")?;
+            Ok((Some(OwnedFd::from(ns)), listener))
+        })?
+        .join()
+        .map_err(|_| io::Error::other("the network namespace thread panicked"))?
+}
+
+/// One step of building the new root; paths are absolute on the host (under the root folder).
+#[derive(Debug)]
+enum Step {
+    Dir(CString),
+    File(CString),
+    Symlink {
+        target: CString,
+        link: CString,
+    },
+    Bind {
+        src: CString,
+        dst: CString,
+        writable: bool,
+    },
+    Tmpfs {
+        dst: CString,
+        data: CString,
+    },
+    Proc(CString),
+}
+
+/// What goes where in a sandbox's file tree.
+#[derive(Debug, Clone)]
+pub(crate) enum Mount {
+    /// A host file or folder, read-only (or writable: the devices) at a path inside.
+    Bind {
+        src: PathBuf,
+        dst: PathBuf,
+        writable: bool,
+    },
+    /// A symbolic link inside.
+    Symlink { target: PathBuf, link: PathBuf },
+    /// A tmpfs of `bytes` (mode 1777).
+    Tmpfs { dst: PathBuf, bytes: u64 },
+    /// `/proc` of the sandbox's pid namespace.
+    Proc { dst: PathBuf },
+}
+
+/// Everything the launcher needs.
+pub(crate) struct LaunchSpec {
+    /// An empty folder on the host over which each sandbox mounts its own root (in its own
+    /// mount namespace, so the host never sees it).
+    pub root: PathBuf,
+    pub mounts: Vec<Mount>,
+    pub program: PathBuf,
+    pub args: Vec<String>,
+    pub env: Vec<(String, String)>,
+    pub workdir: PathBuf,
+    pub hostname: String,
+    pub uid: u32,
+    pub gid: u32,
+    pub open_files: u64,
+    pub netns: Option<OwnedFd>,
+    pub cgroup_procs: Vec<PathBuf>,
+    pub seccomp: Arc<Vec<BpfProgram>>,
+    /// Where the process's stdout and stderr go.
+    pub output: OwnedFd,
+}
+
+fn cstr(p: impl AsRef<OsStr>) -> io::Result<CString> {
+    CString::new(p.as_ref().as_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "a path holds a NUL byte"))
+}
+
+/// The steps that build `mounts` under `root`, parents first.
+fn plan(root: &Path, mounts: &[Mount]) -> io::Result<Vec<Step>> {
+    let mut steps = Vec::new();
+    let mut made: Vec<PathBuf> = vec![PathBuf::from("/")];
+    let under = |p: &Path| root.join(p.strip_prefix("/").unwrap_or(p));
+    let mut parents = |steps: &mut Vec<Step>, inside: &Path| -> io::Result<()> {
+        let mut todo = Vec::new();
+        let mut p = inside.parent();
+        while let Some(d) = p {
+            if made.iter().any(|m| m == d) {
+                break;
+            }
+            todo.push(d.to_path_buf());
+            p = d.parent();
+        }
+        for d in todo.into_iter().rev() {
+            steps.push(Step::Dir(cstr(under(&d))?));
+            made.push(d);
+        }
+        Ok(())
+    };
+    for m in mounts {
+        match m {
+            Mount::Bind { src, dst, writable } => {
+                parents(&mut steps, dst)?;
+                let target = cstr(under(dst))?;
+                steps.push(if src.is_dir() {
+                    Step::Dir(target.clone())
+                } else {
+                    Step::File(target.clone())
+                });
+                steps.push(Step::Bind {
+                    src: cstr(src)?,
+                    dst: target,
+                    writable: *writable,
+                });
+            }
+            Mount::Symlink { target, link } => {
+                parents(&mut steps, link)?;
+                steps.push(Step::Symlink {
+                    target: cstr(target)?,
+                    link: cstr(under(link))?,
+                });
+            }
+            Mount::Tmpfs { dst, bytes } => {
+                parents(&mut steps, dst)?;
+                let target = cstr(under(dst))?;
+                steps.push(Step::Dir(target.clone()));
+                steps.push(Step::Tmpfs {
+                    dst: target,
+                    data: cstr(format!("size={bytes},mode=1777"))?,
+                });
+            }
+            Mount::Proc { dst } => {
+                parents(&mut steps, dst)?;
+                let target = cstr(under(dst))?;
+                steps.push(Step::Dir(target.clone()));
+                steps.push(Step::Proc(target));
+            }
+        }
+    }
+    Ok(steps)
+}
+
+/// A launched environment: the waiter process (outside the sandbox's pid namespace) and the
+/// sandbox's PID 1.
+#[derive(Debug)]
+pub(crate) struct Launched {
+    pub waiter: Child,
+    /// PID 1 of the sandbox's pid namespace, as the host sees it; killing it ends every process
+    /// of the namespace.
+    pub init_pid: i32,
+}
+
+/// How a launch failed.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum LaunchError {
+    /// The platform could not set the sandbox up (a step failed).
+    #[error("setting up the sandbox failed at step {step}: {source}")]
+    Setup { step: i32, source: io::Error },
+    /// The runtime's program could not be executed.
+    #[error("the runtime could not be started: {0}")]
+    Exec(io::Error),
+    #[error("{0}")]
+    Io(#[from] io::Error),
+}
+
+// Step numbers the child reports.
+const S_SETNS: i32 = 1;
+const S_CGROUP: i32 = 2;
+const S_UNSHARE: i32 = 3;
+const S_FORK: i32 = 4;
+const S_PRIVATE: i32 = 10;
+const S_ROOT: i32 = 11;
+const S_TREE: i32 = 100; // + the index of the step
+const S_PIVOT: i32 = 20;
+const S_RDONLY: i32 = 21;
+const S_HOST: i32 = 22;
+const S_RLIMIT: i32 = 23;
+const S_CAPS: i32 = 24;
+const S_USER: i32 = 25;
+const S_SECCOMP: i32 = 26;
+const S_CHDIR: i32 = 27;
+
+const MSG_PID: i32 = 1;
+const MSG_FAIL: i32 = 2;
+
+/// Writes a 12-byte message to the info pipe (async-signal-safe).
+fn send(fd: RawFd, kind: i32, a: i32, b: i32) {
+    let mut buf = [0u8; 12];
+    buf[..4].copy_from_slice(&kind.to_ne_bytes());
+    buf[4..8].copy_from_slice(&a.to_ne_bytes());
+    buf[8..].copy_from_slice(&b.to_ne_bytes());
+    // SAFETY: writes 12 bytes from a buffer on this stack to a descriptor we hold.
+    unsafe {
+        libc::write(fd, buf.as_ptr().cast(), buf.len());
+    }
+}
+
+/// Reports a failed step and turns errno into the error `pre_exec` returns.
+fn fail(info: RawFd, step: i32) -> io::Error {
+    let e = io::Error::last_os_error();
+    send(info, MSG_FAIL, step, e.raw_os_error().unwrap_or(0));
+    e
+}
+
+fn ok_or(info: RawFd, step: i32, r: libc::c_int) -> io::Result<()> {
+    if r < 0 { Err(fail(info, step)) } else { Ok(()) }
+}
+
+/// Like [`ok_or`], but a path that already exists is fine.
+fn ok_unless_exists(info: RawFd, step: i32, r: libc::c_int) -> io::Result<()> {
+    if r < 0 && io::Error::last_os_error().raw_os_error() != Some(libc::EEXIST) {
+        return Err(fail(info, step));
+    }
+    Ok(())
+}
+
+/// What the child needs, prepared before `fork` (nothing is allocated after it).
+struct Child0 {
+    steps: Vec<Step>,
+    root: CString,
+    slash: CString,
+    dot: CString,
+    tmpfs: CString,
+    root_data: CString,
+    proc_: CString,
+    workdir: CString,
+    hostname: Vec<u8>,
+    uid: u32,
+    gid: u32,
+    open_files: u64,
+    netns: Option<OwnedFd>,
+    cgroups: Vec<OwnedFd>,
+    seccomp: Arc<Vec<BpfProgram>>,
+    info: RawFd,
+}
+
+impl Child0 {
+    /// In the forked child: namespaces, then fork the sandbox's PID 1.
+    fn run(&self) -> io::Result<()> {
+        let info = self.info;
+        if let Some(ns) = &self.netns {
+            // SAFETY: setns(2) on a namespace descriptor we hold; no memory effects.
+            ok_or(info, S_SETNS, unsafe {
+                libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET)
+            })?;
+        }
+        for fd in &self.cgroups {
+            // SAFETY: writes one byte from a static string to a descriptor we hold.
+            let n = unsafe { libc::write(fd.as_raw_fd(), b"0".as_ptr().cast(), 1) };
+            if n < 0 {
+                return Err(fail(info, S_CGROUP));
+            }
+        }
+        let flags =
+            libc::CLONE_NEWNS | libc::CLONE_NEWPID | libc::CLONE_NEWIPC | libc::CLONE_NEWUTS;
+        // SAFETY: unshare(2) with constant flags; no memory effects.
+        ok_or(info, S_UNSHARE, unsafe { libc::unshare(flags) })?;
+        // SAFETY: fork(2) in a freshly forked single-threaded child; both sides below use only
+        // async-signal-safe calls on memory prepared before the first fork.
+        let pid = unsafe { libc::fork() };
+        if pid < 0 {
+            return Err(fail(info, S_FORK));
+        }
+        if pid > 0 {
+            self.wait_and_exit(pid);
+        }
+        self.sandbox()
+    }
+
+    /// The waiter: reports PID 1's host pid, lets go of every other descriptor, waits for it
+    /// and exits with its status.
+    fn wait_and_exit(&self, pid: i32) -> ! {
+        send(self.info, MSG_PID, pid, 0);
+        // SAFETY: close_range(2) closes descriptors 3 and up of this process (the info pipe,
+        // std's exec-status pipe and the namespace and cgroup descriptors), none of which
+        // is used after this point.
+        unsafe {
+            libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32);
+        }
+        let mut status: libc::c_int = 0;
+        let code = loop {
+            // SAFETY: waitpid(2) writes `status`, which lives on this stack.
+            let r = unsafe { libc::waitpid(pid, &mut status, 0) };
+            if r == pid {
+                break if libc::WIFEXITED(status) {
+                    libc::WEXITSTATUS(status)
+                } else if libc::WIFSIGNALED(status) {
+                    128 + libc::WTERMSIG(status)
+                } else {
+                    126
+                };
+            }
+            if r < 0 && io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
+                break 126;
+            }
+        };
+        // SAFETY: _exit(2) ends this process without running Rust or libc destructors, which
+        // belong to the parent's copy of the address space.
+        unsafe { libc::_exit(code) }
+    }
+
+    /// PID 1 of the sandbox: the new root, limits, privileges, seccomp.
+    fn sandbox(&self) -> io::Result<()> {
+        let info = self.info;
+        let null = std::ptr::null::<libc::c_char>();
+        // "See above" below refers to this: mount(2), mkdir(2), mknod(2), symlink(2),
+        // pivot_root(2), umount2(2) and chdir(2) only read the NUL-terminated strings passed,
+        // all owned by `self`, which outlives the calls; null pointers are allowed where given.
+        // SAFETY: see above.
+        ok_or(info, S_PRIVATE, unsafe {
+            libc::mount(
+                null,
+                self.slash.as_ptr(),
+                null,
+                libc::MS_REC | libc::MS_PRIVATE,
+                std::ptr::null(),
+            )
+        })?;
+        // SAFETY: see above.
+        ok_or(info, S_ROOT, unsafe {
+            libc::mount(
+                self.tmpfs.as_ptr(),
+                self.root.as_ptr(),
+                self.tmpfs.as_ptr(),
+                libc::MS_NOSUID | libc::MS_NODEV,
+                self.root_data.as_ptr().cast(),
+            )
+        })?;
+        for (i, step) in self.steps.iter().enumerate() {
+            let n = S_TREE + i32::try_from(i).unwrap_or(0);
+            match step {
+                Step::Dir(p) => {
+                    // SAFETY: see above.
+                    let r = unsafe { libc::mkdir(p.as_ptr(), 0o755) };
+                    ok_unless_exists(info, n, r)?;
+                }
+                Step::File(p) => {
+                    // SAFETY: see above.
+                    let r = unsafe { libc::mknod(p.as_ptr(), libc::S_IFREG | 0o644, 0) };
+                    ok_unless_exists(info, n, r)?;
+                }
+                // SAFETY: see above.
+                Step::Symlink { target, link } => ok_or(info, n, unsafe {
+                    libc::symlink(target.as_ptr(), link.as_ptr())
+                })?,
+                Step::Bind { src, dst, writable } => {
+                    // SAFETY: see above.
+                    ok_or(info, n, unsafe {
+                        libc::mount(
+                            src.as_ptr(),
+                            dst.as_ptr(),
+                            null,
+                            libc::MS_BIND,
+                            std::ptr::null(),
+                        )
+                    })?;
+                    let mut flags = libc::MS_BIND | libc::MS_REMOUNT | libc::MS_NOSUID;
+                    if !*writable {
+                        flags |= libc::MS_RDONLY | libc::MS_NODEV;
+                    }
+                    // SAFETY: see above.
+                    ok_or(info, n, unsafe {
+                        libc::mount(null, dst.as_ptr(), null, flags, std::ptr::null())
+                    })?;
+                }
+                // SAFETY: see above.
+                Step::Tmpfs { dst, data } => ok_or(info, n, unsafe {
+                    libc::mount(
+                        self.tmpfs.as_ptr(),
+                        dst.as_ptr(),
+                        self.tmpfs.as_ptr(),
+                        libc::MS_NOSUID | libc::MS_NODEV,
+                        data.as_ptr().cast(),
+                    )
+                })?,
+                // SAFETY: see above.
+                Step::Proc(dst) => ok_or(info, n, unsafe {
+                    libc::mount(
+                        self.proc_.as_ptr(),
+                        dst.as_ptr(),
+                        self.proc_.as_ptr(),
+                        libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+                        std::ptr::null(),
+                    )
+                })?,
+            }
+        }
+        // SAFETY: see above. pivot_root(".", ".") stacks the old root on the new one; the
+        // detach then leaves only the new tree.
+        ok_or(info, S_PIVOT, unsafe { libc::chdir(self.root.as_ptr()) })?;
+        // SAFETY: see above.
+        ok_or(info, S_PIVOT, unsafe {
+            libc::syscall(libc::SYS_pivot_root, self.dot.as_ptr(), self.dot.as_ptr()) as libc::c_int
+        })?;
+        // SAFETY: see above.
+        ok_or(info, S_PIVOT, unsafe {
+            libc::umount2(self.dot.as_ptr(), libc::MNT_DETACH)
+        })?;
+        // SAFETY: see above.
+        ok_or(info, S_PIVOT, unsafe { libc::chdir(self.slash.as_ptr()) })?;
+        // SAFETY: see above.
+        ok_or(info, S_RDONLY, unsafe {
+            libc::mount(
+                null,
+                self.slash.as_ptr(),
+                null,
+                libc::MS_REMOUNT | libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV,
+                std::ptr::null(),
+            )
+        })?;
+        // SAFETY: sethostname(2) reads `len` bytes of a buffer owned by `self`.
+        ok_or(info, S_HOST, unsafe {
+            libc::sethostname(self.hostname.as_ptr().cast(), self.hostname.len())
+        })?;
+        let limit = libc::rlimit {
+            rlim_cur: self.open_files,
+            rlim_max: self.open_files,
+        };
+        // SAFETY: setrlimit(2) reads `limit`, on this stack.
+        ok_or(info, S_RLIMIT, unsafe {
+            libc::setrlimit(libc::RLIMIT_NOFILE, &limit)
+        })?;
+        // Every capability out of the bounding set (until the kernel says there are no more).
+        for cap in 0..64 {
+            // SAFETY: prctl(2) with integer arguments; no memory effects.
+            if unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap, 0, 0, 0) } < 0 {
+                if io::Error::last_os_error().raw_os_error() == Some(libc::EINVAL) {
+                    break;
+                }
+                return Err(fail(info, S_CAPS));
+            }
+        }
+        // SAFETY: prctl(2) with integer arguments; no memory effects.
+        ok_or(info, S_CAPS, unsafe {
+            libc::prctl(
+                libc::PR_CAP_AMBIENT,
+                libc::PR_CAP_AMBIENT_CLEAR_ALL,
+                0,
+                0,
+                0,
+            )
+        })?;
+        // SAFETY: setgroups(2) with an empty list reads nothing.
+        ok_or(info, S_USER, unsafe {
+            libc::setgroups(0, std::ptr::null())
+        })?;
+        // SAFETY: integer arguments only. Changing every uid away from 0 clears the permitted
+        // and effective capability sets.
+        ok_or(info, S_USER, unsafe {
+            libc::setresgid(self.gid, self.gid, self.gid)
+        })?;
+        // SAFETY: integer arguments only.
+        ok_or(info, S_USER, unsafe {
+            libc::setresuid(self.uid, self.uid, self.uid)
+        })?;
+        // SAFETY: prctl(2) with integer arguments. Set after the uid change, which clears it.
+        ok_or(info, S_USER, unsafe {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0)
+        })?;
+        // SAFETY: see above (chdir).
+        ok_or(info, S_CHDIR, unsafe { libc::chdir(self.workdir.as_ptr()) })?;
+        for f in self.seccomp.iter() {
+            // Sets no_new_privs, then installs the filter; allocates nothing.
+            seccompiler::apply_filter(f).map_err(|_| fail(info, S_SECCOMP))?;
+        }
+        Ok(())
+    }
+}
+
+/// Launches the environment. Blocking (until the runtime `exec`s or fails): call it from a
+/// blocking thread.
+pub(crate) fn spawn(spec: LaunchSpec) -> Result<Launched, LaunchError> {
+    let (mut info_r, info_w) = std::io::pipe()?;
+    let cgroups = spec
+        .cgroup_procs
+        .iter()
+        .map(|p| {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(p)
+                .map(OwnedFd::from)
+        })
+        .collect::<io::Result<Vec<_>>>()?;
+    let child = Child0 {
+        steps: plan(&spec.root, &spec.mounts)?,
+        root: cstr(&spec.root)?,
+        slash: cstr("/")?,
+        dot: cstr(".")?,
+        tmpfs: cstr("tmpfs")?,
+        root_data: cstr("size=1m,mode=0755")?,
+        proc_: cstr("proc")?,
+        workdir: cstr(&spec.workdir)?,
+        hostname: spec.hostname.into_bytes(),
+        uid: spec.uid,
+        gid: spec.gid,
+        open_files: spec.open_files,
+        netns: spec.netns,
+        cgroups,
+        seccomp: spec.seccomp,
+        info: info_w.as_raw_fd(),
+    };
+    let err = spec.output.try_clone()?;
+    let mut cmd = Command::new(&spec.program);
+    cmd.args(&spec.args)
+        .env_clear()
+        .envs(spec.env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(spec.output))
+        .stderr(Stdio::from(err));
+    // SAFETY: the closure runs in the forked child before exec. It uses only async-signal-safe
+    // system calls (setns, write, unshare, fork, waitpid, _exit, mount, mkdir, mknod, symlink,
+    // pivot_root, umount2, chdir, sethostname, setrlimit, prctl, setgroups, setres[ug]id,
+    // seccomp) on memory allocated before the fork, and allocates nothing.
+    unsafe {
+        cmd.pre_exec(move || child.run());
+    }
+    let spawned = cmd.spawn();
+    // Our copy of the write end must go for the read below to reach the end.
+    drop(cmd);
+    drop(info_w);
+    let mut buf = Vec::new();
+    let _ = info_r.read_to_end(&mut buf);
+    let mut init_pid = 0;
+    let mut failure = None;
+    for m in buf.chunks_exact(12) {
+        let word = |i: usize| {
+            let mut b = [0u8; 4];
+            b.copy_from_slice(&m[i * 4..i * 4 + 4]);
+            i32::from_ne_bytes(b)
+        };
+        match word(0) {
+            MSG_PID => init_pid = word(1),
+            MSG_FAIL => failure = Some((word(1), word(2))),
+            _ => {}
+        }
+    }
+    match (spawned, failure) {
+        (Ok(mut waiter), Some((step, errno))) => {
+            kill(init_pid);
+            let _ = waiter.kill();
+            let _ = waiter.wait();
+            Err(LaunchError::Setup {
+                step,
+                source: io::Error::from_raw_os_error(errno),
+            })
+        }
+        (Err(e), Some((step, _))) => {
+            kill(init_pid);
+            Err(LaunchError::Setup { step, source: e })
+        }
+        (Err(e), None) => {
+            // The exec itself failed (the grandchild's error came through std's pipe).
+            kill(init_pid);
+            Err(LaunchError::Exec(e))
+        }
+        (Ok(waiter), None) => Ok(Launched { waiter, init_pid }),
+    }
+}

@@ -1,0 +1,214 @@
+//! The process backend on real processes (needs root: namespaces, cgroups, mounts): the
+//! launcher and the Runtime API end to end with a `provided` bootstrap written in shell and
+//! Python, warm reuse, per-call logs, timeouts, crashes, init failures, and that nothing is
+//! left behind (processes, cgroups) once a sandbox is dropped.
+
+#![allow(clippy::unwrap_used)] // a test that cannot set up should stop loudly
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::PermissionsExt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use stoke_sandbox::process::{ProcessBackend, ProcessConfig};
+use stoke_sandbox::{Backend, Execution, FunctionSpec, InvokeInput, Outcome, Sandbox};
+
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
+}
+
+/// A Python `bootstrap` speaking the Runtime API with urllib: counts calls, logs, exits or
+/// sleeps on demand, and fails on `{"fail": …}`.
+const BOOTSTRAP: &str = r#"#!/usr/bin/python3
+import json, os, sys, time, urllib.request
+api = "http://" + os.environ["AWS_LAMBDA_RUNTIME_API"] + "/2018-06-01/runtime"
+calls = 0
+def post(path, body):
+    req = urllib.request.Request(api + path, data=json.dumps(body).encode(), method="POST")
+    urllib.request.urlopen(req).read()
+if os.environ.get("INIT_FAIL"):
+    post("/init/error", {"errorMessage": "init broke", "errorType": "Custom.InitError"})
+    sys.exit(1)
+while True:
+    r = urllib.request.urlopen(api + "/invocation/next")
+    rid = r.headers["Lambda-Runtime-Aws-Request-Id"]
+    event = json.loads(r.read())
+    calls += 1
+    print("call", calls, "of", rid, flush=True)
+    if "exit" in event:
+        os._exit(event["exit"])
+    if "sleep" in event:
+        time.sleep(event["sleep"])
+    if "fail" in event:
+        post(f"/invocation/{rid}/error", {"errorMessage": event["fail"], "errorType": "Boom"})
+        continue
+    post(f"/invocation/{rid}/response", {"calls": calls, "uid": os.getuid(), "pid": os.getpid(),
+        "cwd": os.getcwd(), "deadline": r.headers["Lambda-Runtime-Deadline-Ms"],
+        "fn": os.environ["AWS_LAMBDA_FUNCTION_NAME"], "mine": os.environ.get("MINE")})
+"#;
+
+struct Fixture {
+    backend: ProcessBackend,
+    dir: tempfile::TempDir,
+}
+
+impl Fixture {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let config = ProcessConfig::new(dir.path().join("process"));
+        Self {
+            backend: ProcessBackend::new(config).unwrap(),
+            dir,
+        }
+    }
+
+    fn spec(&self, name: &str, timeout: Duration, env: &[(&str, &str)]) -> FunctionSpec {
+        let code_dir = self.dir.path().join("code").join(name);
+        std::fs::create_dir_all(&code_dir).unwrap();
+        std::fs::set_permissions(&code_dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let boot = code_dir.join("bootstrap");
+        std::fs::write(&boot, BOOTSTRAP).unwrap();
+        std::fs::set_permissions(&boot, std::fs::Permissions::from_mode(0o755)).unwrap();
+        FunctionSpec {
+            account: "123456789012".into(),
+            function_name: name.into(),
+            version: "$LATEST".into(),
+            function_arn: format!("arn:aws:lambda:us-east-1:123456789012:function:{name}"),
+            region: "us-east-1".into(),
+            runtime: stoke_core::Runtime::parse("provided.al2023").unwrap(),
+            handler: "x".into(),
+            code_dir,
+            code_sha256: "0".repeat(64),
+            memory_mb: 256,
+            ephemeral_mb: 512,
+            timeout,
+            environment: env
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect::<BTreeMap<_, _>>(),
+        }
+    }
+
+    fn sandbox_groups(&self) -> usize {
+        self.backend
+            .cgroup_dirs()
+            .iter()
+            .map(|d| {
+                std::fs::read_dir(d)
+                    .map(|r| r.flatten().filter(|e| e.path().is_dir()).count())
+                    .unwrap_or(0)
+            })
+            .sum()
+    }
+}
+
+async fn call(s: &Arc<dyn Sandbox>, payload: &str, timeout: Duration) -> Execution {
+    let deadline = tokio::time::Instant::now() + timeout;
+    s.invoke(InvokeInput {
+        request_id: uuid_like(),
+        payload: Bytes::from(payload.to_owned()),
+        deadline,
+        deadline_unix_ms: 1,
+        trace_id: "Root=1-0-0".into(),
+        client_context: None,
+        invoked_function_arn: None,
+        host: None,
+    })
+    .await
+    .unwrap()
+}
+
+fn uuid_like() -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "00000000-0000-0000-0000-{:012}",
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+fn success(e: &Execution) -> serde_json::Value {
+    match &e.outcome {
+        Outcome::Success(b) => serde_json::from_slice(b).unwrap(),
+        Outcome::Error(err) => panic!("{err:?} log: {}", String::from_utf8_lossy(&e.log)),
+    }
+}
+
+fn error_type(e: &Execution) -> String {
+    match &e.outcome {
+        Outcome::Error(err) => err.error_type.clone(),
+        Outcome::Success(b) => panic!("expected an error, got {b:?}"),
+    }
+}
+
+// One test, so that one backend (one set of server cgroups) is used at a time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn environments_run_fail_and_leave_nothing_behind() {
+    if !is_root() {
+        eprintln!("skipped: process sandboxes need root");
+        return;
+    }
+    let fx = Fixture::new();
+    let t = Duration::from_secs(5);
+
+    // Warm reuse, the environment, per-call logs, peak memory.
+    let spec = fx.spec("warm", t, &[("MINE", "yes")]);
+    let s = fx.backend.start(&spec).await.unwrap();
+    assert_eq!(fx.sandbox_groups(), 3, "memory, pids and cpu groups");
+    let first = call(&s, "{}", t).await;
+    let v = success(&first);
+    assert_eq!(v["calls"], 1);
+    assert_eq!(v["uid"], 993);
+    assert_eq!(v["pid"], 1, "PID 1 of its own pid namespace");
+    assert_eq!(v["cwd"], "/var/task");
+    assert_eq!(v["fn"], "warm");
+    assert_eq!(v["mine"], "yes");
+    assert!(String::from_utf8_lossy(&first.log).contains("call 1 of"));
+    assert!(first.max_memory_bytes > 0);
+    let second = call(&s, "{}", t).await;
+    assert_eq!(success(&second)["calls"], 2);
+    assert!(!String::from_utf8_lossy(&second.log).contains("call 1 of"));
+    let failed = call(&s, r#"{"fail":"nope"}"#, t).await;
+    assert_eq!(error_type(&failed), "Boom");
+    assert!(s.reusable());
+    drop(s);
+    assert_eq!(fx.sandbox_groups(), 0, "a dropped sandbox leaves no cgroup");
+
+    // A timeout kills the environment.
+    let s = fx.backend.start(&fx.spec("slow", t, &[])).await.unwrap();
+    let e = call(&s, r#"{"sleep":10}"#, Duration::from_millis(500)).await;
+    assert_eq!(error_type(&e), "Sandbox.Timedout");
+    assert!(!s.reusable());
+    drop(s);
+    assert_eq!(fx.sandbox_groups(), 0);
+
+    // A crash is Runtime.ExitError with the status.
+    let s = fx.backend.start(&fx.spec("crash", t, &[])).await.unwrap();
+    let e = call(&s, r#"{"exit":9}"#, t).await;
+    assert_eq!(error_type(&e), "Runtime.ExitError");
+    match &e.outcome {
+        Outcome::Error(err) => assert!(err.message.contains("exit status 9"), "{err:?}"),
+        Outcome::Success(_) => unreachable!(),
+    }
+    assert!(!s.reusable());
+    drop(s);
+
+    // An init error is the error the runtime posted.
+    let s = fx
+        .backend
+        .start(&fx.spec("initfail", t, &[("INIT_FAIL", "1")]))
+        .await
+        .unwrap();
+    let e = call(&s, "{}", t).await;
+    assert_eq!(error_type(&e), "Custom.InitError");
+    assert!(!s.reusable());
+    drop(s);
+    assert_eq!(fx.sandbox_groups(), 0);
+
+    fx.backend.shutdown();
+    assert!(fx.backend.cgroup_dirs().iter().all(|d| !d.exists()));
+}

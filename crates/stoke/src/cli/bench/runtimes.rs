@@ -1,0 +1,228 @@
+//! The process runtimes in `stoke bench`: cold start and warm calls of the Python and Node
+//! hello functions (`examples/hello-python`, `examples/hello-node`), measured in the same run
+//! as the floors they cannot beat: the interpreter's own start-up (`python3 -c pass`,
+//! `node -e 0`, the same real executables the server resolves) and the bare HTTP round trip of
+//! the warm section.
+//!
+//! The functions get 1769 MB (one vCPU, as on Lambda), so that the CPU quota of smaller sizes
+//! does not dominate back-to-back calls.
+
+use std::io::{Cursor, Write as _};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, ensure};
+use base64::Engine as _;
+use bytes::Bytes;
+use http::StatusCode;
+use serde::Serialize;
+use serde_json::json;
+use zip::write::SimpleFileOptions;
+
+use super::load::{Conn, InvokeCall, Signer};
+use super::report::{self, median, round1};
+use super::server::StokeServer;
+use crate::cli::client::LambdaClient;
+use crate::cli::deploy::{self, DEFAULT_ROLE};
+
+const HELLO_PYTHON: &str = include_str!("../../../../../examples/hello-python/app.py");
+const HELLO_NODE: &str = include_str!("../../../../../examples/hello-node/index.js");
+const MEMORY_MB: u32 = 1769;
+
+/// One runtime's numbers (medians, microseconds unless named otherwise).
+#[derive(Debug, Clone, Serialize)]
+pub struct RuntimeRow {
+    pub runtime: String,
+    /// The floor: the interpreter starting and exiting (`python3 -c pass`, `node -e 0`).
+    pub interpreter_start_us: f64,
+    pub cold_samples: usize,
+    /// The first call of a new function, seen by the client.
+    pub cold_first_call_us: f64,
+    /// The REPORT line's Init Duration of those calls, ms.
+    pub cold_init_ms: f64,
+    /// First call minus the interpreter's start-up.
+    pub cold_overhead_us: f64,
+    pub warm_calls: usize,
+    pub warm_p50_us: f64,
+    pub warm_p99_us: f64,
+    /// The bare hyper server's p50 (1 client) of the same run.
+    pub bare_p50_us: f64,
+    /// Warm p50 minus the bare round trip.
+    pub warm_overhead_us: f64,
+    /// The handler's own time: the REPORT `Duration` of a warm call, ms.
+    pub warm_duration_ms: f64,
+}
+
+/// The real path of an interpreter (following shims), as the server resolves it.
+fn real_exe(cmd: &str, args: &[&str]) -> anyhow::Result<String> {
+    let out = Command::new(cmd)
+        .args(args)
+        .output()
+        .with_context(|| format!("running {cmd}"))?;
+    ensure!(out.status.success(), "{cmd} failed");
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
+/// The median wall time of `exe args` over `n` runs, µs.
+fn start_up(exe: &str, args: &[&str], n: usize) -> anyhow::Result<f64> {
+    let mut samples = Vec::with_capacity(n);
+    for _ in 0..n.max(1) {
+        let t = Instant::now();
+        let status = Command::new(exe).args(args).status()?;
+        ensure!(status.success(), "{exe} {args:?} failed");
+        samples.push(t.elapsed().as_secs_f64() * 1e6);
+    }
+    Ok(median(samples))
+}
+
+fn zip_one(name: &str, text: &str) -> anyhow::Result<Vec<u8>> {
+    let mut writer = zip::ZipWriter::new(Cursor::new(Vec::new()));
+    writer.start_file(name, SimpleFileOptions::DEFAULT.unix_permissions(0o644))?;
+    writer.write_all(text.as_bytes())?;
+    Ok(writer.finish()?.into_inner())
+}
+
+async fn create(
+    api: &LambdaClient,
+    name: &str,
+    runtime: &str,
+    handler: &str,
+    zip: &[u8],
+) -> anyhow::Result<()> {
+    let request = json!({
+        "FunctionName": name,
+        "Runtime": runtime,
+        "Role": DEFAULT_ROLE,
+        "Handler": handler,
+        "MemorySize": MEMORY_MB,
+        "Timeout": 10,
+        "Code": { "ZipFile": base64::engine::general_purpose::STANDARD.encode(zip) },
+    });
+    api.create_function(&request, None)
+        .await
+        .with_context(|| format!("creating {name}"))?;
+    deploy::wait_ready(api, name).await?;
+    Ok(())
+}
+
+/// What one call answered: its latency and its REPORT line when the tail was asked for.
+async fn call(
+    conn: &mut Conn,
+    signer: &Signer,
+    server: &StokeServer,
+    name: &str,
+    tail: bool,
+) -> anyhow::Result<(Duration, Option<report::ReportLine>)> {
+    let call = InvokeCall {
+        function: name.to_owned(),
+        payload: Bytes::from_static(br#"{"name":"bench"}"#),
+        log_tail: tail,
+        dry_run: false,
+    };
+    let answer = conn.send(signer.invoke(server.addr, &call)?).await?;
+    ensure!(
+        answer.status == StatusCode::OK && !answer.headers.contains_key("x-amz-function-error"),
+        "{name} answered HTTP {}: {}",
+        answer.status,
+        String::from_utf8_lossy(&answer.body)
+    );
+    let line = answer
+        .headers
+        .get("x-amz-log-result")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|t| base64::engine::general_purpose::STANDARD.decode(t).ok())
+        .and_then(|log| report::parse_report(&String::from_utf8_lossy(&log)));
+    Ok((answer.latency, line))
+}
+
+/// Measures both runtimes. `bare_p50_us` is the bare server's p50 of this run.
+#[allow(clippy::too_many_arguments)]
+pub async fn measure(
+    api: &LambdaClient,
+    conn: &mut Conn,
+    signer: &Signer,
+    server: &StokeServer,
+    bare_p50_us: f64,
+    cold_starts: usize,
+    warm_calls: usize,
+) -> anyhow::Result<Vec<RuntimeRow>> {
+    let python = real_exe(
+        "python3",
+        &[
+            "-c",
+            "import os,sys;print(os.path.realpath(sys.executable))",
+        ],
+    )?;
+    let node = real_exe(
+        "node",
+        &[
+            "-e",
+            "console.log(require('fs').realpathSync(process.execPath))",
+        ],
+    )?;
+    let cases = [
+        (
+            "python3.12",
+            "app.handler",
+            "app.py",
+            HELLO_PYTHON,
+            python,
+            vec!["-c", "pass"],
+        ),
+        (
+            "nodejs20.x",
+            "index.handler",
+            "index.js",
+            HELLO_NODE,
+            node,
+            vec!["-e", "0"],
+        ),
+    ];
+    let mut rows = Vec::new();
+    for (runtime, handler, file, text, exe, floor_args) in cases {
+        eprintln!("{runtime}: interpreter start-up ({exe})");
+        let floor = start_up(&exe, &floor_args, cold_starts.max(5))?;
+        let zip = zip_one(file, text)?;
+        eprintln!("{runtime}: {cold_starts} cold starts");
+        let (mut firsts, mut inits) = (Vec::new(), Vec::new());
+        let tag = runtime.replace('.', "");
+        for i in 0..cold_starts.max(1) {
+            let name = format!("bench-{tag}-cold-{i}");
+            create(api, &name, runtime, handler, &zip).await?;
+            let (latency, line) = call(conn, signer, server, &name, true).await?;
+            firsts.push(latency.as_secs_f64() * 1e6);
+            inits.push(line.and_then(|l| l.init_ms).unwrap_or(f64::NAN));
+        }
+        eprintln!("{runtime}: {warm_calls} warm calls");
+        let name = format!("bench-{tag}-warm");
+        create(api, &name, runtime, handler, &zip).await?;
+        for _ in 0..20 {
+            call(conn, signer, server, &name, false).await?;
+        }
+        let mut warm = Vec::with_capacity(warm_calls);
+        for _ in 0..warm_calls.max(1) {
+            warm.push(call(conn, signer, server, &name, false).await?.0);
+        }
+        let (_, line) = call(conn, signer, server, &name, true).await?;
+        warm.sort();
+        let p =
+            |q: f64| super::load::percentile(&warm, q).map_or(f64::NAN, |d| d.as_secs_f64() * 1e6);
+        let cold = median(firsts);
+        let warm_p50 = p(50.0);
+        rows.push(RuntimeRow {
+            runtime: runtime.to_owned(),
+            interpreter_start_us: round1(floor),
+            cold_samples: cold_starts.max(1),
+            cold_first_call_us: round1(cold),
+            cold_init_ms: round1(median(inits) * 100.0) / 100.0,
+            cold_overhead_us: round1(cold - floor),
+            warm_calls: warm.len(),
+            warm_p50_us: round1(warm_p50),
+            warm_p99_us: round1(p(99.0)),
+            bare_p50_us: round1(bare_p50_us),
+            warm_overhead_us: round1(warm_p50 - bare_p50_us),
+            warm_duration_ms: line.map_or(f64::NAN, |l| l.duration_ms),
+        });
+    }
+    Ok(rows)
+}

@@ -1,0 +1,2 @@
+// An ES module handler (Handler `esm.handler`).
+export const handler = async (event) => ({ style: "esm", event });
