@@ -42,7 +42,8 @@ struct Answer {
 impl Api {
     async fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let store: Arc<dyn Store> = Arc::new(SqliteStore::in_memory().await.unwrap());
+        let sqlite = SqliteStore::in_memory().await.unwrap();
+        let store: Arc<dyn Store> = Arc::new(sqlite.clone());
         let (key, _) = store.ensure_default_account().await.unwrap();
         let mut wasm_config = WasmConfig::new(dir.path().join("compiled"));
         wasm_config.pool_slots = 8;
@@ -77,9 +78,18 @@ impl Api {
             recorder,
             Arc::new(FixedKeepAlive(Duration::from_secs(60))),
         );
+        let (asyncq, _tasks) = stoke_engine::AsyncInvoker::start(
+            Arc::new(sqlite),
+            Arc::clone(&invoker),
+            "us-east-1".into(),
+            stoke_engine::AsyncConfig::default(),
+        )
+        .await
+        .unwrap();
         let state = AppState {
             control,
             invoker,
+            asyncq,
             auth: Authenticator::new(store),
             presigner: Presigner::new(b"test-key".to_vec()),
         };

@@ -420,6 +420,10 @@ pub struct Function {
     /// Counts creates and updates; the result of preparing code applies only to the
     /// generation it was started for, so a late result never overwrites a newer update.
     pub generation: u64,
+    /// PutFunctionConcurrency's `ReservedConcurrentExecutions`: at most this many calls at
+    /// once (0 throttles every call). `None`: the server's per-function limit.
+    #[serde(default)]
+    pub reserved_concurrency: Option<u32>,
 }
 
 impl Function {

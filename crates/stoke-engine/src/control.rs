@@ -260,6 +260,7 @@ impl ControlPlane {
             last_modified: now,
             tags: req.tags,
             generation: 1,
+            reserved_concurrency: None,
         };
         match self.cached_insert(&f).await {
             Ok(()) => {}
@@ -394,6 +395,36 @@ impl ControlPlane {
             match self.cached_replace(&f, &old.revision_id).await {
                 Err(StoreError::Stale { .. }) => continue,
                 other => return Ok(other?),
+            }
+        }
+        Err(busy())
+    }
+
+    /// PutFunctionConcurrency (`Some`) and DeleteFunctionConcurrency (`None`).
+    pub async fn set_reserved_concurrency(
+        &self,
+        account: &AccountId,
+        name: &str,
+        reserved: Option<u32>,
+    ) -> Result<Function, ControlError> {
+        let fref = self.parse_ref(account, name, None)?;
+        if fref.qualifier.is_some() {
+            return Err(LambdaError::InvalidParameterValue(
+                "Reserved concurrency is set on a function, not on a qualified ARN.".into(),
+            )
+            .into());
+        }
+        for _ in 0..CAS_RETRIES {
+            let old = self.load(account, &fref).await?;
+            let mut f = old.clone();
+            f.reserved_concurrency = reserved;
+            f.revision_id = new_revision();
+            match self.cached_replace(&f, &old.revision_id).await {
+                Err(StoreError::Stale { .. }) => continue,
+                other => {
+                    other?;
+                    return Ok(f);
+                }
             }
         }
         Err(busy())

@@ -8,10 +8,13 @@
 //!   (PostgreSQL, for several nodes, comes behind the same trait.)
 //! - [`blobs`]: code zips stored once each, by SHA-256, in a folder; written to a temporary
 //!   file, synced and renamed, so a crash never leaves a torn blob under a real address.
+//! - [`queue`]: the durable queue of async events, their leases, the dead letters and the
+//!   event-invoke configurations (the [`Queue`] trait).
 //! - [`error`]: [`StoreError`], what can go wrong in the store.
 
 pub mod blobs;
 pub mod error;
+pub mod queue;
 pub mod sqlite;
 
 use async_trait::async_trait;
@@ -19,6 +22,7 @@ use stoke_core::{AccountId, Function};
 
 pub use blobs::Blobs;
 pub use error::StoreError;
+pub use queue::Queue;
 pub use sqlite::SqliteStore;
 
 /// An access key and the account it signs for.

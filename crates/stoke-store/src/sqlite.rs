@@ -23,7 +23,7 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 /// The SQLite implementation of [`Store`].
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
-    pool: SqlitePool,
+    pub(crate) pool: SqlitePool,
 }
 
 impl SqliteStore {
@@ -521,6 +521,7 @@ mod tests {
             last_modified: now(),
             tags: BTreeMap::new(),
             generation: 1,
+            reserved_concurrency: None,
         }
     }
 

@@ -430,6 +430,17 @@ impl LambdaClient {
         })
     }
 
+    /// A call to Stoke's own API (`/stoke/...`, signed as the Lambda API): answers the JSON.
+    pub async fn stoke_call(
+        &self,
+        method: Method,
+        path_and_query: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<Value, ClientError> {
+        let answer = self.send(method, path_and_query, body, None).await?;
+        decode(&answer)
+    }
+
     /// FilterLogEvents of the CloudWatch Logs API: `POST /` with `X-Amz-Target:
     /// Logs_20140328.FilterLogEvents`, JSON 1.1, signed for the service `logs`.
     pub async fn filter_log_events(

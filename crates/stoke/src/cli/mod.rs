@@ -8,6 +8,7 @@
 //! - [`deploy`] — `stoke deploy`, create or update then wait until Active.
 //! - [`functions`] — `stoke functions list|get|delete`.
 //! - [`invoke`] — `stoke invoke`, one synchronous call.
+//! - [`dead_letters`] — `stoke dead-letters list|show|redrive`, the async events that failed.
 //! - [`logs`] — `stoke logs`, a function's log lines through the CloudWatch Logs API.
 //! - [`bench`] — `stoke bench`, which starts its own `stoke serve` and measures it.
 //!
@@ -18,6 +19,7 @@
 pub mod bench;
 pub mod client;
 pub mod credentials;
+pub mod dead_letters;
 pub mod deploy;
 pub mod functions;
 pub mod invoke;
