@@ -31,7 +31,7 @@ import pytest
 from stoke_e2e import StokeServer
 from stoke_guests import deploy
 
-EVENTS = 6000
+EVENTS = 5000
 KILLS = 3
 SENDERS = 8
 MAX_AGE_S = 60

@@ -203,7 +203,7 @@ impl AsyncInvoker {
             stop,
             config,
         });
-        let enq = tokio::spawn(enqueue_writer(
+        let writer = tokio::spawn(queue_writer(
             Arc::clone(&queue),
             me.owner.clone(),
             me.config.lease,
@@ -211,20 +211,15 @@ impl AsyncInvoker {
             Arc::clone(&me.wake),
             Arc::clone(&me.metrics),
             enqueue_rx,
-            direct_tx,
-        ));
-        let fin = tokio::spawn(finish_writer(
-            Arc::clone(&queue),
-            me.owner.clone(),
-            Arc::clone(&me.wake),
             finish_rx,
+            direct_tx,
         ));
         tokio::spawn(Arc::clone(&me).dispatch(direct_rx, stop_rx.clone()));
         tokio::spawn(stats_loop(Arc::downgrade(&me), stop_rx));
         Ok((
             me,
             AsyncTasks {
-                writers: vec![enq, fin],
+                writers: vec![writer],
             },
         ))
     }
@@ -545,11 +540,20 @@ impl AsyncInvoker {
     async fn claim_round(self: &Arc<Self>) -> tokio::time::Instant {
         let poll = tokio::time::Instant::now() + self.config.poll;
         loop {
+            // The slots are taken before the claim, so that the dispatcher never waits for one
+            // (the events the writer hands over hold theirs already).
             let free = self.slots.available_permits().min(512);
-            if free == 0 {
+            let Some(mut slots) = (free > 0)
+                .then(|| {
+                    Arc::clone(&self.slots)
+                        .try_acquire_many_owned(free as u32)
+                        .ok()
+                })
+                .flatten()
+            else {
                 self.starved.store(true, Ordering::SeqCst);
                 return poll;
-            }
+            };
             let now = now_ms();
             let claimed = match self
                 .queue
@@ -569,11 +573,13 @@ impl AsyncInvoker {
             };
             let n = claimed.len();
             for ev in claimed {
-                let Ok(slot) = Arc::clone(&self.slots).acquire_owned().await else {
-                    return poll;
-                };
-                self.spawn_run(ev, slot);
+                // `slots` holds `free` permits and at most `free` events came back.
+                match slots.split(1) {
+                    Some(slot) => self.spawn_run(ev, slot),
+                    None => break,
+                }
             }
+            drop(slots);
             if n < free {
                 break;
             }
@@ -884,22 +890,57 @@ fn invocation_record(
     record.to_string()
 }
 
-/// Group commit: takes every event waiting, writes them in one transaction, acknowledges
-/// them all after the commit. Events that find a free slot are leased in the same commit and
-/// go straight to the dispatcher.
+/// The queue's single writer (group commit): every enqueue and every finish waiting goes into
+/// one transaction, one fsync; the enqueues are acknowledged after the commit. Events that find
+/// a free worker slot are leased in the same commit and go straight to the dispatcher. One
+/// writer also means the queue's writes never wait on each other's locks.
 #[allow(clippy::too_many_arguments)]
-async fn enqueue_writer(
+async fn queue_writer(
     queue: Arc<dyn Queue>,
     owner: String,
     lease: Duration,
     slots: Arc<Semaphore>,
     wake: Arc<Notify>,
     metrics: Arc<Metrics>,
-    mut rx: mpsc::Receiver<Pending>,
+    mut enqueues: mpsc::Receiver<Pending>,
+    mut finishes: mpsc::UnboundedReceiver<Finish>,
     direct: mpsc::UnboundedSender<(QueuedEvent, Slot)>,
 ) {
     let mut batch: Vec<Pending> = Vec::with_capacity(1024);
-    while rx.recv_many(&mut batch, 4096).await > 0 {
+    let mut done: Vec<Finish> = Vec::with_capacity(1024);
+    let (mut enq_open, mut fin_open) = (true, true);
+    // After a failed commit, the finishes wait a moment before they are tried again.
+    let mut pause = Duration::ZERO;
+    while enq_open || fin_open || !done.is_empty() {
+        if done.is_empty() || pause.is_zero() {
+            tokio::select! {
+                n = enqueues.recv_many(&mut batch, 4096), if enq_open => {
+                    if n == 0 { enq_open = false; }
+                }
+                n = finishes.recv_many(&mut done, 4096), if fin_open => {
+                    if n == 0 { fin_open = false; }
+                }
+                () = std::future::ready(()), if !enq_open && !fin_open => {}
+            }
+        } else {
+            tokio::time::sleep(pause).await;
+        }
+        // Whatever else is waiting joins this commit.
+        while batch.len() < 4096 {
+            match enqueues.try_recv() {
+                Ok(p) => batch.push(p),
+                Err(_) => break,
+            }
+        }
+        while done.len() < 8192 {
+            match finishes.try_recv() {
+                Ok(f) => done.push(f),
+                Err(_) => break,
+            }
+        }
+        if batch.is_empty() && done.is_empty() {
+            continue;
+        }
         let mut held: Vec<Option<Slot>> = Vec::with_capacity(batch.len());
         let rows: Vec<(NewEvent, bool)> = batch
             .iter()
@@ -911,13 +952,19 @@ async fn enqueue_writer(
             })
             .collect();
         let lease_until = now_ms().saturating_add(ms(lease));
-        let result = queue.enqueue(&rows, &owner, lease_until).await;
-        metrics.async_enqueue_batches.observe(batch.len() as f64);
+        let result = queue.commit(&rows, &owner, lease_until, &done).await;
+        if !batch.is_empty() {
+            metrics.async_enqueue_batches.observe(batch.len() as f64);
+        }
         match result {
             Ok(ids) => {
-                let mut parked = false;
+                pause = Duration::ZERO;
+                let mut parked = done
+                    .iter()
+                    .any(|f| matches!(f.kind, FinishKind::Retry { .. }) || f.follow_up.is_some());
+                done.clear();
                 for ((p, id), slot) in batch.drain(..).zip(ids).zip(held) {
-                    let e = p.event.clone();
+                    let e = p.event;
                     let _ = p.ack.send(Ok(()));
                     match slot {
                         Some(slot) => {
@@ -944,38 +991,20 @@ async fn enqueue_writer(
                 }
             }
             Err(e) => {
-                tracing::error!(error = %e, events = batch.len(), "an async enqueue commit failed");
+                // Nothing of this commit is stored: the enqueues are refused (never
+                // acknowledged); the finishes are tried again (their events keep their
+                // leases meanwhile, and a restart would run them again anyway).
+                tracing::error!(
+                    error = %e,
+                    events = batch.len(),
+                    finishes = done.len(),
+                    "an async queue commit failed"
+                );
                 for p in batch.drain(..) {
                     let _ = p.ack.send(Err(StoreError::Corrupt(e.to_string())));
                 }
+                pause = (pause * 2).clamp(Duration::from_millis(50), Duration::from_secs(2));
             }
-        }
-    }
-}
-
-/// Writes finishes in batches: one transaction for whatever has gathered.
-async fn finish_writer(
-    queue: Arc<dyn Queue>,
-    owner: String,
-    wake: Arc<Notify>,
-    mut rx: mpsc::UnboundedReceiver<Finish>,
-) {
-    let mut batch: Vec<Finish> = Vec::with_capacity(1024);
-    while rx.recv_many(&mut batch, 2048).await > 0 {
-        let retried = batch
-            .iter()
-            .any(|f| matches!(f.kind, FinishKind::Retry { .. }) || f.follow_up.is_some());
-        // A failed commit (a full disk, say) is tried again until it goes through: the
-        // events keep their leases meanwhile, and a restart would run them again anyway.
-        let mut pause = Duration::from_millis(100);
-        while let Err(e) = queue.finish(&owner, &batch).await {
-            tracing::warn!(error = %e, events = batch.len(), "finishing async events failed; trying again");
-            tokio::time::sleep(pause).await;
-            pause = (pause * 2).min(Duration::from_secs(2));
-        }
-        batch.clear();
-        if retried {
-            wake.notify_one();
         }
     }
 }

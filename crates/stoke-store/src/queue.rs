@@ -132,6 +132,18 @@ pub trait Queue: Send + Sync + 'static {
         events: &[(NewEvent, bool)],
         owner: &str,
         lease_until_ms: i64,
+    ) -> Result<Vec<i64>, StoreError> {
+        self.commit(events, owner, lease_until_ms, &[]).await
+    }
+
+    /// [`Queue::enqueue`] and [`Queue::finish`] in one transaction: the engine's single
+    /// writer groups every enqueue and finish waiting into one commit.
+    async fn commit(
+        &self,
+        events: &[(NewEvent, bool)],
+        owner: &str,
+        lease_until_ms: i64,
+        finishes: &[Finish],
     ) -> Result<Vec<i64>, StoreError>;
 
     /// Takes up to `limit` runnable events (due, and not leased or with an expired lease),
@@ -146,7 +158,9 @@ pub trait Queue: Send + Sync + 'static {
 
     /// Finishes events leased by `owner`, all in one transaction. An event whose lease is no
     /// longer `owner`'s is left alone (with what its finish carried).
-    async fn finish(&self, owner: &str, finishes: &[Finish]) -> Result<(), StoreError>;
+    async fn finish(&self, owner: &str, finishes: &[Finish]) -> Result<(), StoreError> {
+        self.commit(&[], owner, 0, finishes).await.map(|_| ())
+    }
 
     /// Drops every lease (at start-up, when no worker of a previous process can still run).
     async fn release_leases(&self) -> Result<u64, StoreError>;
@@ -314,13 +328,103 @@ async fn insert_dead_letter(
     Ok(())
 }
 
+async fn finish_in(
+    tx: &mut sqlx::SqliteConnection,
+    owner: &str,
+    finishes: &[Finish],
+) -> Result<(), StoreError> {
+    let mut logs: Vec<&LogEvent> = Vec::new();
+    let mut records: Vec<&InvocationRecord> = Vec::new();
+    for f in finishes {
+        let changed = match &f.kind {
+            FinishKind::Delete => {
+                sqlx::query("DELETE FROM async_events WHERE id = ? AND lease_owner = ?")
+                    .bind(f.id)
+                    .bind(owner)
+                    .execute(&mut *tx)
+                    .await?
+            }
+            FinishKind::Retry {
+                next_run_ms,
+                failures,
+                backoff_ms,
+            } => {
+                sqlx::query(
+                    "UPDATE async_events SET next_run_ms = ?, failures = ?, backoff_ms = ?, \
+                     lease_owner = NULL, lease_until_ms = NULL \
+                     WHERE id = ? AND lease_owner = ?",
+                )
+                .bind(next_run_ms)
+                .bind(i64::from(*failures))
+                .bind(backoff_ms)
+                .bind(f.id)
+                .bind(owner)
+                .execute(&mut *tx)
+                .await?
+            }
+        };
+        // The logs of the run stand whatever happened to the lease: it did run.
+        logs.extend(f.logs.iter());
+        records.extend(f.record.iter());
+        if changed.rows_affected() == 0 {
+            continue;
+        }
+        if let Some(e) = &f.follow_up {
+            insert_event(&mut *tx, e, None).await?;
+        }
+        if let Some(d) = &f.dead_letter {
+            insert_dead_letter(&mut *tx, d).await?;
+        }
+    }
+    for chunk in logs.chunks(1000) {
+        let mut q = QueryBuilder::new(
+            "INSERT INTO log_events (account_id, function_name, log_stream, \
+             timestamp_ms, request_id, message) ",
+        );
+        q.push_values(chunk, |mut b, e| {
+            b.push_bind(e.account.as_str())
+                .push_bind(&e.function_name)
+                .push_bind(&e.log_stream)
+                .push_bind(e.timestamp_ms)
+                .push_bind(&e.request_id)
+                .push_bind(&e.message);
+        });
+        q.build().execute(&mut *tx).await?;
+    }
+    for chunk in records.chunks(1000) {
+        let mut q = QueryBuilder::new(
+            "INSERT OR REPLACE INTO invocations (request_id, account_id, function_name, \
+             version, started_ms, cold, init_ms, duration_ms, billed_ms, memory_size_mb, \
+             max_memory_mb, outcome, error_type) ",
+        );
+        q.push_values(chunk, |mut b, r| {
+            b.push_bind(&r.request_id)
+                .push_bind(r.account.as_str())
+                .push_bind(&r.function_name)
+                .push_bind(&r.version)
+                .push_bind(r.started_ms)
+                .push_bind(r.cold)
+                .push_bind(r.init_ms)
+                .push_bind(r.duration_ms)
+                .push_bind(r.billed_ms)
+                .push_bind(i64::from(r.memory_size_mb))
+                .push_bind(i64::from(r.max_memory_mb))
+                .push_bind(&r.outcome)
+                .push_bind(&r.error_type);
+        });
+        q.build().execute(&mut *tx).await?;
+    }
+    Ok(())
+}
+
 #[async_trait]
 impl Queue for SqliteStore {
-    async fn enqueue(
+    async fn commit(
         &self,
         events: &[(NewEvent, bool)],
         owner: &str,
         lease_until_ms: i64,
+        finishes: &[Finish],
     ) -> Result<Vec<i64>, StoreError> {
         let mut tx = self.pool.begin().await?;
         let mut ids = Vec::with_capacity(events.len());
@@ -328,6 +432,7 @@ impl Queue for SqliteStore {
             let lease = leased.then_some((owner, lease_until_ms));
             ids.push(insert_event(&mut tx, e, lease).await?);
         }
+        finish_in(&mut tx, owner, finishes).await?;
         tx.commit().await?;
         Ok(ids)
     }
@@ -354,92 +459,6 @@ impl Queue for SqliteStore {
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(queued).collect()
-    }
-
-    async fn finish(&self, owner: &str, finishes: &[Finish]) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
-        let mut logs: Vec<&LogEvent> = Vec::new();
-        let mut records: Vec<&InvocationRecord> = Vec::new();
-        for f in finishes {
-            let changed =
-                match &f.kind {
-                    FinishKind::Delete => {
-                        sqlx::query("DELETE FROM async_events WHERE id = ? AND lease_owner = ?")
-                            .bind(f.id)
-                            .bind(owner)
-                            .execute(&mut *tx)
-                            .await?
-                    }
-                    FinishKind::Retry {
-                        next_run_ms,
-                        failures,
-                        backoff_ms,
-                    } => sqlx::query(
-                        "UPDATE async_events SET next_run_ms = ?, failures = ?, backoff_ms = ?, \
-                         lease_owner = NULL, lease_until_ms = NULL \
-                         WHERE id = ? AND lease_owner = ?",
-                    )
-                    .bind(next_run_ms)
-                    .bind(i64::from(*failures))
-                    .bind(backoff_ms)
-                    .bind(f.id)
-                    .bind(owner)
-                    .execute(&mut *tx)
-                    .await?,
-                };
-            // The logs of the run stand whatever happened to the lease: it did run.
-            logs.extend(f.logs.iter());
-            records.extend(f.record.iter());
-            if changed.rows_affected() == 0 {
-                continue;
-            }
-            if let Some(e) = &f.follow_up {
-                insert_event(&mut tx, e, None).await?;
-            }
-            if let Some(d) = &f.dead_letter {
-                insert_dead_letter(&mut tx, d).await?;
-            }
-        }
-        for chunk in logs.chunks(1000) {
-            let mut q = QueryBuilder::new(
-                "INSERT INTO log_events (account_id, function_name, log_stream, \
-                 timestamp_ms, request_id, message) ",
-            );
-            q.push_values(chunk, |mut b, e| {
-                b.push_bind(e.account.as_str())
-                    .push_bind(&e.function_name)
-                    .push_bind(&e.log_stream)
-                    .push_bind(e.timestamp_ms)
-                    .push_bind(&e.request_id)
-                    .push_bind(&e.message);
-            });
-            q.build().execute(&mut *tx).await?;
-        }
-        for chunk in records.chunks(1000) {
-            let mut q = QueryBuilder::new(
-                "INSERT OR REPLACE INTO invocations (request_id, account_id, function_name, \
-                 version, started_ms, cold, init_ms, duration_ms, billed_ms, memory_size_mb, \
-                 max_memory_mb, outcome, error_type) ",
-            );
-            q.push_values(chunk, |mut b, r| {
-                b.push_bind(&r.request_id)
-                    .push_bind(r.account.as_str())
-                    .push_bind(&r.function_name)
-                    .push_bind(&r.version)
-                    .push_bind(r.started_ms)
-                    .push_bind(r.cold)
-                    .push_bind(r.init_ms)
-                    .push_bind(r.duration_ms)
-                    .push_bind(r.billed_ms)
-                    .push_bind(i64::from(r.memory_size_mb))
-                    .push_bind(i64::from(r.max_memory_mb))
-                    .push_bind(&r.outcome)
-                    .push_bind(&r.error_type);
-            });
-            q.build().execute(&mut *tx).await?;
-        }
-        tx.commit().await?;
-        Ok(())
     }
 
     async fn release_leases(&self) -> Result<u64, StoreError> {

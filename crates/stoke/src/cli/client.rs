@@ -194,6 +194,9 @@ pub struct FilterLogEventsPage {
 #[serde(rename_all = "camelCase")]
 pub struct LogEvent {
     pub message: String,
+    /// Milliseconds since the epoch.
+    #[serde(default)]
+    pub timestamp: i64,
     /// An increasing number (as a string); a follower passes the last one as `nextToken`.
     pub event_id: String,
 }
