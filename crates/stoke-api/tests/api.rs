@@ -744,3 +744,50 @@ async fn calls_over_the_concurrency_limit_are_throttled_with_429() {
     assert!(text.contains("stoke_throttles_total{account="), "{text}");
     assert!(text.contains("outcome=\"timeout\""), "{text}");
 }
+
+#[tokio::test]
+async fn an_event_is_accepted_with_202_and_a_failing_one_reaches_the_dead_letters() {
+    let api = Api::new().await;
+    deploy(&api, "exit1", "exit1", 3).await;
+    let (status, _, _) = invoke(&api, "nope", b"{}", &[("x-amz-invocation-type", "Event")]).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let big = vec![b' '; 1024 * 1024 + 1];
+    let (status, h, _) = invoke(&api, "exit1", &big, &[("x-amz-invocation-type", "Event")]).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(h["x-amzn-ErrorType"], "RequestTooLargeException");
+
+    // No retries: the first failure is the last, and with no destination it is a dead letter.
+    let a = api
+        .call(
+            "PUT",
+            "/2019-09-25/functions/exit1/event-invoke-config",
+            json!({ "MaximumRetryAttempts": 0 }),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{:?}", a.body);
+    assert_eq!(a.body["MaximumRetryAttempts"], 0);
+    let (status, h, body) =
+        invoke(&api, "exit1", b"{}", &[("x-amz-invocation-type", "Event")]).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    assert!(body.is_empty());
+    let id = h["x-amzn-RequestId"].to_str().unwrap().to_owned();
+    let mut letters = Value::Null;
+    for _ in 0..200 {
+        letters = api
+            .call("GET", "/stoke/2026-11-01/dead-letters", Value::Null)
+            .await
+            .body;
+        if letters["DeadLetters"]
+            .as_array()
+            .is_some_and(|l| !l.is_empty())
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let l = &letters["DeadLetters"][0];
+    assert_eq!(l["RequestId"], id.as_str(), "{letters}");
+    assert_eq!(l["Condition"], "RetriesExhausted");
+    assert_eq!(l["ApproximateInvokeCount"], 1);
+    assert_eq!(l["ErrorType"], "Runtime.ExitError");
+}
