@@ -41,6 +41,15 @@ fn letter_json(d: &DeadLetter, full: bool) -> Value {
     v
 }
 
+/// A dead letter's id; anything else names none.
+fn parse_id(id: &str) -> Result<i64> {
+    id.parse().map_err(|_| {
+        ApiError(stoke_core::LambdaError::ResourceNotFound(format!(
+            "Dead letter not found: {id}"
+        )))
+    })
+}
+
 #[derive(Debug, Deserialize)]
 pub struct ListQuery {
     #[serde(rename = "After")]
@@ -66,8 +75,9 @@ pub async fn list(
 pub async fn show(
     State(app): State<AppState>,
     Extension(caller): Extension<Caller>,
-    Path(id): Path<i64>,
+    Path(id): Path<String>,
 ) -> Result<Response> {
+    let id = parse_id(&id)?;
     let d = app.asyncq.dead_letter(&caller.account, id).await?;
     Ok(axum::Json(letter_json(&d, true)).into_response())
 }
@@ -75,8 +85,9 @@ pub async fn show(
 pub async fn redrive(
     State(app): State<AppState>,
     Extension(caller): Extension<Caller>,
-    Path(id): Path<i64>,
+    Path(id): Path<String>,
 ) -> Result<Response> {
+    let id = parse_id(&id)?;
     let request_id = app.asyncq.redrive(&caller.account, id).await?;
     Ok((
         StatusCode::ACCEPTED,
