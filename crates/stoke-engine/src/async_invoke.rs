@@ -126,6 +126,12 @@ struct Pending {
     ack: oneshot::Sender<Result<(), StoreError>>,
 }
 
+/// The dispatcher asks the writer for due events.
+struct Claim {
+    limit: u32,
+    reply: oneshot::Sender<Result<Vec<QueuedEvent>, StoreError>>,
+}
+
 type Slot = OwnedSemaphorePermit;
 
 /// The async side of the engine.
@@ -138,6 +144,7 @@ pub struct AsyncInvoker {
     metrics: Arc<Metrics>,
     enqueue_tx: mpsc::Sender<Pending>,
     finish_tx: mpsc::UnboundedSender<Finish>,
+    claim_tx: mpsc::Sender<Claim>,
     wake: Arc<Notify>,
     slots: Arc<Semaphore>,
     starved: AtomicBool,
@@ -186,6 +193,7 @@ impl AsyncInvoker {
         let metrics = Arc::clone(invoker.metrics());
         let (enqueue_tx, enqueue_rx) = mpsc::channel::<Pending>(65_536);
         let (finish_tx, finish_rx) = mpsc::unbounded_channel::<Finish>();
+        let (claim_tx, claim_rx) = mpsc::channel::<Claim>(4);
         let (direct_tx, direct_rx) = mpsc::unbounded_channel::<(QueuedEvent, Slot)>();
         let (stop, stop_rx) = watch::channel(false);
         let me = Arc::new(Self {
@@ -196,6 +204,7 @@ impl AsyncInvoker {
             metrics,
             enqueue_tx,
             finish_tx,
+            claim_tx,
             wake: Arc::new(Notify::new()),
             slots: Arc::new(Semaphore::new(config.workers.max(1) as usize)),
             starved: AtomicBool::new(false),
@@ -212,6 +221,7 @@ impl AsyncInvoker {
             Arc::clone(&me.metrics),
             enqueue_rx,
             finish_rx,
+            claim_rx,
             direct_tx,
         ));
         tokio::spawn(Arc::clone(&me).dispatch(direct_rx, stop_rx.clone()));
@@ -554,22 +564,20 @@ impl AsyncInvoker {
                 self.starved.store(true, Ordering::SeqCst);
                 return poll;
             };
-            let now = now_ms();
-            let claimed = match self
-                .queue
-                .claim(
-                    &self.owner,
-                    now,
-                    now.saturating_add(ms(self.config.lease)),
-                    u32::try_from(free).unwrap_or(512),
-                )
-                .await
-            {
-                Ok(c) => c,
-                Err(e) => {
+            // The claim goes through the queue's writer, so that it never waits on the
+            // writer's lock (nor the writer on it).
+            let (reply, answer) = oneshot::channel();
+            let limit = u32::try_from(free).unwrap_or(512);
+            if self.claim_tx.send(Claim { limit, reply }).await.is_err() {
+                return poll;
+            }
+            let claimed = match answer.await {
+                Ok(Ok(c)) => c,
+                Ok(Err(e)) => {
                     tracing::warn!(error = %e, "claiming async events failed");
                     return poll;
                 }
+                Err(_) => return poll,
             };
             let n = claimed.len();
             for ev in claimed {
@@ -904,11 +912,13 @@ async fn queue_writer(
     metrics: Arc<Metrics>,
     mut enqueues: mpsc::Receiver<Pending>,
     mut finishes: mpsc::UnboundedReceiver<Finish>,
+    mut claims: mpsc::Receiver<Claim>,
     direct: mpsc::UnboundedSender<(QueuedEvent, Slot)>,
 ) {
     let mut batch: Vec<Pending> = Vec::with_capacity(1024);
     let mut done: Vec<Finish> = Vec::with_capacity(1024);
-    let (mut enq_open, mut fin_open) = (true, true);
+    let mut asked: Vec<Claim> = Vec::new();
+    let (mut enq_open, mut fin_open, mut claim_open) = (true, true, true);
     // After a failed commit, the finishes wait a moment before they are tried again.
     let mut pause = Duration::ZERO;
     while enq_open || fin_open || !done.is_empty() {
@@ -920,7 +930,11 @@ async fn queue_writer(
                 n = finishes.recv_many(&mut done, 4096), if fin_open => {
                     if n == 0 { fin_open = false; }
                 }
-                () = std::future::ready(()), if !enq_open && !fin_open => {}
+                c = claims.recv(), if claim_open => match c {
+                    Some(c) => asked.push(c),
+                    None => claim_open = false,
+                },
+                () = std::future::ready(()), if !enq_open && !fin_open && !claim_open => {}
             }
         } else {
             tokio::time::sleep(pause).await;
@@ -938,7 +952,26 @@ async fn queue_writer(
                 Err(_) => break,
             }
         }
+        while let Ok(c) = claims.try_recv() {
+            asked.push(c);
+        }
+        // Claims come after this round's commit (a retry it schedules may be claimable).
+        let answer_claims = |asked: &mut Vec<Claim>| {
+            let queue = Arc::clone(&queue);
+            let owner = owner.clone();
+            let asked = std::mem::take(asked);
+            async move {
+                for c in asked {
+                    let now = now_ms();
+                    let r = queue
+                        .claim(&owner, now, now.saturating_add(ms(lease)), c.limit)
+                        .await;
+                    let _ = c.reply.send(r);
+                }
+            }
+        };
         if batch.is_empty() && done.is_empty() {
+            answer_claims(&mut asked).await;
             continue;
         }
         let mut held: Vec<Option<Slot>> = Vec::with_capacity(batch.len());
@@ -1006,6 +1039,7 @@ async fn queue_writer(
                 pause = (pause * 2).clamp(Duration::from_millis(50), Duration::from_secs(2));
             }
         }
+        answer_claims(&mut asked).await;
     }
 }
 
