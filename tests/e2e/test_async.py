@@ -17,8 +17,18 @@ import time
 import pytest
 from botocore.exceptions import ClientError
 
-from stoke_e2e import REGION, StokeServer, error_code, error_message, expect_error, http_status, stoke_bin
-from stoke_guests import REQUEST_ID_RE, deploy, log_events
+from stoke_e2e import (
+    REGION,
+    StokeServer,
+    create_wasm,
+    error_code,
+    error_message,
+    expect_error,
+    http_status,
+    stoke_bin,
+    wait_active,
+)
+from stoke_guests import REQUEST_ID_RE, deploy, guest_zip, log_events
 
 ONE_MB = 1024 * 1024
 
@@ -56,9 +66,12 @@ def test_event_invoke_answers_202_and_runs_with_its_request_id(server, lam):
     assert resp["Payload"].read() == b""
     rid = resp["ResponseMetadata"]["RequestId"]
     assert REQUEST_ID_RE.match(rid), rid
-    events = log_events(server, name, lambda ev: any(
-        e["message"].startswith(f"REPORT RequestId: {rid}") for e in ev
-    ), timeout=10)
+    events = log_events(
+        server,
+        name,
+        lambda ev: any(e["message"].startswith(f"REPORT RequestId: {rid}") for e in ev),
+        timeout=10,
+    )
     msgs = [e["message"] for e in events]
     assert f"START RequestId: {rid} Version: $LATEST" in msgs, msgs
     assert any(m.startswith(f"REPORT RequestId: {rid}\t") for m in msgs), msgs
@@ -211,12 +224,9 @@ def test_deleting_a_function_drops_its_config(lam):
     name = deploy(lam, "hello", prefix="async-del")
     lam.put_function_event_invoke_config(FunctionName=name, MaximumRetryAttempts=0)
     lam.delete_function(FunctionName=name)
-    deploy_again = name
-    from stoke_e2e import create_wasm, wait_active
-    from stoke_guests import guest_zip
-
-    create_wasm(lam, deploy_again, zip_bytes=guest_zip("hello"), Handler="hello.wasm")
-    wait_active(lam, deploy_again)
+    # A new function of the same name starts with no configuration.
+    create_wasm(lam, name, zip_bytes=guest_zip("hello"), Handler="hello.wasm")
+    wait_active(lam, name)
     with expect_error("ResourceNotFoundException", 404):
         lam.get_function_event_invoke_config(FunctionName=name)
 
@@ -254,7 +264,6 @@ def quick_server(tmp_path_factory):
 
 def test_a_failing_function_runs_1_plus_retries_times_then_reaches_its_destination(quick_server):
     lam = quick_server.client()
-    account = lam.get_account_settings()  # noqa: F841 (the call checks the credentials)
     name = deploy(lam, "fail", prefix="async-fail")
     dest = deploy(lam, "record", prefix="async-fail-dest")
     fn = lam.get_function(FunctionName=name)["Configuration"]["FunctionArn"]
@@ -341,7 +350,13 @@ def _cli(server, *args) -> subprocess.CompletedProcess:
 def test_a_throttled_function_ages_out_into_the_dead_letters_and_redrives(quick_server):
     lam = quick_server.client()
     name = deploy(lam, "hello", prefix="async-throttled")
-    lam.put_function_concurrency(FunctionName=name, ReservedConcurrentExecutions=0)
+    put = lam.put_function_concurrency(FunctionName=name, ReservedConcurrentExecutions=0)
+    assert put["ReservedConcurrentExecutions"] == 0
+    assert lam.get_function_concurrency(FunctionName=name)["ReservedConcurrentExecutions"] == 0
+    # A synchronous call is throttled at once, as on Lambda.
+    with expect_error("TooManyRequestsException", 429) as e:
+        lam.invoke(FunctionName=name, Payload=b"{}")
+    assert e.value.response.get("Reason") == "ReservedFunctionConcurrentInvocationLimitExceeded"
     lam.put_function_event_invoke_config(FunctionName=name, MaximumEventAgeInSeconds=60)
     t0 = time.monotonic()
     rid = lam.invoke(FunctionName=name, InvocationType="Event", Payload=b'{"name": "late"}')[
@@ -373,6 +388,7 @@ def test_a_throttled_function_ages_out_into_the_dead_letters_and_redrives(quick_
 
     # With the throttle gone, a redrive runs it (same request id).
     lam.delete_function_concurrency(FunctionName=name)
+    assert "ReservedConcurrentExecutions" not in lam.get_function_concurrency(FunctionName=name)
     red = _cli(quick_server, "dead-letters", "redrive", str(letter["Id"]))
     assert red.returncode == 0, red.stderr
     assert rid in red.stdout

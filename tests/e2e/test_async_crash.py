@@ -143,7 +143,9 @@ def test_sigkill_loses_no_acknowledged_event(tmp_path_factory, seed):
         # Nothing ran past its age (60 s after the client sent it, with a second of slack for
         # the clocks of client and server).
         late = [
-            (r, ts / 1000 - acked[r]) for r, ts in starts if r in acked and ts / 1000 - acked[r] > MAX_AGE_S + 1
+            (r, ts / 1000 - acked[r])
+            for r, ts in starts
+            if r in acked and ts / 1000 - acked[r] > MAX_AGE_S + 1
         ]
         assert not late, f"events ran after their maximum age: {late[:3]}"
         assert events == 0, f"{events} events left in the queue"
