@@ -43,6 +43,13 @@ use crate::invoke::{InvokeRequest, Invoker};
 use crate::metrics::{FunctionLabels, Metrics};
 use crate::record::{CallRecord, now_ms};
 
+/// How long a cached event-invoke config is used before it is read again.
+const CONFIG_TTL: Duration = Duration::from_secs(1);
+
+/// (account, function, qualifier) → when it was read, and what.
+type ConfigCache =
+    HashMap<(String, String, String), (std::time::Instant, Option<EventInvokeConfig>)>;
+
 /// Lambda's limit on an asynchronous payload.
 pub const MAX_ASYNC_PAYLOAD: usize = 1024 * 1024;
 
@@ -148,7 +155,9 @@ pub struct AsyncInvoker {
     wake: Arc<Notify>,
     slots: Arc<Semaphore>,
     starved: AtomicBool,
-    configs: Mutex<HashMap<(String, String, String), Option<EventInvokeConfig>>>,
+    /// Event-invoke configs read recently (for [`CONFIG_TTL`]: a deleted function takes its
+    /// config with it in the store, which this cache does not hear about).
+    configs: Mutex<ConfigCache>,
     stop: watch::Sender<bool>,
 }
 
@@ -317,7 +326,9 @@ impl AsyncInvoker {
     /// The configuration that applies to an event (cached; every write goes through here).
     async fn config_for(&self, ev: &QueuedEvent) -> Option<EventInvokeConfig> {
         let key = Self::cache_key(&ev.account, &ev.function_name, &ev.qualifier);
-        if let Some(c) = self.configs.lock().ok().and_then(|c| c.get(&key).cloned()) {
+        if let Some((at, c)) = self.configs.lock().ok().and_then(|c| c.get(&key).cloned())
+            && at.elapsed() < CONFIG_TTL
+        {
             return c;
         }
         match self
@@ -327,7 +338,10 @@ impl AsyncInvoker {
         {
             Ok(c) => {
                 if let Ok(mut m) = self.configs.lock() {
-                    m.insert(key, c.clone());
+                    if m.len() > 10_000 {
+                        m.clear();
+                    }
+                    m.insert(key, (std::time::Instant::now(), c.clone()));
                 }
                 c
             }
