@@ -97,8 +97,12 @@ class StokeServer:
     START_TIMEOUT = 30.0
     STOP_TIMEOUT = 10.0
 
-    def __init__(self, workdir: Path, binary: Path | None = None):
+    def __init__(
+        self, workdir: Path, binary: Path | None = None, extra_args: list[str] | None = None
+    ):
         self.workdir = Path(workdir)
+        # More `stoke serve` flags (the async tests shorten retry delays and event ages).
+        self.extra_args = list(extra_args or [])
         self.workdir.mkdir(parents=True, exist_ok=True)
         # The data dir does not exist yet: the server must create it, as on a first start.
         self.data_dir = self.workdir / "data"
@@ -155,6 +159,7 @@ class StokeServer:
                     str(self.data_dir),
                     "--region",
                     REGION,
+                    *self.extra_args,
                 ],
                 stdin=subprocess.DEVNULL,
                 stdout=logf,

@@ -1,7 +1,7 @@
 //! Invoke: `POST /2015-03-31/functions/{name}/invocations`.
 //!
-//! Headers as Lambda's: `X-Amz-Invocation-Type` (`RequestResponse`, `DryRun`; `Event` arrives
-//! with the durable queue), `X-Amz-Log-Type: Tail`, `X-Amz-Client-Context`. The answer carries
+//! Headers as Lambda's: `X-Amz-Invocation-Type` (`RequestResponse`, `DryRun`, `Event`: 202 once
+//! the event's commit is on disk, with the request id its run's logs will carry), `X-Amz-Log-Type: Tail`, `X-Amz-Client-Context`. The answer carries
 //! `X-Amz-Executed-Version`, `X-Amz-Function-Error: Unhandled` when the function failed (still
 //! 200, with Lambda's error JSON), `X-Amz-Log-Result` for a tail, and the call's request id in
 //! `x-amzn-RequestId` (the id its START/REPORT lines carry).
@@ -13,7 +13,8 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use stoke_core::LambdaError;
 use stoke_core::validate::Violations;
-use stoke_engine::InvokeRequest;
+use stoke_engine::async_invoke::MAX_ASYNC_PAYLOAD;
+use stoke_engine::{EventRequest, InvokeRequest};
 use stoke_sandbox::Outcome;
 
 use crate::AppState;
@@ -87,6 +88,9 @@ pub async fn invoke(
     }
     v.into_result()?;
 
+    if invocation_type == "Event" && body.len() > MAX_ASYNC_PAYLOAD {
+        return Err(async_too_large("Invoke").into());
+    }
     let payload = if body.iter().all(u8::is_ascii_whitespace) {
         Bytes::from_static(b"{}")
     } else {
@@ -102,12 +106,19 @@ pub async fn invoke(
             return Ok(StatusCode::NO_CONTENT.into_response());
         }
         "Event" => {
-            return Err(LambdaError::InvalidParameterValue(
-                "Asynchronous invocation (InvocationType Event) is not available on this Stoke \
-                 server yet; use RequestResponse."
-                    .into(),
-            )
-            .into());
+            let request_id = app
+                .asyncq
+                .enqueue(
+                    &caller.account,
+                    EventRequest {
+                        function: name,
+                        qualifier: q.qualifier,
+                        payload,
+                        trace_id: header(&headers, "x-amzn-trace-id")?.map(str::to_owned),
+                    },
+                )
+                .await?;
+            return Ok(accepted(&request_id, Bytes::new()));
         }
         _ => {}
     }
@@ -124,6 +135,8 @@ pub async fn invoke(
                 client_context,
                 trace_id: header(&headers, "x-amzn-trace-id")?.map(str::to_owned),
                 depth: 0,
+                request_id: None,
+                return_record: false,
             },
         )
         .await?;
@@ -155,5 +168,58 @@ pub async fn invoke(
     {
         h.insert("X-Amz-Log-Result", v);
     }
+    Ok(out)
+}
+
+fn async_too_large(operation: &str) -> LambdaError {
+    LambdaError::RequestTooLarge(format!(
+        "Request must be smaller than {MAX_ASYNC_PAYLOAD} bytes for the {operation} operation"
+    ))
+}
+
+/// 202 with the event's request id.
+fn accepted(request_id: &str, body: Bytes) -> Response {
+    let mut out = (StatusCode::ACCEPTED, body).into_response();
+    if let Ok(v) = HeaderValue::from_str(request_id) {
+        out.headers_mut().insert("x-amzn-RequestId", v);
+    }
+    out
+}
+
+/// `POST /2014-11-13/functions/{name}/invoke-async/`: the old InvokeAsync operation; answers
+/// 202 `{"Status": 202}`.
+pub async fn invoke_async(
+    State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    if body.len() > MAX_ASYNC_PAYLOAD {
+        return Err(async_too_large("InvokeAsync").into());
+    }
+    let payload = if body.iter().all(u8::is_ascii_whitespace) {
+        Bytes::from_static(b"{}")
+    } else {
+        check_payload(&body)?;
+        body
+    };
+    let request_id = app
+        .asyncq
+        .enqueue(
+            &caller.account,
+            EventRequest {
+                function: name,
+                qualifier: None,
+                payload,
+                trace_id: header(&headers, "x-amzn-trace-id")?.map(str::to_owned),
+            },
+        )
+        .await?;
+    let mut out = accepted(&request_id, Bytes::from_static(br#"{"Status":202}"#));
+    out.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     Ok(out)
 }

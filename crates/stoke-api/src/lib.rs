@@ -7,6 +7,9 @@
 //! - [`functions`], [`versions`] (versions and aliases), [`tags`], [`invoke`]: one file per
 //!   Lambda resource; a handler decodes the
 //!   request, calls the control plane or the invoker and shapes the answer.
+//! - [`concurrency`]: reserved concurrency (Put/Get/DeleteFunctionConcurrency).
+//! - [`event_invoke`]: the event-invoke configurations of async invocation;
+//!   [`dead_letters`]: Stoke's own (signed) API for the async dead letters.
 //! - [`logs`]: function logs through the CloudWatch Logs API (`FilterLogEvents`).
 //! - `/metrics`: Prometheus metrics (unauthenticated, as scrapers expect).
 //! - [`wire`]: Lambda's JSON shapes.
@@ -16,7 +19,10 @@
 //! Every answer carries `x-amzn-RequestId`.
 
 pub mod auth;
+pub mod concurrency;
+pub mod dead_letters;
 pub mod error;
+pub mod event_invoke;
 pub mod functions;
 pub mod invoke;
 pub mod logs;
@@ -39,7 +45,7 @@ use axum::routing::{get, post, put};
 use bytes::Bytes;
 use stoke_core::LambdaError;
 use stoke_core::function::limits;
-use stoke_engine::{ControlPlane, Invoker};
+use stoke_engine::{AsyncInvoker, ControlPlane, Invoker};
 use tokio::net::TcpListener;
 
 pub use auth::{Authenticator, Caller};
@@ -51,6 +57,7 @@ pub use presign::Presigner;
 pub struct AppState {
     pub control: Arc<ControlPlane>,
     pub invoker: Arc<Invoker>,
+    pub asyncq: Arc<AsyncInvoker>,
     pub auth: Authenticator,
     pub presigner: Presigner,
 }
@@ -102,6 +109,42 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/stoke/2026-11-01/functions/{name}/aliases/{alias}/rollback",
             post(versions::rollback_alias),
+        )
+        .route(
+            "/2014-11-13/functions/{name}/invoke-async",
+            post(invoke::invoke_async),
+        )
+        .route(
+            "/2014-11-13/functions/{name}/invoke-async/",
+            post(invoke::invoke_async),
+        )
+        .route(
+            "/2019-09-25/functions/{name}/event-invoke-config",
+            put(event_invoke::put)
+                .post(event_invoke::update)
+                .get(event_invoke::get)
+                .delete(event_invoke::delete),
+        )
+        .route(
+            "/2019-09-25/functions/{name}/event-invoke-config/list",
+            get(event_invoke::list),
+        )
+        .route(
+            "/2017-10-31/functions/{name}/concurrency",
+            put(concurrency::put).delete(concurrency::delete),
+        )
+        .route(
+            "/2019-09-30/functions/{name}/concurrency",
+            get(concurrency::get),
+        )
+        .route("/stoke/2026-11-01/dead-letters", get(dead_letters::list))
+        .route(
+            "/stoke/2026-11-01/dead-letters/{id}",
+            get(dead_letters::show),
+        )
+        .route(
+            "/stoke/2026-11-01/dead-letters/{id}/redrive",
+            post(dead_letters::redrive),
         )
         .route("/", post(logs::dispatch))
         .route(
@@ -243,6 +286,7 @@ fn operation_name(parts: &http::request::Parts) -> &'static str {
         ("PUT", p) if p.ends_with("/code") => "UpdateFunctionCode",
         ("PUT", p) if p.ends_with("/configuration") => "UpdateFunctionConfiguration",
         ("POST", p) if p.ends_with("/invocations") => "InvokeFunction",
+        ("POST", p) if p.trim_end_matches('/').ends_with("/invoke-async") => "InvokeAsync",
         _ => "requested",
     }
 }

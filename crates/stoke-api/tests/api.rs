@@ -41,8 +41,13 @@ struct Answer {
 
 impl Api {
     async fn new() -> Self {
+        Self::with_async(stoke_engine::AsyncConfig::default()).await
+    }
+
+    async fn with_async(async_config: stoke_engine::AsyncConfig) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let store: Arc<dyn Store> = Arc::new(SqliteStore::in_memory().await.unwrap());
+        let sqlite = SqliteStore::in_memory().await.unwrap();
+        let store: Arc<dyn Store> = Arc::new(sqlite.clone());
         let (key, _) = store.ensure_default_account().await.unwrap();
         let mut wasm_config = WasmConfig::new(dir.path().join("compiled"));
         wasm_config.pool_slots = 8;
@@ -81,9 +86,18 @@ impl Api {
             recorder,
             Arc::new(FixedKeepAlive(Duration::from_secs(60))),
         );
+        let (asyncq, _tasks) = stoke_engine::AsyncInvoker::start(
+            Arc::new(sqlite),
+            Arc::clone(&invoker),
+            "us-east-1".into(),
+            async_config,
+        )
+        .await
+        .unwrap();
         let state = AppState {
             control,
             invoker,
+            asyncq,
             auth: Authenticator::new(store),
             presigner: Presigner::new(b"test-key".to_vec()),
         };
@@ -929,4 +943,148 @@ async fn versions_are_immutable_and_aliases_route_by_weight() {
         back.body["RoutingConfig"]["AdditionalVersionWeights"]["2"],
         0.25
     );
+}
+
+#[tokio::test]
+async fn an_event_is_accepted_with_202_and_a_failing_one_reaches_the_dead_letters() {
+    let api = Api::new().await;
+    deploy(&api, "exit1", "exit1", 3).await;
+    let (status, _, _) = invoke(&api, "nope", b"{}", &[("x-amz-invocation-type", "Event")]).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let big = vec![b' '; 1024 * 1024 + 1];
+    let (status, h, _) = invoke(&api, "exit1", &big, &[("x-amz-invocation-type", "Event")]).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(h["x-amzn-ErrorType"], "RequestTooLargeException");
+
+    // No retries: the first failure is the last, and with no destination it is a dead letter.
+    let a = api
+        .call(
+            "PUT",
+            "/2019-09-25/functions/exit1/event-invoke-config",
+            json!({ "MaximumRetryAttempts": 0 }),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{:?}", a.body);
+    assert_eq!(a.body["MaximumRetryAttempts"], 0);
+    let (status, h, body) =
+        invoke(&api, "exit1", b"{}", &[("x-amz-invocation-type", "Event")]).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    assert!(body.is_empty());
+    let id = h["x-amzn-RequestId"].to_str().unwrap().to_owned();
+    let mut letters = Value::Null;
+    for _ in 0..200 {
+        letters = api
+            .call("GET", "/stoke/2026-11-01/dead-letters", Value::Null)
+            .await
+            .body;
+        if letters["DeadLetters"]
+            .as_array()
+            .is_some_and(|l| !l.is_empty())
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let l = &letters["DeadLetters"][0];
+    assert_eq!(l["RequestId"], id.as_str(), "{letters}");
+    assert_eq!(l["Condition"], "RetriesExhausted");
+    assert_eq!(l["ApproximateInvokeCount"], 1);
+    assert_eq!(l["ErrorType"], "Runtime.ExitError");
+}
+
+#[tokio::test]
+async fn a_throttled_event_backs_off_until_its_age_runs_out() {
+    // One second of MaximumEventAgeInSeconds lasts 5 ms: the minimum age (60) is 300 ms.
+    let api = Api::with_async(stoke_engine::AsyncConfig {
+        age_unit: Duration::from_millis(5),
+        backoff_min: Duration::from_millis(10),
+        backoff_max: Duration::from_millis(40),
+        ..stoke_engine::AsyncConfig::default()
+    })
+    .await;
+    deploy(&api, "echo", "echo", 3).await;
+    let a = api
+        .call(
+            "PUT",
+            "/2017-10-31/functions/echo/concurrency",
+            json!({ "ReservedConcurrentExecutions": 0 }),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{:?}", a.body);
+    let a = api
+        .call(
+            "PUT",
+            "/2019-09-25/functions/echo/event-invoke-config",
+            json!({ "MaximumEventAgeInSeconds": 60 }),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{:?}", a.body);
+    let started = std::time::Instant::now();
+    let (status, h, _) = invoke(&api, "echo", b"{}", &[("x-amz-invocation-type", "Event")]).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let id = h["x-amzn-RequestId"].to_str().unwrap().to_owned();
+    let mut letters = Value::Null;
+    for _ in 0..300 {
+        letters = api
+            .call("GET", "/stoke/2026-11-01/dead-letters", Value::Null)
+            .await
+            .body;
+        if letters["DeadLetters"]
+            .as_array()
+            .is_some_and(|l| !l.is_empty())
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(
+        started.elapsed() >= Duration::from_millis(300),
+        "dead before its age ran out"
+    );
+    let l = &letters["DeadLetters"][0];
+    assert_eq!(l["RequestId"], id.as_str(), "{letters}");
+    assert_eq!(l["Condition"], "EventAgeExceeded");
+    // Throttled and retried several times (backoff 10, 20, 40, 40 … ms), never run.
+    assert!(l["ApproximateInvokeCount"].as_u64().unwrap() >= 3, "{l}");
+    assert!(l["ErrorType"].is_null());
+
+    // Show and redrive; with the throttle gone it runs and leaves the dead letters.
+    let n = l["Id"].as_i64().unwrap();
+    let shown = api
+        .call(
+            "GET",
+            &format!("/stoke/2026-11-01/dead-letters/{n}"),
+            Value::Null,
+        )
+        .await;
+    assert_eq!(shown.body["Payload"], "{}");
+    let gone = api
+        .call("GET", "/stoke/2026-11-01/dead-letters/x", Value::Null)
+        .await;
+    assert_eq!(gone.status, StatusCode::NOT_FOUND);
+    let a = api
+        .call(
+            "DELETE",
+            "/2017-10-31/functions/echo/concurrency",
+            Value::Null,
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::NO_CONTENT);
+    let r = api
+        .call(
+            "POST",
+            &format!("/stoke/2026-11-01/dead-letters/{n}/redrive"),
+            Value::Null,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED);
+    assert_eq!(r.body["RequestId"], id.as_str());
+    let again = api
+        .call(
+            "POST",
+            &format!("/stoke/2026-11-01/dead-letters/{n}/redrive"),
+            Value::Null,
+        )
+        .await;
+    assert_eq!(again.status, StatusCode::NOT_FOUND);
 }

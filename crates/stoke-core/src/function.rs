@@ -429,6 +429,10 @@ pub struct Function {
     /// `None` until the first preparation succeeds; always `None` on a version.
     #[serde(default)]
     pub serving: Option<Deployed>,
+    /// PutFunctionConcurrency's `ReservedConcurrentExecutions`: at most this many calls at
+    /// once (0 throttles every call). `None`: the server's per-function limit.
+    #[serde(default)]
+    pub reserved_concurrency: Option<u32>,
 }
 
 /// A generation of a function's code and configuration that is ready to run.

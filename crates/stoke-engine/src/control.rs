@@ -86,6 +86,8 @@ pub struct Runnable {
     /// The qualifier the caller named (a version, an alias or `$LATEST`), if any: the
     /// function sees it in its invoked ARN.
     pub qualifier: Option<String>,
+    /// The function's reserved concurrency (PutFunctionConcurrency), for every version.
+    pub reserved_concurrency: Option<u32>,
 }
 
 /// Starts a sandbox of a new generation before calls move to it (the invoker implements it),
@@ -311,6 +313,7 @@ impl ControlPlane {
             generation: 1,
             version: stoke_core::LATEST.to_owned(),
             serving: None,
+            reserved_concurrency: None,
         };
         match self.cached_insert(&f).await {
             Ok(()) => {}
@@ -475,6 +478,36 @@ impl ControlPlane {
             match self.cached_replace(&f, &old.revision_id).await {
                 Err(StoreError::Stale { .. }) => continue,
                 other => return Ok(other?),
+            }
+        }
+        Err(busy())
+    }
+
+    /// PutFunctionConcurrency (`Some`) and DeleteFunctionConcurrency (`None`).
+    pub async fn set_reserved_concurrency(
+        &self,
+        account: &AccountId,
+        name: &str,
+        reserved: Option<u32>,
+    ) -> Result<Function, ControlError> {
+        let fref = self.parse_ref(account, name, None)?;
+        if fref.qualifier.is_some() {
+            return Err(LambdaError::InvalidParameterValue(
+                "Reserved concurrency is set on a function, not on a qualified ARN.".into(),
+            )
+            .into());
+        }
+        for _ in 0..CAS_RETRIES {
+            let old = self.load(account, &fref).await?;
+            let mut f = old.clone();
+            f.reserved_concurrency = reserved;
+            f.revision_id = new_revision();
+            match self.cached_replace(&f, &old.revision_id).await {
+                Err(StoreError::Stale { .. }) => continue,
+                other => {
+                    other?;
+                    return Ok(f);
+                }
             }
         }
         Err(busy())
@@ -924,6 +957,7 @@ impl ControlPlane {
             version: stoke_core::LATEST.to_owned(),
             deployed: f.as_deployed(),
             qualifier: None,
+            reserved_concurrency: f.reserved_concurrency,
         };
         warmer.warm(&target).await
     }

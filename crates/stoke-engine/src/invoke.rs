@@ -65,6 +65,13 @@ pub struct InvokeRequest {
     pub trace_id: Option<String>,
     /// How many functions deep this call is (0 from outside).
     pub depth: u32,
+    /// The call's request id when the caller chose it (an async event's, answered in its
+    /// 202); a new one otherwise.
+    pub request_id: Option<String>,
+    /// Hand the call's log lines and record back in [`InvokeResponse::record`] instead of
+    /// queueing them for the log writer (the async workers store them in the same commit as
+    /// the event's end).
+    pub return_record: bool,
 }
 
 /// The answer to a call.
@@ -75,6 +82,8 @@ pub struct InvokeResponse {
     pub outcome: Outcome,
     /// `X-Amz-Log-Result` when the caller asked for the tail.
     pub log_tail: Option<String>,
+    /// The log lines and record, when the request asked for them back.
+    pub record: Option<CallRecord>,
 }
 
 /// The backends, by runtime family.
@@ -187,6 +196,10 @@ impl Invoker {
         &self.metrics
     }
 
+    pub fn control(&self) -> &Arc<ControlPlane> {
+        &self.control
+    }
+
     /// What a call names, if it can be invoked now (also DryRun's check). An alias chooses
     /// one of its versions by weight.
     pub async fn resolve(
@@ -261,7 +274,12 @@ impl Invoker {
             function: target.name.as_str().to_owned(),
         };
         let key = Self::pool_key(&target);
-        let lease = match self.pools.admit(&key, self.config.function_concurrency) {
+        let function_limit = target
+            .reserved_concurrency
+            .map_or(self.config.function_concurrency, |r| {
+                r.min(self.config.function_concurrency)
+            });
+        let lease = match self.pools.admit(&key, function_limit) {
             Ok(l) => l,
             Err(t) => {
                 self.metrics.throttles.get_or_create(&labels).inc();
@@ -271,7 +289,10 @@ impl Invoker {
                 });
             }
         };
-        let request_id = uuid::Uuid::new_v4().to_string();
+        let request_id = req
+            .request_id
+            .clone()
+            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
         let started_ms = record::now_ms();
         let started = Instant::now();
         let timeout = Duration::from_secs(u64::from(config.timeout));
@@ -410,7 +431,7 @@ impl Invoker {
             Outcome::Error(e) => Some(e.error_type.clone()),
             Outcome::Success(_) => None,
         };
-        self.recorder.record(CallRecord {
+        let call = CallRecord {
             logs: events,
             record: InvocationRecord {
                 request_id: request_id.clone(),
@@ -427,7 +448,13 @@ impl Invoker {
                 outcome: outcome_label.to_owned(),
                 error_type,
             },
-        });
+        };
+        let record = if req.return_record {
+            Some(call)
+        } else {
+            self.recorder.record(call);
+            None
+        };
         tracing::debug!(
             request_id,
             cold = init.is_some(),
@@ -439,6 +466,7 @@ impl Invoker {
             executed_version: version,
             outcome: execution.outcome,
             log_tail,
+            record,
         })
     }
 }
@@ -521,6 +549,8 @@ impl HostCalls for GuestHost {
             client_context: None,
             trace_id: Some(self.trace_id.clone()),
             depth: self.depth + 1,
+            request_id: None,
+            return_record: false,
         };
         match invoker.invoke(&self.account, req).await {
             Ok(r) => match r.outcome {

@@ -14,17 +14,25 @@
 //! - [`metrics`]: the Prometheus metrics.
 //! - [`error`]: [`ControlError`] and its mapping to the Lambda error types.
 //!
-//! The async workers and event sources join this crate later.
+//! - [`async_invoke`]: asynchronous invocation: the group-committed enqueue, the leasing
+//!   workers, retries and event age, destinations and dead letters.
+//! - [`event_config`]: event-invoke configurations (validation, Put/Update, destinations)
+//!   and the one qualifier check of async events.
+//!
+//! Event sources join this crate later.
 
+pub mod async_invoke;
 pub mod code;
 pub mod control;
 pub mod error;
+pub mod event_config;
 pub mod invoke;
 pub mod metrics;
 pub mod pool;
 pub mod prepare;
 pub mod record;
 
+pub use async_invoke::{AsyncConfig, AsyncInvoker, AsyncTasks, EventRequest};
 pub use control::{ControlPlane, CreateFunction, Layout};
 pub use error::ControlError;
 pub use invoke::{Backends, InvokeRequest, InvokeResponse, Invoker, InvokerConfig};

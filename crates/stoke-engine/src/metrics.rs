@@ -1,7 +1,9 @@
 //! The platform's Prometheus metrics.
 //!
 //! Per function (labels `account`, `function`): invocations, function errors, throttles, cold
-//! starts, a duration histogram and the calls running now. `/metrics` encodes the registry in
+//! starts, a duration histogram and the calls running now. The async queue: depth, oldest
+//! event's age, retries and dead letters, the age of events when their run starts, and the
+//! events per enqueue commit. `/metrics` encodes the registry in
 //! the text exposition format.
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -46,6 +48,18 @@ pub struct Metrics {
     pub concurrent_executions: Family<FunctionLabels, Gauge>,
     /// Log lines dropped because the writer fell behind.
     pub logs_dropped: Counter,
+    /// Async events in the queue (waiting, running or waiting for a retry).
+    pub async_queue_depth: Gauge,
+    /// Age of the oldest event in the queue.
+    pub async_oldest_event_age_seconds: Gauge<f64, std::sync::atomic::AtomicU64>,
+    /// Async runs that will be tried again (function errors, throttles, platform errors).
+    pub async_retries: Family<FunctionLabels, Counter>,
+    /// Async events that went to the dead letters.
+    pub async_dead_letters: Family<FunctionLabels, Counter>,
+    /// How long events waited before a run started.
+    pub async_event_age_at_start_seconds: Histogram,
+    /// Events per enqueue commit.
+    pub async_enqueue_batches: Histogram,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -107,8 +121,52 @@ impl Default for Metrics {
             "Log lines dropped under load",
             logs_dropped.clone(),
         );
+        let async_queue_depth = Gauge::default();
+        let async_oldest_event_age_seconds = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
+        let async_retries = Family::<FunctionLabels, Counter>::default();
+        let async_dead_letters = Family::<FunctionLabels, Counter>::default();
+        let async_event_age_at_start_seconds = duration_histogram();
+        let async_enqueue_batches = Histogram::new(
+            prometheus_client::metrics::histogram::exponential_buckets(1.0, 2.0, 13),
+        );
+        registry.register(
+            "async_queue_depth",
+            "Async events in the queue",
+            async_queue_depth.clone(),
+        );
+        registry.register(
+            "async_oldest_event_age_seconds",
+            "Age of the oldest async event in the queue",
+            async_oldest_event_age_seconds.clone(),
+        );
+        registry.register(
+            "async_retries",
+            "Async runs to be tried again",
+            async_retries.clone(),
+        );
+        registry.register(
+            "async_dead_letters",
+            "Async events sent to the dead letters",
+            async_dead_letters.clone(),
+        );
+        registry.register(
+            "async_event_age_at_start_seconds",
+            "How long async events waited before their run started",
+            async_event_age_at_start_seconds.clone(),
+        );
+        registry.register(
+            "async_enqueue_batch_events",
+            "Async events per enqueue commit",
+            async_enqueue_batches.clone(),
+        );
         Self {
             registry,
+            async_queue_depth,
+            async_oldest_event_age_seconds,
+            async_retries,
+            async_dead_letters,
+            async_event_age_at_start_seconds,
+            async_enqueue_batches,
             invocations,
             errors,
             throttles,

@@ -87,6 +87,7 @@ impl Preparer for BackendPreparer {
             version: function.version.clone(),
             deployed: function.as_deployed(),
             qualifier: None,
+            reserved_concurrency: function.reserved_concurrency,
         };
         let spec = crate::invoke::spec_for(&target, code_dir, &self.region);
         match function.config.runtime.family() {

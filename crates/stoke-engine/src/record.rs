@@ -91,7 +91,7 @@ pub fn log_tail(lines: &[String]) -> String {
 const BATCH_WINDOW: Duration = Duration::from_millis(20);
 
 /// One call, as it goes to the writer.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct CallRecord {
     pub logs: Vec<LogEvent>,
     pub record: InvocationRecord,

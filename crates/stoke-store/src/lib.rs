@@ -9,10 +9,13 @@
 //! - `versions` (private): the SQLite side of published versions and aliases.
 //! - [`blobs`]: code zips stored once each, by SHA-256, in a folder; written to a temporary
 //!   file, synced and renamed, so a crash never leaves a torn blob under a real address.
+//! - [`queue`]: the durable queue of async events, their leases, the dead letters and the
+//!   event-invoke configurations (the [`Queue`] trait).
 //! - [`error`]: [`StoreError`], what can go wrong in the store.
 
 pub mod blobs;
 pub mod error;
+pub mod queue;
 pub mod sqlite;
 mod versions;
 
@@ -21,6 +24,7 @@ use stoke_core::{AccountId, Alias, Function};
 
 pub use blobs::Blobs;
 pub use error::StoreError;
+pub use queue::Queue;
 pub use sqlite::SqliteStore;
 
 /// An access key and the account it signs for.

@@ -23,7 +23,7 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 /// The SQLite implementation of [`Store`].
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
-    pool: SqlitePool,
+    pub(crate) pool: SqlitePool,
 }
 
 impl SqliteStore {
@@ -624,6 +624,7 @@ mod tests {
             generation: 1,
             version: stoke_core::LATEST.into(),
             serving: None,
+            reserved_concurrency: None,
         }
     }
 

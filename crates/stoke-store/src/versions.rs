@@ -357,6 +357,7 @@ mod tests {
             generation: 1,
             version: "$LATEST".into(),
             serving: None,
+            reserved_concurrency: None,
         }
     }
 

@@ -48,6 +48,8 @@ enum Command {
     Invoke(cli::invoke::InvokeArgs),
     /// Print a function's log lines, oldest first; --follow keeps printing new ones.
     Logs(cli::logs::LogsArgs),
+    /// List, show or redrive the async events that failed for good.
+    DeadLetters(cli::dead_letters::DeadLettersArgs),
     /// Start a server of its own and measure warm calls, cold starts and code updates.
     Bench(cli::bench::BenchArgs),
 }
@@ -73,6 +75,7 @@ async fn main() -> ExitCode {
         Command::Invoke(args) => cli::invoke::run(args).await,
         Command::Logs(args) => cli::logs::run(args).await,
         Command::Bench(args) => cli::bench::run(args).await,
+        Command::DeadLetters(args) => cli::dead_letters::run(args).await,
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

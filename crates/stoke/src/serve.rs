@@ -20,7 +20,9 @@ use stoke_engine::metrics::Metrics;
 use stoke_engine::pool::FixedKeepAlive;
 use stoke_engine::prepare::BackendPreparer;
 use stoke_engine::record::{Recorder, Retention};
-use stoke_engine::{Backends, ControlPlane, Invoker, InvokerConfig, Layout};
+use stoke_engine::{
+    AsyncConfig, AsyncInvoker, Backends, ControlPlane, Invoker, InvokerConfig, Layout,
+};
 use stoke_sandbox::process::{Network, ProcessBackend, ProcessConfig};
 use stoke_sandbox::wasm::{WasmBackend, WasmConfig};
 use stoke_store::{AccessKey, Blobs, SqliteStore, Store};
@@ -67,6 +69,59 @@ pub struct ServeArgs {
     /// (outbound access; see docs/decisions.md for what that gives up).
     #[arg(long, env = "STOKE_SANDBOX_NETWORK", default_value = "isolated", value_parser = ["isolated", "host"])]
     pub sandbox_network: String,
+    /// Async events that may run at once (they share the concurrency limits with sync calls).
+    #[arg(long, env = "STOKE_ASYNC_WORKERS", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub async_workers: u32,
+    /// Delays before the retries of an async event after a function error, comma-separated
+    /// (Lambda's: 1 min, then 2 min). Durations such as `60s`, `500ms`, `2m`.
+    #[arg(long, env = "STOKE_ASYNC_RETRY_DELAYS", default_value = "60s,120s", value_parser = parse_delays)]
+    pub async_retry_delays: Delays,
+    /// First backoff after a throttle or a platform error (doubling up to the maximum).
+    #[arg(long, env = "STOKE_ASYNC_BACKOFF_MIN", default_value = "1s", value_parser = parse_duration)]
+    pub async_backoff_min: Duration,
+    /// Longest backoff after a throttle or a platform error.
+    #[arg(long, env = "STOKE_ASYNC_BACKOFF_MAX", default_value = "5m", value_parser = parse_duration)]
+    pub async_backoff_max: Duration,
+    /// How long one second of MaximumEventAgeInSeconds lasts (for tests: `10ms` makes the
+    /// minimum age of 60 s last 0.6 s).
+    #[arg(long, env = "STOKE_ASYNC_AGE_UNIT", default_value = "1s", value_parser = parse_duration, hide = true)]
+    pub async_age_unit: Duration,
+}
+
+/// A list of durations.
+#[derive(Debug, Clone)]
+pub struct Delays(pub Vec<Duration>);
+
+/// `250ms`, `1s`, `2m`, `1h`, or a bare number of seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (num, unit) = match s.find(|c: char| !c.is_ascii_digit() && c != '.') {
+        Some(i) => s.split_at(i),
+        None => (s, "s"),
+    };
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration such as 500ms, 10s or 2m"))?;
+    let secs = match unit {
+        "ms" => n / 1000.0,
+        "s" => n,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => return Err(format!("{s:?} is not a duration such as 500ms, 10s or 2m")),
+    };
+    Duration::try_from_secs_f64(secs).map_err(|e| format!("{s:?}: {e}"))
+}
+
+fn parse_delays(s: &str) -> Result<Delays, String> {
+    let v = s
+        .split(',')
+        .filter(|p| !p.trim().is_empty())
+        .map(parse_duration)
+        .collect::<Result<Vec<_>, _>>()?;
+    if v.is_empty() {
+        return Err("give at least one delay".into());
+    }
+    Ok(Delays(v))
 }
 
 fn check_region(region: &str) -> anyhow::Result<()> {
@@ -175,9 +230,25 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     if resumed > 0 {
         tracing::info!(resumed, "resuming functions left pending by the last run");
     }
+    let (asyncq, async_tasks) = AsyncInvoker::start(
+        Arc::new(sqlite.clone()),
+        Arc::clone(&invoker),
+        args.region.clone(),
+        AsyncConfig {
+            retry_delays: args.async_retry_delays.0.clone(),
+            backoff_min: args.async_backoff_min,
+            backoff_max: args.async_backoff_max,
+            age_unit: args.async_age_unit,
+            workers: args.async_workers,
+            ..AsyncConfig::default()
+        },
+    )
+    .await
+    .context("starting the async queue")?;
     let state = AppState {
         control: Arc::clone(&control),
         invoker,
+        asyncq: Arc::clone(&asyncq),
         auth: Authenticator::new(Arc::clone(&store)),
         presigner: Presigner::new(url_key.into_bytes()),
     };
@@ -210,6 +281,15 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
 
     stoke_api::serve(listener, state, shutdown_signal()).await?;
     tracing::info!("shutting down");
+    // Async events still running get a moment; whatever is left runs again after a restart.
+    asyncq.shutdown(Duration::from_secs(5)).await;
+    drop(asyncq);
+    if tokio::time::timeout(Duration::from_secs(5), async_tasks.finish())
+        .await
+        .is_err()
+    {
+        tracing::warn!("the async queue's writers did not finish in time");
+    }
     control.drain().await;
     // The router (and with it the last invoker) is gone: the recorder flushes what is left.
     if tokio::time::timeout(Duration::from_secs(10), recorder_task.finish())
@@ -292,5 +372,14 @@ mod tests {
         assert!(check_region("us-gov-west-1").is_ok());
         assert!(check_region("mars").is_err());
         assert!(check_region("us-east-x").is_err());
+    }
+
+    #[test]
+    fn durations_parse() {
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
+        assert!(parse_duration("3x").is_err());
+        assert_eq!(parse_delays("1s,2s").map(|d| d.0.len()), Ok(2));
     }
 }

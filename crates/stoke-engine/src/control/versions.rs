@@ -327,6 +327,7 @@ impl ControlPlane {
                     version,
                     deployed,
                     qualifier: fref.qualifier.clone(),
+                    reserved_concurrency: latest.reserved_concurrency,
                 }),
                 None => Err(not_runnable(&latest, &self.region).into()),
             };
@@ -347,6 +348,7 @@ impl ControlPlane {
             deployed: v.as_deployed(),
             version,
             qualifier: fref.qualifier.clone(),
+            reserved_concurrency: latest.reserved_concurrency,
         })
     }
 }

@@ -252,6 +252,9 @@ pub struct FilterLogEventsPage {
 #[serde(rename_all = "camelCase")]
 pub struct LogEvent {
     pub message: String,
+    /// Milliseconds since the epoch.
+    #[serde(default)]
+    pub timestamp: i64,
     /// An increasing number (as a string); a follower passes the last one as `nextToken`.
     pub event_id: String,
 }
@@ -654,6 +657,17 @@ impl LambdaClient {
             log_result: header("x-amz-log-result"),
             payload: answer.body,
         })
+    }
+
+    /// A call to Stoke's own API (`/stoke/...`, signed as the Lambda API): answers the JSON.
+    pub async fn stoke_call(
+        &self,
+        method: Method,
+        path_and_query: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<Value, ClientError> {
+        let answer = self.send(method, path_and_query, body, None).await?;
+        decode(&answer)
     }
 
     /// FilterLogEvents of the CloudWatch Logs API: `POST /` with `X-Amz-Target:

@@ -10,6 +10,7 @@
 //! - [`versions`] — `stoke versions` (a function's versions) and `stoke publish`.
 //! - [`alias`] — `stoke alias set|list|delete` and `stoke rollback`.
 //! - [`invoke`] — `stoke invoke`, one synchronous call.
+//! - [`dead_letters`] — `stoke dead-letters list|show|redrive`, the async events that failed.
 //! - [`logs`] — `stoke logs`, a function's log lines through the CloudWatch Logs API.
 //! - [`bench`] — `stoke bench`, which starts its own `stoke serve` and measures it.
 //!
@@ -21,6 +22,7 @@ pub mod alias;
 pub mod bench;
 pub mod client;
 pub mod credentials;
+pub mod dead_letters;
 pub mod deploy;
 pub mod functions;
 pub mod invoke;

@@ -45,6 +45,8 @@ pub struct InvokeCall {
     pub log_tail: bool,
     /// Send `DryRun` (checks only, nothing runs) instead of `RequestResponse`.
     pub dry_run: bool,
+    /// Send `Event` (an async invocation: 202 once the event is durable).
+    pub event: bool,
 }
 
 impl Signer {
@@ -62,6 +64,8 @@ impl Signer {
                 "x-amz-invocation-type",
                 if call.dry_run {
                     "DryRun"
+                } else if call.event {
+                    "Event"
                 } else {
                     "RequestResponse"
                 },

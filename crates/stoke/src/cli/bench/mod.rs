@@ -27,11 +27,16 @@
 //! there should be none.
 //!
 //! # Layout
+//! 6. **async**: durable enqueues per second (`InvocationType: Event`, 202 once the event's
+//!    commit is on disk) with `--async-clients` closed-loop clients, and the time from the 202
+//!    to the run's start (its START line) for an idle, warm function ([`asynq`]).
+//!
 //! - [`guests`]: the modules and their zips.
 //! - [`server`]: the Stoke child process and the bare server.
 //! - [`load`]: connections, signing, the load loop, percentiles.
 //! - [`report`]: the results, the markdown tables.
 
+pub mod asynq;
 pub mod guests;
 pub mod load;
 pub mod report;
@@ -110,6 +115,20 @@ pub struct BenchArgs {
     /// Also print the results as JSON, after the tables.
     #[arg(long)]
     pub json: bool,
+    /// Concurrent clients of the async enqueue runs, comma-separated.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_values_t = [1u32, 64],
+        value_parser = clap::value_parser!(u32).range(1..=4096)
+    )]
+    pub async_clients: Vec<u32>,
+    /// Async events, one at a time, whose time from 202 to the start of their run is measured.
+    #[arg(long, default_value_t = 200)]
+    pub async_samples: usize,
+    /// Only the async measures (no warm, cold or update runs).
+    #[arg(long)]
+    pub async_only: bool,
 }
 
 /// Runs `stoke bench`.
@@ -151,12 +170,17 @@ async fn measure(args: &BenchArgs, server: &StokeServer) -> anyhow::Result<Resul
     let echo = guests::echo_zip()?;
     let mut results = Results::new(args);
 
+    if args.async_only {
+        asynq::measure(args, server, &api, &signer, &echo, &mut results).await?;
+        return Ok(results);
+    }
     create(&api, WARM_FUNCTION, &echo).await?;
     let call = InvokeCall {
         function: WARM_FUNCTION.to_owned(),
         payload: Bytes::from_static(PAYLOAD),
         log_tail: false,
         dry_run: false,
+        event: false,
     };
     // A dry run answers 204 and no body; a call, the event echoed.
     let warm_call = InvokeCall {
@@ -271,12 +295,13 @@ async fn measure(args: &BenchArgs, server: &StokeServer) -> anyhow::Result<Resul
         );
     }
 
+    asynq::measure(args, server, &api, &signer, &echo, &mut results).await?;
     results.logs_dropped = logs_dropped(server).await;
     Ok(results)
 }
 
 /// Creates a wasm function from `zip` and waits until it is Active.
-async fn create(api: &LambdaClient, name: &str, zip: &[u8]) -> anyhow::Result<()> {
+pub(crate) async fn create(api: &LambdaClient, name: &str, zip: &[u8]) -> anyhow::Result<()> {
     let request = json!({
         "FunctionName": name,
         "Runtime": "wasm",
@@ -305,6 +330,7 @@ async fn cold_start(
         payload: Bytes::from_static(PAYLOAD),
         log_tail: true,
         dry_run: false,
+        event: false,
     };
     let first = conn.send(signer.invoke(server.addr, &call)?).await?;
     ensure!(

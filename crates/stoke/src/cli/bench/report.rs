@@ -30,6 +30,20 @@ pub struct Results {
     pub runtimes: Vec<super::runtimes::RuntimeRow>,
     /// Log lines the server dropped under load (`stoke_logs_dropped`), if it said.
     pub logs_dropped: Option<f64>,
+    /// Durable async enqueues (Invoke with `Event`), one row per client count.
+    pub async_enqueue: Vec<LoadSummary>,
+    /// From the 202 to the start of the event's run, for an idle function.
+    pub async_start: Option<AsyncStart>,
+}
+
+/// The time from an async event's 202 (as the client got it) to its run's START line (the
+/// server's clock, millisecond resolution), for events sent one at a time.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct AsyncStart {
+    pub samples: usize,
+    pub p50_ms: f64,
+    pub p90_ms: f64,
+    pub p99_ms: f64,
 }
 
 impl Results {
@@ -52,6 +66,8 @@ impl Results {
             calls_without_update_us: Vec::new(),
             runtimes: Vec::new(),
             logs_dropped: None,
+            async_enqueue: Vec::new(),
+            async_start: None,
         }
     }
 }
@@ -406,6 +422,41 @@ pub fn markdown(r: &Results) -> String {
             during.len(),
             us(median(r.calls_without_update_us.iter().copied())),
             r.calls_without_update_us.len()
+        );
+    }
+    if !r.async_enqueue.is_empty() {
+        let _ = writeln!(
+            s,
+            "\n### Async invoke (`Event`): durable enqueues (202 after the commit is on disk)\n"
+        );
+        let _ = writeln!(
+            s,
+            "| clients | enqueues/s | p50 | p99 | 429s | errors |\n|---:|---:|---:|---:|---:|---:|"
+        );
+        for row in &r.async_enqueue {
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {} | {} | {} |",
+                row.clients,
+                thousands(row.requests_per_sec),
+                us(row.p50_us),
+                us(row.p99_us),
+                row.throttled,
+                row.errors
+            );
+        }
+    }
+    if let Some(a) = r.async_start {
+        let _ = writeln!(
+            s,
+            "\n### Async: from the 202 to the start of the run, idle warm function ({} events, \
+             one at a time; START's clock has 1 ms resolution)\n",
+            a.samples
+        );
+        let _ = writeln!(
+            s,
+            "| p50 | p90 | p99 |\n|---:|---:|---:|\n| {:.1} ms | {:.1} ms | {:.1} ms |",
+            a.p50_ms, a.p90_ms, a.p99_ms
         );
     }
     if let Some(dropped) = r.logs_dropped {

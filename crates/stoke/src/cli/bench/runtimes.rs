@@ -118,6 +118,7 @@ async fn call(
         payload: Bytes::from_static(br#"{"name":"bench"}"#),
         log_tail: tail,
         dry_run: false,
+        event: false,
     };
     let answer = conn.send(signer.invoke(server.addr, &call)?).await?;
     ensure!(
