@@ -58,8 +58,11 @@ pub struct FunctionPool {
     pub key: PoolKey,
     /// Idle sandboxes, most recently used last (taken first: the warmest).
     idle: Mutex<Vec<Idle>>,
-    /// Calls running now.
+    /// Calls running now in this pool.
     in_flight: AtomicU32,
+    /// Calls running now in every pool of the function (all versions and generations): what
+    /// the function's concurrency limit counts.
+    function_in_flight: Arc<AtomicU32>,
     /// When a call last finished or started.
     last_used: Mutex<Instant>,
 }
@@ -73,11 +76,12 @@ impl std::fmt::Debug for FunctionPool {
 }
 
 impl FunctionPool {
-    fn new(key: PoolKey) -> Self {
+    fn new(key: PoolKey, function_in_flight: Arc<AtomicU32>) -> Self {
         Self {
             key,
             idle: Mutex::new(Vec::new()),
             in_flight: AtomicU32::new(0),
+            function_in_flight,
             last_used: Mutex::new(Instant::now()),
         }
     }
@@ -137,6 +141,7 @@ pub struct Lease {
 impl Drop for Lease {
     fn drop(&mut self) {
         self.pool.in_flight.fetch_sub(1, Ordering::AcqRel);
+        self.pool.function_in_flight.fetch_sub(1, Ordering::AcqRel);
         if let Ok(mut l) = self.pool.last_used.lock() {
             *l = Instant::now();
         }
@@ -146,6 +151,8 @@ impl Drop for Lease {
 /// Every function's pool, and the account-wide concurrency.
 pub struct Pools {
     pools: Mutex<HashMap<PoolKey, Arc<FunctionPool>>>,
+    /// Calls running per (account, function), shared by that function's pools.
+    functions: Mutex<HashMap<(String, String), Arc<AtomicU32>>>,
     account: Arc<Semaphore>,
 }
 
@@ -159,25 +166,40 @@ impl Pools {
     pub fn new(account_concurrency: u32) -> Self {
         Self {
             pools: Mutex::new(HashMap::new()),
+            functions: Mutex::new(HashMap::new()),
             account: Arc::new(Semaphore::new(account_concurrency as usize)),
         }
     }
 
-    /// Admits a call to `key`'s pool, within `function_limit` calls of that function at once.
+    /// `key`'s pool, made on first use.
+    fn pool(&self, key: &PoolKey) -> Option<Arc<FunctionPool>> {
+        let mut pools = self.pools.lock().ok()?;
+        if let Some(p) = pools.get(key) {
+            return Some(Arc::clone(p));
+        }
+        let counter = {
+            let mut functions = self.functions.lock().ok()?;
+            Arc::clone(
+                functions
+                    .entry((key.account.clone(), key.function_name.clone()))
+                    .or_default(),
+            )
+        };
+        let pool = Arc::new(FunctionPool::new(key.clone(), counter));
+        pools.insert(key.clone(), Arc::clone(&pool));
+        Some(pool)
+    }
+
+    /// Admits a call to `key`'s pool, within `function_limit` calls of that function at once
+    /// (counted over all its versions and generations, as Lambda counts a function's reserved
+    /// concurrency).
     pub fn admit(&self, key: &PoolKey, function_limit: u32) -> Result<Lease, Throttle> {
         let permit = Arc::clone(&self.account)
             .try_acquire_owned()
             .map_err(|_| Throttle::Account)?;
-        let pool = {
-            let mut pools = self.pools.lock().map_err(|_| Throttle::Account)?;
-            Arc::clone(
-                pools
-                    .entry(key.clone())
-                    .or_insert_with(|| Arc::new(FunctionPool::new(key.clone()))),
-            )
-        };
+        let pool = self.pool(key).ok_or(Throttle::Account)?;
         let admitted = pool
-            .in_flight
+            .function_in_flight
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
                 (n < function_limit).then_some(n + 1)
             })
@@ -185,6 +207,7 @@ impl Pools {
         if !admitted {
             return Err(Throttle::Function);
         }
+        pool.in_flight.fetch_add(1, Ordering::AcqRel);
         Ok(Lease {
             pool,
             _permit: permit,
@@ -193,15 +216,9 @@ impl Pools {
 
     /// Adds a sandbox started ahead of calls (a deploy's warm-up) to `key`'s idle set.
     pub fn put_warm(&self, key: &PoolKey, sandbox: Arc<dyn Sandbox>) {
-        let pool = match self.pools.lock() {
-            Ok(mut pools) => Arc::clone(
-                pools
-                    .entry(key.clone())
-                    .or_insert_with(|| Arc::new(FunctionPool::new(key.clone()))),
-            ),
-            Err(_) => return,
-        };
-        pool.put_idle(sandbox);
+        if let Some(pool) = self.pool(key) {
+            pool.put_idle(sandbox);
+        }
     }
 
     /// Drops idle sandboxes past their keep-alive, those of generations an update replaced,
@@ -280,6 +297,29 @@ mod tests {
         let _c = pools.admit(&key(1), 2).unwrap();
         let _d = pools.admit(&key(2), 5).unwrap();
         assert_eq!(pools.admit(&key(3), 5).err(), Some(Throttle::Account));
+    }
+
+    #[test]
+    fn a_functions_limit_counts_all_its_versions_and_generations() {
+        let pools = Pools::new(10);
+        let v1 = PoolKey {
+            version: "1".into(),
+            ..key(1)
+        };
+        let _a = pools.admit(&key(1), 2).unwrap();
+        let b = pools.admit(&v1, 2).unwrap();
+        assert_eq!(pools.admit(&key(2), 2).err(), Some(Throttle::Function));
+        assert_eq!(pools.admit(&v1, 2).err(), Some(Throttle::Function));
+        let other = PoolKey {
+            function_name: "g".into(),
+            ..key(1)
+        };
+        assert!(
+            pools.admit(&other, 2).is_ok(),
+            "another function has its own count"
+        );
+        drop(b);
+        assert!(pools.admit(&v1, 2).is_ok());
     }
 
     #[test]
