@@ -191,8 +191,18 @@ impl ControlPlane {
     }
 
     /// Restarts the preparation of every function a previous run left `Pending` or
-    /// `InProgress` (a crash between answering and finishing).
+    /// `InProgress` (a crash between answering and finishing), after removing the code no
+    /// function uses any more.
     pub async fn resume(self: &Arc<Self>) -> Result<usize, ControlError> {
+        // Code folders whose collection a previous run had put off (see `collect_later`).
+        if let Ok(entries) = std::fs::read_dir(&self.layout.code_root) {
+            let _guard = self.code_lock.lock().await;
+            for e in entries.flatten() {
+                if let Some(sha) = e.file_name().to_str() {
+                    self.collect_code(sha).await;
+                }
+            }
+        }
         let mut n = 0;
         for f in self.store.all_functions().await? {
             if f.state == State::Pending
@@ -874,7 +884,7 @@ impl ControlPlane {
     /// The background half of create and update: check the code, then record the outcome
     /// if the function is still at `generation`.
     async fn prepare(
-        &self,
+        self: &Arc<Self>,
         account: &AccountId,
         name: &str,
         generation: u64,
@@ -906,7 +916,10 @@ impl ControlPlane {
             // says Successful, the version can be invoked too.
             self.settle_published(&old, &outcome).await?;
             let mut f = old.clone();
-            let previous_serving = old.serving.as_ref().map(|s| s.code.sha256_hex.clone());
+            let previous_serving = old
+                .serving
+                .as_ref()
+                .map(|s| (s.code.sha256_hex.clone(), s.config.timeout));
             match &outcome {
                 Ok(()) => {
                     // Good code brings a failed function back too.
@@ -935,15 +948,31 @@ impl ControlPlane {
                 Err(e) => return Err(e.into()),
                 Ok(()) => {}
             }
-            if let Some(prev) = previous_serving
+            if let Some((prev, timeout)) = previous_serving
                 && outcome.is_ok()
                 && prev != f.code.sha256_hex
             {
-                self.collect_code(&prev).await;
+                self.collect_later(prev, timeout);
             }
             return Ok(());
         }
         Err(busy())
+    }
+
+    /// Collects the code a previous generation served, once nothing can still be using it:
+    /// calls that were running on it have finished (its timeout) and a call that resolved to
+    /// it just before the switch has started its sandbox (a margin). A process sandbox mounts
+    /// the code folder itself, so removing it earlier would pull files from under it. A restart
+    /// before then leaves the folder to [`ControlPlane::resume`]'s sweep.
+    fn collect_later(self: &Arc<Self>, sha: String, timeout_secs: u32) {
+        let grace = std::time::Duration::from_secs(u64::from(timeout_secs) + 30);
+        let this = Arc::clone(self);
+        // Not one of `tasks`: shutdown must not wait for it.
+        tokio::spawn(async move {
+            tokio::time::sleep(grace).await;
+            let _guard = this.code_lock.lock().await;
+            this.collect_code(&sha).await;
+        });
     }
 
     /// Asks the warmer to start a sandbox of `f`'s new generation.
