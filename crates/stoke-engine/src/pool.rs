@@ -7,7 +7,7 @@
 //! the reaper asks it on every pass. Predictive policies plug in here.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -63,6 +63,9 @@ pub struct FunctionPool {
     /// Calls running now in every pool of the function (all versions and generations): what
     /// the function's concurrency limit counts.
     function_in_flight: Arc<AtomicU32>,
+    /// Whether a call was ever admitted here (a pool warmed by a deploy has had none until
+    /// calls move to it, and does not supersede the generation still serving them).
+    called: AtomicBool,
     /// When a call last finished or started.
     last_used: Mutex<Instant>,
 }
@@ -82,6 +85,7 @@ impl FunctionPool {
             idle: Mutex::new(Vec::new()),
             in_flight: AtomicU32::new(0),
             function_in_flight,
+            called: AtomicBool::new(false),
             last_used: Mutex::new(Instant::now()),
         }
     }
@@ -208,6 +212,7 @@ impl Pools {
             return Err(Throttle::Function);
         }
         pool.in_flight.fetch_add(1, Ordering::AcqRel);
+        pool.called.store(true, Ordering::Release);
         Ok(Lease {
             pool,
             _permit: permit,
@@ -227,7 +232,13 @@ impl Pools {
         let Ok(mut pools) = self.pools.lock() else {
             return 0;
         };
-        let newest: Vec<PoolKey> = pools.keys().cloned().collect();
+        // A generation is superseded once calls have reached a newer one (not merely once a
+        // deploy has warmed one: calls go on to the old one until the switch).
+        let newest: Vec<PoolKey> = pools
+            .iter()
+            .filter(|(_, p)| p.called.load(Ordering::Acquire))
+            .map(|(k, _)| k.clone())
+            .collect();
         let superseded = |k: &PoolKey| {
             newest
                 .iter()
@@ -340,6 +351,13 @@ mod tests {
         let old = pools.admit(&key(2), 10).unwrap();
         old.pool.put_idle(Arc::new(Nothing));
         drop(old);
+        // A deploy warms generation 3: generation 2 keeps its sandboxes until calls move.
+        pools.put_warm(&key(3), Arc::new(Nothing));
+        assert_eq!(
+            pools.reap(&policy, Instant::now()),
+            0,
+            "calls still go to 2"
+        );
         let _new = pools.admit(&key(3), 10).unwrap();
         assert_eq!(
             pools.reap(&policy, Instant::now()),
