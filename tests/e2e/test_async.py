@@ -353,6 +353,8 @@ def test_a_throttled_function_ages_out_into_the_dead_letters_and_redrives(quick_
     put = lam.put_function_concurrency(FunctionName=name, ReservedConcurrentExecutions=0)
     assert put["ReservedConcurrentExecutions"] == 0
     assert lam.get_function_concurrency(FunctionName=name)["ReservedConcurrentExecutions"] == 0
+    # GetFunction shows it too, as Lambda's does.
+    assert lam.get_function(FunctionName=name)["Concurrency"] == {"ReservedConcurrentExecutions": 0}
     # A synchronous call is throttled at once, as on Lambda.
     with expect_error("TooManyRequestsException", 429) as e:
         lam.invoke(FunctionName=name, Payload=b"{}")

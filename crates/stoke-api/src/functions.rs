@@ -170,10 +170,17 @@ pub async fn get(
         "Configuration": qualified_configuration(&f, &name, q.qualifier.as_deref(), app.control.region()),
         "Code": { "RepositoryType": "S3", "Location": location },
     });
-    if !f.tags.is_empty()
-        && let Some(o) = out.as_object_mut()
-    {
-        o.insert("Tags".into(), json!(f.tags));
+    if let Some(o) = out.as_object_mut() {
+        if !f.tags.is_empty() {
+            o.insert("Tags".into(), json!(f.tags));
+        }
+        // The function's own (a version's record keeps a copy from when it was published).
+        if let Some(r) = f.reserved_concurrency.filter(|_| f.is_latest()) {
+            o.insert(
+                "Concurrency".into(),
+                json!({ "ReservedConcurrentExecutions": r }),
+            );
+        }
     }
     Ok(axum::Json(out).into_response())
 }
