@@ -56,8 +56,9 @@ pub struct ServeArgs {
     #[arg(long, env = "STOKE_LOG_RETENTION_LINES", default_value_t = 100_000)]
     pub log_retention_lines: u32,
     /// Process sandboxes for `provided*`, `python3.x` and `nodejs*` (Linux, as root): `on`
-    /// fails at start-up if the kernel refuses what they need; `off` serves only wasm.
-    #[arg(long, env = "STOKE_PROCESS_RUNTIMES", default_value = "on", value_parser = ["on", "off"])]
+    /// fails at start-up if the kernel refuses what they need; `auto` (the default) says why
+    /// on stderr and serves only wasm; `off` serves only wasm.
+    #[arg(long, env = "STOKE_PROCESS_RUNTIMES", default_value = "auto", value_parser = ["auto", "on", "off"])]
     pub process_runtimes: String,
     /// The Python that runs `python3.x` functions (a command on PATH or a path).
     #[arg(long, env = "STOKE_PYTHON", default_value = "python3")]
@@ -173,7 +174,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     wasm_config.pool_slots = args.concurrency.saturating_mul(2).max(16);
     let wasm: Arc<dyn stoke_sandbox::Backend> =
         Arc::new(WasmBackend::new(wasm_config).context("starting the wasm backend")?);
-    let process = if args.process_runtimes == "on" {
+    let process = if args.process_runtimes == "off" {
+        None
+    } else {
         let mut config = ProcessConfig::new(data_dir.join("process"));
         config.python = args.python.clone();
         config.node = args.node.clone();
@@ -182,11 +185,23 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         } else {
             Network::Isolated
         };
-        Some(Arc::new(ProcessBackend::new(config).context(
-            "starting the process sandboxes (pass --process-runtimes off to serve only wasm)",
-        )?))
-    } else {
-        None
+        match ProcessBackend::new(config) {
+            Ok(p) => Some(Arc::new(p)),
+            Err(e) if args.process_runtimes == "auto" => {
+                eprintln!(
+                    "process sandboxes are off: {e}. Python, Node and provided functions will \
+                     answer InvalidRuntimeException; only wasm runs (pass --process-runtimes on \
+                     to make this an error)"
+                );
+                None
+            }
+            Err(e) => {
+                return Err(anyhow::Error::new(e).context(
+                    "starting the process sandboxes (pass --process-runtimes off to serve only \
+                     wasm)",
+                ));
+            }
+        }
     };
     let process_backend = process
         .as_ref()
