@@ -440,44 +440,7 @@ async fn finish_in(
             insert_dead_letter(&mut *tx, d).await?;
         }
     }
-    for chunk in logs.chunks(1000) {
-        let mut q = QueryBuilder::new(
-            "INSERT INTO log_events (account_id, function_name, log_stream, \
-             timestamp_ms, request_id, message) ",
-        );
-        q.push_values(chunk, |mut b, e| {
-            b.push_bind(e.account.as_str())
-                .push_bind(&e.function_name)
-                .push_bind(&e.log_stream)
-                .push_bind(e.timestamp_ms)
-                .push_bind(&e.request_id)
-                .push_bind(&e.message);
-        });
-        q.build().execute(&mut *tx).await?;
-    }
-    for chunk in records.chunks(1000) {
-        let mut q = QueryBuilder::new(
-            "INSERT OR REPLACE INTO invocations (request_id, account_id, function_name, \
-             version, started_ms, cold, init_ms, duration_ms, billed_ms, memory_size_mb, \
-             max_memory_mb, outcome, error_type) ",
-        );
-        q.push_values(chunk, |mut b, r| {
-            b.push_bind(&r.request_id)
-                .push_bind(r.account.as_str())
-                .push_bind(&r.function_name)
-                .push_bind(&r.version)
-                .push_bind(r.started_ms)
-                .push_bind(r.cold)
-                .push_bind(r.init_ms)
-                .push_bind(r.duration_ms)
-                .push_bind(r.billed_ms)
-                .push_bind(i64::from(r.memory_size_mb))
-                .push_bind(i64::from(r.max_memory_mb))
-                .push_bind(&r.outcome)
-                .push_bind(&r.error_type);
-        });
-        q.build().execute(&mut *tx).await?;
-    }
+    crate::sqlite::insert_calls(&mut *tx, &logs, &records).await?;
     Ok(())
 }
 

@@ -123,6 +123,62 @@ fn new_access_key(account: AccountId) -> AccessKey {
     }
 }
 
+/// Inserts log lines and invocation records on `conn` (in the caller's transaction), in
+/// multi-row statements of at most 1,000 rows. Shared by the batched log writer and the async
+/// queue's finish commit.
+pub(crate) async fn insert_calls<L, R>(
+    conn: &mut sqlx::SqliteConnection,
+    logs: &[L],
+    records: &[R],
+) -> Result<(), sqlx::Error>
+where
+    L: std::borrow::Borrow<LogEvent>,
+    R: std::borrow::Borrow<InvocationRecord>,
+{
+    use sqlx::QueryBuilder;
+    for chunk in logs.chunks(1000) {
+        let mut q = QueryBuilder::new(
+            "INSERT INTO log_events (account_id, function_name, log_stream, \
+             timestamp_ms, request_id, message) ",
+        );
+        q.push_values(chunk, |mut b, e| {
+            let e = e.borrow();
+            b.push_bind(e.account.as_str())
+                .push_bind(&e.function_name)
+                .push_bind(&e.log_stream)
+                .push_bind(e.timestamp_ms)
+                .push_bind(&e.request_id)
+                .push_bind(&e.message);
+        });
+        q.build().execute(&mut *conn).await?;
+    }
+    for chunk in records.chunks(1000) {
+        let mut q = QueryBuilder::new(
+            "INSERT OR REPLACE INTO invocations (request_id, account_id, function_name, \
+             version, started_ms, cold, init_ms, duration_ms, billed_ms, memory_size_mb, \
+             max_memory_mb, outcome, error_type) ",
+        );
+        q.push_values(chunk, |mut b, r| {
+            let r = r.borrow();
+            b.push_bind(&r.request_id)
+                .push_bind(r.account.as_str())
+                .push_bind(&r.function_name)
+                .push_bind(&r.version)
+                .push_bind(r.started_ms)
+                .push_bind(r.cold)
+                .push_bind(r.init_ms)
+                .push_bind(r.duration_ms)
+                .push_bind(r.billed_ms)
+                .push_bind(i64::from(r.memory_size_mb))
+                .push_bind(i64::from(r.max_memory_mb))
+                .push_bind(&r.outcome)
+                .push_bind(&r.error_type);
+        });
+        q.build().execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
 #[async_trait]
 impl Store for SqliteStore {
     async fn ensure_default_account(&self) -> Result<(AccessKey, bool), StoreError> {
@@ -422,7 +478,6 @@ impl Store for SqliteStore {
         logs: &[LogEvent],
         records: &[InvocationRecord],
     ) -> Result<(), StoreError> {
-        use sqlx::QueryBuilder;
         let mut conn = self.pool.acquire().await?;
         // Logs are not acknowledged data: their commits need not wait for the disk (WAL with
         // synchronous=NORMAL is still crash-consistent, it may lose the last commits on a power
@@ -432,44 +487,7 @@ impl Store for SqliteStore {
             .await?;
         let result = async {
             let mut tx = sqlx::Connection::begin(&mut *conn).await?;
-            for chunk in logs.chunks(1000) {
-                let mut q = QueryBuilder::new(
-                    "INSERT INTO log_events (account_id, function_name, log_stream, \
-                     timestamp_ms, request_id, message) ",
-                );
-                q.push_values(chunk, |mut b, e| {
-                    b.push_bind(e.account.as_str())
-                        .push_bind(&e.function_name)
-                        .push_bind(&e.log_stream)
-                        .push_bind(e.timestamp_ms)
-                        .push_bind(&e.request_id)
-                        .push_bind(&e.message);
-                });
-                q.build().execute(&mut *tx).await?;
-            }
-            for chunk in records.chunks(1000) {
-                let mut q = QueryBuilder::new(
-                    "INSERT OR REPLACE INTO invocations (request_id, account_id, function_name, \
-                     version, started_ms, cold, init_ms, duration_ms, billed_ms, memory_size_mb, \
-                     max_memory_mb, outcome, error_type) ",
-                );
-                q.push_values(chunk, |mut b, r| {
-                    b.push_bind(&r.request_id)
-                        .push_bind(r.account.as_str())
-                        .push_bind(&r.function_name)
-                        .push_bind(&r.version)
-                        .push_bind(r.started_ms)
-                        .push_bind(r.cold)
-                        .push_bind(r.init_ms)
-                        .push_bind(r.duration_ms)
-                        .push_bind(r.billed_ms)
-                        .push_bind(i64::from(r.memory_size_mb))
-                        .push_bind(i64::from(r.max_memory_mb))
-                        .push_bind(&r.outcome)
-                        .push_bind(&r.error_type);
-                });
-                q.build().execute(&mut *tx).await?;
-            }
+            insert_calls(&mut tx, logs, records).await?;
             tx.commit().await
         }
         .await;
