@@ -241,15 +241,7 @@ pub async fn list(
     Extension(caller): Extension<Caller>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Response> {
-    let max_items = match q.get("MaxItems") {
-        None => None,
-        Some(s) => Some(s.parse::<i64>().map_err(|_| {
-            LambdaError::Validation(format!(
-                "1 validation error detected: Value '{s}' at 'maxItems' failed to satisfy \
-                 constraint: Member must be an integer"
-            ))
-        })?),
-    };
+    let max_items = wire::max_items(&q)?;
     let page = app
         .control
         .list_functions(

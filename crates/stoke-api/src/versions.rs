@@ -21,19 +21,6 @@ use crate::wire::{self, AliasIn, PublishVersionIn};
 
 type Result<T, E = ApiError> = std::result::Result<T, E>;
 
-/// `MaxItems` from a query string, as an integer (Lambda's wording when it is not one).
-pub(crate) fn max_items(q: &HashMap<String, String>) -> Result<Option<i64>> {
-    match q.get("MaxItems") {
-        None => Ok(None),
-        Some(s) => Ok(Some(s.parse::<i64>().map_err(|_| {
-            LambdaError::Validation(format!(
-                "1 validation error detected: Value '{s}' at 'maxItems' failed to satisfy \
-                 constraint: Member must be an integer"
-            ))
-        })?)),
-    }
-}
-
 /// `POST /2015-03-31/functions/{name}/versions`
 pub async fn publish(
     State(app): State<AppState>,
@@ -71,7 +58,7 @@ pub async fn list_versions(
             &caller.account,
             &name,
             q.get("Marker").map(String::as_str),
-            max_items(&q)?,
+            wire::max_items(&q)?,
         )
         .await?;
     let region = app.control.region();
@@ -132,7 +119,7 @@ pub async fn list_aliases(
             &name,
             q.get("FunctionVersion").map(String::as_str),
             q.get("Marker").map(String::as_str),
-            max_items(&q)?,
+            wire::max_items(&q)?,
         )
         .await?;
     let region = app.control.region();

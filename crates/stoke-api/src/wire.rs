@@ -234,3 +234,18 @@ pub fn configuration(f: &Function, region: &str) -> Value {
     }
     v
 }
+
+/// `MaxItems` from a query string, as an integer (Lambda's wording when it is not one).
+pub fn max_items(
+    q: &std::collections::HashMap<String, String>,
+) -> Result<Option<i64>, stoke_core::LambdaError> {
+    match q.get("MaxItems") {
+        None => Ok(None),
+        Some(s) => Ok(Some(s.parse::<i64>().map_err(|_| {
+            stoke_core::LambdaError::Validation(format!(
+                "1 validation error detected: Value '{s}' at 'maxItems' failed to satisfy \
+                 constraint: Member must be an integer"
+            ))
+        })?)),
+    }
+}

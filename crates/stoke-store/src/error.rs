@@ -26,6 +26,13 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// A compare-and-swap that found another revision than `expected`.
+    pub(crate) fn stale(expected: &str) -> Self {
+        Self::Stale {
+            expected: expected.to_owned(),
+        }
+    }
+
     pub(crate) fn io(path: impl Into<std::path::PathBuf>, source: std::io::Error) -> Self {
         if source.raw_os_error() == Some(28) {
             // ENOSPC: said plainly, so the API can answer it as such.

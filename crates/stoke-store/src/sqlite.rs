@@ -87,11 +87,13 @@ fn now() -> String {
     stoke_core::timefmt::lambda_timestamp(time::OffsetDateTime::now_utc())
 }
 
-fn decode(record: &str) -> Result<Function, StoreError> {
+/// A stored record (a function, a version, an alias) from its JSON.
+pub(crate) fn decode<T: serde::de::DeserializeOwned>(record: &str) -> Result<T, StoreError> {
     serde_json::from_str(record).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
-fn encode(f: &Function) -> Result<String, StoreError> {
+/// A record as stored.
+pub(crate) fn encode<T: serde::Serialize>(f: &T) -> Result<String, StoreError> {
     serde_json::to_string(f).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
@@ -298,9 +300,7 @@ impl Store for SqliteStore {
             return Ok(());
         }
         match self.get_function(&f.account, f.name.as_str()).await? {
-            Some(_) => Err(StoreError::Stale {
-                expected: expected_revision.to_owned(),
-            }),
+            Some(_) => Err(StoreError::stale(expected_revision)),
             None => Err(StoreError::NotFound),
         }
     }

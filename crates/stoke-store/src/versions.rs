@@ -9,23 +9,8 @@
 use sqlx::Row;
 use stoke_core::{AccountId, Alias, Function};
 
+use crate::sqlite::{decode, encode};
 use crate::{SqliteStore, StoreError};
-
-fn decode_fn(record: &str) -> Result<Function, StoreError> {
-    serde_json::from_str(record).map_err(|e| StoreError::Corrupt(e.to_string()))
-}
-
-fn encode_fn(v: &Function) -> Result<String, StoreError> {
-    serde_json::to_string(v).map_err(|e| StoreError::Corrupt(e.to_string()))
-}
-
-fn encode_alias(a: &Alias) -> Result<String, StoreError> {
-    serde_json::to_string(a).map_err(|e| StoreError::Corrupt(e.to_string()))
-}
-
-fn decode_alias(record: &str) -> Result<Alias, StoreError> {
-    serde_json::from_str(record).map_err(|e| StoreError::Corrupt(e.to_string()))
-}
 
 fn size(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
@@ -68,9 +53,7 @@ impl SqliteStore {
                     .fetch_optional(&mut *tx)
                     .await?;
             return Err(match exists {
-                Some(_) => StoreError::Stale {
-                    expected: expected_latest_revision.to_owned(),
-                },
+                Some(_) => StoreError::stale(expected_latest_revision),
                 None => StoreError::NotFound,
             });
         };
@@ -87,7 +70,7 @@ impl SqliteStore {
         .bind(&v.code.sha256_hex)
         .bind(size(v.code.size))
         .bind(&v.revision_id)
-        .bind(encode_fn(&v)?)
+        .bind(encode(&v)?)
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -108,7 +91,8 @@ impl SqliteStore {
         .bind(version_num(version))
         .fetch_optional(self.pool())
         .await?;
-        row.map(|r| decode_fn(r.get::<&str, _>(0))).transpose()
+        row.map(|r| decode::<Function>(r.get::<&str, _>(0)))
+            .transpose()
     }
 
     pub(crate) async fn last_version_impl(
@@ -124,7 +108,8 @@ impl SqliteStore {
         .bind(name)
         .fetch_optional(self.pool())
         .await?;
-        row.map(|r| decode_fn(r.get::<&str, _>(0))).transpose()
+        row.map(|r| decode::<Function>(r.get::<&str, _>(0)))
+            .transpose()
     }
 
     pub(crate) async fn list_versions_impl(
@@ -145,7 +130,7 @@ impl SqliteStore {
         .fetch_all(self.pool())
         .await?;
         rows.iter()
-            .map(|r| decode_fn(r.get::<&str, _>(0)))
+            .map(|r| decode::<Function>(r.get::<&str, _>(0)))
             .collect()
     }
 
@@ -162,7 +147,7 @@ impl SqliteStore {
              WHERE account_id = ? AND function_name = ? AND version = ? AND revision_id = ?",
         )
         .bind(&v.revision_id)
-        .bind(encode_fn(v)?)
+        .bind(encode(v)?)
         .bind(v.account.as_str())
         .bind(v.name.as_str())
         .bind(version_num(number))
@@ -176,9 +161,7 @@ impl SqliteStore {
             .get_version_impl(&v.account, v.name.as_str(), number)
             .await?
         {
-            Some(_) => Err(StoreError::Stale {
-                expected: expected_revision.to_owned(),
-            }),
+            Some(_) => Err(StoreError::stale(expected_revision)),
             None => Err(StoreError::NotFound),
         }
     }
@@ -198,7 +181,8 @@ impl SqliteStore {
         .bind(version_num(version))
         .fetch_optional(self.pool())
         .await?;
-        row.map(|r| decode_fn(r.get::<&str, _>(0))).transpose()
+        row.map(|r| decode::<Function>(r.get::<&str, _>(0)))
+            .transpose()
     }
 
     pub(crate) async fn insert_alias_impl(&self, a: &Alias) -> Result<(), StoreError> {
@@ -212,7 +196,7 @@ impl SqliteStore {
         .bind(&a.target.function_version)
         .bind(additional(a))
         .bind(&a.revision_id)
-        .bind(encode_alias(a)?)
+        .bind(encode(a)?)
         .execute(self.pool())
         .await;
         match result {
@@ -239,7 +223,8 @@ impl SqliteStore {
         .bind(name)
         .fetch_optional(self.pool())
         .await?;
-        row.map(|r| decode_alias(r.get::<&str, _>(0))).transpose()
+        row.map(|r| decode::<Alias>(r.get::<&str, _>(0)))
+            .transpose()
     }
 
     pub(crate) async fn replace_alias_impl(
@@ -255,7 +240,7 @@ impl SqliteStore {
         .bind(&a.target.function_version)
         .bind(additional(a))
         .bind(&a.revision_id)
-        .bind(encode_alias(a)?)
+        .bind(encode(a)?)
         .bind(a.account.as_str())
         .bind(&a.function_name)
         .bind(&a.name)
@@ -269,9 +254,7 @@ impl SqliteStore {
             .get_alias_impl(&a.account, &a.function_name, &a.name)
             .await?
         {
-            Some(_) => Err(StoreError::Stale {
-                expected: expected_revision.to_owned(),
-            }),
+            Some(_) => Err(StoreError::stale(expected_revision)),
             None => Err(StoreError::NotFound),
         }
     }
@@ -291,7 +274,8 @@ impl SqliteStore {
         .bind(name)
         .fetch_optional(self.pool())
         .await?;
-        row.map(|r| decode_alias(r.get::<&str, _>(0))).transpose()
+        row.map(|r| decode::<Alias>(r.get::<&str, _>(0)))
+            .transpose()
     }
 
     pub(crate) async fn list_aliases_impl(
@@ -315,7 +299,7 @@ impl SqliteStore {
         .fetch_all(self.pool())
         .await?;
         rows.iter()
-            .map(|r| decode_alias(r.get::<&str, _>(0)))
+            .map(|r| decode::<Alias>(r.get::<&str, _>(0)))
             .collect()
     }
 }
