@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The one test command: installs what is missing, then runs every check and every test.
 #
-#   scripts/test.sh                 setup, fmt, clippy, cargo tests, build, boto3 end-to-end tests
+#   scripts/test.sh                 setup, fmt, clippy, deny, cargo tests, build, boto3 end-to-end tests
 #   scripts/test.sh e2e [ARGS...]   setup, build, then only `pytest tests/e2e ARGS...`
 #   scripts/test.sh all [ARGS...]   the same as no argument, with ARGS passed to pytest
 #
@@ -173,10 +173,23 @@ vendor_awslambdaric() {
   echo "$RIC_PIN" >"$dir/.pin"
 }
 
+# cargo-deny checks the licenses, sources and crates of the dependency graph (deny.toml).
+install_deny() {
+  if cargo deny --version >/dev/null 2>&1; then
+    cargo deny --version | head -n1
+    return 0
+  fi
+  echo "installing cargo-deny from crates.io"
+  cargo install --locked cargo-deny
+}
+
 setup() {
   install_apt_packages
   check_rust
-  if [[ "$MODE" == "all" ]]; then install_nextest; fi
+  if [[ "$MODE" == "all" ]]; then
+    install_nextest
+    install_deny
+  fi
   setup_venv
   vendor_awslambdaric
 }
@@ -240,6 +253,8 @@ fi
 if [[ "$MODE" == "all" ]]; then
   stage "cargo fmt --check" cargo fmt --all --check
   stage "cargo clippy" cargo clippy --workspace --all-targets -- -D warnings
+  # Advisories need the advisory database on GitHub, which CI's machine cannot reach.
+  stage "cargo deny" cargo deny check bans licenses sources
   stage "cargo tests" cargo_tests
   stage "sdk tests" sdk_tests
 fi
