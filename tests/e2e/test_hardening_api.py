@@ -320,7 +320,7 @@ def low_fd_server(tmp_path_factory):
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     srv = StokeServer(
         tmp_path_factory.mktemp("stoke-slowloris"),
-        extra_args=["--header-read-timeout", "5s"],
+        extra_args=["--header-read-timeout", "30s"],
         nofile=(1024, hard),
     )
     srv.start()
@@ -411,3 +411,48 @@ def test_slowloris_leaves_signed_calls_at_their_usual_latency(low_fd_server):
     assert len(accept_errors) < 5, "\n".join(accept_errors[:20])
     refusals = [l for l in log.splitlines() if "per-address cap" in l]
     assert 1 <= len(refusals) < 5, f"{len(refusals)} lines about the per-address cap"
+
+
+@pytest.fixture
+def capped_server(tmp_path_factory):
+    """A server whose hard descriptor limit is 1024 too: it cannot raise it, so it has
+    1024 - 512 (the reserve) = 512 connections."""
+    srv = StokeServer(tmp_path_factory.mktemp("stoke-fd-cap"), nofile=(1024, 1024))
+    srv.start()
+    try:
+        yield srv
+        srv.stop()
+    finally:
+        srv.kill()
+
+
+def test_idle_connections_past_the_descriptor_limit_do_not_lock_clients_out(capped_server):
+    """The observation of issue 10: under 1024 descriptors, 1,100 idle connections made the
+    server unresponsive (`accept error: Too many open files`). Now the cap (limit less the
+    reserve) closes the longest-idle connection for a new client, and calls still run (their
+    sandboxes and the store have the reserve)."""
+    srv = capped_server
+    assert "max_connections=512" in srv.log(), srv.log()
+    lam = srv.client()
+    name = deploy(lam, "hello", prefix="fdcap")
+    socks = []
+    try:
+        # 1,100 idle connections from 127.0.0.2..127.0.0.6 (220 each, under the per-address cap).
+        for i in range(1100):
+            socks.append(connect(srv.port, source=f"127.0.0.{2 + i % 5}"))
+        time.sleep(0.5)
+        worst = 0.0
+        for _ in range(3):
+            t = timed(lambda: lam.list_functions())
+            assert t < 2, f"list_functions took {t:.2f} s at the connection cap"
+            u = timed(lambda: invoke(lam, name, {"name": "cap"}))
+            assert u < 2, f"invoke took {u:.2f} s at the connection cap"
+            worst = max(worst, t, u)
+        print(f"at the connection cap (512) with 1,100 idle connections: worst call {worst:.3f} s")
+    finally:
+        for s in socks:
+            s.close()
+    log = srv.log()
+    assert "Too many open files" not in log, log[-3000:]
+    cap_lines = [l for l in log.splitlines() if "connection cap" in l and "WARN" in l]
+    assert 1 <= len(cap_lines) < 5, f"{len(cap_lines)} lines about the connection cap"

@@ -9,7 +9,10 @@
 //!   call runs as long as its function's timeout.
 //! - **Caps.** At most `max_connections` connections at once (the caller derives it from
 //!   `RLIMIT_NOFILE` minus a reserve, so that accepting never takes the descriptors that
-//!   sandboxes, SQLite and blobs need); past it the loop stops accepting until one closes
+//!   sandboxes, SQLite and blobs need). At the cap, a new client closes the connection that
+//!   has waited longest without a request in flight (the oldest dawdling request head first,
+//!   then the longest idle), so that connections that merely sit there cannot lock clients
+//!   out; when every connection has a request in flight the loop waits until one closes
 //!   (clients wait in the kernel's backlog). At most `max_connections_per_ip` from one client
 //!   address; past it a new connection is closed at once.
 //! - **Accept errors** (`EMFILE` and the like) back off, from 10 ms doubling to 1 s, and are
@@ -72,6 +75,9 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let total = Arc::new(Semaphore::new(config.max_connections.max(1)));
     let per_ip: PerIp = Arc::default();
+    let open: Registry = Arc::default();
+    let mut next_id = 0u64;
+    let mut evicted = Throttle::default();
     // Connections hold a receiver each; the sender says "stop" and waits for them all to go.
     let (stop, stopping) = tokio::sync::watch::channel(false);
     let mut builder = http1::Builder::new();
@@ -84,13 +90,38 @@ pub async fn serve(
     let mut refused = Throttle::default();
     let mut backoff = MIN_BACKOFF;
     loop {
-        let permit = tokio::select! {
-            biased;
-            () = &mut shutdown => break,
-            p = Arc::clone(&total).acquire_owned() => match p {
-                Ok(p) => p,
-                Err(_) => break,
-            },
+        let permit = match Arc::clone(&total).try_acquire_owned() {
+            Ok(p) => p,
+            Err(_) => {
+                let victim = oldest_idle(&open);
+                if let Some(victim) = &victim {
+                    if let Some(more) = evicted.hit() {
+                        tracing::warn!(
+                            cap = config.max_connections,
+                            repeated = more,
+                            "at the connection cap: closing the connections idle the longest"
+                        );
+                    }
+                    victim.killed.store(true, Ordering::Relaxed);
+                    victim.kill.notify_one();
+                }
+                // With a victim, its slot comes back at once; if it does not (it was closing
+                // anyway), look again. With none, every connection is busy: wait for one.
+                let wait = if victim.is_some() {
+                    Duration::from_millis(100)
+                } else {
+                    Duration::from_secs(1)
+                };
+                tokio::select! {
+                    biased;
+                    () = &mut shutdown => break,
+                    p = tokio::time::timeout(wait, Arc::clone(&total).acquire_owned()) => match p {
+                        Ok(Ok(p)) => p,
+                        Ok(Err(_)) => break,
+                        Err(_) => continue,
+                    },
+                }
+            }
         };
         let (stream, peer) = tokio::select! {
             biased;
@@ -144,14 +175,16 @@ pub async fn serve(
             })
         };
         let conn = builder.serve_connection(io, service);
-        let open = Open {
-            activity,
+        next_id += 1;
+        let handle = Open {
+            activity: Arc::clone(&activity),
             peer,
             stop: stopping.clone(),
+            _listed: Listed::new(&open, next_id, activity),
             _permit: permit,
             _slot: slot,
         };
-        tokio::spawn(connection(conn, open, config.clone()));
+        tokio::spawn(connection(conn, handle, config.clone()));
     }
     drop(listener);
     drop(stopping);
@@ -179,8 +212,53 @@ struct Open {
     activity: Arc<Activity>,
     peer: SocketAddr,
     stop: tokio::sync::watch::Receiver<bool>,
+    // Out of the registry before the permit goes back (fields drop in this order), so that a
+    // closing connection is never chosen to make room.
+    _listed: Listed,
     _permit: OwnedSemaphorePermit,
     _slot: IpSlot,
+}
+
+/// The open connections, for choosing whom to close at the cap.
+type Registry = Arc<Mutex<HashMap<u64, Arc<Activity>>>>;
+
+/// A connection's entry in the [`Registry`], removed when dropped.
+struct Listed {
+    registry: Registry,
+    id: u64,
+}
+
+impl Listed {
+    fn new(registry: &Registry, id: u64, activity: Arc<Activity>) -> Self {
+        registry
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(id, activity);
+        Self {
+            registry: Arc::clone(registry),
+            id,
+        }
+    }
+}
+
+impl Drop for Listed {
+    fn drop(&mut self) {
+        self.registry
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&self.id);
+    }
+}
+
+/// The connection without a request in flight that has waited longest: since the first byte
+/// of its request head if one is arriving (a dawdler cannot look fresh by dripping bytes),
+/// else since anything last moved.
+fn oldest_idle(registry: &Registry) -> Option<Arc<Activity>> {
+    let open = registry.lock().unwrap_or_else(PoisonError::into_inner);
+    open.values()
+        .filter(|a| a.in_flight.load(Ordering::Relaxed) == 0 && !a.killed.load(Ordering::Relaxed))
+        .min_by_key(|a| a.waiting_since())
+        .cloned()
 }
 
 /// Runs one connection, closing it when its timeouts say so, and gracefully (the request
@@ -211,6 +289,10 @@ async fn connection<S>(
                     conn.as_mut().graceful_shutdown();
                 }
             }
+            () = open.activity.kill.notified() => {
+                tracing::debug!(client = %open.peer, "closing an idle connection at the connection cap");
+                return;
+            }
             () = tokio::time::sleep(tick) => {
                 if let Some(why) = open.activity.expired(&config) {
                     tracing::debug!(client = %open.peer, why, "closing a connection");
@@ -231,6 +313,10 @@ struct Activity {
     head_since: AtomicU64,
     /// When a byte last moved, either way (ms since `start`).
     last: AtomicU64,
+    /// Closes the connection (at the connection cap).
+    kill: tokio::sync::Notify,
+    /// Chosen to make room: closing.
+    killed: std::sync::atomic::AtomicBool,
 }
 
 impl Activity {
@@ -240,7 +326,21 @@ impl Activity {
             in_flight: AtomicU32::new(0),
             head_since: AtomicU64::new(0),
             last: AtomicU64::new(0),
+            kill: tokio::sync::Notify::new(),
+            killed: std::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    /// Since when it has waited without a request: the first byte of a request head still
+    /// arriving, else the last byte that moved.
+    fn waiting_since(&self) -> Instant {
+        let head = self.head_since.load(Ordering::Relaxed);
+        let ms = if head != 0 {
+            head - 1
+        } else {
+            self.last.load(Ordering::Relaxed)
+        };
+        self.start + Duration::from_millis(ms)
     }
 
     fn now_ms(&self) -> u64 {
@@ -443,6 +543,30 @@ mod tests {
         assert_eq!(a.expired(&config), None, "a request in flight");
         drop(call);
         assert_eq!(a.expired(&config), None, "answered: idle again");
+    }
+
+    #[test]
+    fn the_cap_closes_the_longest_waiting_idle_connection() {
+        let registry = Registry::default();
+        let dawdler = Arc::new(Activity::new());
+        dawdler.moved(true);
+        std::thread::sleep(Duration::from_millis(5));
+        let idle = Arc::new(Activity::new());
+        let busy = Arc::new(Activity::new());
+        let _call = busy.begin();
+        let _a = Listed::new(&registry, 1, Arc::clone(&busy));
+        let _b = Listed::new(&registry, 2, Arc::clone(&idle));
+        let c = Listed::new(&registry, 3, Arc::clone(&dawdler));
+        // Dripping bytes does not make a dawdling head look fresh.
+        dawdler.moved(true);
+        let victim = oldest_idle(&registry).expect("a victim");
+        assert!(Arc::ptr_eq(&victim, &dawdler));
+        drop(c);
+        let victim = oldest_idle(&registry).expect("a victim");
+        assert!(
+            Arc::ptr_eq(&victim, &idle),
+            "never one with a request in flight"
+        );
     }
 
     #[test]
