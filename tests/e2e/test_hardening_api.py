@@ -27,7 +27,8 @@ import botocore.auth
 import botocore.awsrequest
 import botocore.credentials
 import pytest
-from stoke_e2e import REGION, ROLE, StokeServer, unique_name, wasm_zip, wait_active
+
+from stoke_e2e import REGION, ROLE, StokeServer, unique_name, wait_active, wasm_zip
 from stoke_guests import deploy, invoke
 
 MB = 1024 * 1024
@@ -343,7 +344,9 @@ def test_slowloris_leaves_signed_calls_at_their_usual_latency(low_fd_server):
     if hard < 4096:
         pytest.skip(f"the hard descriptor limit ({hard}) leaves no room for 2,000 connections")
     limits = open(f"/proc/{srv.proc.pid}/limits").read()
-    soft = next(int(l.split()[3]) for l in limits.splitlines() if l.startswith("Max open files"))
+    soft = next(
+        int(line.split()[3]) for line in limits.splitlines() if line.startswith("Max open files")
+    )
     assert soft == hard, f"the server kept its soft limit: {soft} (hard {hard})"
 
     lam = srv.client()
@@ -392,7 +395,9 @@ def test_slowloris_leaves_signed_calls_at_their_usual_latency(low_fd_server):
             except OSError:
                 closed += 1
         cut = closed + refused_connect
-        assert cut >= 2000 - 5 * 256 - 50, f"only {cut} of 2,000 were cut off by the per-address cap"
+        assert cut >= 2000 - 5 * 256 - 50, (
+            f"only {cut} of 2,000 were cut off by the per-address cap"
+        )
 
         during = {k: max(timed(f) for _ in range(3)) for k, f in calls.items()}
         print(f"cut off {cut} of 2000; idle medians {before}; worst during the attack {during}")
@@ -407,9 +412,9 @@ def test_slowloris_leaves_signed_calls_at_their_usual_latency(low_fd_server):
         for s in socks:
             s.close()
     log = srv.log()
-    accept_errors = [l for l in log.splitlines() if "accept" in l.lower()]
+    accept_errors = [line for line in log.splitlines() if "accept" in line.lower()]
     assert len(accept_errors) < 5, "\n".join(accept_errors[:20])
-    refusals = [l for l in log.splitlines() if "per-address cap" in l]
+    refusals = [line for line in log.splitlines() if "per-address cap" in line]
     assert 1 <= len(refusals) < 5, f"{len(refusals)} lines about the per-address cap"
 
 
@@ -454,5 +459,42 @@ def test_idle_connections_past_the_descriptor_limit_do_not_lock_clients_out(capp
             s.close()
     log = srv.log()
     assert "Too many open files" not in log, log[-3000:]
-    cap_lines = [l for l in log.splitlines() if "connection cap" in l and "WARN" in l]
+    cap_lines = [line for line in log.splitlines() if "connection cap" in line and "WARN" in line]
     assert 1 <= len(cap_lines) < 5, f"{len(cap_lines)} lines about the connection cap"
+
+
+def test_bodies_past_the_global_budget_wait_then_get_429(tmp_path_factory):
+    """With --body-budget 2MiB, one signed 1.2 MB body being received holds its share; a
+    second one waits (2 s) for its share, then gets 429 TooManyRequestsException, which the
+    SDKs retry. Once the first is in, the budget is whole again."""
+    srv = StokeServer(
+        tmp_path_factory.mktemp("stoke-budget"), extra_args=["--body-budget", "2MiB"]
+    )
+    srv.start()
+    try:
+        path = CREATE
+        body = json.dumps({"FunctionName": "budget", "Padding": "x" * (1200 * 1024)}).encode()
+        hdrs = signed_headers(srv, "POST", path, body)
+        first = connect(srv.port)
+        first.sendall(head_bytes("POST", path, hdrs) + body[:1000])
+        time.sleep(0.3)
+        with connect(srv.port) as second:
+            t0 = time.monotonic()
+            second.sendall(head_bytes("POST", path, hdrs) + body)
+            status, headers, text = read_response(second, timeout=10)
+            took = time.monotonic() - t0
+        assert status == 429, (status, text)
+        assert headers.get("x-amzn-errortype") == "TooManyRequestsException", headers
+        assert 1.5 < took < 6, f"429 after {took:.2f} s"
+        # The first one finishes: its answer is CreateFunction's (no Role, no Code), not 429.
+        first.sendall(body[1000:])
+        status, headers, text = read_response(first, timeout=10)
+        first.close()
+        assert status == 400 and headers.get("x-amzn-errortype") != "TooManyRequestsException"
+        lam = srv.client()
+        r = srv.signed_request("POST", path, body)
+        assert r.status == 400, (r.status, r.body)
+        assert lam.list_functions()["ResponseMetadata"]["HTTPStatusCode"] == 200
+        srv.stop()
+    finally:
+        srv.kill()

@@ -259,7 +259,7 @@ async fn authenticate(State(app): State<AppState>, req: Request, next: Next) -> 
                     error::request_timeout(app.bodies.config().stall_timeout)
                 }
                 body::BodyError::Budget => ApiError(LambdaError::TooManyRequests {
-                    reason: "ServerBodyBudgetExceeded".into(),
+                    reason: "CallerRateLimitExceeded".into(),
                     message: "Rate exceeded: the server is receiving too many request bodies \
                               at once; retry shortly."
                         .into(),
