@@ -90,39 +90,6 @@ pub async fn serve(
     let mut refused = Throttle::default();
     let mut backoff = MIN_BACKOFF;
     loop {
-        let permit = match Arc::clone(&total).try_acquire_owned() {
-            Ok(p) => p,
-            Err(_) => {
-                let victim = oldest_idle(&open);
-                if let Some(victim) = &victim {
-                    if let Some(more) = evicted.hit() {
-                        tracing::warn!(
-                            cap = config.max_connections,
-                            repeated = more,
-                            "at the connection cap: closing the connections idle the longest"
-                        );
-                    }
-                    victim.killed.store(true, Ordering::Relaxed);
-                    victim.kill.notify_one();
-                }
-                // With a victim, its slot comes back at once; if it does not (it was closing
-                // anyway), look again. With none, every connection is busy: wait for one.
-                let wait = if victim.is_some() {
-                    Duration::from_millis(100)
-                } else {
-                    Duration::from_secs(1)
-                };
-                tokio::select! {
-                    biased;
-                    () = &mut shutdown => break,
-                    p = tokio::time::timeout(wait, Arc::clone(&total).acquire_owned()) => match p {
-                        Ok(Ok(p)) => p,
-                        Ok(Err(_)) => break,
-                        Err(_) => continue,
-                    },
-                }
-            }
-        };
         let (stream, peer) = tokio::select! {
             biased;
             () = &mut shutdown => break,
@@ -154,6 +121,18 @@ pub async fn serve(
             }
             drop(stream);
             continue;
+        };
+        // At the cap, the new client takes the place of the connection idle the longest.
+        let permit = match Arc::clone(&total).try_acquire_owned() {
+            Ok(p) => p,
+            Err(_) => tokio::select! {
+                biased;
+                () = &mut shutdown => break,
+                p = make_room(&total, &open, &mut evicted, config.max_connections) => match p {
+                    Some(p) => p,
+                    None => break,
+                },
+            },
         };
         let _ = stream.set_nodelay(true);
         let activity = Arc::new(Activity::new());
@@ -191,6 +170,42 @@ pub async fn serve(
     let _ = stop.send(true);
     stop.closed().await;
     Ok(())
+}
+
+/// Closes the connection idle the longest (see [`oldest_idle`]) until a slot is free; when
+/// every connection has a request in flight, waits for one to end. `None`: the listener is
+/// gone.
+async fn make_room(
+    total: &Arc<Semaphore>,
+    open: &Registry,
+    evicted: &mut Throttle,
+    cap: usize,
+) -> Option<OwnedSemaphorePermit> {
+    loop {
+        let victim = oldest_idle(open);
+        if let Some(victim) = &victim {
+            if let Some(more) = evicted.hit() {
+                tracing::warn!(
+                    cap,
+                    repeated = more,
+                    "at the connection cap: closing the connections idle the longest"
+                );
+            }
+            victim.killed.store(true, Ordering::Relaxed);
+            victim.kill.notify_one();
+        }
+        // A victim's slot comes back at once; if it does not, look again.
+        let wait = if victim.is_some() {
+            Duration::from_millis(100)
+        } else {
+            Duration::from_secs(1)
+        };
+        match tokio::time::timeout(wait, Arc::clone(total).acquire_owned()).await {
+            Ok(Ok(p)) => return Some(p),
+            Ok(Err(_)) => return None,
+            Err(_) => {}
+        }
+    }
 }
 
 const MIN_BACKOFF: Duration = Duration::from_millis(10);
