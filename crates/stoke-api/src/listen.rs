@@ -9,12 +9,13 @@
 //!   call runs as long as its function's timeout.
 //! - **Caps.** At most `max_connections` connections at once (the caller derives it from
 //!   `RLIMIT_NOFILE` minus a reserve, so that accepting never takes the descriptors that
-//!   sandboxes, SQLite and blobs need). At the cap, a new client closes the connection that
-//!   has waited longest without a request in flight (the oldest dawdling request head first,
-//!   then the longest idle), so that connections that merely sit there cannot lock clients
-//!   out; when every connection has a request in flight the loop waits until one closes
-//!   (clients wait in the kernel's backlog). At most `max_connections_per_ip` from one client
-//!   address; past it a new connection is closed at once.
+//!   sandboxes, SQLite and blobs need). At the cap, a new client takes the place of the
+//!   connection without a request in flight that has waited longest (since the first byte of
+//!   a head still arriving, so dripping bytes does not help a dawdler; else since anything
+//!   last moved), so that connections that merely sit there cannot lock clients out; when
+//!   every connection has a request in flight, the new client waits until one ends (and
+//!   those behind it in the kernel's backlog). At most `max_connections_per_ip` from one
+//!   client address; past it a new connection is closed at once.
 //! - **Accept errors** (`EMFILE` and the like) back off, from 10 ms doubling to 1 s, and are
 //!   logged at most once every 10 s with a count, never as a flood.
 //! - **Graceful shutdown**: when `shutdown` completes the loop stops accepting, idle
