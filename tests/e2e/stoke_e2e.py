@@ -98,9 +98,15 @@ class StokeServer:
     STOP_TIMEOUT = 10.0
 
     def __init__(
-        self, workdir: Path, binary: Path | None = None, extra_args: list[str] | None = None
+        self,
+        workdir: Path,
+        binary: Path | None = None,
+        extra_args: list[str] | None = None,
+        nofile: tuple[int, int] | None = None,
     ):
         self.workdir = Path(workdir)
+        # RLIMIT_NOFILE (soft, hard) to start the server under (the hardening tests).
+        self.nofile = nofile
         # More `stoke serve` flags (the async tests shorten retry delays and event ages).
         self.extra_args = list(extra_args or [])
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -166,6 +172,7 @@ class StokeServer:
                 stderr=subprocess.STDOUT,
                 env=env,
                 cwd=self.workdir,
+                preexec_fn=self._preexec if self.nofile else None,
             )
         finally:
             logf.close()
@@ -193,6 +200,19 @@ class StokeServer:
                     f"\n{self.all_logs()}"
                 )
             time.sleep(0.05)
+
+    def _preexec(self) -> None:
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_NOFILE, self.nofile)
+
+    def rss_bytes(self) -> int:
+        """The server process's resident set (VmRSS)."""
+        assert self.proc is not None
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+        raise AssertionError("no VmRSS in /proc/PID/status")
 
     def _port_open(self) -> bool:
         try:

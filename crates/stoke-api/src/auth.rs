@@ -6,6 +6,13 @@
 //! no `Authorization` at all is `MissingAuthenticationTokenException`, a malformed one
 //! `IncompleteSignatureException`, an unknown key `UnrecognizedClientException`, a wrong or
 //! expired (more than 5 minutes of skew) signature `InvalidSignatureException`; all 403.
+//!
+//! The check is split in two so that no body is read for a request that cannot be genuine:
+//! [`Authenticator::check_headers`] checks all the headers can show (one `Authorization`, one
+//! `X-Amz-Date`, one `Host`, the scope, a known key, the skew), and [`Claim::verify`]
+//! recomputes the signature, which covers the body's hash, once the body is in. A request with
+//! two `Authorization` headers (or two of another header every signature covers) is
+//! ambiguous: it is refused as `IncompleteSignatureException`, never judged by its first.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -87,11 +94,16 @@ fn parse_auth_header(value: &str) -> Result<AuthHeader<'_>, LambdaError> {
     }
     let (mut credential, mut signed, mut signature) = (None, None, None);
     for part in rest.split(',') {
-        match part.trim().split_once('=') {
-            Some(("Credential", v)) => credential = Some(v),
-            Some(("SignedHeaders", v)) => signed = Some(v),
-            Some(("Signature", v)) => signature = Some(v),
-            _ => {}
+        let slot = match part.trim().split_once('=') {
+            Some(("Credential", v)) => (&mut credential, v),
+            Some(("SignedHeaders", v)) => (&mut signed, v),
+            Some(("Signature", v)) => (&mut signature, v),
+            _ => continue,
+        };
+        if slot.0.replace(slot.1).is_some() {
+            return Err(incomplete(format!(
+                "Authorization header has a parameter more than once. Authorization={value}"
+            )));
         }
     }
     let (Some(credential), Some(signed), Some(signature)) = (credential, signed, signature) else {
@@ -149,11 +161,44 @@ impl Authenticator {
         now: SystemTime,
         scope: Scope<'_>,
     ) -> Result<Caller, LambdaError> {
-        let Some(header) = parts.headers.get(http::header::AUTHORIZATION) else {
+        let claim = self.check_headers(parts, now, scope).await?;
+        claim.verify(parts, body)
+    }
+
+    /// Checks everything the headers alone can show, before a byte of the body is read: one
+    /// well-formed `Authorization`, one `X-Amz-Date` within the skew, the scope's region and
+    /// service, and a known access key. What is left, the signature itself (it covers the
+    /// body's hash), is [`Claim::verify`].
+    pub async fn check_headers(
+        &self,
+        parts: &Parts,
+        now: SystemTime,
+        scope: Scope<'_>,
+    ) -> Result<Claim, LambdaError> {
+        let mut all = parts.headers.get_all(http::header::AUTHORIZATION).iter();
+        let Some(header) = all.next() else {
             return Err(LambdaError::MissingAuthenticationToken(
                 "Missing Authentication Token".into(),
             ));
         };
+        if all.next().is_some() {
+            return Err(incomplete(
+                "The request must contain exactly one Authorization header.",
+            ));
+        }
+        // The headers every signature covers: one of each, or the request is ambiguous.
+        for name in [
+            "x-amz-date",
+            "host",
+            "x-amz-content-sha256",
+            "x-amz-security-token",
+        ] {
+            if parts.headers.get_all(name).iter().count() > 1 {
+                return Err(incomplete(format!(
+                    "The request must contain at most one {name} header."
+                )));
+            }
+        }
         let header = header
             .to_str()
             .map_err(|_| incomplete("The Authorization header is not valid text."))?;
@@ -237,15 +282,43 @@ impl Authenticator {
                 date_header
             )));
         }
+        Ok(Claim {
+            header: header.to_owned(),
+            key,
+            signed_at,
+        })
+    }
+}
 
-        let expected = expected_signature(parts, body, &auth, &key.secret, signed_at)
+/// A request whose headers checked out: a known key, a fresh date, the right scope. Only the
+/// signature, which covers the body, is left to check.
+#[derive(Clone)]
+pub struct Claim {
+    header: String,
+    key: stoke_store::AccessKey,
+    signed_at: OffsetDateTime,
+}
+
+impl std::fmt::Debug for Claim {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Claim")
+            .field("access_key_id", &self.key.access_key_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Claim {
+    /// Recomputes the signature over the request and its body; answers who signed it.
+    pub fn verify(self, parts: &Parts, body: &[u8]) -> Result<Caller, LambdaError> {
+        let auth = parse_auth_header(&self.header)?;
+        let expected = expected_signature(parts, body, &auth, &self.key.secret, self.signed_at)
             .ok_or_else(|| LambdaError::InvalidSignature(MISMATCH.into()))?;
         if !constant_time_eq(expected.as_bytes(), auth.signature.as_bytes()) {
             return Err(LambdaError::InvalidSignature(MISMATCH.into()));
         }
         Ok(Caller {
-            account: key.account,
-            access_key_id: key.access_key_id,
+            account: self.key.account,
+            access_key_id: self.key.access_key_id,
         })
     }
 }
@@ -335,6 +408,16 @@ mod tests {
                 "IncompleteSignatureException"
             );
         }
+    }
+
+    #[test]
+    fn refuses_a_parameter_given_twice() {
+        let h = "AWS4-HMAC-SHA256 Credential=AKID/20150830/us-east-1/lambda/aws4_request, \
+                 SignedHeaders=host;x-amz-date, Signature=abc, Signature=def";
+        assert_eq!(
+            parse_auth_header(h).unwrap_err().type_name(),
+            "IncompleteSignatureException"
+        );
     }
 
     /// The "get-vanilla" case of AWS's SigV4 test suite: a known signature, recomputed.

@@ -3,7 +3,9 @@
 //! Every error leaves as `{"Type": "User", "message": …}` with the type in `x-amzn-ErrorType`
 //! (which boto3 reports as `Error.Code`) and the status AWS uses. [`LambdaJson`] is the JSON
 //! extractor of this crate: a body that does not parse gets the same shape
-//! (`InvalidRequestContentException`), never a plain-text framework error.
+//! (`InvalidRequestContentException`), never a plain-text framework error. [`lambda_shape`]
+//! puts whatever the framework answers by itself (a path that is not UTF-8, a query that does
+//! not parse) into the same shape.
 
 use axum::extract::{FromRequest, Request};
 use axum::http::{HeaderValue, StatusCode};
@@ -33,15 +35,98 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let e = self.0;
         let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let mut body = serde_json::json!({ "Type": e.fault().to_string(), "message": e.message() });
-        if let (Some(reason), Some(o)) = (e.reason(), body.as_object_mut()) {
-            o.insert("Reason".into(), serde_json::json!(reason));
-        }
-        let mut resp = (status, axum::Json(body)).into_response();
-        resp.headers_mut()
-            .insert("x-amzn-ErrorType", HeaderValue::from_static(e.type_name()));
-        resp
+        shaped(
+            status,
+            e.type_name(),
+            &e.fault().to_string(),
+            e.message(),
+            e.reason(),
+        )
     }
+}
+
+/// An error in Lambda's shape: `x-amzn-ErrorType` and `{"Type", "message"[, "Reason"]}`.
+fn shaped(
+    status: StatusCode,
+    type_name: &'static str,
+    fault: &str,
+    message: &str,
+    reason: Option<&str>,
+) -> Response {
+    let mut body = serde_json::json!({ "Type": fault, "message": message });
+    if let (Some(reason), Some(o)) = (reason, body.as_object_mut()) {
+        o.insert("Reason".into(), serde_json::json!(reason));
+    }
+    let mut resp = (status, axum::Json(body)).into_response();
+    resp.headers_mut()
+        .insert("x-amzn-ErrorType", HeaderValue::from_static(type_name));
+    resp
+}
+
+/// 408 `RequestTimeoutException` (which the AWS SDKs retry): the body stopped arriving.
+pub fn request_timeout(stall: std::time::Duration) -> Response {
+    shaped(
+        StatusCode::REQUEST_TIMEOUT,
+        "RequestTimeoutException",
+        "User",
+        &format!(
+            "The request body did not arrive in time: no data for {} s.",
+            stall.as_secs_f64()
+        ),
+        None,
+    )
+}
+
+/// Answers a path that is not UTF-8 once percent-decoded with Lambda's shape, and puts any
+/// error answer without `x-amzn-ErrorType` (a framework rejection: a path or a query that
+/// does not deserialize) into Lambda's shape, keeping its status and its text.
+pub async fn lambda_shape(req: Request, next: axum::middleware::Next) -> Response {
+    if percent_encoding::percent_decode_str(req.uri().path())
+        .decode_utf8()
+        .is_err()
+    {
+        return ApiError(LambdaError::Validation(format!(
+            "1 validation error detected: the request path is not valid UTF-8 once \
+             percent-decoded: {}",
+            req.uri().path()
+        )))
+        .into_response();
+    }
+    let resp = next.run(req).await;
+    let status = resp.status();
+    if !(status.is_client_error() || status.is_server_error())
+        || resp.headers().contains_key("x-amzn-ErrorType")
+    {
+        return resp;
+    }
+    let (parts, body) = resp.into_parts();
+    let text = match axum::body::to_bytes(body, 64 * 1024).await {
+        Ok(b) => String::from_utf8_lossy(&b).into_owned(),
+        Err(_) => String::new(),
+    };
+    let text = if text.is_empty() {
+        status
+            .canonical_reason()
+            .unwrap_or("Bad request")
+            .to_owned()
+    } else {
+        text
+    };
+    let (type_name, fault) = match status.as_u16() {
+        408 => ("RequestTimeoutException", "User"),
+        413 => ("RequestEntityTooLargeException", "User"),
+        415 => ("UnsupportedMediaTypeException", "User"),
+        429 => ("TooManyRequestsException", "User"),
+        s if s >= 500 => ("ServiceException", "Service"),
+        _ => ("ValidationException", "User"),
+    };
+    let mut out = shaped(status, type_name, fault, &text, None);
+    for (name, value) in &parts.headers {
+        if name != http::header::CONTENT_TYPE && name != http::header::CONTENT_LENGTH {
+            out.headers_mut().append(name, value.clone());
+        }
+    }
+    out
 }
 
 /// A JSON request body; parse failures are answered in Lambda's shape.
@@ -87,6 +172,40 @@ mod tests {
             e.0.message()
                 .starts_with("Could not parse request body into json")
         );
+    }
+
+    #[tokio::test]
+    async fn framework_rejections_get_lambdas_shape() {
+        use tower::ServiceExt as _;
+        let app = axum::Router::new()
+            .route(
+                "/f/{name}",
+                axum::routing::get(
+                    |axum::extract::Path(n): axum::extract::Path<u8>| async move { n.to_string() },
+                ),
+            )
+            .layer(axum::middleware::from_fn(lambda_shape));
+        for uri in ["/f/%FF", "/f/not-a-number"] {
+            let req = http::Request::get(uri)
+                .body(axum::body::Body::empty())
+                .unwrap();
+            let resp = app.clone().oneshot(req).await.unwrap();
+            assert_eq!(resp.status(), 400, "{uri}");
+            assert_eq!(
+                resp.headers()["x-amzn-ErrorType"],
+                "ValidationException",
+                "{uri}"
+            );
+            let body = axum::body::to_bytes(resp.into_body(), 1 << 16)
+                .await
+                .unwrap();
+            let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            assert_eq!(v["Type"], "User", "{uri}");
+            assert!(
+                v["message"].as_str().is_some_and(|m| !m.is_empty()),
+                "{uri}"
+            );
+        }
     }
 
     #[test]

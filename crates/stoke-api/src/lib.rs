@@ -3,7 +3,11 @@
 //! # Layout
 //! - [`router`]: the routes, with the paths AWS Lambda uses, behind SigV4 authentication;
 //!   [`serve`] runs them on a listener the caller bound, until a shutdown future completes.
-//! - [`auth`]: AWS Signature Version 4, recomputed with the `aws-sigv4` crate.
+//! - [`listen`]: the accept loop and HTTP/1.1 connections with their timeouts and caps.
+//! - [`auth`]: AWS Signature Version 4, recomputed with the `aws-sigv4` crate: the headers
+//!   first, then (once the body is in) the signature.
+//! - [`body`]: request bodies, bounded by operation and by a global budget before they are
+//!   buffered.
 //! - [`functions`], [`versions`] (versions and aliases), [`tags`], [`invoke`]: one file per
 //!   Lambda resource; a handler decodes the
 //!   request, calls the control plane or the invoker and shapes the answer.
@@ -19,12 +23,14 @@
 //! Every answer carries `x-amzn-RequestId`.
 
 pub mod auth;
+pub mod body;
 pub mod concurrency;
 pub mod dead_letters;
 pub mod error;
 pub mod event_invoke;
 pub mod functions;
 pub mod invoke;
+pub mod listen;
 pub mod logs;
 pub mod presign;
 pub mod tags;
@@ -42,14 +48,15 @@ use axum::http::HeaderValue;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
-use bytes::Bytes;
 use stoke_core::LambdaError;
 use stoke_core::function::limits;
 use stoke_engine::{AsyncInvoker, ControlPlane, Invoker};
 use tokio::net::TcpListener;
 
 pub use auth::{Authenticator, Caller};
+pub use body::{BodyConfig, Budget};
 pub use error::ApiError;
+pub use listen::ListenConfig;
 pub use presign::Presigner;
 
 /// What every handler can reach.
@@ -60,6 +67,8 @@ pub struct AppState {
     pub asyncq: Arc<AsyncInvoker>,
     pub auth: Authenticator,
     pub presigner: Presigner,
+    /// The budget of request bodies being buffered, and how long a body may stall.
+    pub bodies: Budget,
 }
 
 /// The largest request body any operation takes (CreateFunction's, with a base64 zip).
@@ -171,6 +180,7 @@ pub fn router(state: AppState) -> Router {
         .fallback(unknown_operation)
         .method_not_allowed_fallback(unknown_operation)
         .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(middleware::from_fn(error::lambda_shape))
         .layer(middleware::from_fn(request_id))
         .with_state(state)
 }
@@ -179,11 +189,10 @@ pub fn router(state: AppState) -> Router {
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
+    config: ListenConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await
+    listen::serve(listener, router(state), config, shutdown).await
 }
 
 async fn metrics(State(app): State<AppState>) -> Response {
@@ -205,40 +214,6 @@ async fn unknown_operation(req: Request) -> ApiError {
     )))
 }
 
-/// How much of a too-large body is read (and dropped) so that the client, which is still
-/// sending, sees the 413 instead of a reset connection; past this the connection is closed.
-const DRAIN_LIMIT: usize = 4 * MAX_BODY;
-
-/// Reads the body up to `limit`; past it, drains (a bounded amount, for a bounded time) and
-/// answers `None`.
-async fn read_body(body: Body, limit: usize) -> Result<Bytes, ()> {
-    use http_body_util::BodyExt as _;
-    let mut body = body;
-    let mut buf = bytes::BytesMut::new();
-    let mut seen = 0usize;
-    let drain_until = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
-    loop {
-        let frame = match tokio::time::timeout_at(drain_until, body.frame()).await {
-            Ok(Some(Ok(f))) => f,
-            Ok(Some(Err(_))) | Err(_) => return Err(()),
-            Ok(None) => break,
-        };
-        if let Ok(data) = frame.into_data() {
-            seen = seen.saturating_add(data.len());
-            if seen <= limit {
-                buf.extend_from_slice(&data);
-            } else if seen > DRAIN_LIMIT {
-                return Err(());
-            }
-        }
-    }
-    if seen > limit {
-        Err(())
-    } else {
-        Ok(buf.freeze())
-    }
-}
-
 /// Which signing service a path belongs to: the CloudWatch Logs API sits on `POST /`.
 fn service_of(parts: &http::request::Parts) -> &'static str {
     if parts.uri.path() == "/" {
@@ -248,47 +223,94 @@ fn service_of(parts: &http::request::Parts) -> &'static str {
     }
 }
 
-/// Reads the body (up to the limit), checks the signature, and hands the handler the caller.
+/// Checks the headers' claim (before reading a byte of body), reads the body within its
+/// operation's limit and the global budget, checks the signature, and hands the handler the
+/// caller. The budget share is held until the handler has answered.
 async fn authenticate(State(app): State<AppState>, req: Request, next: Next) -> Response {
     let (mut parts, body) = req.into_parts();
-    let Ok(bytes) = read_body(body, MAX_BODY).await else {
-        let mut resp = ApiError(LambdaError::RequestEntityTooLarge(format!(
-            "Request must be smaller than {MAX_BODY} bytes for the {} operation",
-            operation_name(&parts)
-        )))
-        .into_response();
-        resp.headers_mut()
-            .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
-        return resp;
-    };
     let scope = auth::Scope {
         region: app.control.region(),
         service: service_of(&parts),
     };
-    match app
+    let op = body::Operation::of(&parts);
+    let claim = match app
         .auth
-        .verify(&parts, &bytes, SystemTime::now(), scope)
+        .check_headers(&parts, SystemTime::now(), scope)
         .await
     {
+        Ok(claim) => claim,
+        Err(e) => return refuse(&app, &parts, body, body::DRAIN_UNSIGNED, ApiError(e)),
+    };
+    if body::declared_length(&body).is_some_and(|n| n > op.limit as u64) {
+        return refuse(
+            &app,
+            &parts,
+            body,
+            body::DRAIN_SIGNED,
+            ApiError(op.too_large()),
+        );
+    }
+    let (bytes, share) = match body::read(&app.bodies, body, op.limit).await {
+        Ok(read) => read,
+        Err(e) => {
+            let resp = match e {
+                body::BodyError::TooLarge => ApiError(op.too_large()).into_response(),
+                body::BodyError::Stalled => {
+                    error::request_timeout(app.bodies.config().stall_timeout)
+                }
+                body::BodyError::Budget => ApiError(LambdaError::TooManyRequests {
+                    reason: "CallerRateLimitExceeded".into(),
+                    message: "Rate exceeded: the server is receiving too many request bodies \
+                              at once; retry shortly."
+                        .into(),
+                })
+                .into_response(),
+                body::BodyError::Broken => ApiError(LambdaError::InvalidRequestContent(
+                    "The request body could not be read.".into(),
+                ))
+                .into_response(),
+            };
+            return closing(resp);
+        }
+    };
+    match claim.verify(&parts, &bytes) {
         Ok(caller) => {
             parts.extensions.insert(caller);
-            next.run(Request::from_parts(parts, Body::from(bytes)))
-                .await
+            let resp = next
+                .run(Request::from_parts(parts, Body::from(bytes)))
+                .await;
+            drop(share);
+            resp
         }
         Err(e) => ApiError(e).into_response(),
     }
 }
 
-fn operation_name(parts: &http::request::Parts) -> &'static str {
-    let path = parts.uri.path();
-    match (parts.method.as_str(), path) {
-        ("POST", p) if p.trim_end_matches('/') == "/2015-03-31/functions" => "CreateFunction",
-        ("PUT", p) if p.ends_with("/code") => "UpdateFunctionCode",
-        ("PUT", p) if p.ends_with("/configuration") => "UpdateFunctionConfiguration",
-        ("POST", p) if p.ends_with("/invocations") => "InvokeFunction",
-        ("POST", p) if p.trim_end_matches('/').ends_with("/invoke-async") => "InvokeAsync",
-        _ => "requested",
+/// Answers a request refused before its body was read. A body still to come is drained (read
+/// and dropped, up to `drain` bytes) so that the client sees the answer, and the connection
+/// closes after it; a body too large to drain is not read at all.
+fn refuse(
+    app: &AppState,
+    parts: &http::request::Parts,
+    body: Body,
+    drain: u64,
+    e: ApiError,
+) -> Response {
+    let resp = e.into_response();
+    if body::is_empty(&body) {
+        return resp;
     }
+    if body::drainable(parts, &body, drain) {
+        body::drain(body, drain, app.bodies.config().stall_timeout);
+    }
+    closing(resp)
+}
+
+/// Marks an answer as the connection's last.
+fn closing(mut resp: Response) -> Response {
+    resp.headers_mut()
+        .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+    resp
 }
 
 /// Gives every answer an `x-amzn-RequestId`.

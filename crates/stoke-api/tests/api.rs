@@ -100,6 +100,7 @@ impl Api {
             asyncq,
             auth: Authenticator::new(store),
             presigner: Presigner::new(b"test-key".to_vec()),
+            bodies: stoke_api::Budget::default(),
         };
         Self {
             router: stoke_api::router(state),
@@ -430,6 +431,84 @@ async fn signatures_are_checked() {
     assert_eq!(
         api.send(req).await.error_type.as_deref(),
         Some("InvalidSignatureException")
+    );
+}
+
+/// A body that says how long it is and never sends a byte.
+struct Endless(u64);
+
+impl hyper::body::Body for Endless {
+    type Data = bytes::Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<bytes::Bytes>, std::io::Error>>> {
+        std::task::Poll::Pending
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        hyper::body::SizeHint::with_exact(self.0)
+    }
+}
+
+#[tokio::test]
+async fn ambiguous_or_oversized_requests_are_refused_from_their_headers() {
+    let api = Api::new().await;
+    let secret = api.key.secret.clone();
+    // Two Authorization headers: refused, whichever of them is genuine.
+    let mut req = api.signed(
+        "GET",
+        "/2015-03-31/functions/",
+        vec![],
+        SystemTime::now(),
+        &secret,
+    );
+    let genuine = req.headers()["authorization"].clone();
+    req.headers_mut().append("authorization", genuine);
+    let a = api.send(req).await;
+    assert_eq!(
+        (a.status, a.error_type.as_deref()),
+        (StatusCode::FORBIDDEN, Some("IncompleteSignatureException"))
+    );
+    // Two X-Amz-Date headers: the same.
+    let mut req = api.signed(
+        "GET",
+        "/2015-03-31/functions/",
+        vec![],
+        SystemTime::now(),
+        &secret,
+    );
+    req.headers_mut().append(
+        "x-amz-date",
+        http::HeaderValue::from_static("20200101T000000Z"),
+    );
+    let a = api.send(req).await;
+    assert_eq!(
+        a.error_type.as_deref(),
+        Some("IncompleteSignatureException")
+    );
+
+    // A signed invoke whose declared length is over 6 MB is refused before its body is read:
+    // the body here never ends, so reading it would hang the test.
+    let mut req = api.signed(
+        "POST",
+        "/2015-03-31/functions/f/invocations",
+        vec![],
+        SystemTime::now(),
+        &secret,
+    );
+    *req.body_mut() = Body::new(Endless(7 * 1024 * 1024));
+    let a = tokio::time::timeout(Duration::from_secs(5), api.send(req))
+        .await
+        .expect("answered at once");
+    assert_eq!(
+        (a.status, a.error_type.as_deref()),
+        (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            Some("RequestTooLargeException")
+        )
     );
 }
 

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use rand::Rng;
 use std::time::Duration;
-use stoke_api::{AppState, Authenticator, Presigner};
+use stoke_api::{AppState, Authenticator, BodyConfig, Budget, ListenConfig, Presigner};
 
 use stoke_engine::metrics::Metrics;
 use stoke_engine::pool::FixedKeepAlive;
@@ -87,6 +87,92 @@ pub struct ServeArgs {
     /// minimum age of 60 s last 0.6 s).
     #[arg(long, env = "STOKE_ASYNC_AGE_UNIT", default_value = "1s", value_parser = parse_duration, hide = true)]
     pub async_age_unit: Duration,
+    /// How long a request head (request line and headers) may take to arrive; a slower
+    /// connection is closed.
+    #[arg(long, env = "STOKE_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub header_read_timeout: Duration,
+    /// How long a connection with no request in flight may sit with nothing moving
+    /// (idle keep-alives included) before it is closed.
+    #[arg(long, env = "STOKE_IDLE_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
+    pub idle_timeout: Duration,
+    /// A request body with no byte for this long is answered 408.
+    #[arg(long, env = "STOKE_BODY_READ_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub body_read_timeout: Duration,
+    /// Request-body bytes that may be buffered at once across all requests (`512MiB`, `64MB`,
+    /// bytes); a request that cannot get its share within 2 s is answered 429.
+    #[arg(long, env = "STOKE_BODY_BUDGET", default_value = "512MiB", value_parser = parse_size)]
+    pub body_budget: usize,
+    /// Connections open at once from one client address.
+    #[arg(long, env = "STOKE_MAX_CONNECTIONS_PER_IP", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections_per_ip: u32,
+    /// Connections open at once in all; by default the descriptor limit (RLIMIT_NOFILE, raised
+    /// to its hard limit at start) less `--fd-reserve`. Never more than that.
+    #[arg(long, env = "STOKE_MAX_CONNECTIONS", value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: Option<u32>,
+    /// Descriptors kept out of the connections' reach, for sandboxes, the store and blobs.
+    #[arg(long, env = "STOKE_FD_RESERVE", default_value_t = 512)]
+    pub fd_reserve: u32,
+}
+
+/// `512MiB`, `64MB`, `100KiB`, or a bare number of bytes.
+pub fn parse_size(s: &str) -> Result<usize, String> {
+    let s = s.trim();
+    let i = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(i);
+    let n: usize = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a size such as 512MiB, 64MB or 1048576"))?;
+    let mult: usize = match unit.trim() {
+        "" | "B" => 1,
+        "KB" => 1000,
+        "KiB" => 1 << 10,
+        "MB" => 1000 * 1000,
+        "MiB" => 1 << 20,
+        "GB" => 1000 * 1000 * 1000,
+        "GiB" => 1 << 30,
+        _ => {
+            return Err(format!(
+                "{s:?} is not a size such as 512MiB, 64MB or 1048576"
+            ));
+        }
+    };
+    n.checked_mul(mult)
+        .filter(|n| *n > 0)
+        .ok_or_else(|| format!("{s:?}: give a size above zero that fits in memory"))
+}
+
+/// Raises the soft descriptor limit to the hard one and answers how many connections the
+/// listener may hold: the limit less the reserve (at least 16), or `asked` if lower. (Process
+/// sandboxes set their own limit; they do not inherit this one.)
+fn connection_cap(asked: Option<u32>, reserve: u32) -> usize {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let mut limit = getrlimit(Resource::Nofile);
+    if let (Some(soft), Some(hard)) = (limit.current, limit.maximum)
+        && soft < hard
+    {
+        let raised = rustix::process::Rlimit {
+            current: Some(hard),
+            maximum: Some(hard),
+        };
+        match setrlimit(Resource::Nofile, raised) {
+            Ok(()) => limit.current = Some(hard),
+            Err(e) => {
+                tracing::warn!(error = %e, soft, hard, "could not raise the descriptor limit")
+            }
+        }
+    }
+    let soft = limit.current.unwrap_or(u64::from(u32::MAX));
+    let room = usize::try_from(soft.saturating_sub(u64::from(reserve)))
+        .unwrap_or(usize::MAX)
+        .max(16);
+    let cap = asked.map_or(room, |a| (a as usize).min(room));
+    tracing::info!(
+        descriptors = soft,
+        reserve,
+        max_connections = cap,
+        "connection cap"
+    );
+    cap
 }
 
 /// A list of durations.
@@ -146,6 +232,8 @@ fn check_region(region: &str) -> anyhow::Result<()> {
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     // Everything is checked and opened before the port is bound.
     check_region(&args.region)?;
+    // First, so that the store, the sandboxes and the listener all get the raised limit.
+    let max_connections = connection_cap(args.max_connections, args.fd_reserve);
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("creating the data dir {}", args.data_dir.display()))?;
     let data_dir = args
@@ -266,6 +354,17 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         asyncq: Arc::clone(&asyncq),
         auth: Authenticator::new(Arc::clone(&store)),
         presigner: Presigner::new(url_key.into_bytes()),
+        bodies: Budget::new(BodyConfig {
+            budget_bytes: args.body_budget,
+            stall_timeout: args.body_read_timeout,
+            ..BodyConfig::default()
+        }),
+    };
+    let listen = ListenConfig {
+        header_read_timeout: args.header_read_timeout,
+        idle_timeout: args.idle_timeout,
+        max_connections,
+        max_connections_per_ip: args.max_connections_per_ip as usize,
     };
 
     let listener = tokio::net::TcpListener::bind(args.listen)
@@ -294,7 +393,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     );
     let _ = std::io::stdout().flush();
 
-    stoke_api::serve(listener, state, shutdown_signal()).await?;
+    stoke_api::serve(listener, state, listen, shutdown_signal()).await?;
     tracing::info!("shutting down");
     // Async events still running get a moment; whatever is left runs again after a restart.
     asyncq.shutdown(Duration::from_secs(5)).await;
@@ -396,5 +495,14 @@ mod tests {
         assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
         assert!(parse_duration("3x").is_err());
         assert_eq!(parse_delays("1s,2s").map(|d| d.0.len()), Ok(2));
+    }
+
+    #[test]
+    fn sizes_parse() {
+        assert_eq!(parse_size("512MiB"), Ok(512 << 20));
+        assert_eq!(parse_size("64MB"), Ok(64_000_000));
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert!(parse_size("0").is_err());
+        assert!(parse_size("12 parsecs").is_err());
     }
 }
