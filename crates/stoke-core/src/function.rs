@@ -638,7 +638,9 @@ mod tests {
         );
 
         let e = ConfigInput {
-            layers: Some(vec!["arn:aws:lambda:us-east-1:123456789012:layer:l:1".into()]),
+            layers: Some(vec![
+                "arn:aws:lambda:us-east-1:123456789012:layer:l:1".into(),
+            ]),
             ..input()
         }
         .into_new_config()

@@ -27,9 +27,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use bytes::Bytes;
 use stoke_core::{AccountId, LambdaError, Reason, RuntimeFamily};
-use stoke_sandbox::{
-    Backend, FunctionSpec, HostCalls, HostInvokeResult, InvokeInput, Outcome, Sandbox,
-};
+use stoke_sandbox::{Backend, FunctionSpec, InvokeInput, Outcome, Sandbox};
 use stoke_store::{InvocationRecord, LogEvent};
 use tokio::sync::Semaphore;
 
@@ -38,6 +36,9 @@ use crate::control::{Runnable, Warmer};
 use crate::metrics::{FunctionLabels, Metrics, OutcomeLabels};
 use crate::pool::{FunctionPool, KeepAlivePolicy, PoolKey, Pools};
 use crate::record::{self, CallRecord, Recorder, Report};
+
+mod host;
+use host::GuestHost;
 
 /// Limits of the invoker.
 #[derive(Debug, Clone, Copy)]
@@ -278,9 +279,10 @@ impl Invoker {
     ) -> Result<(Arc<dyn Sandbox>, Option<Duration>), LambdaError> {
         let backend = self.backend(target)?;
         let waited = Instant::now();
-        let _turn = Arc::clone(&self.inits).acquire_owned().await.map_err(|_| {
-            LambdaError::Service("The server is shutting down.".into())
-        })?;
+        let _turn = Arc::clone(&self.inits)
+            .acquire_owned()
+            .await
+            .map_err(|_| LambdaError::Service("The server is shutting down.".into()))?;
         self.metrics
             .init_wait_seconds
             .observe(waited.elapsed().as_secs_f64());
@@ -444,11 +446,7 @@ impl Invoker {
         lines.push(report.start_line());
         let log = String::from_utf8_lossy(&execution.log);
         // A line longer than a log event becomes several events, as on Lambda.
-        lines.extend(
-            log.lines()
-                .flat_map(record::split_line)
-                .map(str::to_owned),
-        );
+        lines.extend(log.lines().flat_map(record::split_line).map(str::to_owned));
         if execution.log_truncated {
             lines.push(format!(
                 "[stoke] the function's log was cut at {} bytes",
@@ -565,56 +563,5 @@ struct GaugeGuard(prometheus_client::metrics::gauge::Gauge);
 impl Drop for GaugeGuard {
     fn drop(&mut self) {
         self.0.dec();
-    }
-}
-
-/// A guest's view of the platform during one call.
-struct GuestHost {
-    invoker: Weak<Invoker>,
-    account: AccountId,
-    depth: u32,
-    trace_id: String,
-}
-
-fn refused(e: &LambdaError) -> HostInvokeResult {
-    let body = serde_json::json!({ "errorType": e.type_name(), "errorMessage": e.message() });
-    HostInvokeResult::Refused(Bytes::from(body.to_string()))
-}
-
-#[async_trait]
-impl HostCalls for GuestHost {
-    async fn invoke(&self, function: &str, payload: Bytes) -> HostInvokeResult {
-        let Some(invoker) = self.invoker.upgrade() else {
-            return refused(&LambdaError::Service("the server is shutting down".into()));
-        };
-        if self.depth + 1 > invoker.config.max_depth {
-            return refused(&LambdaError::RecursiveInvocation(format!(
-                "Functions may call functions at most {} deep.",
-                invoker.config.max_depth
-            )));
-        }
-        if serde_json::from_slice::<serde_json::Value>(&payload).is_err() {
-            return refused(&LambdaError::InvalidRequestContent(
-                "Could not parse request body into json: the payload is not JSON".into(),
-            ));
-        }
-        let req = InvokeRequest {
-            function: function.to_owned(),
-            qualifier: None,
-            payload,
-            log_tail: false,
-            client_context: None,
-            trace_id: Some(self.trace_id.clone()),
-            depth: self.depth + 1,
-            request_id: None,
-            return_record: false,
-        };
-        match invoker.invoke(&self.account, req).await {
-            Ok(r) => match r.outcome {
-                Outcome::Success(b) => HostInvokeResult::Success(b),
-                Outcome::Error(e) => HostInvokeResult::FunctionError(e.body),
-            },
-            Err(e) => refused(&e),
-        }
     }
 }

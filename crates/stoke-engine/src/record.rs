@@ -101,8 +101,9 @@ pub fn log_tail(lines: &[String]) -> String {
 /// How long the writer gathers calls into one batch.
 const BATCH_WINDOW: Duration = Duration::from_millis(20);
 
-/// The most bytes of log lines in one batch (one transaction).
-const BATCH_BYTES: u64 = 4 * 1024 * 1024;
+/// The most bytes of log lines in one batch (one transaction): a large transaction is as
+/// large a step of the write-ahead log.
+const BATCH_BYTES: u64 = 1024 * 1024;
 
 /// The most bytes of log lines waiting for the writer; past it, calls' lines are dropped.
 const QUEUED_BYTES: u64 = 64 * 1024 * 1024;
@@ -410,7 +411,11 @@ mod tests {
         let line = "é".repeat(600_000);
         let pieces = split_line(&line);
         assert_eq!(pieces.len(), 5);
-        assert!(pieces.iter().all(|p| p.len() <= MAX_EVENT_BYTES && !p.is_empty()));
+        assert!(
+            pieces
+                .iter()
+                .all(|p| p.len() <= MAX_EVENT_BYTES && !p.is_empty())
+        );
         assert_eq!(pieces.concat(), line);
         assert_eq!(split_line("short"), ["short"]);
         assert_eq!(split_line(""), [""]);

@@ -32,7 +32,10 @@ impl Blobs {
         let blobs = Self { root };
         let swept = blobs.sweep_temporary();
         if swept > 0 {
-            tracing::info!(files = swept, "removed blob files a crash left half-written");
+            tracing::info!(
+                files = swept,
+                "removed blob files a crash left half-written"
+            );
         }
         Ok(blobs)
     }
@@ -51,11 +54,16 @@ impl Blobs {
                 continue;
             };
             for f in files.flatten() {
-                let temporary = f.file_name().to_str().is_some_and(|n| n.starts_with(TEMP_PREFIX));
+                let temporary = f
+                    .file_name()
+                    .to_str()
+                    .is_some_and(|n| n.starts_with(TEMP_PREFIX));
                 if temporary && f.file_type().is_ok_and(|t| t.is_file()) {
                     match std::fs::remove_file(f.path()) {
                         Ok(()) => gone += 1,
-                        Err(e) => tracing::warn!(path = %f.path().display(), error = %e, "could not remove a temporary blob file"),
+                        Err(e) => {
+                            tracing::warn!(path = %f.path().display(), error = %e, "could not remove a temporary blob file")
+                        }
                     }
                 }
             }

@@ -205,15 +205,14 @@ impl SqliteStore {
         .await?;
 
         // Lines per function: the usage table says who is over.
-        let over: Vec<(String, String, i64)> = sqlx::query(
-            "SELECT account_id, function_name, lines FROM log_usage WHERE lines > ?",
-        )
-        .bind(i64::from(max_lines))
-        .fetch_all(&mut **conn)
-        .await?
-        .iter()
-        .map(|r| (r.get(0), r.get(1), r.get(2)))
-        .collect();
+        let over: Vec<(String, String, i64)> =
+            sqlx::query("SELECT account_id, function_name, lines FROM log_usage WHERE lines > ?")
+                .bind(i64::from(max_lines))
+                .fetch_all(&mut **conn)
+                .await?
+                .iter()
+                .map(|r| (r.get(0), r.get(1), r.get(2)))
+                .collect();
         for (account, function, lines) in over {
             let mut excess = lines - i64::from(max_lines);
             while excess > 0 {
@@ -331,7 +330,10 @@ mod tests {
         assert_eq!(s.trim_log_bytes(a, Some("f"), keep, 3).await.unwrap(), 6);
         let kept = messages(&s, a, "f").await;
         assert_eq!(kept.len(), 4);
-        assert!(kept[0].starts_with('6') && kept[3].starts_with('9'), "{kept:?}");
+        assert!(
+            kept[0].starts_with('6') && kept[3].starts_with('9'),
+            "{kept:?}"
+        );
         let usage = s.log_usage().await.unwrap();
         let f = usage.iter().find(|u| u.function_name == "f").unwrap();
         assert_eq!((f.bytes, f.lines), (keep, 4));
