@@ -37,7 +37,9 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(10));
+            .busy_timeout(Duration::from_secs(10))
+            // A burst of large commits grows the WAL; once checkpointed, it goes back to this.
+            .pragma("journal_size_limit", (16 * 1024 * 1024).to_string());
         Self::connect(options).await
     }
 
