@@ -15,6 +15,7 @@ from stoke_e2e import (
     error_message,
     expect_error,
     unique_name,
+    wait_active,
     wasm_zip,
 )
 
@@ -122,3 +123,75 @@ def test_environment_variable_names_follow_the_model_pattern(lam_raw, lam):
             create_wasm(lam_raw, name, Environment={"Variables": {bad: "v"}})
         assert "at 'environment.variables'" in error_message(ei.value), error_message(ei.value)
         assert_absent(lam, name)
+
+
+def test_a_nul_in_an_environment_value_is_refused_at_create_and_update(lam_raw, lam):
+    """A process environment cannot hold a NUL: refused when configured
+    (InvalidParameterValueException, in the words of Lambda's other environment errors), not
+    later at invoke."""
+    name = unique_name("val-env-nul")
+    with expect_error("InvalidParameterValueException", 400) as ei:
+        create_wasm(lam_raw, name, Environment={"Variables": {"GOOD": "a\0b"}})
+    msg = error_message(ei.value)
+    assert "null character" in msg and msg.endswith("GOOD"), msg
+    assert_absent(lam, name)
+
+    create_wasm(lam, name, Environment={"Variables": {"GOOD": "ab"}})
+    wait_active(lam, name)
+    with expect_error("InvalidParameterValueException", 400):
+        lam_raw.update_function_configuration(
+            FunctionName=name, Environment={"Variables": {"GOOD": "\0"}}
+        )
+    cfg = lam.get_function_configuration(FunctionName=name)
+    assert cfg["Environment"]["Variables"] == {"GOOD": "ab"}
+
+
+def test_an_environment_key_with_a_nul_is_a_validation_error_without_the_value(lam_raw, lam):
+    """Keys follow `[a-zA-Z]([a-zA-Z0-9_])+`; the map is sensitive, so AWS's message names the
+    member and the pattern, not the key."""
+    name = unique_name("val-env-key")
+    with expect_error("ValidationException", 400) as ei:
+        create_wasm(lam_raw, name, Environment={"Variables": {"BAD\0KEY": "v"}})
+    assert error_message(ei.value) == (
+        "1 validation error detected: Value at 'environment.variables' failed to satisfy "
+        "constraint: Map keys must satisfy constraint: [Member must satisfy regular "
+        "expression pattern: [a-zA-Z]([a-zA-Z0-9_])+]"
+    )
+    assert_absent(lam, name)
+
+
+def test_layers_are_refused_until_supported_and_an_empty_list_is_not(lam_raw, lam):
+    layer = "arn:aws:lambda:us-east-1:123456789012:layer:shared:3"
+    name = unique_name("val-layers")
+    with expect_error("InvalidParameterValueException", 400) as ei:
+        create_wasm(lam_raw, name, Layers=[layer])
+    msg = error_message(ei.value)
+    assert msg.startswith("Layers are not supported by Stoke yet") and layer in msg, msg
+    assert_absent(lam, name)
+
+    create_wasm(lam, name, Layers=[])
+    wait_active(lam, name)
+    with expect_error("InvalidParameterValueException", 400):
+        lam_raw.update_function_configuration(FunctionName=name, Layers=[layer])
+    lam.update_function_configuration(FunctionName=name, Layers=[])
+
+
+def test_an_empty_handler_is_a_validation_error_at_create_and_update(lam_raw, lam):
+    """Handler's pattern `[^\\s]+` refuses the empty string (boto3's model has min 0, so only the
+    server can say so), whatever the runtime."""
+    for runtime in ("wasm", "provided.al2023", "python3.12"):
+        name = unique_name("val-handler-empty")
+        with expect_error("ValidationException", 400) as ei:
+            create_wasm(lam_raw, name, Runtime=runtime, Handler="")
+        msg = error_message(ei.value)
+        assert msg == (
+            "1 validation error detected: Value '' at 'handler' failed to satisfy constraint: "
+            "Member must satisfy regular expression pattern: [^\\s]+"
+        ), msg
+        assert_absent(lam, name)
+    name = unique_name("val-handler-upd")
+    create_wasm(lam, name)
+    wait_active(lam, name)
+    with expect_error("ValidationException", 400):
+        lam_raw.update_function_configuration(FunctionName=name, Handler="")
+    assert lam.get_function_configuration(FunctionName=name)["Handler"] == "hello.wasm"

@@ -110,6 +110,7 @@ pub async fn create(
         environment: body.environment.map(|e| e.variables.unwrap_or_default()),
         architectures: body.architectures,
         ephemeral_storage: body.ephemeral_storage.and_then(|e| e.size),
+        layers: body.layers,
     };
     // The model's checks come first, before the zip is looked at.
     let mut v = Violations::new();

@@ -50,6 +50,7 @@ pub struct CreateFunctionIn {
     pub ephemeral_storage: Option<EphemeralStorageIn>,
     pub tags: Option<BTreeMap<String, String>>,
     pub package_type: Option<String>,
+    pub layers: Option<Vec<String>>,
 }
 
 /// The body of UpdateFunctionConfiguration.
@@ -65,6 +66,7 @@ pub struct UpdateConfigurationIn {
     pub environment: Option<EnvironmentIn>,
     pub ephemeral_storage: Option<EphemeralStorageIn>,
     pub revision_id: Option<String>,
+    pub layers: Option<Vec<String>>,
 }
 
 /// The body of UpdateFunctionCode.
@@ -165,6 +167,7 @@ impl UpdateConfigurationIn {
                 .map(|e| e.variables.clone().unwrap_or_default()),
             architectures: None,
             ephemeral_storage: self.ephemeral_storage.as_ref().and_then(|e| e.size),
+            layers: self.layers.clone(),
         }
     }
 }

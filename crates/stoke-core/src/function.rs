@@ -210,6 +210,9 @@ pub struct ConfigInput {
     pub environment: Option<BTreeMap<String, String>>,
     pub architectures: Option<Vec<String>>,
     pub ephemeral_storage: Option<i64>,
+    /// `Layers`: not supported yet, so refused unless empty (a deploy tool that sends
+    /// `Layers: []` is not refused for it).
+    pub layers: Option<Vec<String>>,
 }
 
 /// The role a function gets when the caller sends none (Stoke has no IAM).
@@ -218,9 +221,10 @@ pub const DEFAULT_ROLE: &str = "arn:aws:iam::000000000000:role/stoke-default";
 impl ConfigInput {
     /// Checks every member against the API model, collecting violations as AWS does.
     pub fn check(&self, v: &mut Violations) {
+        // The model's pattern `[^\s]+` refuses an empty Handler (its `min` is 0, but AWS checks
+        // the pattern on the empty string too), whatever the runtime.
         if let Some(h) = &self.handler
             && v.length("handler", h, 0, 128)
-            && !h.is_empty()
         {
             v.pattern("handler", h, patterns::HANDLER);
         }
@@ -237,9 +241,7 @@ impl ConfigInput {
             v.length("description", d, 0, 256);
         }
         if let Some(env) = &self.environment {
-            for k in env.keys() {
-                v.pattern("environment.variables", k, patterns::ENV_KEY);
-            }
+            v.map_keys_pattern("environment.variables", env.keys(), patterns::ENV_KEY);
         }
         if let Some(a) = &self.architectures {
             let shown = format!("[{}]", a.join(", "));
@@ -256,8 +258,16 @@ impl ConfigInput {
         }
     }
 
-    /// The checks past the model: a runtime Stoke runs, environment variables Lambda allows.
+    /// The checks past the model: a runtime Stoke runs, environment variables Lambda allows,
+    /// no layers.
     fn check_values(&self) -> Result<(), LambdaError> {
+        if let Some(layers) = self.layers.as_ref().filter(|l| !l.is_empty()) {
+            return Err(LambdaError::InvalidParameterValue(format!(
+                "Layers are not supported by Stoke yet; deploy the layer's files in the \
+                 function's zip and send no Layers (or an empty list). Layers sent: {}",
+                layers.join(", ")
+            )));
+        }
         if let Some(r) = &self.runtime
             && Runtime::parse(r).is_none()
         {
@@ -280,6 +290,21 @@ impl ConfigInput {
                      currently not supported for modification. Reserved keys used in this \
                      request: {}",
                     reserved.join(", ")
+                )));
+            }
+            // A process environment is NUL-terminated strings: a NUL could never reach the
+            // function, and a key with one already failed the model's pattern.
+            let with_nul: Vec<&str> = env
+                .iter()
+                .filter(|(_, value)| value.contains('\0'))
+                .map(|(k, _)| k.as_str())
+                .collect();
+            if !with_nul.is_empty() {
+                return Err(LambdaError::InvalidParameterValue(format!(
+                    "Lambda was unable to configure your environment variables because the \
+                     environment variables you have provided contain a null character (\\0), \
+                     which an environment variable cannot hold. Keys whose value has one: {}",
+                    with_nul.join(", ")
                 )));
             }
             let measured = serde_json::to_string(env).unwrap_or_default();
@@ -582,6 +607,63 @@ mod tests {
             e.message()
                 .contains("Reserved keys used in this request: AWS_REGION")
         );
+    }
+
+    #[test]
+    fn nul_in_an_environment_value_layers_and_an_empty_handler_are_refused() {
+        let env = BTreeMap::from([("GOOD".to_owned(), "a\0b".to_owned())]);
+        let e = ConfigInput {
+            environment: Some(env),
+            ..input()
+        }
+        .into_new_config()
+        .unwrap_err();
+        assert_eq!(e.type_name(), "InvalidParameterValueException");
+        assert!(e.message().contains("null character"), "{e}");
+        assert!(e.message().ends_with("has one: GOOD"), "{e}");
+
+        let env = BTreeMap::from([("BAD\0KEY".to_owned(), "v".to_owned())]);
+        let e = ConfigInput {
+            environment: Some(env),
+            ..input()
+        }
+        .into_new_config()
+        .unwrap_err();
+        assert_eq!(e.type_name(), "ValidationException");
+        assert_eq!(
+            e.message(),
+            "1 validation error detected: Value at 'environment.variables' failed to satisfy \
+             constraint: Map keys must satisfy constraint: [Member must satisfy regular \
+             expression pattern: [a-zA-Z]([a-zA-Z0-9_])+]"
+        );
+
+        let e = ConfigInput {
+            layers: Some(vec![
+                "arn:aws:lambda:us-east-1:123456789012:layer:l:1".into(),
+            ]),
+            ..input()
+        }
+        .into_new_config()
+        .unwrap_err();
+        assert_eq!(e.type_name(), "InvalidParameterValueException");
+        assert!(e.message().starts_with("Layers are not supported"), "{e}");
+        assert!(
+            ConfigInput {
+                layers: Some(vec![]),
+                ..input()
+            }
+            .into_new_config()
+            .is_ok()
+        );
+
+        let e = ConfigInput {
+            handler: Some(String::new()),
+            ..input()
+        }
+        .into_new_config()
+        .unwrap_err();
+        assert_eq!(e.type_name(), "ValidationException");
+        assert!(e.message().contains("Value '' at 'handler'"), "{e}");
     }
 
     #[test]

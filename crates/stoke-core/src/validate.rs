@@ -134,6 +134,23 @@ impl Violations {
         }
     }
 
+    /// A map whose keys must each match one of [`patterns`], worded as AWS words it for a
+    /// sensitive map such as `environment.variables` (no value quoted).
+    pub fn map_keys_pattern<'a>(
+        &mut self,
+        member: &str,
+        mut keys: impl Iterator<Item = &'a String>,
+        pattern: &'static str,
+    ) {
+        if keys.all(|k| matches(pattern, k)) {
+            return;
+        }
+        self.0.push(format!(
+            "Value at '{member}' failed to satisfy constraint: Map keys must satisfy \
+             constraint: [Member must satisfy regular expression pattern: {pattern}]"
+        ));
+    }
+
     /// An integer member's range.
     pub fn range(&mut self, member: &str, value: i64, min: i64, max: i64) {
         if value < min {

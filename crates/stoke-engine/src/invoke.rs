@@ -2,32 +2,43 @@
 //!
 //! ```text
 //! resolve the function ($LATEST) ─► Active? ─► admit (account, function concurrency; 429 if
-//! over) ─► an idle sandbox of this generation (warm) or a new one (cold, timed as Init
-//! Duration) ─► run with the deadline ─► give the sandbox back (not after a timeout) ─►
-//! START/END/REPORT lines, record and metrics to the recorder
+//! over) ─► an idle sandbox of this generation (warm) or a new one (cold: wait for a turn
+//! among the inits in flight, then start, timed as Init Duration) ─► run with the deadline ─►
+//! give the sandbox back (not after a timeout) ─► START/END/REPORT lines (long lines split
+//! into 256 KB events), record and metrics to the recorder
 //! ```
+//!
+//! Cold starts are admitted, not stormed: at most [`InvokerConfig::init_concurrency`] sandbox
+//! starts run at once, and the rest wait in arrival order (a fair semaphore). Neither the wait
+//! nor anything before it counts as Init: the Init timer starts when the start does, and the
+//! call's own timeout when it is handed to the sandbox, as Lambda separates its init phase
+//! (10 s) from the invoke phase (the function's timeout). A call whose turn comes after a
+//! sandbox of its function went idle takes that one instead of starting another.
 //!
 //! A guest that invokes another function (the `stoke.invoke` import) comes back here through
 //! [`GuestHost`], one level deeper; past [`InvokerConfig::max_depth`] the call is refused, so a
 //! function that calls itself cannot grow without bound.
 
 use std::path::Path;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use bytes::Bytes;
 use stoke_core::{AccountId, LambdaError, Reason, RuntimeFamily};
-use stoke_sandbox::{
-    Backend, FunctionSpec, HostCalls, HostInvokeResult, InvokeInput, Outcome, Sandbox,
-};
+use stoke_sandbox::{Backend, FunctionSpec, InvokeInput, Outcome, Sandbox};
 use stoke_store::{InvocationRecord, LogEvent};
+use tokio::sync::Semaphore;
 
 use crate::ControlPlane;
 use crate::control::{Runnable, Warmer};
 use crate::metrics::{FunctionLabels, Metrics, OutcomeLabels};
-use crate::pool::{KeepAlivePolicy, PoolKey, Pools};
+use crate::pool::{FunctionPool, KeepAlivePolicy, PoolKey, Pools};
 use crate::record::{self, CallRecord, Recorder, Report};
+
+mod host;
+use host::GuestHost;
 
 /// Limits of the invoker.
 #[derive(Debug, Clone, Copy)]
@@ -40,6 +51,18 @@ pub struct InvokerConfig {
     pub max_depth: u32,
     /// How often idle sandboxes are looked at.
     pub reap_every: Duration,
+    /// Sandbox starts (inits) that may run at once; more wait their turn in arrival order.
+    pub init_concurrency: u32,
+    /// The longest Init (the process backend's limit): a reported Init Duration never exceeds
+    /// it.
+    pub init_timeout: Duration,
+}
+
+/// The default bound on inits at once: the cores this process may use.
+pub fn default_init_concurrency() -> u32 {
+    std::thread::available_parallelism()
+        .map_or(2, |n| u32::try_from(n.get()).unwrap_or(u32::MAX))
+        .max(1)
 }
 
 impl Default for InvokerConfig {
@@ -49,6 +72,8 @@ impl Default for InvokerConfig {
             function_concurrency: 256,
             max_depth: 16,
             reap_every: Duration::from_secs(1),
+            init_concurrency: default_init_concurrency(),
+            init_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -115,6 +140,8 @@ pub struct Invoker {
     metrics: Arc<Metrics>,
     recorder: Recorder,
     policy: Arc<dyn KeepAlivePolicy>,
+    /// Turns to start a sandbox (fair: first come, first served).
+    inits: Arc<Semaphore>,
     /// For the guests' host calls, which come back here.
     me: Weak<Invoker>,
 }
@@ -176,6 +203,7 @@ impl Invoker {
             metrics,
             recorder,
             policy,
+            inits: Arc::new(Semaphore::new(config.init_concurrency.max(1) as usize)),
             me: me.clone(),
         });
         let warmer: Weak<dyn Warmer> = Arc::downgrade(&invoker) as Weak<dyn Warmer>;
@@ -241,9 +269,32 @@ impl Invoker {
         }
     }
 
-    /// Starts a sandbox of `target` (a cold start), timed.
-    async fn start(&self, target: &Runnable) -> Result<(Arc<dyn Sandbox>, Duration), LambdaError> {
+    /// Starts a sandbox of `target` (a cold start) when its turn comes, timed from then (the
+    /// Init Duration, never above the init limit). If a sandbox of `pool` went idle while the
+    /// call waited, that one is answered instead, with no Init.
+    async fn start(
+        &self,
+        target: &Runnable,
+        pool: Option<&FunctionPool>,
+    ) -> Result<(Arc<dyn Sandbox>, Option<Duration>), LambdaError> {
         let backend = self.backend(target)?;
+        let waited = Instant::now();
+        let _turn = Arc::clone(&self.inits)
+            .acquire_owned()
+            .await
+            .map_err(|_| LambdaError::Service("The server is shutting down.".into()))?;
+        self.metrics
+            .init_wait_seconds
+            .observe(waited.elapsed().as_secs_f64());
+        if let Some(s) = pool.and_then(FunctionPool::take_idle) {
+            return Ok((s, None));
+        }
+        let now = self.metrics.inits_in_flight.inc() + 1;
+        let _in_flight = GaugeGuard(self.metrics.inits_in_flight.clone());
+        self.metrics
+            .inits_in_flight_max
+            .inner()
+            .fetch_max(now, Ordering::AcqRel);
         let t = Instant::now();
         // Only a cold start needs the whole spec (a warm call must not pay for it).
         let spec = spec_for(
@@ -255,7 +306,8 @@ impl Invoker {
             tracing::error!(function = %target.name, error = %e, "starting a sandbox failed");
             LambdaError::Service(format!("The function's sandbox could not start: {e}"))
         })?;
-        Ok((s, t.elapsed()))
+        // A start that hit the init timeout ends a little after it: report the limit.
+        Ok((s, Some(t.elapsed().min(self.config.init_timeout))))
     }
 
     /// Runs one call synchronously.
@@ -307,13 +359,15 @@ impl Invoker {
         let (sandbox, init): (Arc<dyn Sandbox>, Option<Duration>) = match lease.pool.take_idle() {
             Some(s) => (s, None),
             None => {
-                let (s, init) = self.start(&target).await?;
-                self.metrics.cold_starts.get_or_create(&labels).inc();
-                self.metrics
-                    .init_duration_seconds
-                    .get_or_create(&labels)
-                    .observe(init.as_secs_f64());
-                (s, Some(init))
+                let (s, init) = self.start(&target, Some(&*lease.pool)).await?;
+                if let Some(init) = init {
+                    self.metrics.cold_starts.get_or_create(&labels).inc();
+                    self.metrics
+                        .init_duration_seconds
+                        .get_or_create(&labels)
+                        .observe(init.as_secs_f64());
+                }
+                (s, init)
             }
         };
 
@@ -391,7 +445,8 @@ impl Invoker {
         let mut lines = Vec::with_capacity(8);
         lines.push(report.start_line());
         let log = String::from_utf8_lossy(&execution.log);
-        lines.extend(log.lines().map(str::to_owned));
+        // A line longer than a log event becomes several events, as on Lambda.
+        lines.extend(log.lines().flat_map(record::split_line).map(str::to_owned));
         if execution.log_truncated {
             lines.push(format!(
                 "[stoke] the function's log was cut at {} bytes",
@@ -478,7 +533,7 @@ impl Warmer for Invoker {
             // Nothing here can run it; calls will say so.
             return Ok(());
         }
-        let (sandbox, init) = self.start(target).await.map_err(|e| Reason {
+        let (sandbox, init) = self.start(target, None).await.map_err(|e| Reason {
             message: format!("The function's new code could not start: {}", e.message()),
             code: "InternalError".into(),
         })?;
@@ -496,7 +551,7 @@ impl Warmer for Invoker {
         self.metrics
             .init_duration_seconds
             .get_or_create(&labels)
-            .observe(init.as_secs_f64());
+            .observe(init.unwrap_or_default().as_secs_f64());
         self.pools.put_warm(&Self::pool_key(target), sandbox);
         Ok(())
     }
@@ -508,56 +563,5 @@ struct GaugeGuard(prometheus_client::metrics::gauge::Gauge);
 impl Drop for GaugeGuard {
     fn drop(&mut self) {
         self.0.dec();
-    }
-}
-
-/// A guest's view of the platform during one call.
-struct GuestHost {
-    invoker: Weak<Invoker>,
-    account: AccountId,
-    depth: u32,
-    trace_id: String,
-}
-
-fn refused(e: &LambdaError) -> HostInvokeResult {
-    let body = serde_json::json!({ "errorType": e.type_name(), "errorMessage": e.message() });
-    HostInvokeResult::Refused(Bytes::from(body.to_string()))
-}
-
-#[async_trait]
-impl HostCalls for GuestHost {
-    async fn invoke(&self, function: &str, payload: Bytes) -> HostInvokeResult {
-        let Some(invoker) = self.invoker.upgrade() else {
-            return refused(&LambdaError::Service("the server is shutting down".into()));
-        };
-        if self.depth + 1 > invoker.config.max_depth {
-            return refused(&LambdaError::RecursiveInvocation(format!(
-                "Functions may call functions at most {} deep.",
-                invoker.config.max_depth
-            )));
-        }
-        if serde_json::from_slice::<serde_json::Value>(&payload).is_err() {
-            return refused(&LambdaError::InvalidRequestContent(
-                "Could not parse request body into json: the payload is not JSON".into(),
-            ));
-        }
-        let req = InvokeRequest {
-            function: function.to_owned(),
-            qualifier: None,
-            payload,
-            log_tail: false,
-            client_context: None,
-            trace_id: Some(self.trace_id.clone()),
-            depth: self.depth + 1,
-            request_id: None,
-            return_record: false,
-        };
-        match invoker.invoke(&self.account, req).await {
-            Ok(r) => match r.outcome {
-                Outcome::Success(b) => HostInvokeResult::Success(b),
-                Outcome::Error(e) => HostInvokeResult::FunctionError(e.body),
-            },
-            Err(e) => refused(&e),
-        }
     }
 }

@@ -1,7 +1,10 @@
 //! The platform's Prometheus metrics.
 //!
 //! Per function (labels `account`, `function`): invocations, function errors, throttles, cold
-//! starts, a duration histogram and the calls running now. The async queue: depth, oldest
+//! starts, a duration histogram and the calls running now. Cold starts server-wide: the
+//! sandbox starts (inits) running now, the most seen at once, and how long calls waited for
+//! their turn to start one. Logs: lines dropped under load and lines removed to keep the
+//! byte budgets. The async queue: depth, oldest
 //! event's age, retries and dead letters, the age of events when their run starts, and the
 //! events per enqueue commit. `/metrics` encodes the registry in
 //! the text exposition format.
@@ -48,6 +51,14 @@ pub struct Metrics {
     pub concurrent_executions: Family<FunctionLabels, Gauge>,
     /// Log lines dropped because the writer fell behind.
     pub logs_dropped: Counter,
+    /// Log lines removed (oldest first) to keep the per-function and per-account byte budgets.
+    pub logs_evicted: Counter,
+    /// Sandbox starts (inits) running now.
+    pub inits_in_flight: Gauge,
+    /// The most sandbox starts ever running at once (since the server started).
+    pub inits_in_flight_max: Gauge,
+    /// How long cold starts waited for their turn (the bound on inits at once).
+    pub init_wait_seconds: Histogram,
     /// Async events in the queue (waiting, running or waiting for a retry).
     pub async_queue_depth: Gauge,
     /// Age of the oldest event in the queue.
@@ -85,6 +96,30 @@ impl Default for Metrics {
             );
         let concurrent_executions = Family::<FunctionLabels, Gauge>::default();
         let logs_dropped = Counter::default();
+        let logs_evicted = Counter::default();
+        let inits_in_flight = Gauge::default();
+        let inits_in_flight_max = Gauge::default();
+        let init_wait_seconds = duration_histogram();
+        registry.register(
+            "logs_evicted",
+            "Log lines removed, oldest first, to keep the log byte budgets",
+            logs_evicted.clone(),
+        );
+        registry.register(
+            "inits_in_flight",
+            "Sandbox starts (inits) running now",
+            inits_in_flight.clone(),
+        );
+        registry.register(
+            "inits_in_flight_max",
+            "The most sandbox starts running at once since the server started",
+            inits_in_flight_max.clone(),
+        );
+        registry.register(
+            "init_wait_seconds",
+            "How long cold starts waited for their turn to start a sandbox",
+            init_wait_seconds.clone(),
+        );
         registry.register(
             "invocations",
             "Calls that ran, by outcome",
@@ -175,6 +210,10 @@ impl Default for Metrics {
             init_duration_seconds,
             concurrent_executions,
             logs_dropped,
+            logs_evicted,
+            inits_in_flight,
+            inits_in_flight_max,
+            init_wait_seconds,
         }
     }
 }

@@ -3,7 +3,8 @@
 //! `ROOT/sha256/ab/abcdef…` holds the zip whose digest is `abcdef…`. A blob is written to a
 //! temporary file in the same folder, synced, and renamed into place (then the folder is
 //! synced), so an address never names a partial file, and writing the same zip twice is a
-//! no-op.
+//! no-op. A crash (kill -9) in the middle of a write leaves the temporary file (named
+//! [`TEMP_PREFIX`]…): [`Blobs::open`] removes such files, and only those, at start-up.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -12,6 +13,10 @@ use sha2::{Digest, Sha256};
 
 use crate::StoreError;
 
+/// How the names of blobs being written begin (a committed blob's name is its digest, which
+/// never begins with a dot).
+pub const TEMP_PREFIX: &str = ".tmp";
+
 /// The folder of code blobs.
 #[derive(Debug, Clone)]
 pub struct Blobs {
@@ -19,11 +24,51 @@ pub struct Blobs {
 }
 
 impl Blobs {
-    /// Uses (creating it if needed) `root` for blobs.
+    /// Uses (creating it if needed) `root` for blobs, and removes the temporary files of
+    /// writes a crash interrupted. Open a folder from one server at a time.
     pub fn open(root: impl Into<PathBuf>) -> Result<Self, StoreError> {
         let root = root.into().join("sha256");
         std::fs::create_dir_all(&root).map_err(|e| StoreError::io(&root, e))?;
-        Ok(Self { root })
+        let blobs = Self { root };
+        let swept = blobs.sweep_temporary();
+        if swept > 0 {
+            tracing::info!(
+                files = swept,
+                "removed blob files a crash left half-written"
+            );
+        }
+        Ok(blobs)
+    }
+
+    /// Removes `TEMP_PREFIX…` files under the fan-out folders. Answers how many went.
+    fn sweep_temporary(&self) -> usize {
+        let Ok(dirs) = std::fs::read_dir(&self.root) else {
+            return 0;
+        };
+        let mut gone = 0;
+        for dir in dirs.flatten() {
+            if !dir.file_type().is_ok_and(|t| t.is_dir()) {
+                continue;
+            }
+            let Ok(files) = std::fs::read_dir(dir.path()) else {
+                continue;
+            };
+            for f in files.flatten() {
+                let temporary = f
+                    .file_name()
+                    .to_str()
+                    .is_some_and(|n| n.starts_with(TEMP_PREFIX));
+                if temporary && f.file_type().is_ok_and(|t| t.is_file()) {
+                    match std::fs::remove_file(f.path()) {
+                        Ok(()) => gone += 1,
+                        Err(e) => {
+                            tracing::warn!(path = %f.path().display(), error = %e, "could not remove a temporary blob file")
+                        }
+                    }
+                }
+            }
+        }
+        gone
     }
 
     /// Lowercase hex SHA-256 of `bytes`: a blob's address.
@@ -52,7 +97,10 @@ impl Blobs {
         }
         let dir = path.parent().unwrap_or(&self.root).to_path_buf();
         std::fs::create_dir_all(&dir).map_err(|e| StoreError::io(&dir, e))?;
-        let mut tmp = tempfile::NamedTempFile::new_in(&dir).map_err(|e| StoreError::io(&dir, e))?;
+        let mut tmp = tempfile::Builder::new()
+            .prefix(TEMP_PREFIX)
+            .tempfile_in(&dir)
+            .map_err(|e| StoreError::io(&dir, e))?;
         tmp.write_all(bytes)
             .map_err(|e| StoreError::io(tmp.path(), e))?;
         tmp.as_file()
@@ -112,6 +160,29 @@ mod tests {
         assert_eq!(blobs.get(&a).unwrap().unwrap(), b"hello");
         blobs.remove(&a).unwrap();
         assert!(blobs.get(&a).unwrap().is_none());
+    }
+
+    #[test]
+    fn opening_sweeps_half_written_files_and_keeps_blobs() {
+        let dir = tempfile::tempdir().unwrap();
+        let blobs = Blobs::open(dir.path()).unwrap();
+        let a = blobs.put(b"kept").unwrap();
+        let fan = blobs.path(&a).unwrap().parent().unwrap().to_path_buf();
+        // What a write cut by a crash leaves: a temporary file beside the blobs.
+        let left = tempfile::Builder::new()
+            .prefix(TEMP_PREFIX)
+            .tempfile_in(&fan)
+            .unwrap()
+            .keep()
+            .unwrap()
+            .1;
+        std::fs::write(&left, b"half a zip").unwrap();
+        std::fs::create_dir_all(dir.path().join("sha256/zz")).unwrap();
+        let other = dir.path().join("sha256/zz/.tmpOLD");
+        std::fs::write(&other, b"x").unwrap();
+        let blobs = Blobs::open(dir.path()).unwrap();
+        assert!(!left.exists() && !other.exists());
+        assert_eq!(blobs.get(&a).unwrap().unwrap(), b"kept");
     }
 
     #[test]

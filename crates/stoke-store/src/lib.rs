@@ -8,13 +8,17 @@
 //!   (PostgreSQL, for several nodes, comes behind the same trait.)
 //! - `versions` (private): the SQLite side of published versions and aliases.
 //! - [`blobs`]: code zips stored once each, by SHA-256, in a folder; written to a temporary
-//!   file, synced and renamed, so a crash never leaves a torn blob under a real address.
+//!   file, synced and renamed, so a crash never leaves a torn blob under a real address, and
+//!   temporary files a crash left are swept when the folder is opened.
+//! - `logs` (private): the SQLite side of log retention: what each function's lines take
+//!   (kept by triggers), and trims in small batches by bytes, lines and age.
 //! - [`queue`]: the durable queue of async events, their leases, the dead letters and the
 //!   event-invoke configurations (the [`Queue`] trait).
 //! - [`error`]: [`StoreError`], what can go wrong in the store.
 
 pub mod blobs;
 pub mod error;
+mod logs;
 pub mod queue;
 pub mod sqlite;
 mod versions;
@@ -65,6 +69,16 @@ pub struct InvocationRecord {
     /// `Success`, `Error`, `Timeout`.
     pub outcome: String,
     pub error_type: Option<String>,
+}
+
+/// What one function's stored log lines take. A line counts its message's UTF-8 bytes plus
+/// 26, as CloudWatch Logs counts an event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogUsage {
+    pub account: AccountId,
+    pub function_name: String,
+    pub bytes: u64,
+    pub lines: u64,
 }
 
 /// Which log lines to read.
@@ -245,8 +259,24 @@ pub trait Store: Send + Sync + 'static {
         limit: u32,
     ) -> Result<Vec<InvocationRecord>, StoreError>;
 
+    /// What each function's stored log lines take (functions with lines only).
+    async fn log_usage(&self) -> Result<Vec<LogUsage>, StoreError>;
+
+    /// Removes the oldest log lines of one function (`function_name: Some`) or of a whole
+    /// account (`None`) until they take at most `keep_bytes` (counted as [`LogUsage`] counts),
+    /// at most `batch` lines per statement so that no write holds the store's lock for long.
+    /// Answers how many lines went.
+    async fn trim_log_bytes(
+        &self,
+        account: &AccountId,
+        function_name: Option<&str>,
+        keep_bytes: u64,
+        batch: u32,
+    ) -> Result<u64, StoreError>;
+
     /// Keeps at most `max_lines` log lines and `max_records` records per function, and none
-    /// older than `older_than_ms`. Answers how many rows went.
+    /// older than `older_than_ms`, removing the oldest first in small batches. Answers how
+    /// many rows went.
     async fn trim_calls(
         &self,
         max_lines: u32,

@@ -16,7 +16,9 @@ use sqlx::sqlite::{
 };
 use stoke_core::{AccountId, Alias, Function};
 
-use crate::{AccessKey, AccountUsage, InvocationRecord, LogEvent, LogQuery, Store, StoreError};
+use crate::{
+    AccessKey, AccountUsage, InvocationRecord, LogEvent, LogQuery, LogUsage, Store, StoreError,
+};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
@@ -35,7 +37,9 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(10));
+            .busy_timeout(Duration::from_secs(10))
+            // A burst of large commits grows the WAL; once checkpointed, it goes back to this.
+            .pragma("journal_size_limit", (16 * 1024 * 1024).to_string());
         Self::connect(options).await
     }
 
@@ -568,43 +572,29 @@ impl Store for SqliteStore {
             .collect())
     }
 
+    async fn log_usage(&self) -> Result<Vec<LogUsage>, StoreError> {
+        self.log_usage_impl().await
+    }
+
+    async fn trim_log_bytes(
+        &self,
+        account: &AccountId,
+        function_name: Option<&str>,
+        keep_bytes: u64,
+        batch: u32,
+    ) -> Result<u64, StoreError> {
+        self.trim_log_bytes_impl(account, function_name, keep_bytes, batch)
+            .await
+    }
+
     async fn trim_calls(
         &self,
         max_lines: u32,
         max_records: u32,
         older_than_ms: i64,
     ) -> Result<u64, StoreError> {
-        let mut gone = 0;
-        gone += sqlx::query("DELETE FROM log_events WHERE timestamp_ms < ?")
-            .bind(older_than_ms)
-            .execute(&self.pool)
-            .await?
-            .rows_affected();
-        gone += sqlx::query("DELETE FROM invocations WHERE started_ms < ?")
-            .bind(older_than_ms)
-            .execute(&self.pool)
-            .await?
-            .rows_affected();
-        // Per function: everything below the newest `max_lines` lines.
-        gone += sqlx::query(
-            "DELETE FROM log_events WHERE id IN (SELECT id FROM (SELECT id, ROW_NUMBER() OVER \
-             (PARTITION BY account_id, function_name ORDER BY id DESC) AS n FROM log_events) \
-             WHERE n > ?)",
-        )
-        .bind(i64::from(max_lines))
-        .execute(&self.pool)
-        .await?
-        .rows_affected();
-        gone += sqlx::query(
-            "DELETE FROM invocations WHERE request_id IN (SELECT request_id FROM (SELECT \
-             request_id, ROW_NUMBER() OVER (PARTITION BY account_id, function_name ORDER BY \
-             started_ms DESC) AS n FROM invocations) WHERE n > ?)",
-        )
-        .bind(i64::from(max_records))
-        .execute(&self.pool)
-        .await?
-        .rows_affected();
-        Ok(gone)
+        self.trim_calls_impl(max_lines, max_records, older_than_ms)
+            .await
     }
 }
 

@@ -55,6 +55,17 @@ pub struct ServeArgs {
     /// Log lines kept per function.
     #[arg(long, env = "STOKE_LOG_RETENTION_LINES", default_value_t = 100_000)]
     pub log_retention_lines: u32,
+    /// Megabytes of log events kept per function (events counted as CloudWatch counts them);
+    /// the oldest lines go first.
+    #[arg(long, env = "STOKE_LOG_MB_PER_FUNCTION", default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub log_mb_per_function: u64,
+    /// Megabytes of log events kept per account, all its functions together.
+    #[arg(long, env = "STOKE_LOG_MB_PER_ACCOUNT", default_value_t = 1024, value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
+    pub log_mb_per_account: u64,
+    /// Sandbox starts (inits) that may run at once; more wait their turn in arrival order.
+    /// Default: the number of cores.
+    #[arg(long, env = "STOKE_INIT_CONCURRENCY", value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub init_concurrency: Option<u32>,
     /// Process sandboxes for `provided*`, `python3.x` and `nodejs*` (Linux, as root): `on`
     /// fails at start-up if the kernel refuses what they need; `auto` (the default) says why
     /// on stderr and serves only wasm; `off` serves only wasm.
@@ -311,6 +322,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         Arc::clone(&metrics),
         Retention {
             lines_per_function: args.log_retention_lines,
+            bytes_per_function: args.log_mb_per_function * 1024 * 1024,
+            bytes_per_account: args.log_mb_per_account * 1024 * 1024,
             ..Retention::default()
         },
     );
@@ -323,6 +336,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         InvokerConfig {
             account_concurrency: args.concurrency,
             function_concurrency: args.function_concurrency,
+            init_concurrency: args
+                .init_concurrency
+                .unwrap_or_else(stoke_engine::invoke::default_init_concurrency),
             ..InvokerConfig::default()
         },
         metrics,

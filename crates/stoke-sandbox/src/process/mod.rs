@@ -336,6 +336,8 @@ impl Backend for ProcessBackend {
             .command(spec)
             .map_err(SandboxError::NotPrepared)?;
         let t0 = std::time::Instant::now();
+        // Init's limit counts from here (the engine calls `start` when the init's turn comes).
+        let init_deadline = tokio::time::Instant::now() + self.config.init_timeout;
         let id = new_id();
         let cgroup = self
             .hierarchy
@@ -426,7 +428,7 @@ impl Backend for ProcessBackend {
                 let code = r.ok().and_then(|c| *c).unwrap_or(-1);
                 Some(InitFailure::Exited(code))
             }
-            () = tokio::time::sleep(self.config.init_timeout) => Some(InitFailure::Timeout(self.config.init_timeout)),
+            () = tokio::time::sleep_until(init_deadline) => Some(InitFailure::Timeout(self.config.init_timeout)),
         };
         tracing::debug!(
             setup_us = u64::try_from(t_setup.as_micros()).unwrap_or(0),
