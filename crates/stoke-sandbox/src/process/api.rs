@@ -14,19 +14,25 @@
 //!   call, or `next` before answering, is `403 InvalidStateTransition`; a response over the
 //!   limit is `413 RequestEntityTooLarge` (and the call fails with
 //!   `Function.ResponseSizeTooLarge`, as on Lambda).
+//!
+//! An answer is checked against the state before its body is read (a refused one is not
+//! read at all), and bodies are read within the bounds of `api_bounds` (capped, timed, and
+//! counted against the sandbox's budget); a body that does not arrive in time is
+//! `408 RequestTimeout` and leaves the call unanswered.
 
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use base64::Engine as _;
 use bytes::Bytes;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{Semaphore, mpsc, oneshot, watch};
 
+use super::api_bounds::{self, BodyError, RuntimeApiLimits, Watch};
 use crate::FunctionError;
 
 /// One call handed to the runtime.
@@ -72,6 +78,9 @@ struct Shared {
     current: Mutex<Current>,
     init: watch::Sender<InitState>,
     max_payload: usize,
+    limits: RuntimeApiLimits,
+    /// Body bytes held at once, over all connections.
+    budget: Arc<Semaphore>,
 }
 
 /// The host's side of one sandbox's Runtime API.
@@ -79,18 +88,30 @@ pub(crate) struct RuntimeApi {
     pub events: mpsc::Sender<Event>,
     pub init: watch::Receiver<InitState>,
     router: Router,
+    limits: RuntimeApiLimits,
+    #[cfg(test)]
+    budget: Arc<Semaphore>,
 }
 
 impl RuntimeApi {
-    /// A new API; `max_payload` is the largest response or error body (Lambda: 6 MB).
-    pub fn new(max_payload: usize) -> Self {
+    /// A new API; `max_payload` is the largest response body (Lambda: 6 MB).
+    pub fn new(max_payload: usize, limits: RuntimeApiLimits) -> Self {
         let (tx, rx) = mpsc::channel(1);
         let (init_tx, init_rx) = watch::channel(InitState::Running);
+        // Room for the largest body of every operation, whatever the configuration says.
+        let budget = limits
+            .body_budget_bytes
+            .max(max_payload)
+            .max(limits.max_error_bytes)
+            .min(Semaphore::MAX_PERMITS);
+        let budget = Arc::new(Semaphore::new(budget));
         let shared = Arc::new(Shared {
             events: tokio::sync::Mutex::new(rx),
             current: Mutex::new(Current::default()),
             init: init_tx,
             max_payload,
+            limits: limits.clone(),
+            budget: Arc::clone(&budget),
         });
         let router = Router::new()
             .route("/2018-06-01/runtime/invocation/next", get(next))
@@ -106,22 +127,21 @@ impl RuntimeApi {
             events: tx,
             init: init_rx,
             router,
+            limits,
+            #[cfg(test)]
+            budget,
         }
     }
 
-    /// Serves the API on `listener` until the task is aborted.
+    /// Serves the API on `listener`, within its limits, until the task is aborted.
     pub fn serve(&self, listener: tokio::net::TcpListener) -> tokio::task::JoinHandle<()> {
-        use axum::serve::ListenerExt as _;
-        let router = self.router.clone();
-        // Small requests and answers, one at a time: no Nagle delay.
-        let listener = listener.tap_io(|tcp| {
-            let _ = tcp.set_nodelay(true);
-        });
-        tokio::spawn(async move {
-            if let Err(e) = axum::serve(listener, router).await {
-                tracing::debug!(error = %e, "a runtime API server ended");
-            }
-        })
+        api_bounds::serve(listener, self.router.clone(), self.limits.clone())
+    }
+
+    /// The budget's free bytes.
+    #[cfg(test)]
+    pub fn budget_available(&self) -> usize {
+        self.budget.available_permits()
     }
 
     /// The router alone (tests serve it on a plain socket).
@@ -166,7 +186,9 @@ fn invalid_transition() -> Response {
     )
 }
 
-async fn next(State(s): State<Arc<Shared>>) -> Response {
+async fn next(State(s): State<Arc<Shared>>, req: Request) -> Response {
+    let conn = req.extensions().get::<Arc<Watch>>().cloned();
+    drop(req);
     {
         let mut cur = lock(&s.current);
         if matches!(&cur.busy, Some((_, Some(_)))) {
@@ -212,21 +234,64 @@ async fn next(State(s): State<Arc<Shared>>) -> Response {
             .unwrap_or_else(|| cc.clone());
         put("lambda-runtime-client-context", &decoded);
     }
+    // The runtime answers on this connection once the function has run: no idle timeout
+    // for it until the call's deadline.
+    if let Some(conn) = conn {
+        conn.hold_until(instant_of(event.deadline_ms));
+    }
     lock(&s.current).busy = Some((event.request_id, Some(event.reply)));
     resp
 }
 
-/// Reads a body of at most `max` bytes; `None` if it is larger.
-async fn read_body(body: Body, max: usize) -> Option<Bytes> {
-    axum::body::to_bytes(body, max).await.ok()
+/// The instant of a Unix time in milliseconds (at most an hour away).
+fn instant_of(unix_ms: u64) -> tokio::time::Instant {
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    let ahead = std::time::Duration::from_millis(unix_ms.saturating_sub(now_ms).min(3_600_000));
+    tokio::time::Instant::now() + ahead
+}
+
+/// Reads a body within the sandbox's bounds.
+async fn read_body(
+    s: &Shared,
+    headers: &HeaderMap,
+    body: Body,
+    max: usize,
+) -> Result<Bytes, BodyError> {
+    api_bounds::read_body(body, headers, max, &s.budget, s.limits.body_timeout).await
+}
+
+/// The connection ends after this answer (its request body was not read to the end).
+fn closing(mut resp: Response) -> Response {
+    resp.headers_mut()
+        .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+    resp
 }
 
 fn too_large(max: usize) -> Response {
-    api_error(
+    closing(api_error(
         StatusCode::PAYLOAD_TOO_LARGE,
         "RequestEntityTooLarge",
         &format!("Exceeded maximum allowed payload size ({max} bytes)."),
-    )
+    ))
+}
+
+/// A body that did not arrive in time (or broke off): the call is left as it was.
+fn body_failed(e: BodyError) -> Response {
+    let (status, kind, message) = match e {
+        BodyError::TimedOut | BodyError::TooLarge => (
+            StatusCode::REQUEST_TIMEOUT,
+            "RequestTimeout",
+            "The request body was not received in time.",
+        ),
+        BodyError::Broken => (
+            StatusCode::BAD_REQUEST,
+            "InvalidRequest",
+            "The request body could not be read.",
+        ),
+    };
+    closing(api_error(status, kind, message))
 }
 
 /// Why an answer was refused.
@@ -237,14 +302,24 @@ enum Refusal {
 
 impl Refusal {
     fn response(self) -> Response {
-        match self {
+        // The body of a refused answer is not read.
+        closing(match self {
             Refusal::UnknownId => api_error(
                 StatusCode::BAD_REQUEST,
                 "InvalidRequestID",
                 "Invalid request ID",
             ),
             Refusal::AlreadyAnswered => invalid_transition(),
-        }
+        })
+    }
+}
+
+/// Whether call `id` can be answered now (nothing is taken).
+fn check_reply(s: &Shared, id: &str) -> Result<(), Refusal> {
+    match &lock(&s.current).busy {
+        Some((current, Some(_))) if current == id => Ok(()),
+        Some((current, None)) if current == id => Err(Refusal::AlreadyAnswered),
+        _ => Err(Refusal::UnknownId),
     }
 }
 
@@ -257,18 +332,25 @@ fn take_reply(s: &Shared, id: &str) -> Result<oneshot::Sender<Reply>, Refusal> {
     }
 }
 
-async fn response(State(s): State<Arc<Shared>>, Path(id): Path<String>, body: Body) -> Response {
-    let body = read_body(body, s.max_payload).await;
+async fn response(State(s): State<Arc<Shared>>, Path(id): Path<String>, req: Request) -> Response {
+    if let Err(refusal) = check_reply(&s, &id) {
+        return refusal.response();
+    }
+    let (parts, body) = req.into_parts();
+    let body = read_body(&s, &parts.headers, body, s.max_payload).await;
+    if let Err(e @ (BodyError::TimedOut | BodyError::Broken)) = body {
+        return body_failed(e);
+    }
     let reply = match take_reply(&s, &id) {
         Ok(r) => r,
         Err(refusal) => return refusal.response(),
     };
     match body {
-        Some(b) => {
+        Ok(b) => {
             let _ = reply.send(Reply::Response(b));
             accepted()
         }
-        None => {
+        Err(_) => {
             let _ = reply.send(Reply::Error(FunctionError::new(
                 "Function.ResponseSizeTooLarge",
                 format!(
@@ -314,34 +396,50 @@ pub(crate) fn posted_error(headers: &HeaderMap, body: &[u8]) -> FunctionError {
     }
 }
 
-async fn error(
-    State(s): State<Arc<Shared>>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
-    let body = read_body(body, s.max_payload).await;
+async fn error(State(s): State<Arc<Shared>>, Path(id): Path<String>, req: Request) -> Response {
+    if let Err(refusal) = check_reply(&s, &id) {
+        return refusal.response();
+    }
+    let (parts, body) = req.into_parts();
+    let max = s.limits.max_error_bytes;
+    let body = read_body(&s, &parts.headers, body, max).await;
+    if let Err(e @ (BodyError::TimedOut | BodyError::Broken)) = body {
+        return body_failed(e);
+    }
     let reply = match take_reply(&s, &id) {
         Ok(r) => r,
         Err(refusal) => return refusal.response(),
     };
     match body {
-        Some(b) => {
-            let _ = reply.send(Reply::Error(posted_error(&headers, &b)));
+        Ok(b) => {
+            let _ = reply.send(Reply::Error(posted_error(&parts.headers, &b)));
             accepted()
         }
-        None => {
+        Err(_) => {
             let _ = reply.send(Reply::Error(FunctionError::new(
                 "Function.ResponseSizeTooLarge",
                 "The error payload was larger than the maximum allowed payload size.",
             )));
-            too_large(s.max_payload)
+            too_large(max)
         }
     }
 }
 
-async fn init_error(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Body) -> Response {
-    let body = read_body(body, s.max_payload).await.unwrap_or_default();
+async fn init_error(State(s): State<Arc<Shared>>, req: Request) -> Response {
+    {
+        let cur = lock(&s.current);
+        if cur.initialized || cur.init_failed {
+            return closing(invalid_transition());
+        }
+    }
+    let (parts, body) = req.into_parts();
+    let headers = parts.headers;
+    // An error too large to keep is reported by its type alone (from the header).
+    let body = match read_body(&s, &headers, body, s.limits.max_error_bytes).await {
+        Ok(b) => b,
+        Err(BodyError::TooLarge) => Bytes::new(),
+        Err(e) => return body_failed(e),
+    };
     {
         let mut cur = lock(&s.current);
         if cur.initialized || cur.init_failed {
@@ -396,7 +494,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_call_goes_through_next_and_response() {
-        let api = RuntimeApi::new(16);
+        let api = RuntimeApi::new(16, RuntimeApiLimits::default());
         let r = api.router();
         assert_eq!(*api.init.borrow(), InitState::Running);
         let (ev, rx) = event("id-1");
@@ -449,7 +547,7 @@ mod tests {
 
     #[tokio::test]
     async fn errors_and_oversized_responses() {
-        let api = RuntimeApi::new(16);
+        let api = RuntimeApi::new(16, RuntimeApiLimits::default());
         let r = api.router();
         let (ev, rx) = event("e1");
         api.events.send(ev).await.unwrap();
@@ -497,7 +595,7 @@ mod tests {
 
     #[tokio::test]
     async fn init_error_fails_init() {
-        let api = RuntimeApi::new(1024);
+        let api = RuntimeApi::new(1024, RuntimeApiLimits::default());
         let r = api.router();
         let resp = call(
             &r,
