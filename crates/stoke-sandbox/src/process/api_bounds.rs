@@ -11,10 +11,12 @@
 //!   timeout; a body must arrive within `body_timeout` (else `408`).
 //! - **Bytes**: a head is at most `max_head_bytes` (hyper's read buffer: `431` beyond); a body
 //!   is streamed, capped at its operation's limit (6 MB `/response`, `max_error_bytes` for the
-//!   errors; reading stops at the cap), and every body byte held is counted against the
-//!   sandbox's `body_budget_bytes`, shared by all its connections: a body waits for room
-//!   (within its timeout) rather than grow the server. In all, one sandbox can make the server
-//!   hold at most `body_budget_bytes + max_connections × max_head_bytes`.
+//!   errors; reading stops at the cap), and before a byte of it is read it reserves its room
+//!   in the sandbox's `body_budget_bytes`, shared by all its connections: its declared length,
+//!   or the operation's limit when it declares none. A body waits for room (within its
+//!   timeout) rather than grow the server; one that holds room never waits for more, so bodies
+//!   cannot hold each other up. In all, one sandbox can make the server hold at most
+//!   `body_budget_bytes + max_connections × max_head_bytes`.
 
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -304,9 +306,9 @@ pub(crate) enum BodyError {
     Broken,
 }
 
-/// Reads a body of at most `max` bytes within `timeout`, counting each byte against `budget`
-/// as it arrives (and waiting for room when there is none); the bytes are uncounted when the
-/// result is handed on (dropped here).
+/// Reads a body of at most `max` bytes within `timeout`, after reserving its room in `budget`
+/// (its declared length, else `max`; waiting for room when there is none); the room is given
+/// back when the result is handed on (dropped here).
 pub(crate) async fn read_body(
     body: Body,
     headers: &HeaderMap,
@@ -322,8 +324,16 @@ pub(crate) async fn read_body(
         return Err(BodyError::TooLarge);
     }
     let deadline = Instant::now() + timeout;
-    let mut buf = BytesMut::with_capacity(declared.map_or(0, |n| usize::try_from(n).unwrap_or(0)));
-    let mut held: Option<OwnedSemaphorePermit> = None;
+    let room = declared.map_or(max, |n| usize::try_from(n).unwrap_or(max));
+    let room = u32::try_from(room).map_err(|_| BodyError::TooLarge)?;
+    let _held = match tokio::time::timeout_at(deadline, Arc::clone(budget).acquire_many_owned(room))
+        .await
+    {
+        Err(_) => return Err(BodyError::TimedOut),
+        Ok(Err(_)) => return Err(BodyError::Broken),
+        Ok(Ok(p)) => p,
+    };
+    let mut buf = BytesMut::with_capacity(if declared.is_some() { room as usize } else { 0 });
     let mut body = body;
     loop {
         let frame = match tokio::time::timeout_at(deadline, body.frame()).await {
@@ -335,19 +345,8 @@ pub(crate) async fn read_body(
         let Ok(chunk) = frame.into_data() else {
             continue; // trailers
         };
-        if buf.len() + chunk.len() > max {
+        if buf.len() + chunk.len() > room as usize {
             return Err(BodyError::TooLarge);
-        }
-        let n = u32::try_from(chunk.len()).map_err(|_| BodyError::TooLarge)?;
-        let room = Arc::clone(budget).acquire_many_owned(n);
-        let permit = match tokio::time::timeout_at(deadline, room).await {
-            Err(_) => return Err(BodyError::TimedOut),
-            Ok(Err(_)) => return Err(BodyError::Broken),
-            Ok(Ok(p)) => p,
-        };
-        match &mut held {
-            Some(h) => h.merge(permit),
-            None => held = Some(permit),
         }
         buf.extend_from_slice(&chunk);
     }
@@ -547,10 +546,14 @@ mod tests {
         let mut hog = connect(addr, &post(path, 1000)).await;
         hog.write_all(&[b'x'; 999]).await.unwrap();
         let until = Instant::now() + s;
-        while api.budget_available() != 501 && Instant::now() < until {
+        while api.budget_available() != 500 && Instant::now() < until {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
-        assert_eq!(api.budget_available(), 501, "999 bytes held");
+        assert_eq!(
+            api.budget_available(),
+            500,
+            "its declared 1000 bytes reserved"
+        );
         // 600 more do not fit: the body waits.
         let mut second = connect(addr, &post(path, 600)).await;
         second.write_all(&[b'y'; 600]).await.unwrap();
@@ -559,8 +562,8 @@ mod tests {
                 .await
                 .is_none()
         );
-        assert!(api.budget_available() <= 501);
-        // The hog goes: its bytes are uncounted and the second body goes through.
+        assert!(api.budget_available() <= 500);
+        // The hog goes: its room is given back and the second body goes through.
         drop(hog);
         assert_eq!(status(&answer(&mut second, s).await.unwrap()), "202");
         match rx.await.unwrap() {
