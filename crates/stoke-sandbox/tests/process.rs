@@ -158,7 +158,11 @@ async fn environments_run_fail_and_leave_nothing_behind() {
     // Warm reuse, the environment, per-call logs, peak memory.
     let spec = fx.spec("warm", t, &[("MINE", "yes")]);
     let s = fx.backend.start(&spec).await.unwrap();
-    assert_eq!(fx.sandbox_groups(), 3, "memory, pids and cpu groups");
+    assert_eq!(
+        fx.sandbox_groups(),
+        4,
+        "memory, pids, cpu and freezer groups"
+    );
     let first = call(&s, "{}", t).await;
     let v = success(&first);
     assert_eq!(v["calls"], 1);

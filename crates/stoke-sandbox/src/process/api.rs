@@ -14,19 +14,25 @@
 //!   call, or `next` before answering, is `403 InvalidStateTransition`; a response over the
 //!   limit is `413 RequestEntityTooLarge` (and the call fails with
 //!   `Function.ResponseSizeTooLarge`, as on Lambda).
+//!
+//! An answer is checked against the state before its body is read (a refused one is not
+//! read at all), and bodies are read within the bounds of `api_bounds` (capped, timed, and
+//! counted against the sandbox's budget); a body that does not arrive in time is
+//! `408 RequestTimeout` and leaves the call unanswered.
 
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use base64::Engine as _;
 use bytes::Bytes;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{Semaphore, mpsc, oneshot, watch};
 
+use super::api_bounds::{self, BodyError, RuntimeApiLimits, Watch};
 use crate::FunctionError;
 
 /// One call handed to the runtime.
@@ -72,6 +78,9 @@ struct Shared {
     current: Mutex<Current>,
     init: watch::Sender<InitState>,
     max_payload: usize,
+    limits: RuntimeApiLimits,
+    /// Body bytes held at once, over all connections.
+    budget: Arc<Semaphore>,
 }
 
 /// The host's side of one sandbox's Runtime API.
@@ -79,18 +88,30 @@ pub(crate) struct RuntimeApi {
     pub events: mpsc::Sender<Event>,
     pub init: watch::Receiver<InitState>,
     router: Router,
+    limits: RuntimeApiLimits,
+    #[cfg(test)]
+    budget: Arc<Semaphore>,
 }
 
 impl RuntimeApi {
-    /// A new API; `max_payload` is the largest response or error body (Lambda: 6 MB).
-    pub fn new(max_payload: usize) -> Self {
+    /// A new API; `max_payload` is the largest response body (Lambda: 6 MB).
+    pub fn new(max_payload: usize, limits: RuntimeApiLimits) -> Self {
         let (tx, rx) = mpsc::channel(1);
         let (init_tx, init_rx) = watch::channel(InitState::Running);
+        // Room for the largest body of every operation, whatever the configuration says.
+        let budget = limits
+            .body_budget_bytes
+            .max(max_payload)
+            .max(limits.max_error_bytes)
+            .min(Semaphore::MAX_PERMITS);
+        let budget = Arc::new(Semaphore::new(budget));
         let shared = Arc::new(Shared {
             events: tokio::sync::Mutex::new(rx),
             current: Mutex::new(Current::default()),
             init: init_tx,
             max_payload,
+            limits: limits.clone(),
+            budget: Arc::clone(&budget),
         });
         let router = Router::new()
             .route("/2018-06-01/runtime/invocation/next", get(next))
@@ -106,22 +127,21 @@ impl RuntimeApi {
             events: tx,
             init: init_rx,
             router,
+            limits,
+            #[cfg(test)]
+            budget,
         }
     }
 
-    /// Serves the API on `listener` until the task is aborted.
+    /// Serves the API on `listener`, within its limits, until the task is aborted.
     pub fn serve(&self, listener: tokio::net::TcpListener) -> tokio::task::JoinHandle<()> {
-        use axum::serve::ListenerExt as _;
-        let router = self.router.clone();
-        // Small requests and answers, one at a time: no Nagle delay.
-        let listener = listener.tap_io(|tcp| {
-            let _ = tcp.set_nodelay(true);
-        });
-        tokio::spawn(async move {
-            if let Err(e) = axum::serve(listener, router).await {
-                tracing::debug!(error = %e, "a runtime API server ended");
-            }
-        })
+        api_bounds::serve(listener, self.router.clone(), self.limits.clone())
+    }
+
+    /// The budget's free bytes.
+    #[cfg(test)]
+    pub fn budget_available(&self) -> usize {
+        self.budget.available_permits()
     }
 
     /// The router alone (tests serve it on a plain socket).
@@ -166,7 +186,9 @@ fn invalid_transition() -> Response {
     )
 }
 
-async fn next(State(s): State<Arc<Shared>>) -> Response {
+async fn next(State(s): State<Arc<Shared>>, req: Request) -> Response {
+    let conn = req.extensions().get::<Arc<Watch>>().cloned();
+    drop(req);
     {
         let mut cur = lock(&s.current);
         if matches!(&cur.busy, Some((_, Some(_)))) {
@@ -212,21 +234,69 @@ async fn next(State(s): State<Arc<Shared>>) -> Response {
             .unwrap_or_else(|| cc.clone());
         put("lambda-runtime-client-context", &decoded);
     }
+    // The runtime answers on this connection once the function has run: no idle timeout
+    // for it until the call's deadline.
+    if let Some(conn) = conn {
+        conn.hold_until(instant_of(event.deadline_ms));
+    }
     lock(&s.current).busy = Some((event.request_id, Some(event.reply)));
     resp
 }
 
-/// Reads a body of at most `max` bytes; `None` if it is larger.
-async fn read_body(body: Body, max: usize) -> Option<Bytes> {
-    axum::body::to_bytes(body, max).await.ok()
+/// The instant of a Unix time in milliseconds (at most an hour away).
+fn instant_of(unix_ms: u64) -> tokio::time::Instant {
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    let ahead = std::time::Duration::from_millis(unix_ms.saturating_sub(now_ms).min(3_600_000));
+    tokio::time::Instant::now() + ahead
+}
+
+/// Reads a body within the sandbox's bounds.
+async fn read_body(
+    s: &Shared,
+    headers: &HeaderMap,
+    body: Body,
+    max: usize,
+) -> Result<Bytes, BodyError> {
+    api_bounds::read_body(body, headers, max, &s.budget, s.limits.body_timeout).await
+}
+
+/// The connection ends after this answer (its request body was not read to the end).
+fn closing(mut resp: Response) -> Response {
+    resp.headers_mut()
+        .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+    resp
 }
 
 fn too_large(max: usize) -> Response {
-    api_error(
+    closing(api_error(
         StatusCode::PAYLOAD_TOO_LARGE,
         "RequestEntityTooLarge",
         &format!("Exceeded maximum allowed payload size ({max} bytes)."),
-    )
+    ))
+}
+
+/// A body that did not arrive in time (or broke off): the call is left as it was.
+fn body_failed(e: BodyError) -> Response {
+    let (status, kind, message) = match e {
+        BodyError::TimedOut => (
+            StatusCode::REQUEST_TIMEOUT,
+            "RequestTimeout",
+            "The request body was not received in time.",
+        ),
+        BodyError::Broken => (
+            StatusCode::BAD_REQUEST,
+            "InvalidRequest",
+            "The request body could not be read.",
+        ),
+        BodyError::TooLarge => (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "RequestEntityTooLarge",
+            "Exceeded maximum allowed payload size.",
+        ),
+    };
+    closing(api_error(status, kind, message))
 }
 
 /// Why an answer was refused.
@@ -237,14 +307,24 @@ enum Refusal {
 
 impl Refusal {
     fn response(self) -> Response {
-        match self {
+        // The body of a refused answer is not read.
+        closing(match self {
             Refusal::UnknownId => api_error(
                 StatusCode::BAD_REQUEST,
                 "InvalidRequestID",
                 "Invalid request ID",
             ),
             Refusal::AlreadyAnswered => invalid_transition(),
-        }
+        })
+    }
+}
+
+/// Whether call `id` can be answered now (nothing is taken).
+fn check_reply(s: &Shared, id: &str) -> Result<(), Refusal> {
+    match &lock(&s.current).busy {
+        Some((current, Some(_))) if current == id => Ok(()),
+        Some((current, None)) if current == id => Err(Refusal::AlreadyAnswered),
+        _ => Err(Refusal::UnknownId),
     }
 }
 
@@ -257,18 +337,25 @@ fn take_reply(s: &Shared, id: &str) -> Result<oneshot::Sender<Reply>, Refusal> {
     }
 }
 
-async fn response(State(s): State<Arc<Shared>>, Path(id): Path<String>, body: Body) -> Response {
-    let body = read_body(body, s.max_payload).await;
+async fn response(State(s): State<Arc<Shared>>, Path(id): Path<String>, req: Request) -> Response {
+    if let Err(refusal) = check_reply(&s, &id) {
+        return refusal.response();
+    }
+    let (parts, body) = req.into_parts();
+    let body = read_body(&s, &parts.headers, body, s.max_payload).await;
+    if let Err(e @ (BodyError::TimedOut | BodyError::Broken)) = body {
+        return body_failed(e);
+    }
     let reply = match take_reply(&s, &id) {
         Ok(r) => r,
         Err(refusal) => return refusal.response(),
     };
     match body {
-        Some(b) => {
+        Ok(b) => {
             let _ = reply.send(Reply::Response(b));
             accepted()
         }
-        None => {
+        Err(_) => {
             let _ = reply.send(Reply::Error(FunctionError::new(
                 "Function.ResponseSizeTooLarge",
                 format!(
@@ -314,34 +401,50 @@ pub(crate) fn posted_error(headers: &HeaderMap, body: &[u8]) -> FunctionError {
     }
 }
 
-async fn error(
-    State(s): State<Arc<Shared>>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
-    let body = read_body(body, s.max_payload).await;
+async fn error(State(s): State<Arc<Shared>>, Path(id): Path<String>, req: Request) -> Response {
+    if let Err(refusal) = check_reply(&s, &id) {
+        return refusal.response();
+    }
+    let (parts, body) = req.into_parts();
+    let max = s.limits.max_error_bytes;
+    let body = read_body(&s, &parts.headers, body, max).await;
+    if let Err(e @ (BodyError::TimedOut | BodyError::Broken)) = body {
+        return body_failed(e);
+    }
     let reply = match take_reply(&s, &id) {
         Ok(r) => r,
         Err(refusal) => return refusal.response(),
     };
     match body {
-        Some(b) => {
-            let _ = reply.send(Reply::Error(posted_error(&headers, &b)));
+        Ok(b) => {
+            let _ = reply.send(Reply::Error(posted_error(&parts.headers, &b)));
             accepted()
         }
-        None => {
+        Err(_) => {
             let _ = reply.send(Reply::Error(FunctionError::new(
                 "Function.ResponseSizeTooLarge",
                 "The error payload was larger than the maximum allowed payload size.",
             )));
-            too_large(s.max_payload)
+            too_large(max)
         }
     }
 }
 
-async fn init_error(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Body) -> Response {
-    let body = read_body(body, s.max_payload).await.unwrap_or_default();
+async fn init_error(State(s): State<Arc<Shared>>, req: Request) -> Response {
+    {
+        let cur = lock(&s.current);
+        if cur.initialized || cur.init_failed {
+            return closing(invalid_transition());
+        }
+    }
+    let (parts, body) = req.into_parts();
+    let headers = parts.headers;
+    // An error too large to keep is reported by its type alone (from the header).
+    let (body, unread) = match read_body(&s, &headers, body, s.limits.max_error_bytes).await {
+        Ok(b) => (b, false),
+        Err(BodyError::TooLarge) => (Bytes::new(), true),
+        Err(e) => return body_failed(e),
+    };
     {
         let mut cur = lock(&s.current);
         if cur.initialized || cur.init_failed {
@@ -351,171 +454,13 @@ async fn init_error(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Body
     }
     s.init
         .send_replace(InitState::Failed(posted_error(&headers, &body)));
-    accepted()
+    if unread {
+        closing(accepted())
+    } else {
+        accepted()
+    }
 }
 
 #[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-    use super::*;
-
-    async fn call(router: &Router, req: http::Request<Body>) -> Response {
-        use tower::ServiceExt as _;
-        router.clone().oneshot(req).await.unwrap()
-    }
-
-    async fn collect(resp: Response) -> Bytes {
-        axum::body::to_bytes(resp.into_body(), usize::MAX)
-            .await
-            .unwrap()
-    }
-
-    fn req(method: &str, path: &str, body: &'static str) -> http::Request<Body> {
-        http::Request::builder()
-            .method(method)
-            .uri(path)
-            .body(Body::from(body))
-            .unwrap()
-    }
-
-    fn event(id: &str) -> (Event, oneshot::Receiver<Reply>) {
-        let (tx, rx) = oneshot::channel();
-        (
-            Event {
-                request_id: id.into(),
-                payload: Bytes::from_static(b"{\"a\":1}"),
-                deadline_ms: 123,
-                function_arn: "arn:aws:lambda:us-east-1:000000000000:function:f".into(),
-                trace_id: "Root=1-2-3".into(),
-                client_context: Some(base64::engine::general_purpose::STANDARD.encode("{}")),
-                reply: tx,
-            },
-            rx,
-        )
-    }
-
-    #[tokio::test]
-    async fn a_call_goes_through_next_and_response() {
-        let api = RuntimeApi::new(16);
-        let r = api.router();
-        assert_eq!(*api.init.borrow(), InitState::Running);
-        let (ev, rx) = event("id-1");
-        api.events.send(ev).await.unwrap();
-        let resp = call(&r, req("GET", "/2018-06-01/runtime/invocation/next", "")).await;
-        assert_eq!(resp.status(), 200);
-        assert_eq!(*api.init.borrow(), InitState::Ready);
-        let h = resp.headers();
-        assert_eq!(h["lambda-runtime-aws-request-id"], "id-1");
-        assert_eq!(h["lambda-runtime-deadline-ms"], "123");
-        assert_eq!(h["lambda-runtime-trace-id"], "Root=1-2-3");
-        assert_eq!(h["lambda-runtime-client-context"], "{}");
-        assert!(h.contains_key("lambda-runtime-invoked-function-arn"));
-        assert_eq!(collect(resp).await, "{\"a\":1}");
-
-        // Before answering, `next` is not allowed.
-        let resp = call(&r, req("GET", "/2018-06-01/runtime/invocation/next", "")).await;
-        assert_eq!(resp.status(), 403);
-        // Another id is refused.
-        let resp = call(
-            &r,
-            req("POST", "/2018-06-01/runtime/invocation/other/response", "1"),
-        )
-        .await;
-        assert_eq!(resp.status(), 400);
-        assert!(String::from_utf8_lossy(&collect(resp).await).contains("InvalidRequestID"));
-
-        let resp = call(
-            &r,
-            req("POST", "/2018-06-01/runtime/invocation/id-1/response", "42"),
-        )
-        .await;
-        assert_eq!(resp.status(), 202);
-        match rx.await.unwrap() {
-            Reply::Response(b) => assert_eq!(b, "42"),
-            Reply::Error(e) => panic!("{e:?}"),
-        }
-        // A second answer is an invalid transition.
-        let resp = call(
-            &r,
-            req("POST", "/2018-06-01/runtime/invocation/id-1/error", "{}"),
-        )
-        .await;
-        assert_eq!(resp.status(), 403);
-        assert!(String::from_utf8_lossy(&collect(resp).await).contains("InvalidStateTransition"));
-        // Init errors after init are refused.
-        let resp = call(&r, req("POST", "/2018-06-01/runtime/init/error", "{}")).await;
-        assert_eq!(resp.status(), 403);
-    }
-
-    #[tokio::test]
-    async fn errors_and_oversized_responses() {
-        let api = RuntimeApi::new(16);
-        let r = api.router();
-        let (ev, rx) = event("e1");
-        api.events.send(ev).await.unwrap();
-        let _ = call(&r, req("GET", "/2018-06-01/runtime/invocation/next", "")).await;
-        let request = http::Request::builder()
-            .method("POST")
-            .uri("/2018-06-01/runtime/invocation/e1/error")
-            .header("LAMBDA-RUNTIME-FUNCTION-ERROR-TYPE", "Custom.Kind")
-            .body(Body::from("not json"))
-            .unwrap();
-        assert_eq!(call(&r, request).await.status(), 202);
-        match rx.await.unwrap() {
-            Reply::Error(e) => {
-                assert_eq!(e.error_type, "Custom.Kind");
-                assert_eq!(e.message, "not json");
-            }
-            Reply::Response(_) => panic!("expected an error"),
-        }
-
-        let (ev, rx) = event("e2");
-        api.events.send(ev).await.unwrap();
-        let _ = call(&r, req("GET", "/2018-06-01/runtime/invocation/next", "")).await;
-        let resp = call(
-            &r,
-            req(
-                "POST",
-                "/2018-06-01/runtime/invocation/e2/response",
-                "0123456789abcdefXYZ",
-            ),
-        )
-        .await;
-        assert_eq!(resp.status(), 413);
-        assert!(String::from_utf8_lossy(&collect(resp).await).contains("RequestEntityTooLarge"));
-        match rx.await.unwrap() {
-            Reply::Error(e) => assert_eq!(e.error_type, "Function.ResponseSizeTooLarge"),
-            Reply::Response(_) => panic!("expected an error"),
-        }
-
-        let body = br#"{"errorMessage":"boom","errorType":"ValueError","stackTrace":[]}"#;
-        let e = posted_error(&HeaderMap::new(), body);
-        assert_eq!(e.error_type, "ValueError");
-        assert_eq!(e.message, "boom");
-        assert_eq!(&e.body[..], body);
-    }
-
-    #[tokio::test]
-    async fn init_error_fails_init() {
-        let api = RuntimeApi::new(1024);
-        let r = api.router();
-        let resp = call(
-            &r,
-            req(
-                "POST",
-                "/2018-06-01/runtime/init/error",
-                r#"{"errorMessage":"no module","errorType":"Runtime.ImportModuleError"}"#,
-            ),
-        )
-        .await;
-        assert_eq!(resp.status(), 202);
-        match &*api.init.borrow() {
-            InitState::Failed(e) => assert_eq!(e.error_type, "Runtime.ImportModuleError"),
-            other => panic!("{other:?}"),
-        }
-        let resp = call(&r, req("POST", "/2018-06-01/runtime/init/error", "{}")).await;
-        assert_eq!(resp.status(), 403);
-        let resp = call(&r, req("GET", "/2018-06-01/runtime/nope", "")).await;
-        assert_eq!(resp.status(), 404);
-    }
-}
+#[path = "api_tests.rs"]
+mod tests;

@@ -1,15 +1,27 @@
-//! Control groups of process sandboxes: memory (no swap), pids, CPU in proportion to memory.
+//! Control groups of process sandboxes: memory (no swap), pids, CPU in proportion to memory,
+//! and the freezer that makes a teardown quick.
 //!
 //! cgroup v1 (what this machine has: one hierarchy per controller under `/sys/fs/cgroup/<c>`)
 //! and v2 (a unified hierarchy, when `/sys/fs/cgroup/cgroup.controllers` exists). Each server
 //! gets `stoke/s<pid>` in each hierarchy and each sandbox `stoke/s<pid>/<id>` below it; a
 //! sandbox's groups are removed when it ends, the server's when it stops, and at start-up the
 //! groups of servers that are gone are emptied and removed.
+//!
+//! # Killing a sandbox ([`Cgroup::kill_all`])
+//! Freeze the group (v1 `freezer.state`, v2 `cgroup.freeze`) so that nothing forks while it is
+//! being killed, lift its CPU quota (a throttled group takes minutes to exit: a fork bomb's
+//! hundreds of killed processes share the quota), send `SIGKILL` to every process in it (v2:
+//! `cgroup.kill`), then thaw it so that they die. A group that cannot be removed yet (`EBUSY`
+//! while the kernel finishes the exits) goes to the [`Reaper`], which retries with backoff
+//! until it can.
 
 use std::fs;
-use std::io;
+use std::io::{self, Write as _};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
+
+use super::reaper::Reaper;
 
 const ROOT: &str = "/sys/fs/cgroup";
 /// Lambda's limit on processes and threads of one environment.
@@ -17,6 +29,8 @@ pub(crate) const PIDS_MAX: u32 = 1024;
 /// Lambda gives one vCPU at 1769 MB.
 const MB_PER_VCPU: u64 = 1769;
 const CPU_PERIOD_US: u64 = 100_000;
+/// How long shutdown keeps retrying groups that are still being reaped.
+const SHUTDOWN_REAP: Duration = Duration::from_secs(3);
 
 /// Which cgroup layout the machine has.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,8 +43,11 @@ pub(crate) enum Version {
 #[derive(Debug, Clone)]
 pub(crate) struct Hierarchy {
     pub version: Version,
-    /// `memory`, `pids`, `cpu` parents (v1) or the one parent (v2).
+    /// `memory`, `pids`, `cpu` and (when mounted) `freezer` parents (v1) or the one parent
+    /// (v2).
     parents: Vec<(Controller, PathBuf)>,
+    /// Removes the groups that could not go at once.
+    reaper: Reaper,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,11 +55,20 @@ enum Controller {
     Memory,
     Pids,
     Cpu,
+    Freezer,
     Unified,
 }
 
 fn write(path: &Path, value: &str) -> io::Result<()> {
     fs::write(path, value).map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))
+}
+
+/// Writes a control file that must already exist (never creates one).
+fn write_existing(path: &Path, value: &str) -> io::Result<()> {
+    fs::OpenOptions::new()
+        .write(true)
+        .open(path)?
+        .write_all(value.as_bytes())
 }
 
 fn read_u64(path: &Path) -> Option<u64> {
@@ -62,23 +88,41 @@ fn kill_procs(dir: &Path) {
     }
 }
 
+/// Lets whatever is in a group run to its end: thawed, no CPU quota (each only where the
+/// group has the file: v1 `freezer.state`, `cpu.cfs_quota_us`; v2 `cgroup.freeze`, `cpu.max`).
+fn unleash(dir: &Path) {
+    let _ = write_existing(&dir.join("cpu.cfs_quota_us"), "-1");
+    let _ = write_existing(&dir.join("cpu.max"), "max");
+    let _ = write_existing(&dir.join("freezer.state"), "THAWED");
+    let _ = write_existing(&dir.join("cgroup.freeze"), "0");
+}
+
+/// One attempt at removing a group: thaws it, lifts its quota, kills what is left in it and
+/// removes it; whether it is gone.
+pub(crate) fn try_remove(dir: &Path) -> bool {
+    if !dir.exists() {
+        return true;
+    }
+    unleash(dir);
+    kill_procs(dir);
+    match fs::remove_dir(dir) {
+        Ok(()) => true,
+        Err(e) => e.kind() == io::ErrorKind::NotFound,
+    }
+}
+
 /// Removes a group, killing what is left in it; retries while the kernel finishes exits.
 fn remove_dir(dir: &Path, wait: Duration) -> bool {
     let until = Instant::now() + wait;
     loop {
-        if !dir.exists() {
+        if try_remove(dir) {
             return true;
         }
-        kill_procs(dir);
-        match fs::remove_dir(dir) {
-            Ok(()) => return true,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return true,
-            Err(_) if Instant::now() < until => std::thread::sleep(Duration::from_millis(2)),
-            Err(e) => {
-                tracing::warn!(group = %dir.display(), error = %e, "a cgroup could not be removed");
-                return false;
-            }
+        if Instant::now() >= until {
+            tracing::warn!(group = %dir.display(), "a cgroup could not be removed");
+            return false;
         }
+        std::thread::sleep(Duration::from_millis(2));
     }
 }
 
@@ -116,6 +160,13 @@ impl Hierarchy {
                 }
                 p.push((c, dir.join("stoke")));
             }
+            // The freezer makes teardowns quick; without it a kill still works, only slower.
+            let freezer = Path::new(ROOT).join("freezer");
+            if freezer.join("cgroup.procs").exists() {
+                p.push((Controller::Freezer, freezer.join("stoke")));
+            } else {
+                tracing::warn!("the cgroup v1 freezer is not mounted: teardowns cannot freeze");
+            }
             p
         };
         for (_, stoke) in &parents {
@@ -147,6 +198,7 @@ impl Hierarchy {
         Ok(Self {
             version: if v2 { Version::V2 } else { Version::V1 },
             parents,
+            reaper: Reaper::default(),
         })
     }
 
@@ -162,25 +214,29 @@ impl Hierarchy {
             version: self.version,
             dirs: dirs.clone(),
             memory_mb,
+            reaper: self.reaper.clone(),
+            released: AtomicBool::new(false),
         };
         for (c, parent) in &self.parents {
             let dir = parent.join(id);
             if let Err(e) = fs::create_dir(&dir) {
-                cg(&dirs).remove(Duration::ZERO);
+                cg(&dirs).release();
                 return Err(e);
             }
             dirs.push((*c, dir));
         }
         let group = cg(&dirs);
         if let Err(e) = group.limit() {
-            group.remove(Duration::from_millis(100));
+            group.release();
             return Err(e);
         }
         Ok(group)
     }
 
-    /// Removes this server's groups (after its sandboxes have ended).
+    /// Removes this server's groups (after its sandboxes have ended): a bounded last pass over
+    /// the groups still being reaped, then the server's own.
     pub fn remove(&self) {
+        self.reaper.finish(SHUTDOWN_REAP);
         for (_, p) in &self.parents {
             remove_tree(p);
         }
@@ -205,6 +261,9 @@ pub(crate) struct Cgroup {
     version: Version,
     dirs: Vec<(Controller, PathBuf)>,
     memory_mb: u32,
+    reaper: Reaper,
+    /// The groups have been removed or handed to the reaper.
+    released: AtomicBool,
 }
 
 impl Cgroup {
@@ -324,32 +383,106 @@ impl Cgroup {
         read_u64(&dir.join("memory.failcnt")).map_or(0, |f| u64::from(f > 0))
     }
 
-    /// Kills every process in the groups (v2: `cgroup.kill`).
-    pub fn kill_all(&self) {
-        if self.version == Version::V2
-            && let Some(d) = self.dir(Controller::Unified)
-            && fs::write(d.join("cgroup.kill"), "1").is_ok()
-        {
-            return;
+    /// Kills every process in the groups and `also` (pids outside them, or that must die
+    /// first): freezes the groups, lifts the CPU quota, kills (v2: `cgroup.kill`), thaws.
+    /// Quick (a few writes and one `kill` per process); the exits finish afterwards.
+    pub fn kill_all(&self, also: &[i32]) {
+        let frozen = self.freeze();
+        for pid in also {
+            crate::process::launch::kill(*pid);
+        }
+        let killed = self.version == Version::V2
+            && self
+                .dir(Controller::Unified)
+                .is_some_and(|d| write_existing(&d.join("cgroup.kill"), "1").is_ok());
+        if !killed {
+            // The same processes are in every hierarchy: one list is enough, but a group
+            // whose list cannot be read must not stop the kill.
+            for (_, d) in &self.dirs {
+                let pids = procs(d);
+                if !pids.is_empty() {
+                    for pid in pids {
+                        crate::process::launch::kill(pid);
+                    }
+                    break;
+                }
+            }
+        }
+        if !frozen {
+            tracing::debug!("a sandbox's cgroup could not be frozen before the kill");
         }
         for (_, d) in &self.dirs {
+            unleash(d);
+        }
+    }
+
+    /// Freezes the groups: nothing in them runs (or forks) until they are thawed.
+    fn freeze(&self) -> bool {
+        match self.version {
+            Version::V1 => self
+                .dir(Controller::Freezer)
+                .is_some_and(|f| write_existing(&f.join("freezer.state"), "FROZEN").is_ok()),
+            Version::V2 => self
+                .dir(Controller::Unified)
+                .is_some_and(|d| write_existing(&d.join("cgroup.freeze"), "1").is_ok()),
+        }
+    }
+
+    /// Whether no process is left in the groups.
+    pub fn is_empty(&self) -> bool {
+        self.dirs
+            .iter()
+            .all(|(_, d)| !d.exists() || procs(d).is_empty())
+    }
+
+    /// Kills what is still in the groups (a process forked while they were being frozen).
+    pub fn kill_stragglers(&self) {
+        if let Some((_, d)) = self.dirs.iter().find(|(_, d)| !procs(d).is_empty()) {
             kill_procs(d);
         }
     }
 
-    /// Kills what is left and removes the groups, waiting up to `wait` for exits to finish.
-    pub fn remove(&self, wait: Duration) -> bool {
-        self.kill_all();
-        let mut ok = true;
-        for (_, d) in &self.dirs {
-            ok &= remove_dir(d, wait);
+    /// Whether the groups have been removed or handed to the reaper.
+    pub fn released(&self) -> bool {
+        self.released.load(Ordering::SeqCst)
+    }
+
+    /// One attempt at removing every group; whether all are gone (then they are released).
+    pub fn try_release(&self) -> bool {
+        if self.released() {
+            return true;
         }
-        ok
+        let mut all = true;
+        for (_, d) in &self.dirs {
+            all &= try_remove(d);
+        }
+        if all {
+            self.released.store(true, Ordering::SeqCst);
+        }
+        all
+    }
+
+    /// Removes the groups now if they can go (one attempt each) and hands the rest to the
+    /// reaper; once. Call after the processes have been killed.
+    pub fn release(&self) {
+        if self.released.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let left: Vec<PathBuf> = self
+            .dirs
+            .iter()
+            .map(|(_, d)| d.clone())
+            .filter(|d| !try_remove(d))
+            .collect();
+        self.reaper.add(left);
     }
 }
 
 impl Drop for Cgroup {
     fn drop(&mut self) {
-        self.remove(Duration::from_secs(2));
+        if !self.released.load(Ordering::SeqCst) {
+            self.kill_all(&[]);
+            self.release();
+        }
     }
 }

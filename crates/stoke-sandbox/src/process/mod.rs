@@ -5,9 +5,11 @@
 //! - this file: [`ProcessBackend`] (start-up checks, deploy-time checks, cold starts) and the
 //!   sandbox: one long-lived execution environment serving call after call, its Init, its
 //!   per-call logs, timeouts, crashes, out-of-memory kills, and its teardown.
-//! - `api`: the Runtime API server and its state machine.
+//! - `api`: the Runtime API server and its state machine; `api_bounds`: what a sandbox can
+//!   make it hold (connections, timeouts, capped and budgeted bodies).
 //! - `launch`: namespaces, the new root, privileges, seccomp, `exec` (all the `unsafe`).
-//! - `cgroup`: memory, pids and CPU limits (cgroup v1 and v2), peak memory, OOM kills.
+//! - `cgroup`: memory, pids and CPU limits (cgroup v1 and v2), peak memory, OOM kills, the
+//!   freeze-kill-thaw teardown; `reaper`: groups that could not be removed at once, retried.
 //! - `seccomp`: the system-call filter.
 //! - [`runtimes`]: what runs for each runtime, the interpreters, Stoke's runtime files.
 //!
@@ -18,11 +20,14 @@
 //! pid>/<sandbox id>` (v1) or `/sys/fs/cgroup/stoke/s<pid>/<id>` (v2).
 
 mod api;
+mod api_bounds;
 mod cgroup;
 mod launch;
+mod reaper;
 mod runtimes;
 mod seccomp;
 
+pub use api_bounds::RuntimeApiLimits;
 pub use runtimes::{Interpreter, Interpreters};
 
 use std::os::fd::OwnedFd;
@@ -65,6 +70,8 @@ pub struct ProcessConfig {
     pub max_log_bytes: usize,
     /// The largest response (Lambda's 6 MB).
     pub max_response_bytes: usize,
+    /// What one sandbox's Runtime API takes: connections, timeouts, bodies.
+    pub runtime_api: RuntimeApiLimits,
     /// How long Init may take (Lambda: 10 s).
     pub init_timeout: Duration,
     /// The unprivileged user and group functions run as.
@@ -81,6 +88,7 @@ impl ProcessConfig {
             network: Network::Isolated,
             max_log_bytes: 1024 * 1024,
             max_response_bytes: 6 * 1024 * 1024,
+            runtime_api: RuntimeApiLimits::default(),
             init_timeout: Duration::from_secs(10),
             uid: 993,
             gid: 990,
@@ -352,7 +360,10 @@ impl Backend for ProcessBackend {
         listener.set_nonblocking(true)?;
         let listener = tokio::net::TcpListener::from_std(listener)?;
         let api_addr = format!("127.0.0.1:{}", listener.local_addr()?.port());
-        let api = RuntimeApi::new(self.config.max_response_bytes);
+        let api = RuntimeApi::new(
+            self.config.max_response_bytes,
+            self.config.runtime_api.clone(),
+        );
         let server = api.serve(listener);
 
         let (log_r, log_w) = std::io::pipe()?;
@@ -541,13 +552,30 @@ struct Environment {
 }
 
 impl Environment {
-    /// Kills every process of the environment.
+    /// Kills every process of the environment (frozen, quota lifted, killed, thawed: see
+    /// `cgroup`). Quick; the exits finish afterwards.
     fn kill(&self) {
-        launch::kill(self.init_pid);
-        launch::kill(self.waiter_pid);
-        self.cgroup.kill_all();
+        // Once the waiter has been reaped, its pid (and PID 1's) may belong to someone else.
+        let pids = if self.exit.borrow().is_none() {
+            vec![self.init_pid, self.waiter_pid]
+        } else {
+            Vec::new()
+        };
+        self.cgroup.kill_all(&pids);
+    }
+
+    /// Whether every process of the environment has exited.
+    fn gone(&self) -> bool {
+        self.exit.borrow().is_some() && self.cgroup.is_empty()
     }
 }
+
+/// How long a call that ended its environment (timeout, crash) waits for the teardown before
+/// it answers; the rest of the teardown goes on in the background.
+const TEARDOWN_GRACE: Duration = Duration::from_millis(500);
+/// How long dropping a sandbox waits (blocking) for its processes before its cgroups go to
+/// the reaper.
+const DROP_GRACE: Duration = Duration::from_millis(250);
 
 /// A process execution environment.
 struct ProcessSandbox {
@@ -582,12 +610,29 @@ impl ProcessSandbox {
         )
     }
 
-    /// Kills the environment and waits (briefly) for it to be gone.
+    /// Kills the environment and waits, at most [`TEARDOWN_GRACE`], for its processes to be
+    /// gone (a process forked while the group was being frozen is killed again).
     async fn kill_and_wait(&self) {
         self.dead.store(true, Ordering::SeqCst);
         self.env.kill();
-        let mut exit = self.env.exit.clone();
-        let _ = tokio::time::timeout(Duration::from_secs(5), exit.wait_for(Option::is_some)).await;
+        let until = tokio::time::Instant::now() + TEARDOWN_GRACE;
+        while !self.env.gone() && tokio::time::Instant::now() < until {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            self.env.cgroup.kill_stragglers();
+        }
+    }
+
+    /// After a call that ended the environment: removes its cgroups if they can go (within
+    /// what is left of the grace), else leaves them to the reaper.
+    async fn release(&self) {
+        let until = tokio::time::Instant::now() + TEARDOWN_GRACE;
+        while self.env.gone() && !self.env.cgroup.try_release() {
+            if tokio::time::Instant::now() >= until {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        self.env.cgroup.release();
     }
 
     fn execution(&self, outcome: Outcome, log: (Bytes, bool), peak: u64) -> Execution {
@@ -690,6 +735,9 @@ impl Sandbox for ProcessSandbox {
         };
         let log = self.env.logs.take().await;
         let peak = self.env.cgroup.peak();
+        if self.dead.load(Ordering::SeqCst) {
+            self.release().await;
+        }
         Ok(self.execution(outcome, log, peak))
     }
 
@@ -711,13 +759,18 @@ impl Sandbox for ProcessSandbox {
 impl Drop for ProcessSandbox {
     fn drop(&mut self) {
         self.env.server.abort();
+        if self.env.cgroup.released() {
+            return;
+        }
         self.env.kill();
-        // Wait (briefly) for the tree to be gone, so that the cgroups can go with it.
-        let until = std::time::Instant::now() + Duration::from_secs(2);
-        while self.env.exit.borrow().is_none() && std::time::Instant::now() < until {
+        // Wait (briefly) for the tree to be gone, so that the cgroups can go with it; what is
+        // left then goes to the reaper (the cgroup's own Drop).
+        let until = std::time::Instant::now() + DROP_GRACE;
+        while !(self.env.gone() && self.env.cgroup.try_release())
+            && std::time::Instant::now() < until
+        {
             std::thread::sleep(Duration::from_millis(1));
         }
-        // The cgroup's own Drop removes the groups.
     }
 }
 
