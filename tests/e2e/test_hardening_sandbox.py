@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from stoke_e2e import StokeServer
-from test_process import EXAMPLES, deploy, ok, tree
+from test_process import EXAMPLES, deploy, failed, ok, tree
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="process sandboxes need root")
 
@@ -65,14 +65,19 @@ def handler(event, context):
     return seen
 '''
 
-# Writes `bytes` to /tmp/big in 8 MB chunks and fsyncs; says what /tmp is.
+# Writes `bytes` to /tmp/big in 8 MB chunks and fsyncs; says what /tmp is (and on which
+# device). `{"exit": true}` ends the runtime, and with it the sandbox.
 WRITE_TMP = r'''
 import errno, os, time
 
 def handler(event, context):
+    if event.get("exit"):
+        os._exit(3)
     mount = next(l.split() for l in open("/proc/self/mounts") if l.split()[1] == "/tmp")
+    info = next(l.split() for l in open("/proc/self/mountinfo") if l.split()[4] == "/tmp")
     st = os.statvfs("/tmp")
     out = {"fs": mount[2], "options": mount[3], "tmp_bytes": st.f_blocks * st.f_frsize,
+           "device": info[2],
            "listing": sorted(os.listdir("/tmp")), "mode": oct(os.stat("/tmp").st_mode & 0o7777),
            "written": 0, "error": None}
     chunk = b"\xa5" * (8 << 20)
@@ -119,6 +124,21 @@ def loop_devices_of(data_dir: Path) -> list[str]:
 def images_in(data_dir: Path) -> list[str]:
     d = data_dir / "process" / "tmp"
     return sorted(os.listdir(d)) if d.is_dir() else []
+
+
+def backing_file(device: str) -> str | None:
+    """The backing file of the loop device `major:minor`, if it is attached."""
+    try:
+        return Path(f"/sys/dev/block/{device}/loop/backing_file").read_text().strip()
+    except OSError:
+        return None
+
+
+def eventually_detached(device: str, backing: str, within: float = 10.0) -> None:
+    deadline = time.monotonic() + within
+    while backing_file(device) == backing:
+        assert time.monotonic() < deadline, f"{device} still holds {backing}"
+        time.sleep(0.05)
 
 
 def eventually_nothing_left(data_dir: Path, within: float = 15.0) -> None:
@@ -252,11 +272,16 @@ def test_tmp_holds_2_gb_with_128_mb_of_memory(hlam, hsrv):
     assert out["mode"] == "0o1777" and out["listing"] == [], out
     # 10240 MB of disk, less the file system's own metadata.
     assert 9.5 * GB <= out["tmp_bytes"] <= 10 * GB, out
-    # While the sandbox lives, its disk is a loop device with no file left in the data dir.
+    print(f"2 GB written to /tmp and fsynced in {out['seconds']} s")
+    # While the sandbox lives, its disk is a loop device whose image has left the data dir.
+    backing = backing_file(out["device"])
+    assert backing and backing.startswith(str(hsrv.data_dir)), (out["device"], backing)
+    assert backing.endswith(" (deleted)"), backing
     assert images_in(hsrv.data_dir) == []
-    assert loop_devices_of(hsrv.data_dir), "the sandbox's /tmp is on a loop device"
-    hlam.delete_function(FunctionName=name)
-    eventually_nothing_left(hsrv.data_dir)
+    # When the sandbox ends, so does its disk (the file system, the device, the image).
+    failed(hlam, name, {"exit": True})
+    eventually_detached(out["device"], backing)
+    assert images_in(hsrv.data_dir) == []
 
 
 def test_tmp_beyond_ephemeral_storage_is_enospc(hlam):
@@ -267,6 +292,7 @@ def test_tmp_beyond_ephemeral_storage_is_enospc(hlam):
     out, log = ok(hlam, name, {"bytes": 600 * MB})
     assert out["error"] == "ENOSPC", (out, log)
     assert 400 * MB <= out["written"] <= 512 * MB, out
+    assert 480 * MB <= out["tmp_bytes"] <= 512 * MB, out
     # The same sandbox goes on (nothing was killed for memory), with its /tmp empty again.
     again, _ = ok(hlam, name, {"bytes": 8 * MB})
     assert again["error"] is None and again["size"] == 8 * MB, again
