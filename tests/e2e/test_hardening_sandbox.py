@@ -8,7 +8,7 @@ server of their own:
   function with 128 MB of memory, a full /tmp answers ENOSPC, and no image file or loop device
   outlives its sandbox or the server;
 - each sandbox's waiter is a small exec'd helper outside the sandbox's mount namespace, not a
-  copy of the server.
+  copy of the server, and it ends its sandbox when the server dies (even by `kill -9`).
 """
 
 from __future__ import annotations
@@ -98,6 +98,22 @@ def handler(event, context):
     return out
 '''
 
+# A `provided` runtime that does not end when its Runtime API goes away.
+STUBBORN = r'''#!/usr/bin/python3
+import json, os, time, urllib.request
+api = "http://" + os.environ["AWS_LAMBDA_RUNTIME_API"] + "/2018-06-01/runtime"
+while True:
+    try:
+        r = urllib.request.urlopen(api + "/invocation/next")
+        rid = r.headers["Lambda-Runtime-Aws-Request-Id"]
+        r.read()
+        body = json.dumps({"pid": os.getpid()}).encode()
+        urllib.request.urlopen(urllib.request.Request(
+            api + f"/invocation/{rid}/response", data=body, method="POST")).read()
+    except Exception:
+        time.sleep(600)
+'''
+
 GB = 1 << 30
 MB = 1 << 20
 
@@ -167,6 +183,13 @@ def cmdline(pid: int) -> list[str]:
         return Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
     except OSError:
         return []
+
+
+def alive(pid: int) -> bool:
+    try:
+        return "State:\tZ" not in Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
 
 
 def private_kb(pid: int) -> int:
@@ -323,3 +346,29 @@ def test_the_waiter_is_a_small_exec_helper_outside_the_sandbox(hlam, hsrv):
     # The sandbox still serves calls.
     again, _ = ok(hlam, name)
     assert again["calls"] == first["calls"] + 1
+
+
+def test_a_sandbox_does_not_outlive_a_killed_server(tmp_path_factory):
+    srv = StokeServer(tmp_path_factory.mktemp("stoke-kill9"))
+    srv.start()
+    try:
+        if "process sandboxes are off" in srv.log():
+            pytest.skip("process sandboxes are off on this machine")
+        lam = srv.client(read_timeout=60)
+        name = deploy(lam, "provided.al2023", "x", {"bootstrap": STUBBORN}, prefix="stubborn")
+        assert ok(lam, name)[0]["pid"] == 1
+        waiters = [p for p in children(srv.proc.pid) if cmdline(p)[1:2] == [WAITER_ARG]]
+        tree_ = waiters + [c for w in waiters for c in children(w)]
+        assert len(tree_) == 2, tree_
+        assert loop_devices_of(srv.data_dir)
+        srv.proc.kill()
+        srv.proc.wait()
+        # The waiter sees its server go and kills the sandbox's PID 1: the whole sandbox, its
+        # mounts and its /tmp disk go with it, although the runtime would sleep on.
+        deadline = time.monotonic() + 10
+        while any(alive(p) for p in tree_) or loop_devices_of(srv.data_dir):
+            assert time.monotonic() < deadline, (
+                [p for p in tree_ if alive(p)], loop_devices_of(srv.data_dir))
+            time.sleep(0.05)
+    finally:
+        srv.kill()

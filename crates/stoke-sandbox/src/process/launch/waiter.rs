@@ -13,6 +13,7 @@
 
 use std::ffi::{CString, OsStr};
 use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
@@ -40,25 +41,18 @@ impl WaiterExec {
         })
     }
 
-    /// In the forked waiter: `exec`s the helper to wait for `pid`, with an empty environment.
-    /// Returns only if the `exec` failed. Async-signal-safe (the pid is written on the stack).
+    /// In the forked waiter: `exec`s the helper to wait for `pid` (and watch the server,
+    /// its parent), with an empty environment. Returns only if the `exec` failed.
+    /// Async-signal-safe (the numbers are written on the stack).
     pub(super) fn exec(&self, pid: i32) {
-        // Up to 10 digits and the NUL, written backwards from the end.
-        let mut buf = [0u8; 12];
-        let mut at = buf.len() - 1;
-        let mut v = pid.unsigned_abs();
-        loop {
-            at -= 1;
-            buf[at] = b'0' + u8::try_from(v % 10).unwrap_or(0);
-            v /= 10;
-            if v == 0 || at == 0 {
-                break;
-            }
-        }
-        let argv: [*const libc::c_char; 4] = [
+        // SAFETY: getppid(2) has no arguments and cannot fail.
+        let server = unsafe { libc::getppid() };
+        let (mut a, mut b) = ([0u8; 12], [0u8; 12]);
+        let argv: [*const libc::c_char; 5] = [
             self.argv0.as_ptr(),
             self.arg.as_ptr(),
-            buf[at..].as_ptr().cast(),
+            decimal(pid, &mut a).as_ptr().cast(),
+            decimal(server, &mut b).as_ptr().cast(),
             std::ptr::null(),
         ];
         let envp: [*const libc::c_char; 1] = [std::ptr::null()];
@@ -68,6 +62,63 @@ impl WaiterExec {
         unsafe {
             libc::execve(self.program.as_ptr(), argv.as_ptr(), envp.as_ptr());
         }
+    }
+}
+
+/// `v` in decimal, NUL-terminated, in `buf` (up to 10 digits and the NUL, written backwards
+/// from the end): the slice from the first digit. Async-signal-safe.
+fn decimal(v: i32, buf: &mut [u8; 12]) -> &[u8] {
+    let mut at = buf.len() - 1;
+    let mut v = v.unsigned_abs();
+    loop {
+        at -= 1;
+        buf[at] = b'0' + u8::try_from(v % 10).unwrap_or(0);
+        v /= 10;
+        if v == 0 || at == 0 {
+            break;
+        }
+    }
+    &buf[at..]
+}
+
+/// pidfd_open(2): a descriptor that becomes readable when `pid` has exited.
+fn pidfd_open(pid: i32) -> Option<OwnedFd> {
+    // SAFETY: pidfd_open(2) with integer arguments returns a new descriptor or fails.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0u32) };
+    let fd = libc::c_int::try_from(fd).ok().filter(|fd| *fd >= 0)?;
+    // SAFETY: `fd` was just opened and is owned by nothing else.
+    Some(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Until the sandbox's PID 1 exits or the server does, whichever is first; when the server
+/// goes first (even by `kill -9`), PID 1 is killed, and with it every process of the
+/// sandbox's pid namespace, its mount namespace and its `/tmp` disk. Without pidfds (before
+/// Linux 5.3) it only waits.
+fn watch(pid: i32, server: i32) {
+    let (Some(server_fd), Some(init_fd)) = (pidfd_open(server), pidfd_open(pid)) else {
+        return;
+    };
+    // SAFETY: getppid(2) has no arguments and cannot fail.
+    if unsafe { libc::getppid() } != server {
+        // The server was gone before its pidfd was opened (this process has been reparented).
+        super::kill(pid);
+        return;
+    }
+    let mut fds = [server_fd.as_raw_fd(), init_fd.as_raw_fd()].map(|fd| libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    });
+    loop {
+        // SAFETY: poll(2) reads and writes the two `pollfd`s of `fds`, which live here.
+        let r = unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) };
+        if r < 0 && io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
+            continue;
+        }
+        if r > 0 && fds[0].revents != 0 && fds[1].revents == 0 {
+            super::kill(pid);
+        }
+        return;
     }
 }
 
@@ -94,20 +145,28 @@ pub(super) fn wait_for(pid: i32) -> i32 {
 }
 
 /// The waiter helper's `main`: when this process was started as a sandbox's waiter (its first
-/// argument is [`WAITER_ARG`]), waits for the sandbox's PID 1 and returns the exit code to
-/// end with; otherwise `None` at once. Call it first thing in `main`, before any thread or
+/// argument is [`WAITER_ARG`], then PID 1's pid and the server's), waits for the sandbox's
+/// PID 1 (killing it should the server end first) and returns the exit code to end with;
+/// otherwise `None` at once. Call it first thing in `main`, before any thread or
 /// runtime is started.
 pub fn waiter_main() -> Option<u8> {
     let mut args = std::env::args_os().skip(1);
     if args.next()? != WAITER_ARG {
         return None;
     }
-    let pid = args
-        .next()
-        .and_then(|a| a.to_str()?.parse::<i32>().ok())
-        .filter(|p| *p > 0);
+    let mut number = || {
+        args.next()
+            .and_then(|a| a.to_str()?.parse::<i32>().ok())
+            .filter(|p| *p > 0)
+    };
+    let (pid, server) = (number(), number());
     let code = match pid {
-        Some(pid) => wait_for(pid),
+        Some(pid) => {
+            if let Some(server) = server {
+                watch(pid, server);
+            }
+            wait_for(pid)
+        }
         None => 126,
     };
     Some(u8::try_from(code).unwrap_or(126))
