@@ -91,22 +91,19 @@ class StokeServer:
 
     `start()` waits until the port accepts connections and DIR/credentials exists; `stop()`
     sends SIGTERM and asserts a clean exit (code 0) within 10 s; `restart()` does both on the
-    same port and data dir. `pass_fds`: descriptors of the test process the server inherits
-    (same numbers, without close-on-exec), as from `stoke serve 7</ 8>>FILE`.
+    same port and data dir.
     """
 
     START_TIMEOUT = 30.0
     STOP_TIMEOUT = 10.0
+    # Descriptors of the test process the server inherits (same numbers, without
+    # close-on-exec), as from `stoke serve 7</ 8>>FILE`; set before start().
+    pass_fds: tuple[int, ...] = ()
 
     def __init__(
-        self,
-        workdir: Path,
-        binary: Path | None = None,
-        extra_args: list[str] | None = None,
-        pass_fds: tuple[int, ...] = (),
+        self, workdir: Path, binary: Path | None = None, extra_args: list[str] | None = None
     ):
         self.workdir = Path(workdir)
-        self.pass_fds = tuple(pass_fds)
         # More `stoke serve` flags (the async tests shorten retry delays and event ages).
         self.extra_args = list(extra_args or [])
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -167,12 +164,12 @@ class StokeServer:
                     REGION,
                     *self.extra_args,
                 ],
+                pass_fds=self.pass_fds,
                 stdin=subprocess.DEVNULL,
                 stdout=logf,
                 stderr=subprocess.STDOUT,
                 env=env,
                 cwd=self.workdir,
-                pass_fds=self.pass_fds,
             )
         finally:
             logf.close()

@@ -226,9 +226,8 @@ def inherited(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def hsrv(tmp_path_factory, inherited):
-    srv = StokeServer(
-        tmp_path_factory.mktemp("stoke-hardening"), pass_fds=tuple(inherited["fds"].values())
-    )
+    srv = StokeServer(tmp_path_factory.mktemp("stoke-hardening"))
+    srv.pass_fds = tuple(inherited["fds"].values())
     srv.start()
     try:
         yield srv
