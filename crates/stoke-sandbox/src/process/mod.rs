@@ -6,8 +6,7 @@
 //!   sandbox: one long-lived execution environment serving call after call, its Init, its
 //!   per-call logs, timeouts, crashes, out-of-memory kills, and its teardown.
 //! - `api`: the Runtime API server and its state machine.
-//! - `launch`: namespaces, the new root, `/tmp` as disk, privileges, seccomp, `exec`, the
-//!   waiter helper and descriptor hygiene (all the `unsafe`).
+//! - `launch`: namespaces, the new root, privileges, seccomp, `exec` (all the `unsafe`).
 //! - `cgroup`: memory, pids and CPU limits (cgroup v1 and v2), peak memory, OOM kills.
 //! - `seccomp`: the system-call filter.
 //! - [`runtimes`]: what runs for each runtime, the interpreters, Stoke's runtime files.
@@ -25,8 +24,9 @@ mod launch;
 mod runtimes;
 mod seccomp;
 
-pub use launch::{WAITER_ARG, mark_inherited_cloexec, waiter_main};
 pub use runtimes::{Interpreter, Interpreters};
+// The waiter helper's entry and the descriptor hygiene of `main` (see `launch`).
+pub use launch::{WAITER_ARG, mark_inherited_cloexec, waiter_main};
 
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
