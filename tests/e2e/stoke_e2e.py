@@ -96,6 +96,9 @@ class StokeServer:
 
     START_TIMEOUT = 30.0
     STOP_TIMEOUT = 10.0
+    # Descriptors of the test process the server inherits (same numbers, without
+    # close-on-exec), as from `stoke serve 7</ 8>>FILE`; set before start().
+    pass_fds: tuple[int, ...] = ()
 
     def __init__(
         self,
@@ -167,6 +170,7 @@ class StokeServer:
                     REGION,
                     *self.extra_args,
                 ],
+                pass_fds=self.pass_fds,
                 stdin=subprocess.DEVNULL,
                 stdout=logf,
                 stderr=subprocess.STDOUT,

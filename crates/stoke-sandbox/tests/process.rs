@@ -1,7 +1,9 @@
 //! The process backend on real processes (needs root: namespaces, cgroups, mounts): the
 //! launcher and the Runtime API end to end with a `provided` bootstrap written in shell and
-//! Python, warm reuse, per-call logs, timeouts, crashes, init failures, and that nothing is
-//! left behind (processes, cgroups) once a sandbox is dropped.
+//! Python, warm reuse, per-call logs, timeouts, crashes, init failures, that only 0-2 of the
+//! launching process's descriptors reach the runtime, that `/tmp` is an ext4 disk of the
+//! EphemeralStorage size, that the waiter is the small exec'd helper, and that nothing is
+//! left behind (processes, cgroups, loop devices, images) once a sandbox is dropped.
 
 #![allow(clippy::unwrap_used)] // a test that cannot set up should stop loudly
 
@@ -11,7 +13,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use stoke_sandbox::process::{ProcessBackend, ProcessConfig};
+use std::os::fd::AsFd;
+use std::path::Path;
+
+use stoke_sandbox::process::{ProcessBackend, ProcessConfig, WAITER_ARG};
 use stoke_sandbox::{Backend, Execution, FunctionSpec, InvokeInput, Outcome, Sandbox};
 
 fn is_root() -> bool {
@@ -43,6 +48,18 @@ while True:
         os._exit(event["exit"])
     if "sleep" in event:
         time.sleep(event["sleep"])
+    if "probe" in event:
+        fds = {}
+        for n in os.listdir("/proc/self/fd"):
+            try:
+                fds[n] = os.readlink("/proc/self/fd/" + n)
+            except OSError:
+                pass
+        st = os.statvfs("/tmp")
+        tmp = [l.split()[2] for l in open("/proc/self/mounts") if l.split()[1] == "/tmp"]
+        post(f"/invocation/{rid}/response", {"fds": fds, "tmp_fs": tmp,
+            "tmp_bytes": st.f_blocks * st.f_frsize, "tmp_list": os.listdir("/tmp")})
+        continue
     if "fail" in event:
         post(f"/invocation/{rid}/error", {"errorMessage": event["fail"], "errorType": "Boom"})
         continue
@@ -59,7 +76,9 @@ struct Fixture {
 impl Fixture {
     fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let config = ProcessConfig::new(dir.path().join("process"));
+        let mut config = ProcessConfig::new(dir.path().join("process"));
+        // The test binary is no waiter helper: the crate's own helper binary is.
+        config.waiter = env!("CARGO_BIN_EXE_stoke-sandbox-waiter").into();
         Self {
             backend: ProcessBackend::new(config).unwrap(),
             dir,
@@ -104,6 +123,71 @@ impl Fixture {
             })
             .sum()
     }
+}
+
+/// Loop devices whose backing file is under `dir`.
+fn loop_devices_under(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/sys/block").unwrap().flatten() {
+        if let Ok(b) = std::fs::read_to_string(e.path().join("loop/backing_file"))
+            && b.starts_with(&*dir.to_string_lossy())
+        {
+            out.push(b.trim().to_owned());
+        }
+    }
+    out
+}
+
+/// Waits (up to 10 s) until no loop device and no image of `dir` is left.
+async fn nothing_left_under(dir: &Path) {
+    let images = dir.join("process/tmp");
+    let mut left = Vec::new();
+    for _ in 0..1000 {
+        left = loop_devices_under(dir);
+        left.extend(
+            std::fs::read_dir(&images)
+                .unwrap()
+                .flatten()
+                .map(|e| e.path().display().to_string()),
+        );
+        if left.is_empty() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("left behind: {left:?}");
+}
+
+/// The waiters among this process's children: (pid, argv, private kB).
+fn waiters() -> Vec<(u32, Vec<String>, u64)> {
+    let me = std::process::id();
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        let after = &stat[stat.rfind(')').unwrap() + 2..];
+        let ppid: u32 = after.split_whitespace().nth(1).unwrap().parse().unwrap();
+        let argv: Vec<String> = std::fs::read(format!("/proc/{pid}/cmdline"))
+            .unwrap_or_default()
+            .split(|b| *b == 0)
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect();
+        if ppid != me || argv.get(1).map(String::as_str) != Some(WAITER_ARG) {
+            continue;
+        }
+        let rollup = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).unwrap();
+        let kb: u64 = rollup
+            .lines()
+            .filter(|l| l.starts_with("Private_Clean:") || l.starts_with("Private_Dirty:"))
+            .map(|l| l.split_whitespace().nth(1).unwrap().parse::<u64>().unwrap())
+            .sum();
+        out.push((pid, argv, kb));
+    }
+    out
 }
 
 async fn call(s: &Arc<dyn Sandbox>, payload: &str, timeout: Duration) -> Execution {
@@ -155,6 +239,16 @@ async fn environments_run_fail_and_leave_nothing_behind() {
     let fx = Fixture::new();
     let t = Duration::from_secs(5);
 
+    // A descriptor this process holds without close-on-exec (as a server started with
+    // `8>>file` would) does not reach the runtime.
+    let secret = fx.dir.path().join("secret");
+    std::fs::write(&secret, "secret").unwrap();
+    let inherited = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&secret)
+        .unwrap();
+    rustix::io::fcntl_setfd(inherited.as_fd(), rustix::io::FdFlags::empty()).unwrap();
+
     // Warm reuse, the environment, per-call logs, peak memory.
     let spec = fx.spec("warm", t, &[("MINE", "yes")]);
     let s = fx.backend.start(&spec).await.unwrap();
@@ -179,8 +273,36 @@ async fn environments_run_fail_and_leave_nothing_behind() {
     let failed = call(&s, r#"{"fail":"nope"}"#, t).await;
     assert_eq!(error_type(&failed), "Boom");
     assert!(s.reusable());
+
+    // Only 0-2 and the runtime's own socket; /tmp is an ext4 of the EphemeralStorage size.
+    let probe = success(&call(&s, r#"{"probe":1}"#, t).await);
+    let fds = probe["fds"].as_object().unwrap();
+    for (n, target) in fds {
+        let target = target.as_str().unwrap();
+        assert!(
+            n.parse::<u32>().unwrap() < 3 || target.starts_with("socket:"),
+            "descriptor {n} -> {target} reached the runtime: {fds:?}"
+        );
+        assert!(!target.contains("secret"), "{fds:?}");
+    }
+    assert_eq!(probe["tmp_fs"], serde_json::json!(["ext4"]));
+    let tmp = probe["tmp_bytes"].as_u64().unwrap();
+    assert!((480 << 20..=512 << 20).contains(&tmp), "{tmp}");
+    assert_eq!(probe["tmp_list"], serde_json::json!([]));
+    assert!(!loop_devices_under(fx.dir.path()).is_empty());
+
+    // The waiter is the exec'd helper, waiting for PID 1 by pid, and small.
+    let w = waiters();
+    assert_eq!(w.len(), 1, "{w:?}");
+    let (_, argv, kb) = &w[0];
+    assert_eq!(argv[0], "stoke-sandbox-waiter");
+    assert!(argv[2].parse::<u32>().is_ok(), "{argv:?}");
+    assert!(*kb < 8 * 1024, "the waiter holds {kb} kB of private memory");
     drop(s);
     assert_eq!(fx.sandbox_groups(), 0, "a dropped sandbox leaves no cgroup");
+    assert!(waiters().is_empty());
+    nothing_left_under(fx.dir.path()).await;
+    drop(inherited);
 
     // A timeout kills the environment.
     let s = fx.backend.start(&fx.spec("slow", t, &[])).await.unwrap();
@@ -215,4 +337,5 @@ async fn environments_run_fail_and_leave_nothing_behind() {
 
     fx.backend.shutdown();
     assert!(fx.backend.cgroup_dirs().iter().all(|d| !d.exists()));
+    nothing_left_under(fx.dir.path()).await;
 }

@@ -54,16 +54,38 @@ enum Command {
     Bench(cli::bench::BenchArgs),
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
+    // A process sandbox's waiter runs this binary with a hidden first argument: it only waits
+    // for the sandbox's PID 1, so it starts no runtime and parses no command line.
+    if let Some(code) = stoke_sandbox::process::waiter_main() {
+        return ExitCode::from(code);
+    }
     let cli = Cli::parse();
+    if matches!(cli.command, Command::Serve(_)) {
+        // Before the server opens anything: no descriptor it was started with (`7</`, a
+        // pipe of the launching shell) may reach a sandbox or any other child.
+        stoke_sandbox::process::mark_inherited_cloexec();
+    }
     let filter = EnvFilter::try_from_env(ENV_LOG).unwrap_or_else(|_| EnvFilter::new("info"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: starting the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(run(cli))
+}
 
+async fn run(cli: Cli) -> ExitCode {
     let outcome = match cli.command {
         Command::Serve(args) => serve::run(args).await,
         Command::Deploy(args) => cli::deploy::run(args).await,

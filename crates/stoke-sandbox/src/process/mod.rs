@@ -15,8 +15,9 @@
 //!
 //! # On disk
 //! Under the backend's folder (`<data dir>/process/`): `runtime/` (Stoke's runtime files,
-//! mounted at `/var/runtime`) and `root/` (an empty folder over which each sandbox mounts its
-//! own root in its own mount namespace). cgroups: `/sys/fs/cgroup/<controller>/stoke/s<server
+//! mounted at `/var/runtime`), `root/` (an empty folder over which each sandbox mounts its
+//! own root in its own mount namespace) and `tmp/` (each sandbox's `/tmp` image, for the
+//! moment between its creation and its attachment to a loop device; swept at start-up). cgroups: `/sys/fs/cgroup/<controller>/stoke/s<server
 //! pid>/<sandbox id>` (v1) or `/sys/fs/cgroup/stoke/s<pid>/<id>` (v2).
 
 mod api;
@@ -29,6 +30,8 @@ mod seccomp;
 
 pub use api_bounds::RuntimeApiLimits;
 pub use runtimes::{Interpreter, Interpreters};
+// The waiter helper's entry and the descriptor hygiene of `main` (see `launch`).
+pub use launch::{WAITER_ARG, mark_inherited_cloexec, waiter_main};
 
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
@@ -77,6 +80,9 @@ pub struct ProcessConfig {
     /// The unprivileged user and group functions run as.
     pub uid: u32,
     pub gid: u32,
+    /// The program each sandbox's waiter `exec`s with the hidden first argument
+    /// [`WAITER_ARG`]; its `main` must start with [`waiter_main`]. Default: this program.
+    pub waiter: PathBuf,
 }
 
 impl ProcessConfig {
@@ -92,6 +98,7 @@ impl ProcessConfig {
             init_timeout: Duration::from_secs(10),
             uid: 993,
             gid: 990,
+            waiter: "/proc/self/exe".into(),
         }
     }
 }
@@ -104,6 +111,9 @@ pub struct ProcessBackend {
     seccomp: Arc<Vec<BpfProgram>>,
     runtime_dir: PathBuf,
     root_dir: PathBuf,
+    /// Where sandboxes' `/tmp` disks are made; `None`: loop devices are unavailable and `/tmp`
+    /// is a tmpfs.
+    scratch: Option<Arc<launch::scratch::Scratch>>,
 }
 
 impl std::fmt::Debug for ProcessBackend {
@@ -161,6 +171,16 @@ impl ProcessBackend {
         let root_dir = config.dir.join("root");
         std::fs::create_dir_all(&root_dir)?;
         runtimes::write_runtime_files(&runtime_dir)?;
+        let scratch = match launch::scratch::Scratch::open(&config.dir.join("tmp")) {
+            Ok(s) => Some(Arc::new(s)),
+            Err(e) => {
+                tracing::warn!(
+                    "/tmp of process sandboxes is a tmpfs charged to the function's memory, not \
+                     disk of its EphemeralStorage size: {e}"
+                );
+                None
+            }
+        };
         let interpreters = Interpreters::resolve(&config.python, &config.node);
         for (name, i) in [
             ("python", &interpreters.python),
@@ -178,6 +198,7 @@ impl ProcessBackend {
             seccomp,
             runtime_dir,
             root_dir,
+            scratch,
         };
         Ok(backend)
     }
@@ -257,9 +278,17 @@ impl ProcessBackend {
             dst: "/var/task".into(),
             writable: false,
         });
-        m.push(Mount::Tmpfs {
-            dst: "/tmp".into(),
-            bytes: u64::from(spec.ephemeral_mb.max(512)) * 1024 * 1024,
+        let bytes = u64::from(spec.ephemeral_mb.max(512)) * 1024 * 1024;
+        m.push(match &self.scratch {
+            Some(scratch) => Mount::Disk {
+                dst: "/tmp".into(),
+                bytes,
+                scratch: Arc::clone(scratch),
+            },
+            None => Mount::Tmpfs {
+                dst: "/tmp".into(),
+                bytes,
+            },
         });
         for dev in ["null", "zero", "random", "urandom"] {
             m.push(Mount::Bind {
@@ -384,6 +413,7 @@ impl Backend for ProcessBackend {
             cgroup_procs: cgroup.procs_files(),
             seccomp: Arc::clone(&self.seccomp),
             output: OwnedFd::from(log_w),
+            waiter: self.config.waiter.clone(),
         };
         let t_setup = t0.elapsed();
         let launched = tokio::task::spawn_blocking(move || launch::spawn(launch))

@@ -1,24 +1,32 @@
 //! Launching an execution environment's process tree: namespaces, the new root, limits,
-//! privileges, seccomp; and the Runtime API socket inside the sandbox's network namespace.
-//! All of the process backend's `unsafe` is here.
+//! privileges, seccomp. The process backend's `unsafe` lives in this module and its children.
+//!
+//! # Layout
+//! - this file: the launch sequence ([`spawn`]).
+//! - `tree`: the plan of the sandbox's file tree (mounts, folders, links).
+//! - `netns`: the Runtime API socket inside the sandbox's network namespace.
+//! - `scratch`: `/tmp` as disk (an ext4 image on a loop device per sandbox).
+//! - `waiter`: the waiter that stays outside the sandbox and the helper it `exec`s.
+//! - `fds`: descriptor hygiene (only 0–2 reach the runtime).
 //!
 //! # The sequence
-//! 1. [`runtime_socket`]: a short-lived thread `unshare`s a new network namespace, brings `lo`
-//!    up, binds `127.0.0.1:9001` and keeps a handle on the namespace. The listening socket
-//!    belongs to that namespace for good: nothing outside it can connect.
-//! 2. [`spawn`]: `std::process::Command` forks; in the child (before `exec`, so only
-//!    async-signal-safe system calls on memory allocated beforehand):
-//!    - join the sandbox's network namespace (`setns`) and its cgroups (write `0` to each
-//!      `cgroup.procs`), `unshare` mount, pid, ipc and uts namespaces;
+//! 1. [`runtime_socket`]: the Runtime API's listening socket in a new network namespace.
+//! 2. [`spawn`]: the `/tmp` disks are made and attached (`scratch`); then
+//!    `std::process::Command` forks; in the child (before `exec`, so only async-signal-safe
+//!    system calls on memory allocated beforehand):
+//!    - join the sandbox's cgroups (write `0` to each `cgroup.procs`) and `unshare` the pid
+//!      namespace;
 //!    - `fork` again: the grandchild is PID 1 of the new pid namespace; the child stays outside
-//!      it as its waiter (it reports the grandchild's host pid, closes every other descriptor,
-//!      waits, and exits with its status: the code, or 128 + the signal);
-//!    - the grandchild makes `/` private, mounts a tmpfs on the (shared, empty) root folder,
-//!      builds the tree in it (folders, read-only bind mounts, the devices, a `/tmp` tmpfs,
+//!      it, in the host's other namespaces, as its waiter: it reports the grandchild's host
+//!      pid, closes every other descriptor and `exec`s the waiter helper (see `waiter`);
+//!    - the grandchild joins the sandbox's network namespace (`setns`), `unshare`s mount, ipc
+//!      and uts namespaces, makes `/` private, mounts a tmpfs on the (shared, empty) root
+//!      folder, builds the tree in it (folders, read-only bind mounts, the devices, `/tmp`,
 //!      `/proc`), `pivot_root`s into it, detaches the old root, remounts `/` read-only, sets the
 //!      host name and `RLIMIT_NOFILE`, drops every capability from the bounding set, becomes the
-//!      unprivileged sandbox user, asks for `SIGKILL` if its parent dies, installs the seccomp
-//!      filters (which set `no_new_privs`) and `exec`s the runtime.
+//!      unprivileged sandbox user, asks for `SIGKILL` if its parent dies, marks every
+//!      descriptor from 3 up close-on-exec, installs the seccomp filters (which set
+//!      `no_new_privs`) and `exec`s the runtime with only 0–2 open.
 //!
 //!    A step that fails writes its number and `errno` to the info pipe, which the host reads to
 //!    the end (its last writer closes at `exec`).
@@ -26,21 +34,28 @@
 // The one module of the process backend allowed `unsafe`; every block says why it is sound.
 #![allow(unsafe_code)]
 
-use std::ffi::{CString, OsStr};
-use std::fs::File;
+mod fds;
+mod netns;
+pub(crate) mod scratch;
+mod tree;
+mod waiter;
+
+pub use fds::mark_inherited_cloexec;
+pub(crate) use netns::runtime_socket;
+pub(crate) use tree::Mount;
+pub use waiter::{WAITER_ARG, waiter_main};
+
+use tree::{Step, cstr, plan};
+
+use std::ffi::CString;
 use std::io::{self, Read};
-use std::net::TcpListener;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
-use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 
 use seccompiler::BpfProgram;
-
-/// Where the Runtime API listens inside an isolated sandbox.
-pub(crate) const RUNTIME_API_PORT: u16 = 9001;
 
 /// Whether this process runs as root.
 pub(crate) fn is_root() -> bool {
@@ -66,88 +81,6 @@ fn check(r: libc::c_int) -> io::Result<()> {
     }
 }
 
-/// Brings the loopback interface of the calling thread's network namespace up.
-fn loopback_up() -> io::Result<()> {
-    // SAFETY: socket(2) with constant arguments; the result is checked before use.
-    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
-    check(fd)?;
-    // SAFETY: `fd` is a descriptor we just opened and own.
-    let sock = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
-    // SAFETY: `ifreq` is plain data; all-zero is a valid value.
-    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
-    for (d, s) in req.ifr_name.iter_mut().zip(b"lo") {
-        *d = *s as libc::c_char;
-    }
-    // SAFETY: SIOCGIFFLAGS reads the name and writes the flags of `req`, which lives here.
-    check(unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) })?;
-    // SAFETY: the kernel has just written the `ifru_flags` member of the union.
-    let flags = unsafe { req.ifr_ifru.ifru_flags };
-    req.ifr_ifru.ifru_flags = flags | (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short;
-    // SAFETY: SIOCSIFFLAGS reads `req`, which lives here.
-    check(unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &req) })?;
-    Ok(())
-}
-
-/// The Runtime API's listening socket and, when isolated, the network namespace it lives in
-/// (only `lo`, up). Without isolation the socket is on the host's loopback, at a free port.
-pub(crate) fn runtime_socket(isolated: bool) -> io::Result<(Option<OwnedFd>, TcpListener)> {
-    if !isolated {
-        return Ok((None, TcpListener::bind(("127.0.0.1", 0))?));
-    }
-    // A thread of its own: `unshare(CLONE_NEWNET)` moves only the calling thread, which then
-    // ends; the namespace lives on through the socket and the handle.
-    std::thread::Builder::new()
-        .name("stoke-netns".into())
-        .spawn(|| {
-            // SAFETY: unshare(2) changes only this thread's namespaces; no memory effects.
-            check(unsafe { libc::unshare(libc::CLONE_NEWNET) })?;
-            loopback_up()?;
-            let listener = TcpListener::bind(("127.0.0.1", RUNTIME_API_PORT))?;
-            let ns = File::open("/proc/thread-self/ns/net")?;
-            Ok((Some(OwnedFd::from(ns)), listener))
-        })?
-        .join()
-        .map_err(|_| io::Error::other("the network namespace thread panicked"))?
-}
-
-/// One step of building the new root; paths are absolute on the host (under the root folder).
-#[derive(Debug)]
-enum Step {
-    Dir(CString),
-    File(CString),
-    Symlink {
-        target: CString,
-        link: CString,
-    },
-    Bind {
-        src: CString,
-        dst: CString,
-        writable: bool,
-    },
-    Tmpfs {
-        dst: CString,
-        data: CString,
-    },
-    Proc(CString),
-}
-
-/// What goes where in a sandbox's file tree.
-#[derive(Debug, Clone)]
-pub(crate) enum Mount {
-    /// A host file or folder, read-only (or writable: the devices) at a path inside.
-    Bind {
-        src: PathBuf,
-        dst: PathBuf,
-        writable: bool,
-    },
-    /// A symbolic link inside.
-    Symlink { target: PathBuf, link: PathBuf },
-    /// A tmpfs of `bytes` (mode 1777).
-    Tmpfs { dst: PathBuf, bytes: u64 },
-    /// `/proc` of the sandbox's pid namespace.
-    Proc { dst: PathBuf },
-}
-
 /// Everything the launcher needs.
 pub(crate) struct LaunchSpec {
     /// An empty folder on the host over which each sandbox mounts its own root (in its own
@@ -167,75 +100,8 @@ pub(crate) struct LaunchSpec {
     pub seccomp: Arc<Vec<BpfProgram>>,
     /// Where the process's stdout and stderr go.
     pub output: OwnedFd,
-}
-
-fn cstr(p: impl AsRef<OsStr>) -> io::Result<CString> {
-    CString::new(p.as_ref().as_bytes())
-        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "a path holds a NUL byte"))
-}
-
-/// The steps that build `mounts` under `root`, parents first.
-fn plan(root: &Path, mounts: &[Mount]) -> io::Result<Vec<Step>> {
-    let mut steps = Vec::new();
-    let mut made: Vec<PathBuf> = vec![PathBuf::from("/")];
-    let under = |p: &Path| root.join(p.strip_prefix("/").unwrap_or(p));
-    let mut parents = |steps: &mut Vec<Step>, inside: &Path| -> io::Result<()> {
-        let mut todo = Vec::new();
-        let mut p = inside.parent();
-        while let Some(d) = p {
-            if made.iter().any(|m| m == d) {
-                break;
-            }
-            todo.push(d.to_path_buf());
-            p = d.parent();
-        }
-        for d in todo.into_iter().rev() {
-            steps.push(Step::Dir(cstr(under(&d))?));
-            made.push(d);
-        }
-        Ok(())
-    };
-    for m in mounts {
-        match m {
-            Mount::Bind { src, dst, writable } => {
-                parents(&mut steps, dst)?;
-                let target = cstr(under(dst))?;
-                steps.push(if src.is_dir() {
-                    Step::Dir(target.clone())
-                } else {
-                    Step::File(target.clone())
-                });
-                steps.push(Step::Bind {
-                    src: cstr(src)?,
-                    dst: target,
-                    writable: *writable,
-                });
-            }
-            Mount::Symlink { target, link } => {
-                parents(&mut steps, link)?;
-                steps.push(Step::Symlink {
-                    target: cstr(target)?,
-                    link: cstr(under(link))?,
-                });
-            }
-            Mount::Tmpfs { dst, bytes } => {
-                parents(&mut steps, dst)?;
-                let target = cstr(under(dst))?;
-                steps.push(Step::Dir(target.clone()));
-                steps.push(Step::Tmpfs {
-                    dst: target,
-                    data: cstr(format!("size={bytes},mode=1777"))?,
-                });
-            }
-            Mount::Proc { dst } => {
-                parents(&mut steps, dst)?;
-                let target = cstr(under(dst))?;
-                steps.push(Step::Dir(target.clone()));
-                steps.push(Step::Proc(target));
-            }
-        }
-    }
-    Ok(steps)
+    /// The program the waiter `exec`s with [`WAITER_ARG`] (see `waiter`).
+    pub waiter: PathBuf,
 }
 
 /// A launched environment: the waiter process (outside the sandbox's pid namespace) and the
@@ -257,6 +123,9 @@ pub(crate) enum LaunchError {
     /// The runtime's program could not be executed.
     #[error("the runtime could not be started: {0}")]
     Exec(io::Error),
+    /// The sandbox's /tmp could not be made.
+    #[error("making the sandbox's /tmp: {0}")]
+    Scratch(scratch::ScratchError),
     #[error("{0}")]
     Io(#[from] io::Error),
 }
@@ -321,27 +190,26 @@ struct Child0 {
     tmpfs: CString,
     root_data: CString,
     proc_: CString,
+    ext4: CString,
     workdir: CString,
     hostname: Vec<u8>,
     uid: u32,
     gid: u32,
     open_files: u64,
+    /// The soft `RLIMIT_NOFILE` the server had at the fork (for the descriptor fallbacks).
+    fd_limit: u64,
     netns: Option<OwnedFd>,
     cgroups: Vec<OwnedFd>,
     seccomp: Arc<Vec<BpfProgram>>,
+    waiter: waiter::WaiterExec,
     info: RawFd,
 }
 
 impl Child0 {
-    /// In the forked child: namespaces, then fork the sandbox's PID 1.
+    /// In the forked child: the cgroups and a new pid namespace, then fork the sandbox's
+    /// PID 1 and become its waiter.
     fn run(&self) -> io::Result<()> {
         let info = self.info;
-        if let Some(ns) = &self.netns {
-            // SAFETY: setns(2) on a namespace descriptor we hold; no memory effects.
-            ok_or(info, S_SETNS, unsafe {
-                libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET)
-            })?;
-        }
         for fd in &self.cgroups {
             // SAFETY: writes one byte from a static string to a descriptor we hold.
             let n = unsafe { libc::write(fd.as_raw_fd(), b"0".as_ptr().cast(), 1) };
@@ -349,10 +217,13 @@ impl Child0 {
                 return Err(fail(info, S_CGROUP));
             }
         }
-        let flags =
-            libc::CLONE_NEWNS | libc::CLONE_NEWPID | libc::CLONE_NEWIPC | libc::CLONE_NEWUTS;
-        // SAFETY: unshare(2) with constant flags; no memory effects.
-        ok_or(info, S_UNSHARE, unsafe { libc::unshare(flags) })?;
+        // Only the pid namespace here: it applies to children. The waiter stays in the host's
+        // mount namespace (PID 1 makes its own), which `pivot_root` would otherwise change
+        // the root of.
+        // SAFETY: unshare(2) with a constant flag; no memory effects.
+        ok_or(info, S_UNSHARE, unsafe {
+            libc::unshare(libc::CLONE_NEWPID)
+        })?;
         // SAFETY: fork(2) in a freshly forked single-threaded child; both sides below use only
         // async-signal-safe calls on memory prepared before the first fork.
         let pid = unsafe { libc::fork() };
@@ -365,33 +236,15 @@ impl Child0 {
         self.sandbox()
     }
 
-    /// The waiter: reports PID 1's host pid, lets go of every other descriptor, waits for it
-    /// and exits with its status.
+    /// The waiter: reports PID 1's host pid, lets go of every other descriptor (the info
+    /// pipe, std's exec-status pipe, the namespace and cgroup descriptors, whatever else the
+    /// server holds) and `exec`s the helper that waits for PID 1; if that fails, waits itself.
+    /// Either way it exits with PID 1's status.
     fn wait_and_exit(&self, pid: i32) -> ! {
         send(self.info, MSG_PID, pid, 0);
-        // SAFETY: close_range(2) closes descriptors 3 and up of this process (the info pipe,
-        // std's exec-status pipe and the namespace and cgroup descriptors), none of which
-        // is used after this point.
-        unsafe {
-            libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32);
-        }
-        let mut status: libc::c_int = 0;
-        let code = loop {
-            // SAFETY: waitpid(2) writes `status`, which lives on this stack.
-            let r = unsafe { libc::waitpid(pid, &mut status, 0) };
-            if r == pid {
-                break if libc::WIFEXITED(status) {
-                    libc::WEXITSTATUS(status)
-                } else if libc::WIFSIGNALED(status) {
-                    128 + libc::WTERMSIG(status)
-                } else {
-                    126
-                };
-            }
-            if r < 0 && io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
-                break 126;
-            }
-        };
+        fds::close_from(3, self.fd_limit);
+        self.waiter.exec(pid);
+        let code = waiter::wait_for(pid);
         // SAFETY: _exit(2) ends this process without running Rust or libc destructors, which
         // belong to the parent's copy of the address space.
         unsafe { libc::_exit(code) }
@@ -401,6 +254,15 @@ impl Child0 {
     fn sandbox(&self) -> io::Result<()> {
         let info = self.info;
         let null = std::ptr::null::<libc::c_char>();
+        if let Some(ns) = &self.netns {
+            // SAFETY: setns(2) on a namespace descriptor we hold; no memory effects.
+            ok_or(info, S_SETNS, unsafe {
+                libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET)
+            })?;
+        }
+        let flags = libc::CLONE_NEWNS | libc::CLONE_NEWIPC | libc::CLONE_NEWUTS;
+        // SAFETY: unshare(2) with constant flags; no memory effects.
+        ok_or(info, S_UNSHARE, unsafe { libc::unshare(flags) })?;
         // "See above" below refers to this: mount(2), mkdir(2), mknod(2), symlink(2),
         // pivot_root(2), umount2(2) and chdir(2) only read the NUL-terminated strings passed,
         // all owned by `self`, which outlives the calls; null pointers are allowed where given.
@@ -471,6 +333,28 @@ impl Child0 {
                         data.as_ptr().cast(),
                     )
                 })?,
+                Step::Disk {
+                    dev,
+                    dst,
+                    lost_found,
+                } => {
+                    // SAFETY: see above.
+                    ok_or(info, n, unsafe {
+                        libc::mount(
+                            dev.as_ptr(),
+                            dst.as_ptr(),
+                            self.ext4.as_ptr(),
+                            libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOATIME,
+                            std::ptr::null(),
+                        )
+                    })?;
+                    // SAFETY: chmod(2) and rmdir(2) only read the strings passed (see above).
+                    ok_or(info, n, unsafe { libc::chmod(dst.as_ptr(), 0o1777) })?;
+                    // SAFETY: as above. A fresh ext4 has `lost+found`; /tmp starts empty.
+                    unsafe {
+                        libc::rmdir(lost_found.as_ptr());
+                    }
+                }
                 // SAFETY: see above.
                 Step::Proc(dst) => ok_or(info, n, unsafe {
                     libc::mount(
@@ -557,6 +441,10 @@ impl Child0 {
         })?;
         // SAFETY: see above (chdir).
         ok_or(info, S_CHDIR, unsafe { libc::chdir(self.workdir.as_ptr()) })?;
+        // Only 0-2 reach the runtime: whatever the server holds without close-on-exec stops
+        // here (std's exec-status pipe and the info pipe are close-on-exec already and keep
+        // working until the exec).
+        fds::cloexec_from(3, self.fd_limit);
         for f in self.seccomp.iter() {
             // Sets no_new_privs, then installs the filter; allocates nothing.
             seccompiler::apply_filter(f).map_err(|_| fail(info, S_SECCOMP))?;
@@ -579,22 +467,36 @@ pub(crate) fn spawn(spec: LaunchSpec) -> Result<Launched, LaunchError> {
                 .map(OwnedFd::from)
         })
         .collect::<io::Result<Vec<_>>>()?;
+    // The /tmp disks, attached; their descriptors keep them so until the sandbox has mounted
+    // them (when this function returns, the sandbox's mounts are their only users).
+    let disks = spec
+        .mounts
+        .iter()
+        .filter_map(|m| match m {
+            Mount::Disk { bytes, scratch, .. } => Some(scratch.create(*bytes)),
+            _ => None,
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(LaunchError::Scratch)?;
     let child = Child0 {
-        steps: plan(&spec.root, &spec.mounts)?,
+        steps: plan(&spec.root, &spec.mounts, &disks)?,
         root: cstr(&spec.root)?,
         slash: cstr("/")?,
         dot: cstr(".")?,
         tmpfs: cstr("tmpfs")?,
         root_data: cstr("size=1m,mode=0755")?,
         proc_: cstr("proc")?,
+        ext4: cstr("ext4")?,
         workdir: cstr(&spec.workdir)?,
         hostname: spec.hostname.into_bytes(),
         uid: spec.uid,
         gid: spec.gid,
         open_files: spec.open_files,
+        fd_limit: fds::soft_nofile_limit(),
         netns: spec.netns,
         cgroups,
         seccomp: spec.seccomp,
+        waiter: waiter::WaiterExec::new(&spec.waiter)?,
         info: info_w.as_raw_fd(),
     };
     let err = spec.output.try_clone()?;
@@ -606,9 +508,10 @@ pub(crate) fn spawn(spec: LaunchSpec) -> Result<Launched, LaunchError> {
         .stdout(Stdio::from(spec.output))
         .stderr(Stdio::from(err));
     // SAFETY: the closure runs in the forked child before exec. It uses only async-signal-safe
-    // system calls (setns, write, unshare, fork, waitpid, _exit, mount, mkdir, mknod, symlink,
-    // pivot_root, umount2, chdir, sethostname, setrlimit, prctl, setgroups, setres[ug]id,
-    // seccomp) on memory allocated before the fork, and allocates nothing.
+    // system calls (setns, write, unshare, fork, close_range, close, execve, waitpid, _exit,
+    // mount, mkdir, mknod, symlink, chmod, rmdir, pivot_root, umount2, chdir, sethostname,
+    // setrlimit, prctl, setgroups, setres[ug]id, fcntl, seccomp) on memory allocated before
+    // the fork, and allocates nothing.
     unsafe {
         cmd.pre_exec(move || child.run());
     }
@@ -616,6 +519,7 @@ pub(crate) fn spawn(spec: LaunchSpec) -> Result<Launched, LaunchError> {
     // Our copy of the write end must go for the read below to reach the end.
     drop(cmd);
     drop(info_w);
+    drop(disks);
     let mut buf = Vec::new();
     let _ = info_r.read_to_end(&mut buf);
     let mut init_pid = 0;

@@ -1,0 +1,320 @@
+//! `/tmp` of a process sandbox as disk of the function's EphemeralStorage size, not memory.
+//!
+//! Per sandbox: a sparse image file of EphemeralStorage bytes in `<backend dir>/tmp/`,
+//! formatted ext4 by `mkfs.ext4` (no journal, lazy inode tables: ~10–30 ms whatever the size),
+//! attached by the host to a free loop device (`/dev/loop-control`, `LOOP_CONFIGURE` with
+//! `LO_FLAGS_AUTOCLEAR` and direct I/O, so the image's pages are not cached twice) and
+//! unlinked at once. The sandbox's PID 1 mounts the device at `/tmp` (nosuid, nodev, mode
+//! 1777) in its own mount namespace, so the host never sees the mount; the host's descriptor
+//! on the device closes as soon as the runtime has started. From then on the mount is the
+//! device's only user: when the sandbox's last process ends, its mount namespace goes, the
+//! file system is unmounted, the kernel detaches the device (autoclear) and frees the
+//! unlinked image. That holds after a `kill -9` of the server too; the only thing a crash
+//! can leave is an image between its creation and its attachment, which [`Scratch::open`]
+//! sweeps at start-up.
+//!
+//! Written data sits in the page cache, which the memory cgroup reclaims by writing it to
+//! the image: a function with 128 MB of memory can fill a 10 GB `/tmp`. A full disk answers
+//! `ENOSPC`. The image is sparse: the host's disk holds what the function wrote, no more.
+
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use linux_raw_sys::loop_device as ld;
+
+use super::{check, cstr};
+
+/// Why a disk could not be made.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ScratchError {
+    #[error("mkfs.ext4 was not found (install e2fsprogs)")]
+    NoMkfs,
+    #[error("the kernel has no ext4 file system")]
+    NoExt4,
+    #[error("mkfs.ext4 failed: {0}")]
+    Mkfs(String),
+    #[error("no loop device could be attached: {0}")]
+    Attach(io::Error),
+    #[error("mounting a loop device failed: {0}")]
+    Mount(io::Error),
+    #[error("{0}")]
+    Io(#[from] io::Error),
+}
+
+/// Where sandboxes' disks are made, once checked to work.
+#[derive(Debug)]
+pub(crate) struct Scratch {
+    dir: PathBuf,
+    mkfs: PathBuf,
+    next: AtomicU64,
+}
+
+/// One sandbox's `/tmp`: an attached loop device (its image already unlinked). The
+/// descriptor keeps the device attached until the sandbox has mounted it; dropping it leaves
+/// the mount as the only user.
+#[derive(Debug)]
+pub(crate) struct Disk {
+    device: PathBuf,
+    _dev: OwnedFd,
+}
+
+impl Disk {
+    pub(crate) fn device(&self) -> &Path {
+        &self.device
+    }
+}
+
+fn find_mkfs() -> Option<PathBuf> {
+    let fixed = ["/usr/sbin/mkfs.ext4", "/sbin/mkfs.ext4"].map(PathBuf::from);
+    let on_path = std::env::var_os("PATH")
+        .map(|p| {
+            std::env::split_paths(&p)
+                .map(|d| d.join("mkfs.ext4"))
+                .collect::<Vec<_>>()
+        })
+        .unwrap_or_default();
+    fixed.into_iter().chain(on_path).find(|p| p.is_file())
+}
+
+impl Scratch {
+    /// Removes what an earlier run left in `dir` and checks, with a small disk mounted in a
+    /// private mount namespace, that disks can be made here. An error says why not (the
+    /// backend then falls back to a tmpfs).
+    pub(crate) fn open(dir: &Path) -> Result<Self, ScratchError> {
+        std::fs::create_dir_all(dir)?;
+        for e in std::fs::read_dir(dir)?.flatten() {
+            let _ = std::fs::remove_file(e.path());
+        }
+        let mkfs = find_mkfs().ok_or(ScratchError::NoMkfs)?;
+        let fs = std::fs::read_to_string("/proc/filesystems")?;
+        if !fs
+            .lines()
+            .any(|l| l.split_whitespace().last() == Some("ext4"))
+        {
+            return Err(ScratchError::NoExt4);
+        }
+        let scratch = Self {
+            dir: dir.to_owned(),
+            mkfs,
+            next: AtomicU64::new(0),
+        };
+        let probe = scratch.create(16 * 1024 * 1024)?;
+        let (device, at) = (probe.device.clone(), dir.to_owned());
+        std::thread::Builder::new()
+            .name("stoke-tmp-probe".into())
+            .spawn(move || mount_in_private_namespace(&device, &at))?
+            .join()
+            .map_err(|_| io::Error::other("the probe thread panicked"))?
+            .map_err(ScratchError::Mount)?;
+        Ok(scratch)
+    }
+
+    /// A fresh ext4 of `bytes`, attached to a loop device, its image unlinked.
+    pub(crate) fn create(&self, bytes: u64) -> Result<Disk, ScratchError> {
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        let path = self.dir.join(format!("{}-{n}.img", std::process::id()));
+        let image = Image::create(&path, bytes)?;
+        let out = Command::new(&self.mkfs)
+            .args([
+                "-q",
+                "-F",
+                "-t",
+                "ext4",
+                "-b",
+                "4096",
+                "-i",
+                "16384",
+                "-m",
+                "0",
+                "-O",
+                "^has_journal,^resize_inode",
+                "-E",
+                "lazy_itable_init=1,lazy_journal_init=1,nodiscard",
+            ])
+            .arg(&path)
+            .env_clear()
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .output()?;
+        if !out.status.success() {
+            let text = String::from_utf8_lossy(&out.stderr);
+            return Err(ScratchError::Mkfs(format!(
+                "{}: {}",
+                out.status,
+                text.split_whitespace().collect::<Vec<_>>().join(" ")
+            )));
+        }
+        let (device, dev) = attach(&image.file).map_err(ScratchError::Attach)?;
+        drop(image);
+        Ok(Disk { device, _dev: dev })
+    }
+}
+
+/// An image file that is removed when it goes (attached, the loop device keeps it alive).
+struct Image {
+    path: PathBuf,
+    file: File,
+}
+
+impl Image {
+    fn create(path: &Path, bytes: u64) -> io::Result<Self> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)?;
+        let image = Self {
+            path: path.to_owned(),
+            file,
+        };
+        image.file.set_len(bytes)?;
+        Ok(image)
+    }
+}
+
+impl Drop for Image {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+fn ioctl_result(r: libc::c_int) -> io::Result<libc::c_int> {
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(r)
+    }
+}
+
+/// The flags a sandbox's loop device gets.
+const FLAGS: u32 = ld::LO_FLAGS_AUTOCLEAR as u32 | ld::LO_FLAGS_DIRECT_IO as u32;
+
+/// Attaches `image` to a free loop device: its path and an open descriptor on it.
+fn attach(image: &File) -> io::Result<(PathBuf, OwnedFd)> {
+    let ctl = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/loop-control")?;
+    let mut last = io::Error::other("every free loop device was taken meanwhile");
+    // Another process may take the device between LOOP_CTL_GET_FREE and LOOP_CONFIGURE
+    // (EBUSY): ask again.
+    for _ in 0..64 {
+        // SAFETY: LOOP_CTL_GET_FREE takes no argument and returns a device number.
+        let n = ioctl_result(unsafe {
+            libc::ioctl(ctl.as_raw_fd(), ld::LOOP_CTL_GET_FREE as libc::Ioctl)
+        })?;
+        let device = PathBuf::from(format!("/dev/loop{n}"));
+        let dev = match open_device(&device) {
+            Ok(d) => d,
+            Err(e) => {
+                last = e;
+                continue;
+            }
+        };
+        match configure(&dev, image) {
+            Ok(()) => return Ok((device, OwnedFd::from(dev))),
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) => last = e,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last)
+}
+
+/// Opens a loop device, waiting briefly for its node (devtmpfs makes it as the device appears).
+fn open_device(path: &Path) -> io::Result<File> {
+    let mut tries = 0;
+    loop {
+        match OpenOptions::new().read(true).write(true).open(path) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound && tries < 100 => {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+            r => return r,
+        }
+    }
+}
+
+/// `LOOP_CONFIGURE` (Linux 5.8), else `LOOP_SET_FD` and `LOOP_SET_STATUS64`; direct I/O where
+/// the image's file system allows it.
+fn configure(dev: &File, image: &File) -> io::Result<()> {
+    let fd = u32::try_from(image.as_raw_fd()).map_err(|_| io::Error::other("bad descriptor"))?;
+    // SAFETY: `loop_info64` is plain data; all-zero is a valid value.
+    let mut info: ld::loop_info64 = unsafe { std::mem::zeroed() };
+    info.lo_flags = FLAGS;
+    for (d, s) in info.lo_file_name.iter_mut().zip(b"stoke-sandbox-tmp") {
+        *d = *s;
+    }
+    // SAFETY: as above.
+    let mut config: ld::loop_config = unsafe { std::mem::zeroed() };
+    config.fd = fd;
+    config.info = info;
+    for attempt in 0..2 {
+        // SAFETY: LOOP_CONFIGURE reads a `loop_config` that lives on this stack.
+        let r = unsafe { libc::ioctl(dev.as_raw_fd(), ld::LOOP_CONFIGURE as libc::Ioctl, &config) };
+        match ioctl_result(r) {
+            Ok(_) => return Ok(()),
+            // Older kernels reject an unknown flag or ioctl: without direct I/O, then the
+            // old pair of calls.
+            Err(e) if attempt == 0 && e.raw_os_error() == Some(libc::EINVAL) => {
+                config.info.lo_flags = ld::LO_FLAGS_AUTOCLEAR as u32;
+            }
+            Err(e) if matches!(e.raw_os_error(), Some(libc::ENOTTY | libc::EINVAL)) => break,
+            Err(e) => return Err(e),
+        }
+    }
+    // SAFETY: LOOP_SET_FD takes the backing file's descriptor as its argument.
+    ioctl_result(unsafe {
+        libc::ioctl(
+            dev.as_raw_fd(),
+            ld::LOOP_SET_FD as libc::Ioctl,
+            libc::c_ulong::from(fd),
+        )
+    })?;
+    info.lo_flags = ld::LO_FLAGS_AUTOCLEAR as u32;
+    // SAFETY: LOOP_SET_STATUS64 reads a `loop_info64` that lives on this stack.
+    let r = unsafe { libc::ioctl(dev.as_raw_fd(), ld::LOOP_SET_STATUS64 as libc::Ioctl, &info) };
+    if let Err(e) = ioctl_result(r) {
+        // SAFETY: LOOP_CLR_FD takes no argument.
+        unsafe {
+            libc::ioctl(dev.as_raw_fd(), ld::LOOP_CLR_FD as libc::Ioctl, 0);
+        }
+        return Err(e);
+    }
+    Ok(())
+}
+
+/// Mounts the ext4 on `device` at `at` and unmounts it again, in a mount namespace of the
+/// calling thread's own (call it on a thread that ends afterwards): the start-up check that
+/// sandboxes will be able to mount their `/tmp`.
+fn mount_in_private_namespace(device: &Path, at: &Path) -> io::Result<()> {
+    let (device, at, slash, ext4) = (cstr(device)?, cstr(at)?, cstr("/")?, cstr("ext4")?);
+    // SAFETY: unshare(2) moves only the calling thread to a new mount namespace.
+    check(unsafe { libc::unshare(libc::CLONE_NEWNS) })?;
+    let null = std::ptr::null::<libc::c_char>();
+    // SAFETY: mount(2) and umount2(2) only read the NUL-terminated strings passed, which live
+    // in this function; null pointers are allowed where given.
+    unsafe {
+        check(libc::mount(
+            null,
+            slash.as_ptr(),
+            null,
+            libc::MS_REC | libc::MS_PRIVATE,
+            std::ptr::null(),
+        ))?;
+        check(libc::mount(
+            device.as_ptr(),
+            at.as_ptr(),
+            ext4.as_ptr(),
+            libc::MS_NOSUID | libc::MS_NODEV,
+            std::ptr::null(),
+        ))?;
+        check(libc::umount2(at.as_ptr(), 0))
+    }
+}
