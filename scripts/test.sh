@@ -16,7 +16,8 @@
 #
 # The process-sandbox tests need root (namespaces, cgroups), Node.js (apt `nodejs` when `node`
 # is missing) and AWS's runtime interface client `awslambdaric`, vendored for the system
-# python3 under $STOKE_VENV/vendor/awslambdaric (as users vendor it into a zip).
+# python3 under $STOKE_VENV/vendor/awslambdaric (as users vendor it into a zip); their `/tmp`
+# disks need mkfs.ext4 (apt `e2fsprogs`) and loop devices.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -33,7 +34,7 @@ VENV="${STOKE_VENV:-$ROOT/.venv}"
 PYTHON="${PYTHON:-python3}"
 PY_PINS=(boto3==1.44.5 pytest==9.2.0)
 RIC_PIN=awslambdaric==4.2.2
-APT_PACKAGES=(build-essential pkg-config python3 python3-venv zip)
+APT_PACKAGES=(build-essential pkg-config python3 python3-venv zip e2fsprogs)
 if ! command -v node >/dev/null 2>&1; then APT_PACKAGES+=(nodejs); fi
 
 # ---------------------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ import json
 import os
 import re
 import socket
+import time
 import zipfile
 from pathlib import Path
 
@@ -191,10 +192,20 @@ def plam(psrv):
 
 @pytest.fixture
 def no_leak(psrv):
-    """Checks that a call that kills its environment leaves no cgroup or process of it."""
+    """Checks that a call that kills its environment leaves no cgroup or process of it.
+
+    The reply to a call that ended its environment waits about a second for the teardown; what
+    is still busy then goes to the server's cgroup reaper, so this waits a few seconds for it
+    (and for a dying process, which shows in the root cgroup for a moment after it left its own).
+    """
     pid = psrv.proc.pid
     before = sandbox_cgroups(pid)
     yield
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if sandbox_cgroups(pid) <= before and orphans(SANDBOX_UID) == []:
+            break
+        time.sleep(0.1)
     after = sandbox_cgroups(pid)
     assert after <= before, f"cgroups left behind: {after - before}"
     # Every process of the sandbox user belongs to a live sandbox.
