@@ -46,6 +46,33 @@ async fn delete_in_batches(
     }
 }
 
+/// Removes `excess` of one function's oldest rows, [`TRIM_BATCH`] at a time: `sql` is a
+/// `DELETE` bound to the account, the function name and the batch size. Answers the rows
+/// removed.
+async fn delete_oldest_of(
+    conn: &mut PoolConnection<Sqlite>,
+    sql: &str,
+    (account, function): (&str, &str),
+    mut excess: i64,
+) -> Result<u64, sqlx::Error> {
+    let mut gone = 0;
+    while excess > 0 {
+        let n = sqlx::query(sql)
+            .bind(account)
+            .bind(function)
+            .bind(excess.min(TRIM_BATCH))
+            .execute(&mut **conn)
+            .await?
+            .rows_affected();
+        if n == 0 {
+            break;
+        }
+        gone += n;
+        excess -= i64::try_from(n).unwrap_or(i64::MAX);
+    }
+    Ok(gone)
+}
+
 impl SqliteStore {
     /// A pooled connection whose commits do not wait for the disk; [`Self::release`] puts it
     /// back to `synchronous = FULL`.
@@ -214,24 +241,14 @@ impl SqliteStore {
                 .map(|r| (r.get(0), r.get(1), r.get(2)))
                 .collect();
         for (account, function, lines) in over {
-            let mut excess = lines - i64::from(max_lines);
-            while excess > 0 {
-                let n = sqlx::query(
-                    "DELETE FROM log_events WHERE id IN (SELECT id FROM log_events \
-                     WHERE account_id = ? AND function_name = ? ORDER BY id LIMIT ?)",
-                )
-                .bind(&account)
-                .bind(&function)
-                .bind(excess.min(TRIM_BATCH))
-                .execute(&mut **conn)
-                .await?
-                .rows_affected();
-                if n == 0 {
-                    break;
-                }
-                gone += n;
-                excess -= i64::try_from(n).unwrap_or(i64::MAX);
-            }
+            gone += delete_oldest_of(
+                conn,
+                "DELETE FROM log_events WHERE id IN (SELECT id FROM log_events \
+                 WHERE account_id = ? AND function_name = ? ORDER BY id LIMIT ?)",
+                (&account, &function),
+                lines - i64::from(max_lines),
+            )
+            .await?;
         }
 
         // Records per function.
@@ -246,25 +263,15 @@ impl SqliteStore {
         .map(|r| (r.get(0), r.get(1), r.get(2)))
         .collect();
         for (account, function, records) in over {
-            let mut excess = records - i64::from(max_records);
-            while excess > 0 {
-                let n = sqlx::query(
-                    "DELETE FROM invocations WHERE request_id IN (SELECT request_id FROM \
-                     invocations WHERE account_id = ? AND function_name = ? \
-                     ORDER BY started_ms LIMIT ?)",
-                )
-                .bind(&account)
-                .bind(&function)
-                .bind(excess.min(TRIM_BATCH))
-                .execute(&mut **conn)
-                .await?
-                .rows_affected();
-                if n == 0 {
-                    break;
-                }
-                gone += n;
-                excess -= i64::try_from(n).unwrap_or(i64::MAX);
-            }
+            gone += delete_oldest_of(
+                conn,
+                "DELETE FROM invocations WHERE request_id IN (SELECT request_id FROM \
+                 invocations WHERE account_id = ? AND function_name = ? \
+                 ORDER BY started_ms LIMIT ?)",
+                (&account, &function),
+                records - i64::from(max_records),
+            )
+            .await?;
         }
         sqlx::query("DELETE FROM log_usage WHERE lines <= 0")
             .execute(&mut **conn)
