@@ -259,3 +259,22 @@ async fn a_spinning_guest_does_not_hold_up_other_calls() {
         assert_eq!(error_type(&e), "Sandbox.Timedout");
     }
 }
+
+#[test]
+fn artifacts_half_written_by_a_crash_are_swept_at_start_and_finished_ones_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("compiled");
+    std::fs::create_dir_all(&cache).unwrap();
+    for leftover in [".tmpAbC123", ".4242.tmp"] {
+        std::fs::write(cache.join(leftover), b"half an artifact").unwrap();
+    }
+    let finished = cache.join("ab12-cd34-ef56.cwasm");
+    std::fs::write(&finished, b"an artifact").unwrap();
+    let _backend = WasmBackend::new(WasmConfig::new(&cache)).unwrap();
+    let mut left: Vec<String> = std::fs::read_dir(&cache)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    assert_eq!(left, ["ab12-cd34-ef56.cwasm"]);
+}

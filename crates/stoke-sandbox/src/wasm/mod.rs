@@ -25,7 +25,7 @@
 //! the value in the Runtime API's headers instead, Stoke's: `STOKE_REQUEST_ID`,
 //! `STOKE_DEADLINE_MS` (Unix ms), `STOKE_INVOKED_FUNCTION_ARN`, `STOKE_CLIENT_CONTEXT`.
 //!
-//! # Host imports (module `stoke`)
+//! # Host imports (module `stoke`, in `host.rs`)
 //! - `invoke(name_ptr, name_len, payload_ptr, payload_len) -> i64`: calls another function
 //!   synchronously. The answer is `status << 32 | len`, status 0 (success), 1 (the function
 //!   failed; the bytes are its error JSON) or 2 (the call was refused; Lambda's error JSON);
@@ -43,7 +43,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
 use wasmtime::{
-    Caller, Config, Engine, InstanceAllocationStrategy, InstancePre, Linker, Module,
+    Config, Engine, InstanceAllocationStrategy, InstancePre, Linker, Module,
     PoolingAllocationConfig, ResourceLimiter, Store, Trap, UpdateDeadline,
 };
 use wasmtime_wasi::WasiCtxBuilder;
@@ -51,9 +51,13 @@ use wasmtime_wasi::p1::{self, WasiP1Ctx};
 use wasmtime_wasi::p2::pipe::{MemoryInputPipe, MemoryOutputPipe};
 
 use crate::{
-    Backend, Execution, FunctionError, FunctionSpec, HostCalls, HostInvokeResult, InvokeInput,
-    Outcome, Sandbox, SandboxError,
+    Backend, Execution, FunctionError, FunctionSpec, HostCalls, InvokeInput, Outcome, Sandbox,
+    SandboxError,
 };
+
+mod host;
+
+use host::add_stoke_imports;
 
 /// Settings of the wasm backend.
 #[derive(Debug, Clone)]
@@ -79,6 +83,27 @@ impl WasmConfig {
             max_log_bytes: 1024 * 1024,
             max_response_bytes: 6 * 1024 * 1024,
             epoch_tick: Duration::from_millis(1),
+        }
+    }
+}
+
+/// The name prefix of an artifact being written (never of a finished one, whose name starts
+/// with a hex digest).
+const TMP_PREFIX: &str = ".tmp";
+
+/// Removes the artifacts a crash left half-written (`.tmp*`; and `.<pid>.tmp`, as they were
+/// named before).
+fn sweep_temporary(dir: &std::path::Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if (name.starts_with(TMP_PREFIX) || (name.starts_with('.') && name.ends_with(".tmp")))
+            && let Err(e) = std::fs::remove_file(entry.path())
+        {
+            tracing::warn!(file = %entry.path().display(), error = %e, "removing a leftover artifact");
         }
     }
 }
@@ -119,6 +144,7 @@ fn internal(e: impl std::fmt::Display) -> SandboxError {
 impl WasmBackend {
     pub fn new(config: WasmConfig) -> Result<Self, SandboxError> {
         std::fs::create_dir_all(&config.cache_dir)?;
+        sweep_temporary(&config.cache_dir);
         let mut pool = PoolingAllocationConfig::default();
         pool.total_core_instances(config.pool_slots)
             .total_memories(config.pool_slots)
@@ -216,12 +242,15 @@ impl Backend for WasmBackend {
             .parent()
             .unwrap_or(&self.config.cache_dir)
             .to_path_buf();
-        let tmp = dir.join(format!(".{}.tmp", std::process::id()));
+        // A temporary file of its own (two deploys may compile at once), swept at start if a
+        // crash leaves it.
         let write = || -> std::io::Result<()> {
-            let mut f = std::fs::File::create(&tmp)?;
+            let mut f = tempfile::Builder::new()
+                .prefix(TMP_PREFIX)
+                .tempfile_in(&dir)?;
             std::io::Write::write_all(&mut f, &compiled)?;
-            f.sync_all()?;
-            std::fs::rename(&tmp, &artifact)
+            f.as_file().sync_all()?;
+            f.persist(&artifact).map(|_| ()).map_err(|e| e.error)
         };
         write().map_err(|e| format!("The compiled module could not be stored: {e}"))?;
         // Link it now, so a module that imports what Stoke does not provide fails at deploy.
@@ -524,77 +553,4 @@ fn reported_error(out: &[u8]) -> Option<FunctionError> {
         message,
         body: Bytes::copy_from_slice(out),
     })
-}
-
-/// The largest function name and payload a guest may pass to `stoke.invoke`.
-const MAX_HOST_NAME: usize = 256;
-const MAX_HOST_PAYLOAD: usize = 6 * 1024 * 1024;
-
-fn guest_bytes(
-    caller: &mut Caller<'_, HostState>,
-    ptr: i32,
-    len: i32,
-    max: usize,
-) -> wasmtime::Result<Vec<u8>> {
-    let memory = caller
-        .get_export("memory")
-        .and_then(|e| e.into_memory())
-        .ok_or_else(|| wasmtime::format_err!("the module exports no memory"))?;
-    let (ptr, len) = (usize::try_from(ptr)?, usize::try_from(len)?);
-    if len > max {
-        wasmtime::bail!("argument of {len} bytes is over the limit of {max}");
-    }
-    let data = memory.data(&caller);
-    let end = ptr.checked_add(len).filter(|e| *e <= data.len());
-    match end {
-        Some(end) => Ok(data[ptr..end].to_vec()),
-        None => wasmtime::bail!("pointer out of bounds"),
-    }
-}
-
-fn add_stoke_imports(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
-    linker.func_wrap_async(
-        "stoke",
-        "invoke",
-        |mut caller: Caller<'_, HostState>,
-         (name_ptr, name_len, payload_ptr, payload_len): (i32, i32, i32, i32)| {
-            Box::new(async move {
-                let name = guest_bytes(&mut caller, name_ptr, name_len, MAX_HOST_NAME)?;
-                let payload = guest_bytes(&mut caller, payload_ptr, payload_len, MAX_HOST_PAYLOAD)?;
-                let name = String::from_utf8(name)
-                    .map_err(|_| wasmtime::format_err!("function name is not UTF-8"))?;
-                let answer = match caller.data().host.clone() {
-                    Some(host) => host.invoke(&name, Bytes::from(payload)).await,
-                    None => HostInvokeResult::Refused(Bytes::from_static(
-                        br#"{"errorType":"ServiceException","errorMessage":"invoking other functions is not available here"}"#,
-                    )),
-                };
-                let (status, bytes) = match answer {
-                    HostInvokeResult::Success(b) => (0i64, b),
-                    HostInvokeResult::FunctionError(b) => (1, b),
-                    HostInvokeResult::Refused(b) => (2, b),
-                };
-                let len = i64::try_from(bytes.len()).unwrap_or(i64::from(u32::MAX));
-                caller.data_mut().pending = Some(bytes);
-                Ok((status << 32) | len)
-            })
-        },
-    )?;
-    linker.func_wrap(
-        "stoke",
-        "result",
-        |mut caller: Caller<'_, HostState>, ptr: i32, len: i32| -> wasmtime::Result<i32> {
-            let Some(bytes) = caller.data_mut().pending.take() else {
-                return Ok(-1);
-            };
-            let memory = caller
-                .get_export("memory")
-                .and_then(|e| e.into_memory())
-                .ok_or_else(|| wasmtime::format_err!("the module exports no memory"))?;
-            let n = bytes.len().min(usize::try_from(len)?);
-            memory.write(&mut caller, usize::try_from(ptr)?, &bytes[..n])?;
-            Ok(i32::try_from(n)?)
-        },
-    )?;
-    Ok(())
 }
