@@ -20,7 +20,10 @@ impl wasi::exports::http::incoming_handler::Guest for Echo {
             ResponseOutparam::set(out, Ok(response));
             return;
         };
-        let response = OutgoingResponse::new(Fields::new());
+        // A length, as Stoke's answer has, rather than a chunked body.
+        let headers = Fields::new();
+        let _ = headers.set("content-length", &[body.len().to_string().into_bytes()]);
+        let response = OutgoingResponse::new(headers);
         let Ok(outgoing) = response.body() else {
             return;
         };
