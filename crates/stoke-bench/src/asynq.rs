@@ -15,7 +15,6 @@ use stoke_client::LambdaClient;
 use crate::config::{Config, PAYLOAD};
 use crate::functions::create_wasm;
 use crate::load::{self, Conn, InvokeCall, LoadPlan, Signer};
-use crate::parse::metric_sum;
 use crate::results::{AsyncStart, Results};
 use crate::server::StokeServer;
 use crate::stats::{percentile, round1};
@@ -42,11 +41,8 @@ pub async fn measure(
 ) -> anyhow::Result<()> {
     create_wasm(api, ENQUEUE_FUNCTION, zip).await?;
     let call = InvokeCall {
-        function: ENQUEUE_FUNCTION.to_owned(),
-        payload: Bytes::from_static(PAYLOAD),
-        log_tail: false,
-        dry_run: false,
         event: true,
+        ..InvokeCall::new(ENQUEUE_FUNCTION, PAYLOAD)
     };
     for &clients in &args.async_clients {
         let clients = usize::try_from(clients)?;
@@ -108,9 +104,7 @@ pub async fn measure(
             a.status
         );
         let rid = a
-            .headers
-            .get("x-amzn-requestid")
-            .and_then(|v| v.to_str().ok())
+            .header("x-amzn-requestid")
             .context("no x-amzn-RequestId on a 202")?
             .to_owned();
         acked.push((rid, at));
@@ -150,16 +144,7 @@ async fn drain(server: &StokeServer) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     while tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(1100)).await;
-        let depth = async {
-            let text = reqwest::get(format!("http://{}/metrics", server.addr))
-                .await
-                .ok()?
-                .text()
-                .await
-                .ok()?;
-            metric_sum(&text, "stoke_async_queue_depth")
-        }
-        .await;
+        let depth = server.metric("stoke_async_queue_depth").await;
         if depth.is_none_or(|d| d == 0.0) {
             return;
         }

@@ -4,7 +4,6 @@
 
 use anyhow::{Context as _, ensure};
 use base64::Engine as _;
-use bytes::Bytes;
 use http::StatusCode;
 
 use crate::config::PAYLOAD;
@@ -22,11 +21,8 @@ pub async fn cold_start(
     name: &str,
 ) -> anyhow::Result<ColdSample> {
     let call = InvokeCall {
-        function: name.to_owned(),
-        payload: Bytes::from_static(PAYLOAD),
         log_tail: true,
-        dry_run: false,
-        event: false,
+        ..InvokeCall::new(name, PAYLOAD)
     };
     let first = conn.send(signer.invoke(server.addr, &call)?).await?;
     ensure!(
@@ -35,9 +31,7 @@ pub async fn cold_start(
         first.status
     );
     let tail = first
-        .headers
-        .get("x-amz-log-result")
-        .and_then(|v| v.to_str().ok())
+        .header("x-amz-log-result")
         .context("no X-Amz-Log-Result on a Tail call")?;
     let log = base64::engine::general_purpose::STANDARD.decode(tail)?;
     let report =

@@ -147,17 +147,7 @@ async fn measure(args: &Config, server: &StokeServer) -> anyhow::Result<Results>
     .await?;
 
     asynq::measure(args, server, &api, &signer, &echo, &mut results).await?;
-    results.logs_dropped = logs_dropped(server).await;
+    // Log lines the recorder could not keep up with.
+    results.logs_dropped = server.metric("stoke_logs_dropped").await;
     Ok(results)
-}
-
-/// `stoke_logs_dropped` from `/metrics`: log lines the recorder could not keep up with.
-async fn logs_dropped(server: &StokeServer) -> Option<f64> {
-    let text = reqwest::get(format!("http://{}/metrics", server.addr))
-        .await
-        .ok()?
-        .text()
-        .await
-        .ok()?;
-    parse::metric_sum(&text, "stoke_logs_dropped")
 }

@@ -49,6 +49,19 @@ pub struct InvokeCall {
     pub event: bool,
 }
 
+impl InvokeCall {
+    /// A synchronous `RequestResponse` call of `function` with `payload`, no log tail.
+    pub fn new(function: &str, payload: &'static [u8]) -> Self {
+        Self {
+            function: function.to_owned(),
+            payload: Bytes::from_static(payload),
+            log_tail: false,
+            dry_run: false,
+            event: false,
+        }
+    }
+}
+
 impl Signer {
     /// A signed `POST /2015-03-31/functions/{name}/invocations` for the server at `addr`.
     pub fn invoke(
@@ -103,6 +116,13 @@ pub struct Answer {
     pub body: Bytes,
     /// From handing the request to the connection to the end of the body.
     pub latency: Duration,
+}
+
+impl Answer {
+    /// The header `name`, when it is there and text.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
 }
 
 /// One keep-alive HTTP/1.1 connection.
@@ -323,16 +343,12 @@ async fn one_client(
 mod tests {
     use super::*;
 
-    fn ms(v: &[u64]) -> Vec<Duration> {
-        v.iter().map(|m| Duration::from_millis(*m)).collect()
-    }
-
     #[test]
     fn summary_counts_throughput_over_the_window() {
         let result = LoadResult {
             clients: 2,
             window: Duration::from_secs(2),
-            latencies: ms(&[1, 2, 3, 4]),
+            latencies: [1, 2, 3, 4].map(Duration::from_millis).to_vec(),
             throttled: 1,
             errors: 0,
             first_error: None,

@@ -12,7 +12,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, ensure};
 use base64::Engine as _;
-use bytes::Bytes;
 use http::StatusCode;
 use stoke_client::LambdaClient;
 
@@ -78,11 +77,8 @@ async fn call(
     tail: bool,
 ) -> anyhow::Result<(Duration, Option<ReportLine>)> {
     let call = InvokeCall {
-        function: name.to_owned(),
-        payload: Bytes::from_static(br#"{"name":"bench"}"#),
         log_tail: tail,
-        dry_run: false,
-        event: false,
+        ..InvokeCall::new(name, br#"{"name":"bench"}"#)
     };
     let answer = conn.send(signer.invoke(server.addr, &call)?).await?;
     ensure!(
@@ -92,9 +88,7 @@ async fn call(
         String::from_utf8_lossy(&answer.body)
     );
     let line = answer
-        .headers
-        .get("x-amz-log-result")
-        .and_then(|v| v.to_str().ok())
+        .header("x-amz-log-result")
         .and_then(|t| base64::engine::general_purpose::STANDARD.decode(t).ok())
         .and_then(|log| parse::parse_report(&String::from_utf8_lossy(&log)));
     Ok((answer.latency, line))

@@ -99,6 +99,17 @@ impl StokeServer {
         })
     }
 
+    /// The sum of a metric family's samples at the server's `/metrics`, if it answers one.
+    pub async fn metric(&self, name: &str) -> Option<f64> {
+        let text = reqwest::get(format!("http://{}/metrics", self.addr))
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()?;
+        crate::parse::metric_sum(&text, name)
+    }
+
     /// Stops the server (SIGKILL: its data dir is thrown away anyway).
     pub async fn stop(mut self) {
         let _ = self.child.kill().await;

@@ -7,7 +7,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail, ensure};
 use base64::Engine as _;
-use bytes::Bytes;
 use http::StatusCode;
 use serde_json::json;
 use stoke_client::LambdaClient;
@@ -41,13 +40,7 @@ pub async fn measure(
     results: &mut Results,
 ) -> anyhow::Result<()> {
     create_wasm(api, UPDATE_FUNCTION, echo).await?;
-    let call = InvokeCall {
-        function: UPDATE_FUNCTION.to_owned(),
-        payload: Bytes::from_static(PAYLOAD),
-        log_tail: false,
-        dry_run: false,
-        event: false,
-    };
+    let call = InvokeCall::new(UPDATE_FUNCTION, PAYLOAD);
     conn.send(signer.invoke(server.addr, &call)?).await?;
     // The same sequence of calls with no update running: what the calls during updates are
     // compared with.

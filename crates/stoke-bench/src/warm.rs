@@ -31,11 +31,8 @@ pub async fn measure(
 ) -> anyhow::Result<()> {
     // A dry run answers 204 and no body; a call, the event echoed.
     let call = InvokeCall {
-        function: function.to_owned(),
-        payload: Bytes::from_static(PAYLOAD),
-        log_tail: false,
         dry_run: args.dry_run,
-        event: false,
+        ..InvokeCall::new(function, PAYLOAD)
     };
     let (expect_status, expect) = if args.dry_run {
         (StatusCode::NO_CONTENT, Bytes::new())

@@ -4,7 +4,7 @@
 use reqwest::Method;
 use serde_json::Value;
 
-use crate::client::{LambdaClient, decode};
+use crate::client::{LambdaClient, all_pages};
 use crate::error::ClientError;
 use crate::functions::LIST_PAGE_SIZE;
 use crate::model::{AliasConfiguration, ListAliasesPage};
@@ -18,16 +18,8 @@ impl LambdaClient {
         name: &str,
         request: &Value,
     ) -> Result<AliasConfiguration, ClientError> {
-        let body = request.to_string().into_bytes();
-        let answer = self
-            .send(
-                Method::POST,
-                &function_path(name, "/aliases"),
-                Some(body),
-                None,
-            )
-            .await?;
-        decode(&answer)
+        let path = function_path(name, "/aliases");
+        self.call(Method::POST, &path, Some(request), None).await
     }
 
     /// UpdateAlias: `PUT /2015-03-31/functions/{name}/aliases/{alias}` with the fields to change
@@ -38,11 +30,8 @@ impl LambdaClient {
         alias: &str,
         request: &Value,
     ) -> Result<AliasConfiguration, ClientError> {
-        let body = request.to_string().into_bytes();
-        let answer = self
-            .send(Method::PUT, &alias_path(name, alias), Some(body), None)
-            .await?;
-        decode(&answer)
+        let path = alias_path(name, alias);
+        self.call(Method::PUT, &path, Some(request), None).await
     }
 
     /// GetAlias: `GET /2015-03-31/functions/{name}/aliases/{alias}`.
@@ -51,10 +40,8 @@ impl LambdaClient {
         name: &str,
         alias: &str,
     ) -> Result<AliasConfiguration, ClientError> {
-        let answer = self
-            .send(Method::GET, &alias_path(name, alias), None, None)
-            .await?;
-        decode(&answer)
+        let path = alias_path(name, alias);
+        self.call(Method::GET, &path, None, None).await
     }
 
     /// DeleteAlias: `DELETE /2015-03-31/functions/{name}/aliases/{alias}`; answers 204.
@@ -81,8 +68,7 @@ impl LambdaClient {
                 ("MaxItems", max_items.map(|m| m.to_string()).as_deref()),
             ],
         );
-        let answer = self.send(Method::GET, &path, None, None).await?;
-        decode(&answer)
+        self.call(Method::GET, &path, None, None).await
     }
 
     /// Every alias of a function, all pages of ListAliases.
@@ -90,18 +76,13 @@ impl LambdaClient {
         &self,
         name: &str,
     ) -> Result<Vec<AliasConfiguration>, ClientError> {
-        let mut out = Vec::new();
-        let mut marker: Option<String> = None;
-        loop {
+        all_pages(|marker| async move {
             let page = self
                 .list_aliases(name, None, marker.as_deref(), Some(LIST_PAGE_SIZE))
                 .await?;
-            out.extend(page.aliases);
-            match page.next_marker.filter(|m| !m.is_empty()) {
-                Some(next) if Some(&next) != marker.as_ref() => marker = Some(next),
-                _ => return Ok(out),
-            }
-        }
+            Ok((page.aliases, page.next_marker))
+        })
+        .await
     }
 
     /// Stoke's rollback of an alias: `POST
@@ -118,7 +99,6 @@ impl LambdaClient {
             segment(name),
             segment(alias)
         );
-        let answer = self.send(Method::POST, &path, None, None).await?;
-        decode(&answer)
+        self.call(Method::POST, &path, None, None).await
     }
 }

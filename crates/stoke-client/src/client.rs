@@ -96,6 +96,19 @@ impl LambdaClient {
         })
     }
 
+    /// One JSON call of the Lambda API: `request` (if any) as the body, the 2xx answer decoded.
+    /// With `progress`, the upload is shown under a bar with that message.
+    pub(crate) async fn call<T: serde::de::DeserializeOwned>(
+        &self,
+        method: Method,
+        path_and_query: &str,
+        request: Option<&serde_json::Value>,
+        progress: Option<&str>,
+    ) -> Result<T, ClientError> {
+        let body = request.map(|r| r.to_string().into_bytes());
+        decode(&self.send(method, path_and_query, body, progress).await?)
+    }
+
     /// Signs and sends one request of the Lambda API; returns the body of a 2xx answer, or the
     /// API error. With `progress`, the body is streamed in chunks under a progress bar with that
     /// message.
@@ -212,6 +225,25 @@ impl LambdaClient {
             url: self.endpoint.to_string(),
             reason: e.to_string(),
         })
+    }
+}
+
+/// Every item of a paged list: `page(marker)` answers one page's items and its next marker;
+/// pages are asked for until there is no next marker (or it repeats).
+pub(crate) async fn all_pages<T, F, Fut>(mut page: F) -> Result<Vec<T>, ClientError>
+where
+    F: FnMut(Option<String>) -> Fut,
+    Fut: std::future::Future<Output = Result<(Vec<T>, Option<String>), ClientError>>,
+{
+    let mut out = Vec::new();
+    let mut marker: Option<String> = None;
+    loop {
+        let (items, next) = page(marker.clone()).await?;
+        out.extend(items);
+        match next.filter(|m| !m.is_empty()) {
+            Some(next) if Some(&next) != marker.as_ref() => marker = Some(next),
+            _ => return Ok(out),
+        }
     }
 }
 

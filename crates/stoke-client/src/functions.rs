@@ -5,7 +5,7 @@
 use reqwest::Method;
 use serde_json::Value;
 
-use crate::client::{LambdaClient, decode};
+use crate::client::{LambdaClient, all_pages};
 use crate::error::ClientError;
 use crate::model::{FunctionConfiguration, GetFunctionOutput, ListFunctionsPage, ListVersionsPage};
 use crate::paths::{API_PREFIX, function_path, list_path, with_query};
@@ -24,32 +24,20 @@ impl LambdaClient {
         request: &Value,
         progress: Option<&str>,
     ) -> Result<FunctionConfiguration, ClientError> {
-        let body = request.to_string().into_bytes();
-        let answer = self
-            .send(Method::POST, API_PREFIX, Some(body), progress)
-            .await?;
-        decode(&answer)
+        self.call(Method::POST, API_PREFIX, Some(request), progress)
+            .await
     }
 
     /// GetFunction: `GET /2015-03-31/functions/{name}`.
     pub async fn get_function(&self, name: &str) -> Result<GetFunctionOutput, ClientError> {
-        let answer = self
-            .send(Method::GET, &function_path(name, ""), None, None)
-            .await?;
-        decode(&answer)
+        self.call(Method::GET, &function_path(name, ""), None, None)
+            .await
     }
 
     /// GetFunctionConfiguration: `GET /2015-03-31/functions/{name}/configuration`, as raw JSON.
     pub async fn get_function_configuration(&self, name: &str) -> Result<Value, ClientError> {
-        let answer = self
-            .send(
-                Method::GET,
-                &function_path(name, "/configuration"),
-                None,
-                None,
-            )
-            .await?;
-        decode(&answer)
+        let path = function_path(name, "/configuration");
+        self.call(Method::GET, &path, None, None).await
     }
 
     /// UpdateFunctionCode: `PUT /2015-03-31/functions/{name}/code` with `{"ZipFile": …}`.
@@ -59,16 +47,8 @@ impl LambdaClient {
         request: &Value,
         progress: Option<&str>,
     ) -> Result<FunctionConfiguration, ClientError> {
-        let body = request.to_string().into_bytes();
-        let answer = self
-            .send(
-                Method::PUT,
-                &function_path(name, "/code"),
-                Some(body),
-                progress,
-            )
-            .await?;
-        decode(&answer)
+        let path = function_path(name, "/code");
+        self.call(Method::PUT, &path, Some(request), progress).await
     }
 
     /// UpdateFunctionConfiguration: `PUT /2015-03-31/functions/{name}/configuration`.
@@ -77,16 +57,8 @@ impl LambdaClient {
         name: &str,
         request: &Value,
     ) -> Result<FunctionConfiguration, ClientError> {
-        let body = request.to_string().into_bytes();
-        let answer = self
-            .send(
-                Method::PUT,
-                &function_path(name, "/configuration"),
-                Some(body),
-                None,
-            )
-            .await?;
-        decode(&answer)
+        let path = function_path(name, "/configuration");
+        self.call(Method::PUT, &path, Some(request), None).await
     }
 
     /// ListFunctions: one page of `GET /2015-03-31/functions/?Marker=&MaxItems=`.
@@ -95,10 +67,8 @@ impl LambdaClient {
         marker: Option<&str>,
         max_items: Option<u32>,
     ) -> Result<ListFunctionsPage, ClientError> {
-        let answer = self
-            .send(Method::GET, &list_path(marker, max_items), None, None)
-            .await?;
-        decode(&answer)
+        let path = list_path(marker, max_items);
+        self.call(Method::GET, &path, None, None).await
     }
 
     /// DeleteFunction: `DELETE /2015-03-31/functions/{name}`; answers 204.
@@ -116,16 +86,8 @@ impl LambdaClient {
         name: &str,
         request: &Value,
     ) -> Result<FunctionConfiguration, ClientError> {
-        let body = request.to_string().into_bytes();
-        let answer = self
-            .send(
-                Method::POST,
-                &function_path(name, "/versions"),
-                Some(body),
-                None,
-            )
-            .await?;
-        decode(&answer)
+        let path = function_path(name, "/versions");
+        self.call(Method::POST, &path, Some(request), None).await
     }
 
     /// ListVersionsByFunction: one page of `GET /2015-03-31/functions/{name}/versions`.
@@ -142,8 +104,7 @@ impl LambdaClient {
                 ("MaxItems", max_items.map(|m| m.to_string()).as_deref()),
             ],
         );
-        let answer = self.send(Method::GET, &path, None, None).await?;
-        decode(&answer)
+        self.call(Method::GET, &path, None, None).await
     }
 
     /// Every version of a function, all pages of ListVersionsByFunction.
@@ -151,17 +112,12 @@ impl LambdaClient {
         &self,
         name: &str,
     ) -> Result<Vec<FunctionConfiguration>, ClientError> {
-        let mut out = Vec::new();
-        let mut marker: Option<String> = None;
-        loop {
+        all_pages(|marker| async move {
             let page = self
                 .list_versions_by_function(name, marker.as_deref(), Some(LIST_PAGE_SIZE))
                 .await?;
-            out.extend(page.versions);
-            match page.next_marker.filter(|m| !m.is_empty()) {
-                Some(next) if Some(&next) != marker.as_ref() => marker = Some(next),
-                _ => return Ok(out),
-            }
-        }
+            Ok((page.versions, page.next_marker))
+        })
+        .await
     }
 }
