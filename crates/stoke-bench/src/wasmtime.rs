@@ -177,7 +177,7 @@ async fn build_component() -> anyhow::Result<()> {
             manifest.display()
         );
     }
-    if which_rustup() {
+    if rustup_runs() {
         run(
             Command::new("rustup").args(["target", "add", COMPONENT_TARGET]),
             &format!("adding the {COMPONENT_TARGET} target"),
@@ -201,7 +201,7 @@ async fn build_component() -> anyhow::Result<()> {
 }
 
 /// True when `rustup` runs (a toolchain without it must have the target already).
-fn which_rustup() -> bool {
+fn rustup_runs() -> bool {
     std::process::Command::new("rustup")
         .arg("--version")
         .stdout(Stdio::null())
