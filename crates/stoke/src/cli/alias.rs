@@ -10,8 +10,8 @@ use anyhow::Context as _;
 use serde_json::{Map, Value, json};
 
 use super::ClientArgs;
-use super::client::{AliasConfiguration, ApiError};
 use super::versions::render_table;
+use stoke_client::{AliasConfiguration, ApiError};
 
 /// Flags and subcommands of `stoke alias`.
 #[derive(Debug, clap::Args)]
@@ -348,7 +348,7 @@ mod tests {
                 name: "live".into(),
                 function_version: "2".into(),
                 description: Some("production".into()),
-                routing_config: Some(super::super::client::RoutingConfig {
+                routing_config: Some(stoke_client::RoutingConfig {
                     additional_version_weights: [("3".to_owned(), 0.1)].into(),
                 }),
                 ..Default::default()

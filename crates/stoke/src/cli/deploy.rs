@@ -6,26 +6,15 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use base64::Engine as _;
 use indicatif::HumanBytes;
 use serde_json::{Map, Value, json};
-use tokio::time::Instant;
+use stoke_client::{ApiError, DEFAULT_ROLE, FunctionConfiguration, Settled, wait_until};
 
 use super::ClientArgs;
-use super::client::{ApiError, FunctionConfiguration, LambdaClient};
 use super::package::{self, Package};
-
-/// Role sent when none is given: Stoke has no IAM, but the API checks that a role looks like one.
-pub const DEFAULT_ROLE: &str = "arn:aws:iam::000000000000:role/stoke";
-/// How long to wait for a deployed function to become Active.
-const READY_TIMEOUT: Duration = Duration::from_secs(60);
-/// The first pause between two polls while waiting; it doubles up to [`POLL_MAX`].
-const POLL_FIRST: Duration = Duration::from_millis(50);
-/// The longest pause between two polls.
-const POLL_MAX: Duration = Duration::from_millis(500);
 
 /// Flags of `stoke deploy`.
 #[derive(Debug, clap::Args)]
@@ -256,103 +245,6 @@ fn insert_common(request: &mut Map<String, Value>, args: &DeployArgs) {
     }
 }
 
-/// Waits until `name` is Active with its last update done (see [`wait_until`]).
-pub(crate) async fn wait_ready(
-    client: &LambdaClient,
-    name: &str,
-) -> anyhow::Result<FunctionConfiguration> {
-    wait_until(client, name, Settled::Ready).await
-}
-
-/// What [`wait_until`] waits for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Settled {
-    /// Active, and the last update done and not failed.
-    Ready,
-    /// Nothing in progress, whether the last change succeeded or failed: a function whose code
-    /// failed its checks can still be given new code.
-    UpdateDone,
-}
-
-/// Polls GetFunction until the function is settled as `goal` says; fails with the server's reason
-/// if it failed, or after [`READY_TIMEOUT`].
-async fn wait_until(
-    client: &LambdaClient,
-    name: &str,
-    goal: Settled,
-) -> anyhow::Result<FunctionConfiguration> {
-    let spinner = super::spinner(format!("waiting for {name} to become Active"));
-    let deadline = Instant::now() + READY_TIMEOUT;
-    let mut pause = POLL_FIRST;
-    let outcome = loop {
-        let config = client
-            .get_function(name)
-            .await
-            .with_context(|| format!("cannot read the state of {name}"))?
-            .configuration;
-        match readiness(&config) {
-            Readiness::Ready => break Ok(config),
-            Readiness::Failed(_) if goal == Settled::UpdateDone => break Ok(config),
-            Readiness::Failed(reason) => break Err(anyhow::anyhow!("{name}: {reason}")),
-            Readiness::Waiting if Instant::now() >= deadline => {
-                break Err(anyhow::anyhow!(
-                    "{name} is not ready after {} s (State {}, LastUpdateStatus {})",
-                    READY_TIMEOUT.as_secs(),
-                    config.state.as_deref().unwrap_or("-"),
-                    config.last_update_status.as_deref().unwrap_or("-"),
-                ));
-            }
-            Readiness::Waiting => {
-                tokio::time::sleep(pause).await;
-                pause = (pause * 2).min(POLL_MAX);
-            }
-        }
-    };
-    spinner.finish_and_clear();
-    outcome
-}
-
-/// Where a function stands for [`wait_until`].
-#[derive(Debug, PartialEq, Eq)]
-enum Readiness {
-    Ready,
-    Waiting,
-    Failed(String),
-}
-
-fn readiness(config: &FunctionConfiguration) -> Readiness {
-    let reason = |code: &Option<String>, text: &Option<String>| match (code, text) {
-        (Some(code), Some(text)) => format!("{code}: {text}"),
-        (Some(one), None) | (None, Some(one)) => one.clone(),
-        (None, None) => "no reason given".to_owned(),
-    };
-    let state = config.state.as_deref();
-    let update = config.last_update_status.as_deref();
-    if state == Some("Pending") || update == Some("InProgress") {
-        return Readiness::Waiting;
-    }
-    if state == Some("Failed") {
-        return Readiness::Failed(format!(
-            "State Failed: {}",
-            reason(&config.state_reason_code, &config.state_reason)
-        ));
-    }
-    if update == Some("Failed") {
-        return Readiness::Failed(format!(
-            "LastUpdateStatus Failed: {}",
-            reason(
-                &config.last_update_status_reason_code,
-                &config.last_update_status_reason
-            )
-        ));
-    }
-    if state == Some("Active") {
-        Readiness::Ready
-    } else {
-        Readiness::Waiting
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -499,43 +391,6 @@ mod tests {
         assert_eq!(
             config_update(&a, &c, &package(&["old.wasm", "other.wasm"])).expect("ok"),
             None
-        );
-    }
-
-    #[test]
-    fn readiness_reads_state_and_last_update_status() {
-        let config = |state: &str, update: Option<&str>| FunctionConfiguration {
-            state: Some(state.into()),
-            last_update_status: update.map(str::to_owned),
-            ..Default::default()
-        };
-        assert_eq!(readiness(&config("Pending", None)), Readiness::Waiting);
-        assert_eq!(
-            readiness(&config("Active", Some("InProgress"))),
-            Readiness::Waiting
-        );
-        assert_eq!(
-            readiness(&config("Active", Some("Successful"))),
-            Readiness::Ready
-        );
-        assert_eq!(readiness(&config("Active", None)), Readiness::Ready);
-        let mut failed = config("Failed", None);
-        failed.state_reason_code = Some("InvalidWasm".into());
-        failed.state_reason = Some("not a module".into());
-        assert_eq!(
-            readiness(&failed),
-            Readiness::Failed("State Failed: InvalidWasm: not a module".into())
-        );
-        assert_eq!(
-            readiness(&config("Failed", Some("InProgress"))),
-            Readiness::Waiting,
-            "new code for a failed function is still being checked"
-        );
-        let mut update_failed = config("Active", Some("Failed"));
-        update_failed.last_update_status_reason = Some("bad zip".into());
-        assert_eq!(
-            readiness(&update_failed),
-            Readiness::Failed("LastUpdateStatus Failed: bad zip".into())
         );
     }
 }

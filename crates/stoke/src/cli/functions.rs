@@ -4,7 +4,7 @@ use anyhow::{Context as _, bail};
 use futures_util::{StreamExt as _, TryStreamExt as _, stream};
 
 use super::ClientArgs;
-use super::client::{FunctionConfiguration, LambdaClient};
+use stoke_client::{FunctionConfiguration, LambdaClient};
 
 /// Functions asked for per ListFunctions page.
 const PAGE_SIZE: u32 = 50;

@@ -15,7 +15,7 @@ use base64::Engine as _;
 use serde_json::Value;
 
 use super::ClientArgs;
-use super::client::{InvokeOutput, InvokeRequest};
+use stoke_client::{InvokeOutput, InvokeRequest};
 
 /// Flags of `stoke invoke`.
 #[derive(Debug, clap::Args)]

@@ -18,7 +18,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use super::ClientArgs;
-use super::client::{LambdaClient, LogEvent};
+use stoke_client::{LambdaClient, LogEvent};
 
 /// How often `--follow` asks for new lines.
 pub const FOLLOW_EVERY: Duration = Duration::from_millis(500);

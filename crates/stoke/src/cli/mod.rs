@@ -2,8 +2,6 @@
 //! the same Lambda HTTP API that boto3 uses, so they work against a remote server as well.
 //!
 //! # Layout
-//! - [`credentials`] — the AWS credential chain, ending at the file `stoke serve` writes.
-//! - [`client`] — the SigV4-signing Lambda REST client and the Lambda error shape.
 //! - [`package`] — folder zipping (deterministic) and default handlers.
 //! - [`deploy`] — `stoke deploy`, create or update then wait until Active.
 //! - [`functions`] — `stoke functions list|get|delete`.
@@ -12,7 +10,9 @@
 //! - [`invoke`] — `stoke invoke`, one synchronous call.
 //! - [`dead_letters`] — `stoke dead-letters list|show|redrive`, the async events that failed.
 //! - [`logs`] — `stoke logs`, a function's log lines through the CloudWatch Logs API.
-//! - [`bench`] — `stoke bench`, which starts its own `stoke serve` and measures it.
+//! - [`bench`] — `stoke bench`'s flags; the benchmark itself is the `stoke-bench` crate.
+//!
+//! The API client and the credential chain are the `stoke-client` crate.
 //!
 //! Every command that calls the server flattens [`ClientArgs`], so `--endpoint-url` and
 //! `--region` are spelled the same everywhere (they are not top-level flags because
@@ -20,8 +20,6 @@
 
 pub mod alias;
 pub mod bench;
-pub mod client;
-pub mod credentials;
 pub mod dead_letters;
 pub mod deploy;
 pub mod functions;
@@ -33,11 +31,9 @@ pub mod versions;
 use std::path::PathBuf;
 
 use anyhow::Context as _;
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use reqwest::Url;
-
-use client::LambdaClient;
-use credentials::{Env, ProcessEnv};
+use stoke_client::LambdaClient;
+use stoke_client::credentials::{self, Env, ProcessEnv};
 
 /// Endpoint variables the AWS SDKs and CLI read, consulted after `STOKE_ENDPOINT` so that the two
 /// lines `stoke serve` prints work for this CLI too (the Lambda-specific one first).
@@ -98,39 +94,6 @@ impl ClientArgs {
         );
         LambdaClient::new(endpoint, region, credentials).context("cannot use the endpoint")
     }
-}
-
-/// True when progress should be drawn: stderr is a terminal.
-fn interactive() -> bool {
-    use std::io::IsTerminal;
-    std::io::stderr().is_terminal()
-}
-
-/// A progress bar on stderr counting `total` bytes, hidden when stderr is not a terminal.
-pub(crate) fn bytes_bar(message: &str, total: u64) -> ProgressBar {
-    if !interactive() {
-        return ProgressBar::hidden();
-    }
-    let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
-    if let Ok(style) = ProgressStyle::with_template(
-        "{msg} [{wide_bar}] {binary_bytes}/{binary_total_bytes} {binary_bytes_per_sec}",
-    ) {
-        bar.set_style(style.progress_chars("=> "));
-    }
-    bar.set_message(message.to_owned());
-    bar
-}
-
-/// A spinner on stderr, hidden when stderr is not a terminal.
-pub(crate) fn spinner(message: String) -> ProgressBar {
-    if !interactive() {
-        return ProgressBar::hidden();
-    }
-    let bar = ProgressBar::new_spinner();
-    bar.set_draw_target(ProgressDrawTarget::stderr());
-    bar.set_message(message);
-    bar.enable_steady_tick(std::time::Duration::from_millis(100));
-    bar
 }
 
 #[cfg(test)]

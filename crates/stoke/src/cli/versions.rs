@@ -5,7 +5,7 @@ use anyhow::Context as _;
 use serde_json::{Map, Value, json};
 
 use super::ClientArgs;
-use super::client::FunctionConfiguration;
+use stoke_client::FunctionConfiguration;
 
 /// Flags of `stoke versions`.
 #[derive(Debug, clap::Args)]

@@ -7,51 +7,25 @@
 //! The functions get 1769 MB (one vCPU, as on Lambda), so that the CPU quota of smaller sizes
 //! does not dominate back-to-back calls.
 
-use std::io::{Cursor, Write as _};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, ensure};
 use base64::Engine as _;
-use bytes::Bytes;
 use http::StatusCode;
-use serde::Serialize;
-use serde_json::json;
-use zip::write::SimpleFileOptions;
+use stoke_client::LambdaClient;
 
-use super::load::{Conn, InvokeCall, Signer};
-use super::report::{self, median, round1};
-use super::server::StokeServer;
-use crate::cli::client::LambdaClient;
-use crate::cli::deploy::{self, DEFAULT_ROLE};
+use crate::functions::{self, NewFunction};
+use crate::guests::zip_one;
+use crate::load::{Conn, InvokeCall, Signer};
+use crate::parse::{self, ReportLine};
+use crate::results::RuntimeRow;
+use crate::server::StokeServer;
+use crate::stats::{median, percentile_us, round1};
 
-const HELLO_PYTHON: &str = include_str!("../../../../../examples/hello-python/app.py");
-const HELLO_NODE: &str = include_str!("../../../../../examples/hello-node/index.js");
+const HELLO_PYTHON: &str = include_str!("../../../examples/hello-python/app.py");
+const HELLO_NODE: &str = include_str!("../../../examples/hello-node/index.js");
 const MEMORY_MB: u32 = 1769;
-
-/// One runtime's numbers (medians, microseconds unless named otherwise).
-#[derive(Debug, Clone, Serialize)]
-pub struct RuntimeRow {
-    pub runtime: String,
-    /// The floor: the interpreter starting and exiting (`python3 -c pass`, `node -e 0`).
-    pub interpreter_start_us: f64,
-    pub cold_samples: usize,
-    /// The first call of a new function, seen by the client.
-    pub cold_first_call_us: f64,
-    /// The REPORT line's Init Duration of those calls, ms.
-    pub cold_init_ms: f64,
-    /// First call minus the interpreter's start-up.
-    pub cold_overhead_us: f64,
-    pub warm_calls: usize,
-    pub warm_p50_us: f64,
-    pub warm_p99_us: f64,
-    /// The bare hyper server's p50 (1 client) of the same run.
-    pub bare_p50_us: f64,
-    /// Warm p50 minus the bare round trip.
-    pub warm_overhead_us: f64,
-    /// The handler's own time: the REPORT `Duration` of a warm call, ms.
-    pub warm_duration_ms: f64,
-}
 
 /// The real path of an interpreter (following shims), as the server resolves it.
 fn real_exe(cmd: &str, args: &[&str]) -> anyhow::Result<String> {
@@ -75,13 +49,7 @@ fn start_up(exe: &str, args: &[&str], n: usize) -> anyhow::Result<f64> {
     Ok(median(samples))
 }
 
-fn zip_one(name: &str, text: &str) -> anyhow::Result<Vec<u8>> {
-    let mut writer = zip::ZipWriter::new(Cursor::new(Vec::new()));
-    writer.start_file(name, SimpleFileOptions::DEFAULT.unix_permissions(0o644))?;
-    writer.write_all(text.as_bytes())?;
-    Ok(writer.finish()?.into_inner())
-}
-
+/// Creates a function of `runtime` with the bench's memory size and a 10 s timeout.
 async fn create(
     api: &LambdaClient,
     name: &str,
@@ -89,20 +57,15 @@ async fn create(
     handler: &str,
     zip: &[u8],
 ) -> anyhow::Result<()> {
-    let request = json!({
-        "FunctionName": name,
-        "Runtime": runtime,
-        "Role": DEFAULT_ROLE,
-        "Handler": handler,
-        "MemorySize": MEMORY_MB,
-        "Timeout": 10,
-        "Code": { "ZipFile": base64::engine::general_purpose::STANDARD.encode(zip) },
-    });
-    api.create_function(&request, None)
-        .await
-        .with_context(|| format!("creating {name}"))?;
-    deploy::wait_ready(api, name).await?;
-    Ok(())
+    let function = NewFunction {
+        name,
+        runtime,
+        handler,
+        memory_mb: MEMORY_MB,
+        timeout_s: 10,
+        zip,
+    };
+    functions::create(api, &function).await
 }
 
 /// What one call answered: its latency and its REPORT line when the tail was asked for.
@@ -112,13 +75,10 @@ async fn call(
     server: &StokeServer,
     name: &str,
     tail: bool,
-) -> anyhow::Result<(Duration, Option<report::ReportLine>)> {
+) -> anyhow::Result<(Duration, Option<ReportLine>)> {
     let call = InvokeCall {
-        function: name.to_owned(),
-        payload: Bytes::from_static(br#"{"name":"bench"}"#),
         log_tail: tail,
-        dry_run: false,
-        event: false,
+        ..InvokeCall::new(name, br#"{"name":"bench"}"#)
     };
     let answer = conn.send(signer.invoke(server.addr, &call)?).await?;
     ensure!(
@@ -128,11 +88,9 @@ async fn call(
         String::from_utf8_lossy(&answer.body)
     );
     let line = answer
-        .headers
-        .get("x-amz-log-result")
-        .and_then(|v| v.to_str().ok())
+        .header("x-amz-log-result")
         .and_then(|t| base64::engine::general_purpose::STANDARD.decode(t).ok())
-        .and_then(|log| report::parse_report(&String::from_utf8_lossy(&log)));
+        .and_then(|log| parse::parse_report(&String::from_utf8_lossy(&log)));
     Ok((answer.latency, line))
 }
 
@@ -183,7 +141,7 @@ pub async fn measure(
     for (runtime, handler, file, text, exe, floor_args) in cases {
         eprintln!("{runtime}: interpreter start-up ({exe})");
         let floor = start_up(&exe, &floor_args, cold_starts.max(5))?;
-        let zip = zip_one(file, text)?;
+        let zip = zip_one(file, text.as_bytes())?;
         eprintln!("{runtime}: {cold_starts} cold starts");
         let (mut firsts, mut inits) = (Vec::new(), Vec::new());
         let tag = runtime.replace('.', "");
@@ -206,8 +164,7 @@ pub async fn measure(
         }
         let (_, line) = call(conn, signer, server, &name, true).await?;
         warm.sort();
-        let p =
-            |q: f64| super::load::percentile(&warm, q).map_or(f64::NAN, |d| d.as_secs_f64() * 1e6);
+        let p = |q: f64| percentile_us(&warm, q);
         let cold = median(firsts);
         let warm_p50 = p(50.0);
         rows.push(RuntimeRow {

@@ -10,12 +10,14 @@ use anyhow::{Context as _, ensure};
 use bytes::Bytes;
 use http::StatusCode;
 use serde_json::json;
+use stoke_client::LambdaClient;
 
-use super::load::{self, Conn, InvokeCall, LoadPlan, Signer};
-use super::report::{AsyncStart, Results, round1};
-use super::server::StokeServer;
-use super::{BenchArgs, PAYLOAD, create};
-use crate::cli::client::LambdaClient;
+use crate::config::{Config, PAYLOAD};
+use crate::functions::create_wasm;
+use crate::load::{self, Conn, InvokeCall, LoadPlan, Signer};
+use crate::results::{AsyncStart, Results};
+use crate::server::StokeServer;
+use crate::stats::{percentile, round1};
 
 const ENQUEUE_FUNCTION: &str = "bench-async";
 const IDLE_FUNCTION: &str = "bench-async-idle";
@@ -28,30 +30,19 @@ fn now_ms() -> f64 {
         .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
 }
 
-fn pct(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
-}
-
 /// Runs both async measures and adds them to `results`.
 pub async fn measure(
-    args: &BenchArgs,
+    args: &Config,
     server: &StokeServer,
     api: &LambdaClient,
     signer: &Arc<Signer>,
     zip: &[u8],
     results: &mut Results,
 ) -> anyhow::Result<()> {
-    create(api, ENQUEUE_FUNCTION, zip).await?;
+    create_wasm(api, ENQUEUE_FUNCTION, zip).await?;
     let call = InvokeCall {
-        function: ENQUEUE_FUNCTION.to_owned(),
-        payload: Bytes::from_static(PAYLOAD),
-        log_tail: false,
-        dry_run: false,
         event: true,
+        ..InvokeCall::new(ENQUEUE_FUNCTION, PAYLOAD)
     };
     for &clients in &args.async_clients {
         let clients = usize::try_from(clients)?;
@@ -84,7 +75,7 @@ pub async fn measure(
         "async: 202 to execution start, {} events",
         args.async_samples
     );
-    create(api, IDLE_FUNCTION, zip).await?;
+    create_wasm(api, IDLE_FUNCTION, zip).await?;
     let idle = InvokeCall {
         function: IDLE_FUNCTION.to_owned(),
         event: false,
@@ -113,9 +104,7 @@ pub async fn measure(
             a.status
         );
         let rid = a
-            .headers
-            .get("x-amzn-requestid")
-            .and_then(|v| v.to_str().ok())
+            .header("x-amzn-requestid")
             .context("no x-amzn-RequestId on a 202")?
             .to_owned();
         acked.push((rid, at));
@@ -143,9 +132,9 @@ pub async fn measure(
     );
     results.async_start = Some(AsyncStart {
         samples: deltas.len(),
-        p50_ms: round1(pct(&deltas, 50.0) * 10.0) / 10.0,
-        p90_ms: round1(pct(&deltas, 90.0) * 10.0) / 10.0,
-        p99_ms: round1(pct(&deltas, 99.0) * 10.0) / 10.0,
+        p50_ms: round1(percentile(&deltas, 50.0).unwrap_or(f64::NAN) * 10.0) / 10.0,
+        p90_ms: round1(percentile(&deltas, 90.0).unwrap_or(f64::NAN) * 10.0) / 10.0,
+        p99_ms: round1(percentile(&deltas, 99.0).unwrap_or(f64::NAN) * 10.0) / 10.0,
     });
     Ok(())
 }
@@ -155,16 +144,7 @@ async fn drain(server: &StokeServer) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     while tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(1100)).await;
-        let depth = async {
-            let text = reqwest::get(format!("http://{}/metrics", server.addr))
-                .await
-                .ok()?
-                .text()
-                .await
-                .ok()?;
-            super::report::metric_sum(&text, "stoke_async_queue_depth")
-        }
-        .await;
+        let depth = server.metric("stoke_async_queue_depth").await;
         if depth.is_none_or(|d| d == 0.0) {
             return;
         }

@@ -3,7 +3,7 @@
 //! clients for a fixed time, and the percentiles of what they measured.
 //!
 //! Every request is signed afresh, as a real client does, by the CLI's own signer
-//! ([`crate::cli::client::sign`]); the signing happens before the clock of a request starts,
+//! ([`stoke_client::sign`]); the signing happens before the clock of a request starts,
 //! but inside the load loop, so it costs the same against Stoke and against the bare server.
 //! A request's latency runs from handing it to the connection to having read the whole answer.
 
@@ -21,9 +21,9 @@ use reqwest::Url;
 use serde::Serialize;
 use tokio::net::TcpStream;
 
-use super::report::round1;
-use crate::cli::client::{self, SigningScope};
-use crate::cli::credentials::Credentials;
+use stoke_client::{Credentials, SigningScope};
+
+use crate::stats::{percentile, round1};
 
 /// Signs Invoke requests for one server.
 #[derive(Debug, Clone)]
@@ -49,6 +49,19 @@ pub struct InvokeCall {
     pub event: bool,
 }
 
+impl InvokeCall {
+    /// A synchronous `RequestResponse` call of `function` with `payload`, no log tail.
+    pub fn new(function: &str, payload: &'static [u8]) -> Self {
+        Self {
+            function: function.to_owned(),
+            payload: Bytes::from_static(payload),
+            log_tail: false,
+            dry_run: false,
+            event: false,
+        }
+    }
+}
+
 impl Signer {
     /// A signed `POST /2015-03-31/functions/{name}/invocations` for the server at `addr`.
     pub fn invoke(
@@ -56,7 +69,7 @@ impl Signer {
         addr: SocketAddr,
         call: &InvokeCall,
     ) -> anyhow::Result<Request<Full<Bytes>>> {
-        let path = client::invoke_path(&call.function, None);
+        let path = stoke_client::invoke_path(&call.function, None);
         let url = Url::parse(&format!("http://{addr}{path}"))?;
         let mut headers = vec![
             ("content-type", "application/json"),
@@ -79,7 +92,7 @@ impl Signer {
             region: &self.region,
             service: "lambda",
         };
-        let signed = client::sign(
+        let signed = stoke_client::sign(
             "POST",
             &url,
             &headers,
@@ -103,6 +116,13 @@ pub struct Answer {
     pub body: Bytes,
     /// From handing the request to the connection to the end of the body.
     pub latency: Duration,
+}
+
+impl Answer {
+    /// The header `name`, when it is there and text.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
 }
 
 /// One keep-alive HTTP/1.1 connection.
@@ -194,15 +214,6 @@ impl LoadResult {
             errors: self.errors,
         }
     }
-}
-
-/// The nearest-rank `p`th percentile (0 < p ≤ 100) of sorted samples; `None` when empty.
-pub fn percentile(sorted: &[Duration], p: f64) -> Option<Duration> {
-    if sorted.is_empty() {
-        return None;
-    }
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    sorted.get(rank.clamp(1, sorted.len()) - 1).copied()
 }
 
 /// How one load run goes.
@@ -332,39 +343,12 @@ async fn one_client(
 mod tests {
     use super::*;
 
-    fn ms(v: &[u64]) -> Vec<Duration> {
-        v.iter().map(|m| Duration::from_millis(*m)).collect()
-    }
-
-    #[test]
-    fn percentiles_use_the_nearest_rank() {
-        let samples = ms(&(1..=100).collect::<Vec<_>>());
-        assert_eq!(percentile(&samples, 50.0), Some(Duration::from_millis(50)));
-        assert_eq!(percentile(&samples, 99.0), Some(Duration::from_millis(99)));
-        assert_eq!(
-            percentile(&samples, 100.0),
-            Some(Duration::from_millis(100))
-        );
-        assert_eq!(percentile(&samples, 0.1), Some(Duration::from_millis(1)));
-    }
-
-    #[test]
-    fn percentiles_of_few_samples_pick_a_sample() {
-        assert_eq!(percentile(&[], 50.0), None);
-        let one = ms(&[7]);
-        assert_eq!(percentile(&one, 50.0), Some(Duration::from_millis(7)));
-        assert_eq!(percentile(&one, 99.0), Some(Duration::from_millis(7)));
-        let three = ms(&[1, 2, 30]);
-        assert_eq!(percentile(&three, 50.0), Some(Duration::from_millis(2)));
-        assert_eq!(percentile(&three, 99.0), Some(Duration::from_millis(30)));
-    }
-
     #[test]
     fn summary_counts_throughput_over_the_window() {
         let result = LoadResult {
             clients: 2,
             window: Duration::from_secs(2),
-            latencies: ms(&[1, 2, 3, 4]),
+            latencies: [1, 2, 3, 4].map(Duration::from_millis).to_vec(),
             throttled: 1,
             errors: 0,
             first_error: None,

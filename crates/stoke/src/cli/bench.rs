@@ -1,0 +1,133 @@
+//! `stoke bench`: its flags, and printing what the `stoke-bench` crate measured (the markdown
+//! tables, then the JSON with `--json`). The benchmark itself (the server it starts, the load,
+//! the peers, the report) lives in `stoke-bench`.
+
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use stoke_bench::{Config, WasmtimeConfig};
+
+use super::logs::parse_span;
+
+/// Flags of `stoke bench`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct BenchArgs {
+    /// The measured time of each warm run (one per client count and server), e.g. 5s.
+    #[arg(long, default_value = "5s", value_parser = parse_span)]
+    pub duration: Duration,
+    /// Calls before each measured window (warm sandboxes and connections), not counted.
+    #[arg(long, default_value = "1s", value_parser = parse_span)]
+    pub warmup: Duration,
+    /// Concurrent clients of the warm runs, comma-separated.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_values_t = [1u32, 8, 64],
+        value_parser = clap::value_parser!(u32).range(1..=4096)
+    )]
+    pub clients: Vec<u32>,
+    /// New functions whose first call is measured.
+    #[arg(long, default_value_t = 10)]
+    pub cold_starts: usize,
+    /// New Python and Node functions whose first call is measured (0: skip the process
+    /// runtimes, e.g. on a server without process sandboxes).
+    #[arg(long, default_value_t = 10)]
+    pub runtime_cold_starts: usize,
+    /// Warm calls of the Python and Node functions (one client, one after the other).
+    #[arg(long, default_value_t = 500)]
+    pub runtime_warm_calls: usize,
+    /// Code updates whose time to the first new answer is measured.
+    #[arg(long, default_value_t = 5)]
+    pub updates: usize,
+    /// The stoke binary that serves [default: this one]
+    #[arg(long, value_name = "PATH")]
+    pub server_bin: Option<PathBuf>,
+    /// Warm runs send DryRun calls (HTTP, SigV4 and the function lookup; nothing runs), to
+    /// split the overhead between the API and the execution.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Also print the results as JSON, after the tables.
+    #[arg(long)]
+    pub json: bool,
+    /// Concurrent clients of the async enqueue runs, comma-separated.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_values_t = [1u32, 64],
+        value_parser = clap::value_parser!(u32).range(1..=4096)
+    )]
+    pub async_clients: Vec<u32>,
+    /// Async events, one at a time, whose time from 202 to the start of their run is measured.
+    #[arg(long, default_value_t = 200)]
+    pub async_samples: usize,
+    /// Only the async measures (no warm, cold or update runs).
+    #[arg(long)]
+    pub async_only: bool,
+    /// Leave out the `wasmtime serve` peer of the warm runs.
+    #[arg(long)]
+    pub no_wasmtime: bool,
+    /// Install what the `wasmtime serve` peer needs where it is missing: wasmtime-cli 48 (`cargo
+    /// install --locked wasmtime-cli@^48`, a long build) and the hello-http component (`cargo
+    /// build` for wasm32-wasip2). Without it, the bench says how and leaves the peer out.
+    #[arg(long)]
+    pub install_wasmtime: bool,
+    /// The `wasmtime` executable of the peer [default: on PATH, else $CARGO_HOME/bin/wasmtime]
+    #[arg(long, env = "STOKE_BENCH_WASMTIME", value_name = "PATH")]
+    pub wasmtime_bin: Option<PathBuf>,
+    /// The wasi:http component the peer serves [default:
+    /// $STOKE_GUEST_TARGET_DIR/wasm32-wasip2/release/hello_http.wasm]
+    #[arg(long, value_name = "PATH")]
+    pub wasmtime_component: Option<PathBuf>,
+}
+
+impl BenchArgs {
+    /// The run these flags ask for.
+    fn config(&self) -> anyhow::Result<Config> {
+        let server_bin = match &self.server_bin {
+            Some(path) => path.clone(),
+            None => std::env::current_exe().context("finding this executable")?,
+        };
+        Ok(Config {
+            server_bin,
+            duration: self.duration,
+            warmup: self.warmup,
+            clients: self.clients.clone(),
+            cold_starts: self.cold_starts,
+            runtime_cold_starts: self.runtime_cold_starts,
+            runtime_warm_calls: self.runtime_warm_calls,
+            updates: self.updates,
+            dry_run: self.dry_run,
+            async_clients: self.async_clients.clone(),
+            async_samples: self.async_samples,
+            async_only: self.async_only,
+            wasmtime: WasmtimeConfig {
+                off: self.no_wasmtime,
+                install: self.install_wasmtime,
+                bin: self.wasmtime_bin.clone(),
+                component: self.wasmtime_component.clone(),
+            },
+        })
+    }
+}
+
+/// Runs `stoke bench`.
+pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    let results = stoke_bench::run(&args.config()?).await?;
+    let mut text = stoke_bench::markdown(&results);
+    if args.json {
+        text.push_str(&serde_json::to_string_pretty(&results)?);
+        text.push('\n');
+    }
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(e).context("writing the results")
+        }
+        _ => Ok(()),
+    }
+}
