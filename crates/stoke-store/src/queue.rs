@@ -453,7 +453,8 @@ impl Queue for SqliteStore {
         lease_until_ms: i64,
         finishes: &[Finish],
     ) -> Result<Vec<i64>, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut w = self.writer().await?;
+        let mut tx = sqlx::Connection::begin(&mut *w).await?;
         let ids = insert_events(&mut tx, events, owner, lease_until_ms).await?;
         finish_in(&mut tx, owner, finishes).await?;
         tx.commit().await?;
@@ -479,7 +480,7 @@ impl Queue for SqliteStore {
         .bind(now_ms)
         .bind(now_ms)
         .bind(i64::from(limit))
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *self.writer().await?)
         .await?;
         rows.iter().map(queued).collect()
     }
@@ -489,7 +490,7 @@ impl Queue for SqliteStore {
             "UPDATE async_events SET lease_owner = NULL, lease_until_ms = NULL \
              WHERE lease_owner IS NOT NULL",
         )
-        .execute(&self.pool)
+        .execute(&mut *self.writer().await?)
         .await?;
         Ok(r.rows_affected())
     }
@@ -550,7 +551,8 @@ impl Queue for SqliteStore {
         id: i64,
         event: &NewEvent,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut w = self.writer().await?;
+        let mut tx = sqlx::Connection::begin(&mut *w).await?;
         let gone = sqlx::query("DELETE FROM dead_letters WHERE account_id = ? AND id = ?")
             .bind(account.as_str())
             .bind(id)
@@ -578,7 +580,7 @@ impl Queue for SqliteStore {
         .bind(&c.on_success)
         .bind(&c.on_failure)
         .bind(c.last_modified)
-        .execute(&self.pool)
+        .execute(&mut *self.writer().await?)
         .await?;
         Ok(())
     }
@@ -614,7 +616,7 @@ impl Queue for SqliteStore {
         .bind(account.as_str())
         .bind(function_name)
         .bind(qualifier)
-        .execute(&self.pool)
+        .execute(&mut *self.writer().await?)
         .await?;
         Ok(r.rows_affected() > 0)
     }

@@ -6,13 +6,15 @@
 
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use rand::Rng;
 use sqlx::Row;
+use sqlx::pool::PoolConnection;
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+    Sqlite, SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 use stoke_core::{AccountId, Alias, Function};
 
@@ -26,6 +28,34 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pub(crate) pool: SqlitePool,
+    /// Writers take turns here, first come first served, before they take SQLite's lock.
+    gate: Arc<tokio::sync::Mutex<()>>,
+}
+
+/// A pooled connection that may write, held with the store's write gate.
+///
+/// SQLite lets one writer in at a time; a writer that finds the lock taken sleeps in its busy
+/// handler (1, 2, 5 … 100 ms) and tries again, so a long run of short writes (a retention pass)
+/// can keep it out for the whole run. Writers of this process queue on the gate instead (a fair
+/// mutex): a writer that lets go between two batches hands the lock to the next in line at once.
+/// Take the gate before the connection, never the other way round (an in-memory store has a
+/// single connection).
+pub(crate) struct Writer {
+    conn: PoolConnection<Sqlite>,
+    _gate: tokio::sync::OwnedMutexGuard<()>,
+}
+
+impl std::ops::Deref for Writer {
+    type Target = sqlx::SqliteConnection;
+    fn deref(&self) -> &Self::Target {
+        &self.conn
+    }
+}
+
+impl std::ops::DerefMut for Writer {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.conn
+    }
 }
 
 impl SqliteStore {
@@ -74,11 +104,21 @@ impl SqliteStore {
             .connect_with(options)
             .await?;
         MIGRATOR.run(&pool).await?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            gate: Arc::new(tokio::sync::Mutex::new(())),
+        })
     }
 
     pub(crate) fn pool(&self) -> &SqlitePool {
         &self.pool
+    }
+
+    /// The write gate and a connection (see [`Writer`]).
+    pub(crate) async fn writer(&self) -> Result<Writer, StoreError> {
+        let gate = Arc::clone(&self.gate).lock_owned().await;
+        let conn = self.pool.acquire().await?;
+        Ok(Writer { conn, _gate: gate })
     }
 
     /// Closes the pool, checkpointing the WAL.
@@ -188,7 +228,8 @@ where
 #[async_trait]
 impl Store for SqliteStore {
     async fn ensure_default_account(&self) -> Result<(AccessKey, bool), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut w = self.writer().await?;
+        let mut tx = sqlx::Connection::begin(&mut *w).await?;
         let existing = sqlx::query(
             "SELECT k.access_key_id, k.secret, a.id FROM accounts a \
              JOIN access_keys k ON k.account_id = a.id \
@@ -251,7 +292,7 @@ impl Store for SqliteStore {
         sqlx::query("INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT(key) DO NOTHING")
             .bind(key)
             .bind(init)
-            .execute(&self.pool)
+            .execute(&mut *self.writer().await?)
             .await?;
         let row = sqlx::query("SELECT value FROM settings WHERE key = ?")
             .bind(key)
@@ -272,7 +313,7 @@ impl Store for SqliteStore {
         .bind(f.serving.as_ref().map(|s| s.code.sha256_hex.as_str()))
         .bind(i64::try_from(f.code.size).unwrap_or(i64::MAX))
         .bind(encode(f)?)
-        .execute(&self.pool)
+        .execute(&mut *self.writer().await?)
         .await;
         match result {
             Ok(_) => Ok(()),
@@ -298,7 +339,7 @@ impl Store for SqliteStore {
         .bind(f.account.as_str())
         .bind(f.name.as_str())
         .bind(expected_revision)
-        .execute(&self.pool)
+        .execute(&mut *self.writer().await?)
         .await?;
         if done.rows_affected() == 1 {
             return Ok(());
@@ -331,7 +372,7 @@ impl Store for SqliteStore {
             sqlx::query("DELETE FROM functions WHERE account_id = ? AND name = ? RETURNING record")
                 .bind(account.as_str())
                 .bind(name)
-                .fetch_optional(&self.pool)
+                .fetch_optional(&mut *self.writer().await?)
                 .await?;
         row.map(|r| decode(r.get::<&str, _>(0))).transpose()
     }
@@ -482,7 +523,7 @@ impl Store for SqliteStore {
         logs: &[LogEvent],
         records: &[InvocationRecord],
     ) -> Result<(), StoreError> {
-        let mut conn = self.pool.acquire().await?;
+        let mut conn = self.writer().await?;
         // Logs are not acknowledged data: their commits need not wait for the disk (WAL with
         // synchronous=NORMAL is still crash-consistent, it may lose the last commits on a power
         // cut). The connection goes back to FULL before anything else uses it.

@@ -35,7 +35,8 @@ impl SqliteStore {
         version: &Function,
         expected_latest_revision: &str,
     ) -> Result<Function, StoreError> {
-        let mut tx = self.pool().begin().await?;
+        let mut w = self.writer().await?;
+        let mut tx = sqlx::Connection::begin(&mut *w).await?;
         let row = sqlx::query(
             "UPDATE functions SET last_version = last_version + 1 \
              WHERE account_id = ? AND name = ? AND revision_id = ? RETURNING last_version",
@@ -152,7 +153,7 @@ impl SqliteStore {
         .bind(v.name.as_str())
         .bind(version_num(number))
         .bind(expected_revision)
-        .execute(self.pool())
+        .execute(&mut *self.writer().await?)
         .await?;
         if done.rows_affected() == 1 {
             return Ok(());
@@ -179,7 +180,7 @@ impl SqliteStore {
         .bind(account.as_str())
         .bind(name)
         .bind(version_num(version))
-        .fetch_optional(self.pool())
+        .fetch_optional(&mut *self.writer().await?)
         .await?;
         row.map(|r| decode::<Function>(r.get::<&str, _>(0)))
             .transpose()
@@ -197,7 +198,7 @@ impl SqliteStore {
         .bind(additional(a))
         .bind(&a.revision_id)
         .bind(encode(a)?)
-        .execute(self.pool())
+        .execute(&mut *self.writer().await?)
         .await;
         match result {
             Ok(_) => Ok(()),
@@ -245,7 +246,7 @@ impl SqliteStore {
         .bind(&a.function_name)
         .bind(&a.name)
         .bind(expected_revision)
-        .execute(self.pool())
+        .execute(&mut *self.writer().await?)
         .await?;
         if done.rows_affected() == 1 {
             return Ok(());
@@ -272,7 +273,7 @@ impl SqliteStore {
         .bind(account.as_str())
         .bind(function)
         .bind(name)
-        .fetch_optional(self.pool())
+        .fetch_optional(&mut *self.writer().await?)
         .await?;
         row.map(|r| decode::<Alias>(r.get::<&str, _>(0)))
             .transpose()
