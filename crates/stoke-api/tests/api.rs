@@ -24,7 +24,7 @@ use stoke_engine::prepare::BackendPreparer;
 use stoke_engine::record::{Recorder, Retention};
 use stoke_engine::{Backends, ControlPlane, Invoker, InvokerConfig, Layout};
 use stoke_sandbox::wasm::{WasmBackend, WasmConfig};
-use stoke_store::{AccessKey, Blobs, SqliteStore, Store};
+use stoke_store::{AccessKey, FsBlobStore, SqliteStore, Store};
 use tower::ServiceExt;
 
 struct Api {
@@ -55,7 +55,7 @@ impl Api {
             Arc::new(WasmBackend::new(wasm_config).unwrap());
         let control = ControlPlane::new(
             Arc::clone(&store),
-            Blobs::open(dir.path().join("blobs")).unwrap(),
+            Arc::new(FsBlobStore::open(dir.path().join("blobs")).unwrap()),
             Layout::under(dir.path()),
             "us-east-1",
             Arc::new(BackendPreparer {

@@ -192,7 +192,9 @@ impl AsyncInvoker {
         region: String,
         config: AsyncConfig,
     ) -> Result<(Arc<Self>, AsyncTasks), StoreError> {
-        let released = queue.release_leases().await?;
+        // The node's owner name is kept by the store: what its previous run held goes.
+        let owner = queue.node_owner().await?;
+        let released = queue.release_leases(&owner).await?;
         if released > 0 {
             tracing::info!(
                 released,
@@ -209,7 +211,7 @@ impl AsyncInvoker {
             queue: Arc::clone(&queue),
             invoker,
             region,
-            owner: uuid::Uuid::new_v4().to_string(),
+            owner,
             metrics,
             enqueue_tx,
             finish_tx,

@@ -1,4 +1,7 @@
-//! Errors of the store.
+//! Errors of the store, the same whatever the implementation.
+
+/// A backend's own error, kept as the source of [`StoreError::Backend`].
+pub type BackendError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 /// What went wrong in the store.
 #[derive(Debug, thiserror::Error)]
@@ -9,10 +12,14 @@ pub enum StoreError {
     NotFound,
     #[error("changed since it was read (revision {expected} is stale)")]
     Stale { expected: String },
-    #[error("database: {0}")]
-    Database(#[from] sqlx::Error),
-    #[error("migration: {0}")]
-    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The database failed (it is unreachable, a statement failed, a migration did not
+    /// apply): `message` says what, `source` is the backend's own error.
+    #[error("the store failed: {message}")]
+    Backend {
+        message: String,
+        #[source]
+        source: BackendError,
+    },
     #[error("a stored record is corrupt: {0}")]
     Corrupt(String),
     #[error("blob store {path}: {source}")]
@@ -26,14 +33,23 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// A backend's failure, its message kept beside it.
+    pub fn backend(source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self::Backend {
+            message: source.to_string(),
+            source: Box::new(source),
+        }
+    }
+
     /// A compare-and-swap that found another revision than `expected`.
-    pub(crate) fn stale(expected: &str) -> Self {
+    pub fn stale(expected: &str) -> Self {
         Self::Stale {
             expected: expected.to_owned(),
         }
     }
 
-    pub(crate) fn io(path: impl Into<std::path::PathBuf>, source: std::io::Error) -> Self {
+    /// A failed file operation on `path`; ENOSPC is [`StoreError::DiskFull`].
+    pub fn io(path: impl Into<std::path::PathBuf>, source: std::io::Error) -> Self {
         if source.raw_os_error() == Some(28) {
             // ENOSPC: said plainly, so the API can answer it as such.
             return Self::DiskFull;

@@ -25,7 +25,7 @@ use stoke_engine::{
 };
 use stoke_sandbox::process::{Network, ProcessBackend, ProcessConfig};
 use stoke_sandbox::wasm::{WasmBackend, WasmConfig};
-use stoke_store::{AccessKey, Blobs, SqliteStore, Store};
+use stoke_store::{AccessKey, FsBlobStore, SqliteStore, Store};
 
 /// The profile the credentials file names.
 pub const PROFILE: &str = "stoke";
@@ -256,7 +256,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .await
         .context("opening the store")?;
     let store: Arc<dyn Store> = Arc::new(sqlite.clone());
-    let blobs = Blobs::open(data_dir.join("blobs")).context("opening the blob store")?;
+    let blobs =
+        Arc::new(FsBlobStore::open(data_dir.join("blobs")).context("opening the blob store")?);
     let (key, created) = store.ensure_default_account().await?;
     let credentials = data_dir.join("credentials");
     write_credentials(&credentials, &key)?;

@@ -1,16 +1,16 @@
-//! Code blobs: each zip stored once, under the hex of its SHA-256.
+//! Code blobs in a folder ([`FsBlobStore`]): each zip stored once, under the hex of its
+//! SHA-256.
 //!
 //! `ROOT/sha256/ab/abcdef…` holds the zip whose digest is `abcdef…`. A blob is written to a
 //! temporary file in the same folder, synced, and renamed into place (then the folder is
 //! synced), so an address never names a partial file, and writing the same zip twice is a
 //! no-op. A crash (kill -9) in the middle of a write leaves the temporary file (named
-//! [`TEMP_PREFIX`]…): [`Blobs::open`] removes such files, and only those, at start-up.
+//! [`TEMP_PREFIX`]…): [`FsBlobStore::open`] removes such files, and only those, at start-up.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use sha2::{Digest, Sha256};
-
+use super::{BlobStore, digest};
 use crate::StoreError;
 
 /// How the names of blobs being written begin (a committed blob's name is its digest, which
@@ -19,11 +19,11 @@ pub const TEMP_PREFIX: &str = ".tmp";
 
 /// The folder of code blobs.
 #[derive(Debug, Clone)]
-pub struct Blobs {
+pub struct FsBlobStore {
     root: PathBuf,
 }
 
-impl Blobs {
+impl FsBlobStore {
     /// Uses (creating it if needed) `root` for blobs, and removes the temporary files of
     /// writes a crash interrupted. Open a folder from one server at a time.
     pub fn open(root: impl Into<PathBuf>) -> Result<Self, StoreError> {
@@ -73,7 +73,7 @@ impl Blobs {
 
     /// Lowercase hex SHA-256 of `bytes`: a blob's address.
     pub fn digest(bytes: &[u8]) -> String {
-        hex::encode(Sha256::digest(bytes))
+        digest(bytes)
     }
 
     /// Where the blob with this address lives (whether or not it exists). The address is
@@ -84,11 +84,11 @@ impl Blobs {
         }
         Some(self.root.join(&sha256_hex[..2]).join(sha256_hex))
     }
+}
 
-    /// Stores `bytes` durably and answers their address. Blocking: call it from a blocking
-    /// thread.
-    pub fn put(&self, bytes: &[u8]) -> Result<String, StoreError> {
-        let sha = Self::digest(bytes);
+impl BlobStore for FsBlobStore {
+    fn put(&self, bytes: &[u8]) -> Result<String, StoreError> {
+        let sha = digest(bytes);
         let path = self
             .path(&sha)
             .ok_or_else(|| StoreError::Corrupt("bad digest".into()))?;
@@ -112,8 +112,7 @@ impl Blobs {
         Ok(sha)
     }
 
-    /// The blob's bytes, or `None` if there is no such blob.
-    pub fn get(&self, sha256_hex: &str) -> Result<Option<Vec<u8>>, StoreError> {
+    fn get(&self, sha256_hex: &str) -> Result<Option<Vec<u8>>, StoreError> {
         let Some(path) = self.path(sha256_hex) else {
             return Ok(None);
         };
@@ -124,8 +123,7 @@ impl Blobs {
         }
     }
 
-    /// Removes a blob (absent is fine).
-    pub fn remove(&self, sha256_hex: &str) -> Result<(), StoreError> {
+    fn remove(&self, sha256_hex: &str) -> Result<(), StoreError> {
         let Some(path) = self.path(sha256_hex) else {
             return Ok(());
         };
@@ -146,26 +144,12 @@ fn sync_dir(dir: &Path) -> Result<(), StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_blob_is_stored_once_under_its_digest() {
-        let dir = tempfile::tempdir().unwrap();
-        let blobs = Blobs::open(dir.path()).unwrap();
-        let a = blobs.put(b"hello").unwrap();
-        assert_eq!(
-            a,
-            "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"
-        );
-        assert_eq!(blobs.put(b"hello").unwrap(), a);
-        assert_eq!(blobs.get(&a).unwrap().unwrap(), b"hello");
-        blobs.remove(&a).unwrap();
-        assert!(blobs.get(&a).unwrap().is_none());
-    }
+    use crate::BlobStore;
 
     #[test]
     fn opening_sweeps_half_written_files_and_keeps_blobs() {
         let dir = tempfile::tempdir().unwrap();
-        let blobs = Blobs::open(dir.path()).unwrap();
+        let blobs = FsBlobStore::open(dir.path()).unwrap();
         let a = blobs.put(b"kept").unwrap();
         let fan = blobs.path(&a).unwrap().parent().unwrap().to_path_buf();
         // What a write cut by a crash leaves: a temporary file beside the blobs.
@@ -180,7 +164,7 @@ mod tests {
         std::fs::create_dir_all(dir.path().join("sha256/zz")).unwrap();
         let other = dir.path().join("sha256/zz/.tmpOLD");
         std::fs::write(&other, b"x").unwrap();
-        let blobs = Blobs::open(dir.path()).unwrap();
+        let blobs = FsBlobStore::open(dir.path()).unwrap();
         assert!(!left.exists() && !other.exists());
         assert_eq!(blobs.get(&a).unwrap().unwrap(), b"kept");
     }
@@ -188,7 +172,7 @@ mod tests {
     #[test]
     fn an_address_that_is_not_a_digest_names_nothing() {
         let dir = tempfile::tempdir().unwrap();
-        let blobs = Blobs::open(dir.path()).unwrap();
+        let blobs = FsBlobStore::open(dir.path()).unwrap();
         assert!(blobs.path("../../etc/passwd").is_none());
         assert!(blobs.get("zz").unwrap().is_none());
     }

@@ -1,0 +1,222 @@
+//! Log lines and invocation records: reads, filters, and the trims by lines, bytes and age.
+
+use super::Factory;
+use crate::{AccountStore, InvocationRecord, LogEvent, LogQuery, LogStore};
+
+fn line(account: &stoke_core::AccountId, f: &str, m: &str) -> LogEvent {
+    LogEvent {
+        id: 0,
+        account: account.clone(),
+        function_name: f.into(),
+        log_stream: "s".into(),
+        timestamp_ms: 1000,
+        request_id: "r".into(),
+        message: m.into(),
+    }
+}
+
+async fn messages(s: &impl LogStore, account: &stoke_core::AccountId, f: &str) -> Vec<String> {
+    s.read_logs(
+        account,
+        f,
+        &LogQuery {
+            limit: 10_000,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap()
+    .into_iter()
+    .map(|e| e.message)
+    .collect()
+}
+
+pub async fn usage_counts_bytes_and_a_byte_trim_removes_the_oldest_first<F: Factory>(factory: &F) {
+    let s = factory.store().await;
+    let (k, _) = s.ensure_default_account().await.unwrap();
+    let a = &k.account;
+    // Ten lines of 99 bytes ("é" is two bytes in UTF-8), one line of another function.
+    let logs: Vec<_> = (0..10)
+        .map(|i| line(a, "f", &format!("{i}{}", "é".repeat(49))))
+        .collect();
+    let sizes: Vec<usize> = logs.iter().map(|e| e.message.len()).collect();
+    assert_eq!(sizes[0], 99);
+    s.append_calls(&logs, &[]).await.unwrap();
+    s.append_calls(&[line(a, "g", "other")], &[]).await.unwrap();
+    let mut usage = s.log_usage().await.unwrap();
+    usage.sort_by(|x, y| x.function_name.cmp(&y.function_name));
+    let f_bytes: u64 = sizes.iter().map(|n| *n as u64 + 26).sum();
+    assert_eq!(usage.len(), 2);
+    assert_eq!((usage[0].bytes, usage[0].lines), (f_bytes, 10));
+    assert_eq!((usage[1].bytes, usage[1].lines), (5 + 26, 1));
+
+    // Keep the bytes of the newest four lines, in batches of three: six lines go.
+    let keep: u64 = sizes[6..].iter().map(|n| *n as u64 + 26).sum();
+    assert_eq!(s.trim_log_bytes(a, Some("f"), keep, 3).await.unwrap(), 6);
+    let kept = messages(&s, a, "f").await;
+    assert_eq!(kept.len(), 4);
+    assert!(
+        kept[0].starts_with('6') && kept[3].starts_with('9'),
+        "{kept:?}"
+    );
+    let usage = s.log_usage().await.unwrap();
+    let f = usage.iter().find(|u| u.function_name == "f").unwrap();
+    assert_eq!((f.bytes, f.lines), (keep, 4));
+    // Under the budget: nothing to do.
+    assert_eq!(s.trim_log_bytes(a, Some("f"), keep, 3).await.unwrap(), 0);
+
+    // The account's budget takes the oldest lines of any of its functions.
+    assert_eq!(s.trim_log_bytes(a, None, 5 + 26, 100).await.unwrap(), 4);
+    assert!(messages(&s, a, "f").await.is_empty());
+    assert_eq!(messages(&s, a, "g").await, ["other"]);
+}
+
+pub async fn count_trims_go_in_batches_and_keep_the_newest<F: Factory>(factory: &F) {
+    let s = factory.store().await;
+    let (k, _) = s.ensure_default_account().await.unwrap();
+    let logs: Vec<_> = (0..2500)
+        .map(|i| line(&k.account, "f", &format!("line {i}")))
+        .collect();
+    s.append_calls(&logs, &[]).await.unwrap();
+    assert_eq!(s.trim_calls(100, 10, 0).await.unwrap(), 2400);
+    let kept = messages(&s, &k.account, "f").await;
+    assert_eq!(kept.len(), 100);
+    assert_eq!(kept[0], "line 2400");
+    let usage = s.log_usage().await.unwrap();
+    assert_eq!(usage[0].lines, 100);
+    // Everything older than the lines' time goes; the usage row goes with them.
+    s.trim_calls(100, 10, 2000).await.unwrap();
+    assert!(s.log_usage().await.unwrap().is_empty());
+}
+
+pub async fn logs_are_read_oldest_first_filtered_and_trimmed_per_function<F: Factory>(factory: &F) {
+    let s = factory.store().await;
+    let (k, _) = s.ensure_default_account().await.unwrap();
+    let line = |f: &str, t: i64, m: &str| LogEvent {
+        id: 0,
+        account: k.account.clone(),
+        function_name: f.into(),
+        log_stream: "s".into(),
+        timestamp_ms: t,
+        request_id: "r".into(),
+        message: m.into(),
+    };
+    let logs: Vec<_> = (0..10)
+        .map(|i| line("f", 1000 + i, &format!("line {i}")))
+        .collect();
+    s.append_calls(&logs, &[]).await.unwrap();
+    s.append_calls(&[line("g", 5, "other")], &[]).await.unwrap();
+    let all = s
+        .read_logs(
+            &k.account,
+            "f",
+            &LogQuery {
+                limit: 100,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 10);
+    assert_eq!(all[0].message, "line 0");
+    let after = s
+        .read_logs(
+            &k.account,
+            "f",
+            &LogQuery {
+                after_id: Some(all[7].id),
+                limit: 100,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(after.len(), 2);
+    let since = s
+        .read_logs(
+            &k.account,
+            "f",
+            &LogQuery {
+                since_ms: Some(1005),
+                contains: Some("line 9".into()),
+                limit: 100,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(since.len(), 1);
+    s.trim_calls(3, 10, 0).await.unwrap();
+    let kept = s
+        .read_logs(
+            &k.account,
+            "f",
+            &LogQuery {
+                limit: 100,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let kept: Vec<_> = kept.iter().map(|e| e.message.as_str()).collect();
+    assert_eq!(kept, ["line 7", "line 8", "line 9"]);
+    assert_eq!(
+        s.read_logs(
+            &k.account,
+            "g",
+            &LogQuery {
+                limit: 9,
+                ..Default::default()
+            }
+        )
+        .await
+        .unwrap()
+        .len(),
+        1
+    );
+}
+
+pub async fn records_are_read_newest_first_and_trimmed_by_count_and_age<F: Factory>(factory: &F) {
+    let s = factory.store().await;
+    let (k, _) = s.ensure_default_account().await.unwrap();
+    let record = |f: &str, n: i64| InvocationRecord {
+        request_id: format!("{f}-{n}"),
+        account: k.account.clone(),
+        function_name: f.into(),
+        version: "$LATEST".into(),
+        started_ms: 1000 + n,
+        cold: n == 0,
+        init_ms: (n == 0).then_some(1.5),
+        duration_ms: 2.0,
+        billed_ms: 3,
+        memory_size_mb: 128,
+        max_memory_mb: 20,
+        outcome: "Success".into(),
+        error_type: None,
+    };
+    let records: Vec<_> = (0..20).map(|n| record("f", n)).collect();
+    s.append_calls(&[], &records).await.unwrap();
+    s.append_calls(&[], &[record("g", 0)]).await.unwrap();
+    let recent = s.recent_invocations(&k.account, "f", 3).await.unwrap();
+    let ids: Vec<_> = recent.iter().map(|r| r.request_id.as_str()).collect();
+    assert_eq!(ids, ["f-19", "f-18", "f-17"]);
+    assert_eq!(recent[0], records[19]);
+    // At most 10 per function, then none older than 1015.
+    assert_eq!(s.trim_calls(100, 10, 0).await.unwrap(), 10);
+    assert_eq!(
+        s.recent_invocations(&k.account, "f", 100)
+            .await
+            .unwrap()
+            .len(),
+        10
+    );
+    assert_eq!(s.trim_calls(100, 10, 1015).await.unwrap(), 6);
+    let left = s.recent_invocations(&k.account, "f", 100).await.unwrap();
+    assert_eq!(left.last().unwrap().request_id, "f-15");
+    assert!(
+        s.recent_invocations(&k.account, "g", 9)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}

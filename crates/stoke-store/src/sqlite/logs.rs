@@ -1,0 +1,187 @@
+//! The SQLite side of log lines and invocation records ([`LogStore`]): writes, reads, and the
+//! retention methods (which live in `retention`).
+
+use async_trait::async_trait;
+use sqlx::Row;
+use stoke_core::AccountId;
+
+use crate::{InvocationRecord, LogEvent, LogQuery, LogStore, LogUsage, SqliteStore, StoreError};
+
+/// Inserts log lines and invocation records on `conn` (in the caller's transaction), in
+/// multi-row statements of at most 1,000 rows. Shared by the batched log writer and the async
+/// queue's finish commit.
+pub(crate) async fn insert_calls<L, R>(
+    conn: &mut sqlx::SqliteConnection,
+    logs: &[L],
+    records: &[R],
+) -> Result<(), sqlx::Error>
+where
+    L: std::borrow::Borrow<LogEvent>,
+    R: std::borrow::Borrow<InvocationRecord>,
+{
+    use sqlx::QueryBuilder;
+    for chunk in logs.chunks(1000) {
+        let mut q = QueryBuilder::new(
+            "INSERT INTO log_events (account_id, function_name, log_stream, \
+             timestamp_ms, request_id, message) ",
+        );
+        q.push_values(chunk, |mut b, e| {
+            let e = e.borrow();
+            b.push_bind(e.account.as_str())
+                .push_bind(&e.function_name)
+                .push_bind(&e.log_stream)
+                .push_bind(e.timestamp_ms)
+                .push_bind(&e.request_id)
+                .push_bind(&e.message);
+        });
+        q.build().execute(&mut *conn).await?;
+    }
+    for chunk in records.chunks(1000) {
+        let mut q = QueryBuilder::new(
+            "INSERT OR REPLACE INTO invocations (request_id, account_id, function_name, \
+             version, started_ms, cold, init_ms, duration_ms, billed_ms, memory_size_mb, \
+             max_memory_mb, outcome, error_type) ",
+        );
+        q.push_values(chunk, |mut b, r| {
+            let r = r.borrow();
+            b.push_bind(&r.request_id)
+                .push_bind(r.account.as_str())
+                .push_bind(&r.function_name)
+                .push_bind(&r.version)
+                .push_bind(r.started_ms)
+                .push_bind(r.cold)
+                .push_bind(r.init_ms)
+                .push_bind(r.duration_ms)
+                .push_bind(r.billed_ms)
+                .push_bind(i64::from(r.memory_size_mb))
+                .push_bind(i64::from(r.max_memory_mb))
+                .push_bind(&r.outcome)
+                .push_bind(&r.error_type);
+        });
+        q.build().execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl LogStore for SqliteStore {
+    async fn append_calls(
+        &self,
+        logs: &[LogEvent],
+        records: &[InvocationRecord],
+    ) -> Result<(), StoreError> {
+        let mut conn = self.writer().await?;
+        // Logs are not acknowledged data: their commits need not wait for the disk (WAL with
+        // synchronous=NORMAL is still crash-consistent, it may lose the last commits on a power
+        // cut). The connection goes back to FULL before anything else uses it.
+        sqlx::query("PRAGMA synchronous = NORMAL")
+            .execute(&mut *conn)
+            .await?;
+        let result = async {
+            let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+            insert_calls(&mut tx, logs, records).await?;
+            tx.commit().await
+        }
+        .await;
+        sqlx::query("PRAGMA synchronous = FULL")
+            .execute(&mut *conn)
+            .await?;
+        result?;
+        Ok(())
+    }
+
+    async fn read_logs(
+        &self,
+        account: &AccountId,
+        function_name: &str,
+        q: &LogQuery,
+    ) -> Result<Vec<LogEvent>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, log_stream, timestamp_ms, request_id, message FROM log_events \
+             WHERE account_id = ? AND function_name = ? AND id > ? AND timestamp_ms >= ? \
+             AND timestamp_ms < ? AND instr(message, ?) > 0 ORDER BY id LIMIT ?",
+        )
+        .bind(account.as_str())
+        .bind(function_name)
+        .bind(q.after_id.unwrap_or(0))
+        .bind(q.since_ms.unwrap_or(i64::MIN))
+        .bind(q.until_ms.unwrap_or(i64::MAX))
+        .bind(q.contains.as_deref().unwrap_or(""))
+        .bind(i64::from(q.limit))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| LogEvent {
+                id: r.get(0),
+                account: account.clone(),
+                function_name: function_name.to_owned(),
+                log_stream: r.get(1),
+                timestamp_ms: r.get(2),
+                request_id: r.get(3),
+                message: r.get(4),
+            })
+            .collect())
+    }
+
+    async fn recent_invocations(
+        &self,
+        account: &AccountId,
+        function_name: &str,
+        limit: u32,
+    ) -> Result<Vec<InvocationRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT request_id, version, started_ms, cold, init_ms, duration_ms, billed_ms, \
+             memory_size_mb, max_memory_mb, outcome, error_type FROM invocations \
+             WHERE account_id = ? AND function_name = ? ORDER BY started_ms DESC LIMIT ?",
+        )
+        .bind(account.as_str())
+        .bind(function_name)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| InvocationRecord {
+                request_id: r.get(0),
+                account: account.clone(),
+                function_name: function_name.to_owned(),
+                version: r.get(1),
+                started_ms: r.get(2),
+                cold: r.get(3),
+                init_ms: r.get(4),
+                duration_ms: r.get(5),
+                billed_ms: r.get(6),
+                memory_size_mb: u32::try_from(r.get::<i64, _>(7)).unwrap_or(0),
+                max_memory_mb: u32::try_from(r.get::<i64, _>(8)).unwrap_or(0),
+                outcome: r.get(9),
+                error_type: r.get(10),
+            })
+            .collect())
+    }
+
+    async fn log_usage(&self) -> Result<Vec<LogUsage>, StoreError> {
+        self.log_usage_impl().await
+    }
+
+    async fn trim_log_bytes(
+        &self,
+        account: &AccountId,
+        function_name: Option<&str>,
+        keep_bytes: u64,
+        batch: u32,
+    ) -> Result<u64, StoreError> {
+        self.trim_log_bytes_impl(account, function_name, keep_bytes, batch)
+            .await
+    }
+
+    async fn trim_calls(
+        &self,
+        max_lines: u32,
+        max_records: u32,
+        older_than_ms: i64,
+    ) -> Result<u64, StoreError> {
+        self.trim_calls_impl(max_lines, max_records, older_than_ms)
+            .await
+    }
+}
