@@ -27,6 +27,8 @@ pub struct NewEvent {
     pub enqueued_ms: i64,
     /// When it may first run.
     pub next_run_ms: i64,
+    /// Destination deliveries that led to it (0 for an event a caller enqueued).
+    pub hops: u32,
 }
 
 /// An event as a worker holds it.
@@ -46,6 +48,8 @@ pub struct QueuedEvent {
     pub failures: u32,
     /// The last backoff after a throttle or platform error, 0 if none.
     pub backoff_ms: i64,
+    /// Destination deliveries that led to it (0 for an event a caller enqueued).
+    pub hops: u32,
 }
 
 /// What happens to a leased event.
@@ -238,6 +242,7 @@ fn queued(r: &sqlx::sqlite::SqliteRow) -> Result<QueuedEvent, StoreError> {
         runs: u32_of(r.get("runs")),
         failures: u32_of(r.get("failures")),
         backoff_ms: r.get("backoff_ms"),
+        hops: u32_of(r.get("hops")),
     })
 }
 
@@ -283,8 +288,8 @@ async fn insert_event(
 ) -> Result<i64, StoreError> {
     let r = sqlx::query(
         "INSERT INTO async_events (request_id, account_id, function_name, qualifier, payload, \
-         trace_id, enqueued_ms, next_run_ms, runs, lease_owner, lease_until_ms) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+         trace_id, enqueued_ms, next_run_ms, hops, runs, lease_owner, lease_until_ms) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(&e.request_id)
     .bind(e.account.as_str())
@@ -294,6 +299,7 @@ async fn insert_event(
     .bind(&e.trace_id)
     .bind(e.enqueued_ms)
     .bind(e.next_run_ms)
+    .bind(i64::from(e.hops))
     .bind(i64::from(lease.is_some()))
     .bind(lease.map(|l| l.0))
     .bind(lease.map(|l| l.1))
@@ -313,7 +319,8 @@ async fn insert_events(
     for chunk in events.chunks(500) {
         let mut q = QueryBuilder::new(
             "INSERT INTO async_events (request_id, account_id, function_name, qualifier, \
-             payload, trace_id, enqueued_ms, next_run_ms, runs, lease_owner, lease_until_ms) ",
+             payload, trace_id, enqueued_ms, next_run_ms, hops, runs, lease_owner, \
+             lease_until_ms) ",
         );
         q.push_values(chunk, |mut b, (e, leased)| {
             b.push_bind(&e.request_id)
@@ -324,6 +331,7 @@ async fn insert_events(
                 .push_bind(&e.trace_id)
                 .push_bind(e.enqueued_ms)
                 .push_bind(e.next_run_ms)
+                .push_bind(i64::from(e.hops))
                 .push_bind(i64::from(*leased))
                 .push_bind(leased.then_some(owner))
                 .push_bind(leased.then_some(lease_until_ms));
@@ -472,7 +480,7 @@ impl Queue for SqliteStore {
              WHERE id IN (SELECT id FROM async_events WHERE next_run_ms <= ? \
                AND (lease_owner IS NULL OR lease_until_ms < ?) ORDER BY next_run_ms LIMIT ?) \
              RETURNING id, request_id, account_id, function_name, qualifier, payload, trace_id, \
-               enqueued_ms, runs, failures, backoff_ms",
+               enqueued_ms, runs, failures, backoff_ms, hops",
         )
         .bind(owner)
         .bind(lease_until_ms)
@@ -655,6 +663,7 @@ mod tests {
             trace_id: None,
             enqueued_ms: now,
             next_run_ms: now,
+            hops: 0,
         }
     }
 
@@ -725,6 +734,22 @@ mod tests {
         let later = s.claim("c", 60_000, 70_000, 10).await.unwrap();
         let r2 = later.iter().find(|e| e.request_id == "r-2").unwrap();
         assert_eq!(r2.failures, 1);
+    }
+
+    #[tokio::test]
+    async fn an_events_hops_are_kept_by_enqueue_and_follow_up() {
+        let s = SqliteStore::in_memory().await.unwrap();
+        let mut first = event(1, 0);
+        first.hops = 3;
+        let ids = s.enqueue(&[(first, true)], "a", 10).await.unwrap();
+        let mut f = finish(ids[0], FinishKind::Delete);
+        let mut next = event(2, 0);
+        next.hops = 4;
+        f.follow_up = Some(next);
+        s.finish("a", &[f]).await.unwrap();
+        let got = s.claim("a", 0, 10, 10).await.unwrap();
+        assert_eq!(got.len(), 1);
+        assert_eq!((got[0].request_id.as_str(), got[0].hops), ("r-2", 4));
     }
 
     #[tokio::test]
