@@ -66,7 +66,8 @@ pub async fn list(
     let limit = q.max_items.unwrap_or(100).clamp(1, 1000);
     let letters = app
         .asyncq
-        .dead_letters(&caller.account, q.after.unwrap_or(0), limit)
+        .dead_letters()
+        .list(&caller.account, q.after.unwrap_or(0), limit)
         .await?;
     let items: Vec<Value> = letters.iter().map(|d| letter_json(d, false)).collect();
     Ok(axum::Json(json!({ "DeadLetters": items })).into_response())
@@ -78,7 +79,7 @@ pub async fn show(
     Path(id): Path<String>,
 ) -> Result<Response> {
     let id = parse_id(&id)?;
-    let d = app.asyncq.dead_letter(&caller.account, id).await?;
+    let d = app.asyncq.dead_letters().get(&caller.account, id).await?;
     Ok(axum::Json(letter_json(&d, true)).into_response())
 }
 
@@ -88,7 +89,11 @@ pub async fn redrive(
     Path(id): Path<String>,
 ) -> Result<Response> {
     let id = parse_id(&id)?;
-    let request_id = app.asyncq.redrive(&caller.account, id).await?;
+    let request_id = app
+        .asyncq
+        .dead_letters()
+        .redrive(&caller.account, id)
+        .await?;
     Ok((
         StatusCode::ACCEPTED,
         axum::Json(json!({ "RequestId": request_id })),

@@ -96,7 +96,8 @@ async fn put_or_update(
 ) -> Result<Response> {
     let (c, arn) = app
         .asyncq
-        .put_config(
+        .configs()
+        .put(
             &caller.account,
             name,
             q.qualifier.as_deref(),
@@ -138,7 +139,8 @@ pub async fn get(
 ) -> Result<Response> {
     let (c, arn) = app
         .asyncq
-        .get_config(&caller.account, &name, q.qualifier.as_deref())
+        .configs()
+        .get(&caller.account, &name, q.qualifier.as_deref())
         .await?;
     Ok(axum::Json(config_json(&c, &arn)).into_response())
 }
@@ -151,7 +153,8 @@ pub async fn delete(
     Query(q): Query<QualifierQuery>,
 ) -> Result<Response> {
     app.asyncq
-        .delete_config(&caller.account, &name, q.qualifier.as_deref())
+        .configs()
+        .delete(&caller.account, &name, q.qualifier.as_deref())
         .await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
@@ -176,7 +179,7 @@ pub async fn list(
         v.range("maxItems", m, 1, 50);
     }
     v.into_result()?;
-    let all = app.asyncq.list_configs(&caller.account, &name).await?;
+    let all = app.asyncq.configs().list(&caller.account, &name).await?;
     let start = match q.marker.as_deref() {
         None | Some("") => 0,
         Some(m) => m.parse::<usize>().map_err(|_| {

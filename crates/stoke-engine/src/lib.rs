@@ -14,16 +14,21 @@
 //! - [`metrics`]: the Prometheus metrics.
 //! - [`error`]: [`ControlError`] and its mapping to the Lambda error types.
 //!
-//! - [`async_invoke`]: asynchronous invocation: the group-committed enqueue, the leasing
-//!   workers, retries and event age, destinations and dead letters.
-//! - [`event_config`]: event-invoke configurations (validation, Put/Update, destinations)
-//!   and the one qualifier check of async events.
+//! - [`async_invoke`]: asynchronous invocation: the group-committed queue writer, the
+//!   dispatcher leasing events to workers, the pure [`async_invoke::decide::decide`] of
+//!   retries, event age, destinations, dead letters and the hop limit, and delivery to
+//!   destination functions.
+//! - [`event_config`]: event-invoke configurations: their rules (validation, Put/Update,
+//!   destinations, the one qualifier check of async events) and the stored ones (CRUD, the
+//!   workers' cached read).
+//! - [`dead_letters`]: events that failed for good: list, show, redrive.
 //!
 //! Event sources join this crate later.
 
 pub mod async_invoke;
 pub mod code;
 pub mod control;
+pub mod dead_letters;
 pub mod error;
 pub mod event_config;
 pub mod invoke;

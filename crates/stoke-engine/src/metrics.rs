@@ -5,8 +5,9 @@
 //! sandbox starts (inits) running now, the most seen at once, and how long calls waited for
 //! their turn to start one. Logs: lines dropped under load and lines removed to keep the
 //! byte budgets. The async queue: depth, oldest
-//! event's age, retries and dead letters, the age of events when their run starts, and the
-//! events per enqueue commit. `/metrics` encodes the registry in
+//! event's age, retries and dead letters, the age of events when their run starts, the
+//! events per enqueue commit, and the destination events dropped at the hop limit (Lambda's
+//! `RecursiveInvocationsDropped`). `/metrics` encodes the registry in
 //! the text exposition format.
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -71,6 +72,9 @@ pub struct Metrics {
     pub async_event_age_at_start_seconds: Histogram,
     /// Events per enqueue commit.
     pub async_enqueue_batches: Histogram,
+    /// Destination events not enqueued because their chain reached the hop limit, by the
+    /// function they were for (Lambda's `RecursiveInvocationsDropped`).
+    pub recursive_invocations_dropped: Family<FunctionLabels, Counter>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -194,8 +198,16 @@ impl Default for Metrics {
             "Async events per enqueue commit",
             async_enqueue_batches.clone(),
         );
+        let recursive_invocations_dropped = Family::<FunctionLabels, Counter>::default();
+        registry.register(
+            "recursive_invocations_dropped",
+            "Async events for a function not enqueued because their chain of destinations \
+             reached the hop limit (Lambda's RecursiveInvocationsDropped)",
+            recursive_invocations_dropped.clone(),
+        );
         Self {
             registry,
+            recursive_invocations_dropped,
             async_queue_depth,
             async_oldest_event_age_seconds,
             async_retries,

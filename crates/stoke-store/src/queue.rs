@@ -31,6 +31,8 @@ pub struct NewEvent {
     pub enqueued_ms: i64,
     /// When it may first run.
     pub next_run_ms: i64,
+    /// Destination deliveries that led to it (0 for an event a caller enqueued).
+    pub hops: u32,
 }
 
 /// An event as a worker holds it.
@@ -50,6 +52,8 @@ pub struct QueuedEvent {
     pub failures: u32,
     /// The last backoff after a throttle or platform error, 0 if none.
     pub backoff_ms: i64,
+    /// Destination deliveries that led to it (0 for an event a caller enqueued).
+    pub hops: u32,
 }
 
 /// What happens to a leased event.

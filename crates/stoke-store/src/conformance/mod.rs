@@ -84,6 +84,7 @@ macro_rules! conformance_tests {
             logs::records_are_read_newest_first_and_trimmed_by_count_and_age,
             queue::a_lease_hides_an_event_until_it_expires,
             queue::a_retry_waits_for_its_time_and_start_up_releases_leases,
+            queue::an_events_hops_are_kept_by_enqueue_and_follow_up,
             queue::dead_letters_redrive_into_the_queue,
             queue::a_release_frees_only_the_owners_leases,
             queue::event_invoke_configs_are_kept_per_qualifier,

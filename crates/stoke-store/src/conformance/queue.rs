@@ -20,6 +20,7 @@ fn event(n: u32, now: i64) -> NewEvent {
         trace_id: None,
         enqueued_ms: now,
         next_run_ms: now,
+        hops: 0,
     }
 }
 
@@ -88,6 +89,21 @@ pub async fn a_retry_waits_for_its_time_and_start_up_releases_leases<F: Factory>
     let later = s.claim("c", 60_000, 70_000, 10).await.unwrap();
     let r2 = later.iter().find(|e| e.request_id == "r-2").unwrap();
     assert_eq!(r2.failures, 1);
+}
+
+pub async fn an_events_hops_are_kept_by_enqueue_and_follow_up<F: Factory>(factory: &F) {
+    let s = factory.store().await;
+    let mut first = event(1, 0);
+    first.hops = 3;
+    let ids = s.enqueue(&[(first, true)], "a", 10).await.unwrap();
+    let mut f = finish(ids[0], FinishKind::Delete);
+    let mut next = event(2, 0);
+    next.hops = 4;
+    f.follow_up = Some(next);
+    s.finish("a", &[f]).await.unwrap();
+    let got = s.claim("a", 0, 10, 10).await.unwrap();
+    assert_eq!(got.len(), 1);
+    assert_eq!((got[0].request_id.as_str(), got[0].hops), ("r-2", 4));
 }
 
 pub async fn dead_letters_redrive_into_the_queue<F: Factory>(factory: &F) {

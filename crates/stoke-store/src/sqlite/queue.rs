@@ -36,6 +36,7 @@ fn queued(r: &sqlx::sqlite::SqliteRow) -> Result<QueuedEvent, StoreError> {
         runs: u32_of(r.get("runs")),
         failures: u32_of(r.get("failures")),
         backoff_ms: r.get("backoff_ms"),
+        hops: u32_of(r.get("hops")),
     })
 }
 
@@ -81,8 +82,8 @@ async fn insert_event(
 ) -> Result<i64, StoreError> {
     let r = sqlx::query(
         "INSERT INTO async_events (request_id, account_id, function_name, qualifier, payload, \
-         trace_id, enqueued_ms, next_run_ms, runs, lease_owner, lease_until_ms) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+         trace_id, enqueued_ms, next_run_ms, hops, runs, lease_owner, lease_until_ms) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(&e.request_id)
     .bind(e.account.as_str())
@@ -92,6 +93,7 @@ async fn insert_event(
     .bind(&e.trace_id)
     .bind(e.enqueued_ms)
     .bind(e.next_run_ms)
+    .bind(i64::from(e.hops))
     .bind(i64::from(lease.is_some()))
     .bind(lease.map(|l| l.0))
     .bind(lease.map(|l| l.1))
@@ -111,7 +113,8 @@ async fn insert_events(
     for chunk in events.chunks(500) {
         let mut q = QueryBuilder::new(
             "INSERT INTO async_events (request_id, account_id, function_name, qualifier, \
-             payload, trace_id, enqueued_ms, next_run_ms, runs, lease_owner, lease_until_ms) ",
+             payload, trace_id, enqueued_ms, next_run_ms, hops, runs, lease_owner, \
+             lease_until_ms) ",
         );
         q.push_values(chunk, |mut b, (e, leased)| {
             b.push_bind(&e.request_id)
@@ -122,6 +125,7 @@ async fn insert_events(
                 .push_bind(&e.trace_id)
                 .push_bind(e.enqueued_ms)
                 .push_bind(e.next_run_ms)
+                .push_bind(i64::from(e.hops))
                 .push_bind(i64::from(*leased))
                 .push_bind(leased.then_some(owner))
                 .push_bind(leased.then_some(lease_until_ms));
@@ -271,7 +275,7 @@ impl Queue for SqliteStore {
              WHERE id IN (SELECT id FROM async_events WHERE next_run_ms <= ? \
                AND (lease_owner IS NULL OR lease_until_ms < ?) ORDER BY next_run_ms LIMIT ?) \
              RETURNING id, request_id, account_id, function_name, qualifier, payload, trace_id, \
-               enqueued_ms, runs, failures, backoff_ms",
+               enqueued_ms, runs, failures, backoff_ms, hops",
         )
         .bind(owner)
         .bind(lease_until_ms)

@@ -354,6 +354,7 @@ mod stall {
                         trace_id: None,
                         enqueued_ms: 0,
                         next_run_ms: 0,
+                        hops: 0,
                     };
                     let t = Instant::now();
                     s.enqueue(&[(e, false)], "w", 0).await.unwrap();

@@ -1,6 +1,7 @@
-//! Event-invoke configurations (PutFunctionEventInvokeConfig and its siblings): validation,
-//! Put's replace and Update's merge, the destination ARNs Stoke accepts, and the one check of
-//! the qualifiers an async event or a configuration may name ([`event_qualifier`]).
+//! The rules of event-invoke configurations (PutFunctionEventInvokeConfig and its siblings):
+//! validation, Put's replace and Update's merge, the destination ARNs Stoke accepts, and the
+//! one check of the qualifiers an async event or a configuration may name
+//! ([`event_qualifier`]). Pure: nothing here reads or writes the store.
 
 use stoke_core::LambdaError;
 use stoke_core::validate::Violations;
