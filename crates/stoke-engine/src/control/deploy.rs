@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use stoke_core::{AccountId, Function, LastUpdateStatus, Reason, State};
 
-use super::{Change, ControlPlane};
+use super::ControlPlane;
 use crate::ControlError;
 use crate::target::Runnable;
 
@@ -115,13 +115,13 @@ impl ControlPlane {
         let written = self
             .cas(account, name, |old| {
                 let Some(old) = old.filter(|o| o.generation == generation) else {
-                    return Ok(Change::Keep);
+                    return Ok(None);
                 };
                 previous_serving = old
                     .serving
                     .as_ref()
                     .map(|s| (s.code.sha256_hex.clone(), s.config.timeout));
-                Ok(Change::Write(settled(old, outcome)))
+                Ok(Some(settled(old, outcome)))
             })
             .await?;
         if let (Some(f), Some((prev, timeout))) = (written, previous_serving)

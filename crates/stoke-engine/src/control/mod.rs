@@ -82,14 +82,6 @@ impl std::fmt::Debug for ControlPlane {
 /// How many times a compare-and-swap that lost to another writer is tried again.
 const CAS_RETRIES: usize = 20;
 
-/// What one attempt of [`ControlPlane::cas`] decided.
-pub(super) enum Change {
-    /// Write this record over the one read.
-    Write(Function),
-    /// Write nothing.
-    Keep,
-}
-
 impl ControlPlane {
     /// A control plane over `store` and `blobs`, keeping unpacked code under `layout`. Deploys
     /// check code with `preparer` and warm an update's new generation with `warmer`.
@@ -318,21 +310,21 @@ impl ControlPlane {
     }
 
     /// Changes `$LATEST` of `name` with a compare-and-swap on its revision: `change` sees the
-    /// record as it is now (`None` if there is none) and decides; a [`Change::Write`] gets a
-    /// new revision and is written only over the record it saw, and answered. When another
+    /// record as it is now (`None` if there is none) and answers the record to write (`None`:
+    /// write nothing), which gets a new revision and is written only over the record it saw,
+    /// and answered. When another
     /// writer came first, the record is read again and `change` asked again, up to
     /// [`CAS_RETRIES`] times; then the caller is told to try again later.
     pub(super) async fn cas(
         &self,
         account: &AccountId,
         name: &str,
-        mut change: impl FnMut(Option<&Function>) -> Result<Change, ControlError>,
+        mut change: impl FnMut(Option<&Function>) -> Result<Option<Function>, ControlError>,
     ) -> Result<Option<Function>, ControlError> {
         for _ in 0..CAS_RETRIES {
             let old = self.latest(account, name).await?;
-            let mut f = match change(old.as_ref())? {
-                Change::Keep => return Ok(None),
-                Change::Write(f) => f,
+            let Some(mut f) = change(old.as_ref())? else {
+                return Ok(None);
             };
             let Some(old) = old else {
                 return Err(LambdaError::function_not_found(&f.arn(&self.region)).into());

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use stoke_core::validate::{Violations, patterns};
 use stoke_core::{AccountId, Function, FunctionRef, LambdaError};
 
-use super::{Change, ControlPlane};
+use super::ControlPlane;
 use crate::ControlError;
 
 /// Lambda's limits on tags: 50 per resource, keys of 1–128 characters, values up to 256, and
@@ -97,7 +97,7 @@ impl ControlPlane {
             )?;
             let mut f = old.clone();
             f.tags.extend(tags.clone());
-            Ok(Change::Write(f))
+            Ok(Some(f))
         })
         .await?;
         Ok(())
@@ -116,7 +116,7 @@ impl ControlPlane {
             for k in keys {
                 f.tags.remove(k);
             }
-            Ok(Change::Write(f))
+            Ok(Some(f))
         })
         .await?;
         Ok(())
@@ -140,7 +140,7 @@ impl ControlPlane {
             .cas(account, fref.name.as_str(), |old| {
                 let mut f = self.existing(account, &fref, old)?.clone();
                 f.reserved_concurrency = reserved;
-                Ok(Change::Write(f))
+                Ok(Some(f))
             })
             .await?;
         written.ok_or_else(super::busy)
