@@ -498,6 +498,39 @@ mod tests {
         assert_eq!(parse_delays("1s,2s").map(|d| d.0.len()), Ok(2));
     }
 
+    /// `stoke serve`'s flags alone, as the binary parses them.
+    #[derive(Debug, clap::Parser)]
+    struct Serve {
+        #[command(flatten)]
+        args: ServeArgs,
+    }
+
+    fn choices(argv: &[&str]) -> Result<(ProcessRuntimes, SandboxNetwork), String> {
+        use clap::Parser as _;
+        Serve::try_parse_from(std::iter::once("serve").chain(argv.iter().copied()))
+            .map(|s| (s.args.process_runtimes, s.args.sandbox_network))
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn choice_flags_take_the_same_words_and_defaults() {
+        assert_eq!(
+            choices(&[]),
+            Ok((ProcessRuntimes::Auto, SandboxNetwork::Isolated))
+        );
+        assert_eq!(
+            choices(&["--process-runtimes", "off", "--sandbox-network", "host"]),
+            Ok((ProcessRuntimes::Off, SandboxNetwork::Host))
+        );
+        assert_eq!(
+            choices(&["--process-runtimes", "on"]).map(|c| c.0),
+            Ok(ProcessRuntimes::On)
+        );
+        let refused = choices(&["--process-runtimes", "maybe"]).unwrap_err();
+        assert!(refused.contains("auto, on, off"), "{refused}");
+        assert!(choices(&["--sandbox-network", "bridge"]).is_err());
+    }
+
     #[test]
     fn sizes_parse() {
         assert_eq!(parse_size("512MiB"), Ok(512 << 20));
