@@ -25,7 +25,7 @@ use aws_sigv4::http_request::{
 use aws_sigv4::sign::v4;
 use http::request::Parts;
 use stoke_core::{AccountId, LambdaError};
-use stoke_store::Store;
+use stoke_engine::accounts::Accounts;
 use time::macros::format_description;
 use time::{OffsetDateTime, PrimitiveDateTime};
 
@@ -43,14 +43,11 @@ pub struct Caller {
     pub access_key_id: String,
 }
 
-/// Checks signatures against the access keys in the store.
+/// Checks signatures against the engine's access keys.
 #[derive(Clone)]
 pub struct Authenticator {
-    store: Arc<dyn Store>,
+    accounts: Arc<Accounts>,
     max_skew: Duration,
-    /// Access keys already read: a key never changes once made (keys are not deleted yet;
-    /// when they can be, deleting must clear this).
-    keys: Arc<std::sync::RwLock<std::collections::HashMap<String, stoke_store::AccessKey>>>,
 }
 
 impl std::fmt::Debug for Authenticator {
@@ -145,11 +142,10 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 impl Authenticator {
-    pub fn new(store: Arc<dyn Store>) -> Self {
+    pub fn new(accounts: Arc<Accounts>) -> Self {
         Self {
-            store,
+            accounts,
             max_skew: Duration::from_secs(300),
-            keys: Arc::default(),
         }
     }
 
@@ -230,26 +226,8 @@ impl Authenticator {
         let signed_at = parse_amz_date(date_header)
             .ok_or_else(|| incomplete(format!("Invalid X-Amz-Date: {date_header}")))?;
 
-        let cached = self
-            .keys
-            .read()
-            .ok()
-            .and_then(|k| k.get(auth.access_key_id).cloned());
-        let found = match cached {
-            Some(k) => Ok(Some(k)),
-            None => {
-                let k = self.store.access_key(auth.access_key_id).await;
-                if let (Ok(Some(k)), Ok(mut keys)) = (&k, self.keys.write()) {
-                    keys.insert(k.access_key_id.clone(), k.clone());
-                }
-                k
-            }
-        };
-        let Some(key) = found.map_err(|e| {
-            tracing::error!(error = %e, "reading access keys");
-            LambdaError::Service("An internal error occurred. See the server's log.".into())
-        })?
-        else {
+        let found = self.accounts.access_key(auth.access_key_id).await;
+        let Some(key) = found.map_err(LambdaError::from)? else {
             return Err(LambdaError::UnrecognizedClient(
                 "The security token included in the request is invalid.".into(),
             ));

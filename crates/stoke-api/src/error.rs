@@ -6,6 +6,10 @@
 //! (`InvalidRequestContentException`), never a plain-text framework error. [`lambda_shape`]
 //! puts whatever the framework answers by itself (a path that is not UTF-8, a query that does
 //! not parse) into the same shape.
+//!
+//! The engine's own errors (`ControlError`) reach Lambda's types through the engine's one
+//! mapping (`From<ControlError> for LambdaError` in `stoke-engine/src/error.rs`, which the async
+//! queue and guests' host calls use too); this file only gives them the wire shape.
 
 use axum::extract::{FromRequest, Request};
 use axum::http::{HeaderValue, StatusCode};

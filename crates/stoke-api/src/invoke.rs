@@ -11,11 +11,10 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use stoke_core::LambdaError;
 use stoke_core::validate::Violations;
+use stoke_core::{LambdaError, Outcome};
 use stoke_engine::async_invoke::MAX_ASYNC_PAYLOAD;
 use stoke_engine::{EventRequest, InvokeRequest};
-use stoke_sandbox::Outcome;
 
 use crate::AppState;
 use crate::auth::Caller;

@@ -50,7 +50,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use stoke_core::LambdaError;
 use stoke_core::function::limits;
-use stoke_engine::{AsyncInvoker, ControlPlane, Invoker};
+use stoke_engine::logs::Logs;
+use stoke_engine::{AsyncInvoker, ControlPlane, Engine, Invoker};
 use tokio::net::TcpListener;
 
 pub use auth::{Authenticator, Caller};
@@ -65,10 +66,27 @@ pub struct AppState {
     pub control: Arc<ControlPlane>,
     pub invoker: Arc<Invoker>,
     pub asyncq: Arc<AsyncInvoker>,
+    /// Stored log lines (the CloudWatch Logs API).
+    pub logs: Arc<Logs>,
     pub auth: Authenticator,
     pub presigner: Presigner,
     /// The budget of request bodies being buffered, and how long a body may stall.
     pub bodies: Budget,
+}
+
+impl AppState {
+    /// The API over `engine`'s services.
+    pub fn new(engine: &Engine, presigner: Presigner, bodies: Budget) -> Self {
+        Self {
+            control: Arc::clone(&engine.control),
+            invoker: Arc::clone(&engine.invoker),
+            asyncq: Arc::clone(&engine.asyncq),
+            logs: Arc::clone(&engine.logs),
+            auth: Authenticator::new(Arc::clone(&engine.accounts)),
+            presigner,
+            bodies,
+        }
+    }
 }
 
 /// The largest request body any operation takes (CreateFunction's, with a base64 zip).

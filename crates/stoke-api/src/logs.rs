@@ -15,7 +15,7 @@ use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::json;
 use stoke_core::LambdaError;
-use stoke_store::LogQuery;
+use stoke_engine::logs::LogQuery;
 
 use crate::AppState;
 use crate::auth::Caller;
@@ -131,8 +131,7 @@ async fn filter_log_events(app: &AppState, caller: &Caller, req: FilterLogEvents
             .map(|p| p.trim_matches('"').to_owned()),
         limit: u32::try_from(limit).unwrap_or(10_000),
     };
-    let store = app.control.store();
-    match store.read_logs(&caller.account, function, &query).await {
+    match app.logs.read(&caller.account, function, &query).await {
         Ok(events) => {
             let next =
                 (events.len() as i64 == limit).then(|| events.last().map(|e| e.id.to_string()));
@@ -154,10 +153,7 @@ async fn filter_log_events(app: &AppState, caller: &Caller, req: FilterLogEvents
             }
             json11(out)
         }
-        Err(e) => {
-            tracing::error!(error = %e, "reading logs");
-            error(LambdaError::Service("An internal error occurred.".into()))
-        }
+        Err(e) => error(e.into()),
     }
 }
 

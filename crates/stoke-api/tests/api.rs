@@ -17,12 +17,9 @@ use base64::Engine as _;
 use http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
-use stoke_api::{AppState, Authenticator, Presigner};
-use stoke_engine::metrics::Metrics;
+use stoke_api::{AppState, Presigner};
 use stoke_engine::pool::FixedKeepAlive;
-use stoke_engine::prepare::BackendPreparer;
-use stoke_engine::record::{Recorder, Retention};
-use stoke_engine::{Backends, ControlPlane, Invoker, InvokerConfig, Layout};
+use stoke_engine::{Backends, Engine, EngineConfig, InvokerConfig};
 use stoke_sandbox::wasm::{WasmBackend, WasmConfig};
 use stoke_store::{AccessKey, FsBlobStore, SqliteStore, Store};
 use tower::ServiceExt;
@@ -30,6 +27,8 @@ use tower::ServiceExt;
 struct Api {
     router: Router,
     key: AccessKey,
+    /// Kept for the test's length: its background tasks run with it.
+    _engine: Engine,
     _dir: tempfile::TempDir,
 }
 
@@ -53,58 +52,33 @@ impl Api {
         wasm_config.pool_slots = 8;
         let wasm: Arc<dyn stoke_sandbox::Backend> =
             Arc::new(WasmBackend::new(wasm_config).unwrap());
-        let control = ControlPlane::new(
-            Arc::clone(&store),
+        let mut config = EngineConfig::new(
+            store,
+            Arc::new(sqlite),
             Arc::new(FsBlobStore::open(dir.path().join("blobs")).unwrap()),
-            Layout::under(dir.path()),
-            "us-east-1",
-            Arc::new(BackendPreparer {
-                wasm: Arc::clone(&wasm),
-                process: None,
-                region: "us-east-1".into(),
-            }),
-        )
-        .unwrap();
-        let metrics = Arc::new(Metrics::default());
-        let (recorder, _task) = Recorder::start(
-            Arc::clone(&store),
-            Arc::clone(&metrics),
-            Retention::default(),
-        );
-        let invoker = Invoker::new(
-            Arc::clone(&control),
             Backends {
                 wasm,
                 process: None,
             },
-            InvokerConfig {
-                account_concurrency: 4,
-                function_concurrency: 4,
-                ..InvokerConfig::default()
-            },
-            metrics,
-            recorder,
-            Arc::new(FixedKeepAlive(Duration::from_secs(60))),
+            dir.path(),
         );
-        let (asyncq, _tasks) = stoke_engine::AsyncInvoker::start(
-            Arc::new(sqlite),
-            Arc::clone(&invoker),
-            "us-east-1".into(),
-            async_config,
-        )
-        .await
-        .unwrap();
-        let state = AppState {
-            control,
-            invoker,
-            asyncq,
-            auth: Authenticator::new(store),
-            presigner: Presigner::new(b"test-key".to_vec()),
-            bodies: stoke_api::Budget::default(),
+        config.invoker = InvokerConfig {
+            account_concurrency: 4,
+            function_concurrency: 4,
+            ..InvokerConfig::default()
         };
+        config.keep_alive = Arc::new(FixedKeepAlive(Duration::from_secs(60)));
+        config.async_queue = async_config;
+        let engine = Engine::start(config).await.unwrap();
+        let state = AppState::new(
+            &engine,
+            Presigner::new(b"test-key".to_vec()),
+            stoke_api::Budget::default(),
+        );
         Self {
             router: stoke_api::router(state),
             key,
+            _engine: engine,
             _dir: dir,
         }
     }

@@ -10,17 +10,12 @@ use std::time::Duration;
 use base64::Engine as _;
 use reqwest::Url;
 use serde_json::json;
-use stoke_api::{AppState, Authenticator, Budget, ListenConfig, Presigner};
+use stoke_api::{AppState, Budget, ListenConfig, Presigner};
 use stoke_client::{ClientError, Credentials, InvokeRequest, LambdaClient};
-use stoke_engine::metrics::Metrics;
 use stoke_engine::pool::FixedKeepAlive;
-use stoke_engine::prepare::BackendPreparer;
-use stoke_engine::record::{Recorder, RecorderTask, Retention};
-use stoke_engine::{
-    AsyncConfig, AsyncInvoker, AsyncTasks, Backends, ControlPlane, Invoker, Layout,
-};
+use stoke_engine::{Backends, Engine, EngineConfig};
 use stoke_sandbox::wasm::{WasmBackend, WasmConfig};
-use stoke_store::{AccessKey, Blobs, SqliteStore, Store};
+use stoke_store::{AccessKey, FsBlobStore, SqliteStore, Store};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
@@ -31,8 +26,8 @@ struct TestServer {
     endpoint: Url,
     key: AccessKey,
     _stop: oneshot::Sender<()>,
-    /// The recorder's and the async queue's background tasks, kept for the server's life.
-    _tasks: (RecorderTask, AsyncTasks),
+    /// The engine and its background tasks, kept for the server's life.
+    _engine: Engine,
     _dir: tempfile::TempDir,
 }
 
@@ -47,54 +42,23 @@ impl TestServer {
         wasm_config.pool_slots = 4;
         let wasm: Arc<dyn stoke_sandbox::Backend> =
             Arc::new(WasmBackend::new(wasm_config).expect("wasm backend"));
-        let preparer = BackendPreparer {
-            wasm: Arc::clone(&wasm),
-            process: None,
-            region: REGION.into(),
-        };
-        let blobs = Blobs::open(dir.path().join("blobs")).expect("blobs");
-        let layout = Layout::under(dir.path());
-        let control = ControlPlane::new(
-            Arc::clone(&store),
-            blobs,
-            layout,
-            REGION,
-            Arc::new(preparer),
-        )
-        .expect("control plane");
-        let metrics = Arc::new(Metrics::default());
-        let retention = Retention::default();
-        let (recorder, recorder_task) =
-            Recorder::start(Arc::clone(&store), Arc::clone(&metrics), retention);
-        let backends = Backends {
-            wasm,
-            process: None,
-        };
-        let keep_alive = Arc::new(FixedKeepAlive(Duration::from_secs(60)));
-        let invoker = Invoker::new(
-            Arc::clone(&control),
-            backends,
-            Default::default(),
-            metrics,
-            recorder,
-            keep_alive,
-        );
-        let (asyncq, async_tasks) = AsyncInvoker::start(
+        let mut config = EngineConfig::new(
+            store,
             Arc::new(sqlite),
-            Arc::clone(&invoker),
-            REGION.into(),
-            AsyncConfig::default(),
-        )
-        .await
-        .expect("async invoker");
-        let state = AppState {
-            control,
-            invoker,
-            asyncq,
-            auth: Authenticator::new(store),
-            presigner: Presigner::new(b"client-test".to_vec()),
-            bodies: Budget::default(),
-        };
+            Arc::new(FsBlobStore::open(dir.path().join("blobs")).expect("blobs")),
+            Backends {
+                wasm,
+                process: None,
+            },
+            dir.path(),
+        );
+        config.keep_alive = Arc::new(FixedKeepAlive(Duration::from_secs(60)));
+        let engine = Engine::start(config).await.expect("engine");
+        let state = AppState::new(
+            &engine,
+            Presigner::new(b"client-test".to_vec()),
+            Budget::default(),
+        );
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let endpoint =
             Url::parse(&format!("http://{}", listener.local_addr().expect("addr"))).expect("url");
@@ -111,7 +75,7 @@ impl TestServer {
             endpoint,
             key,
             _stop: stop,
-            _tasks: (recorder_task, async_tasks),
+            _engine: engine,
             _dir: dir,
         }
     }

@@ -11,12 +11,15 @@
 //! - [`function`]: a function's configuration, its state machine (`State`, `LastUpdateStatus`)
 //!   and the runtimes Stoke accepts.
 //! - [`alias`]: aliases and their weighted routing, with Lambda's rules for them.
+//! - [`invocation`]: how a call ended ([`Outcome`]: the result, or the function's own
+//!   [`FunctionError`]), as the sandboxes report it and the API answers it.
 //! - [`timefmt`]: Lambda's timestamp format (`2019-10-23T18:22:30.293+0000`).
 
 pub mod alias;
 pub mod error;
 pub mod function;
 pub mod ids;
+pub mod invocation;
 pub mod timefmt;
 pub mod validate;
 
@@ -27,3 +30,4 @@ pub use function::{
     LastUpdateStatus, Reason, Runtime, RuntimeFamily, State,
 };
 pub use ids::{AccountId, FunctionName, FunctionRef};
+pub use invocation::{FunctionError, Outcome};

@@ -8,37 +8,34 @@
 //! into 256 KB events), record and metrics to the recorder
 //! ```
 //!
-//! Cold starts are admitted, not stormed: at most [`InvokerConfig::init_concurrency`] sandbox
-//! starts run at once, and the rest wait in arrival order (a fair semaphore). Neither the wait
-//! nor anything before it counts as Init: the Init timer starts when the start does, and the
-//! call's own timeout when it is handed to the sandbox, as Lambda separates its init phase
-//! (10 s) from the invoke phase (the function's timeout). A call whose turn comes after a
-//! sandbox of its function went idle takes that one instead of starting another.
+//! Resolving is [`crate::route`]'s; starting sandboxes (and the fair turn of cold starts)
+//! [`sandboxes`]'. The call's own timeout starts when it is handed to the sandbox, as Lambda
+//! separates its init phase (10 s) from the invoke phase (the function's timeout).
 //!
 //! A guest that invokes another function (the `stoke.invoke` import) comes back here through
 //! [`GuestHost`], one level deeper; past [`InvokerConfig::max_depth`] the call is refused, so a
 //! function that calls itself cannot grow without bound.
 
-use std::path::Path;
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
-use async_trait::async_trait;
 use bytes::Bytes;
-use stoke_core::{AccountId, LambdaError, Reason, RuntimeFamily};
-use stoke_sandbox::{Backend, FunctionSpec, InvokeInput, Outcome, Sandbox};
+use stoke_core::{AccountId, LambdaError, Outcome};
+use stoke_sandbox::{InvokeInput, Sandbox};
 use stoke_store::{InvocationRecord, LogEvent};
-use tokio::sync::Semaphore;
 
 use crate::ControlPlane;
-use crate::control::{Runnable, Warmer};
 use crate::metrics::{FunctionLabels, Metrics, OutcomeLabels};
-use crate::pool::{FunctionPool, KeepAlivePolicy, PoolKey, Pools};
 use crate::record::{self, CallRecord, Recorder, Report};
+use crate::route::Router;
+use crate::target::Runnable;
 
 mod host;
+pub mod sandboxes;
+
 use host::GuestHost;
+use sandboxes::GaugeGuard;
+pub use sandboxes::Sandboxes;
 
 /// Limits of the invoker.
 #[derive(Debug, Clone, Copy)]
@@ -111,37 +108,16 @@ pub struct InvokeResponse {
     pub record: Option<CallRecord>,
 }
 
-/// The backends, by runtime family.
-#[derive(Clone)]
-pub struct Backends {
-    pub wasm: Arc<dyn Backend>,
-    /// Process sandboxes (`provided*`, `python3.x`, `nodejs*`), when this server has them.
-    pub process: Option<Arc<dyn Backend>>,
-}
-
-impl Backends {
-    /// The backend of a runtime family, if this server has one.
-    pub fn for_family(&self, family: RuntimeFamily) -> Option<&Arc<dyn Backend>> {
-        match family {
-            RuntimeFamily::Wasm => Some(&self.wasm),
-            RuntimeFamily::Provided | RuntimeFamily::Python | RuntimeFamily::Nodejs => {
-                self.process.as_ref()
-            }
-        }
-    }
-}
-
 /// Runs calls.
 pub struct Invoker {
-    control: Arc<ControlPlane>,
-    backends: Backends,
-    pools: Pools,
+    /// Where calls go.
+    router: Router,
+    /// What runs them.
+    sandboxes: Arc<Sandboxes>,
     config: InvokerConfig,
     metrics: Arc<Metrics>,
+    /// Where calls' log lines and records go.
     recorder: Recorder,
-    policy: Arc<dyn KeepAlivePolicy>,
-    /// Turns to start a sandbox (fair: first come, first served).
-    inits: Arc<Semaphore>,
     /// For the guests' host calls, which come back here.
     me: Weak<Invoker>,
 }
@@ -151,26 +127,6 @@ impl std::fmt::Debug for Invoker {
         f.debug_struct("Invoker")
             .field("config", &self.config)
             .finish_non_exhaustive()
-    }
-}
-
-/// The [`FunctionSpec`] a sandbox of `target` runs.
-pub fn spec_for(target: &Runnable, code_dir: &Path, region: &str) -> FunctionSpec {
-    let c = &target.deployed.config;
-    FunctionSpec {
-        account: target.account.as_str().to_owned(),
-        function_name: target.name.as_str().to_owned(),
-        version: target.version.clone(),
-        function_arn: stoke_core::ids::function_arn(region, &target.account, target.name.as_str()),
-        region: region.to_owned(),
-        runtime: c.runtime.clone(),
-        handler: c.handler.clone(),
-        code_dir: code_dir.to_path_buf(),
-        code_sha256: target.deployed.code.sha256_hex.clone(),
-        memory_mb: c.memory_size,
-        ephemeral_mb: c.ephemeral_storage,
-        timeout: Duration::from_secs(u64::from(c.timeout)),
-        environment: c.environment.clone(),
     }
 }
 
@@ -187,37 +143,22 @@ fn new_trace_id() -> String {
 }
 
 impl Invoker {
+    /// Runs calls that `router` resolves on `sandboxes` (the same the control plane warms).
     pub fn new(
-        control: Arc<ControlPlane>,
-        backends: Backends,
+        router: Router,
+        sandboxes: Arc<Sandboxes>,
         config: InvokerConfig,
         metrics: Arc<Metrics>,
         recorder: Recorder,
-        policy: Arc<dyn KeepAlivePolicy>,
     ) -> Arc<Self> {
-        let invoker = Arc::new_cyclic(|me| Self {
-            control,
-            backends,
-            pools: Pools::new(config.account_concurrency),
+        Arc::new_cyclic(|me| Self {
+            router,
+            sandboxes,
             config,
             metrics,
             recorder,
-            policy,
-            inits: Arc::new(Semaphore::new(config.init_concurrency.max(1) as usize)),
             me: me.clone(),
-        });
-        let warmer: Weak<dyn Warmer> = Arc::downgrade(&invoker) as Weak<dyn Warmer>;
-        invoker.control.set_warmer(warmer);
-        let weak = Arc::downgrade(&invoker);
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(config.reap_every);
-            loop {
-                tick.tick().await;
-                let Some(inv) = weak.upgrade() else { break };
-                inv.pools.reap(inv.policy.as_ref(), Instant::now());
-            }
-        });
-        invoker
+        })
     }
 
     pub fn metrics(&self) -> &Arc<Metrics> {
@@ -225,7 +166,7 @@ impl Invoker {
     }
 
     pub fn control(&self) -> &Arc<ControlPlane> {
-        &self.control
+        self.router.control()
     }
 
     /// What a call names, if it can be invoked now (also DryRun's check). An alias chooses
@@ -236,78 +177,11 @@ impl Invoker {
         function: &str,
         qualifier: Option<&str>,
     ) -> Result<Runnable, LambdaError> {
-        let u: f64 = rand::random();
-        let target = self
-            .control
-            .resolve_invoke(account, function, qualifier, u)
-            .await?;
-        self.backend(&target)?;
-        Ok(target)
-    }
-
-    /// The backend that runs `target`'s runtime.
-    fn backend(&self, target: &Runnable) -> Result<&Arc<dyn Backend>, LambdaError> {
-        match self
-            .backends
-            .for_family(target.deployed.config.runtime.family())
-        {
-            Some(b) => Ok(b),
-            None => Err(LambdaError::InvalidRuntime(format!(
-                "The runtime {} is not served by this Stoke server (it runs without process \
-                 sandboxes).",
-                target.deployed.config.runtime
-            ))),
-        }
-    }
-
-    fn pool_key(target: &Runnable) -> PoolKey {
-        PoolKey {
-            account: target.account.as_str().to_owned(),
-            function_name: target.name.as_str().to_owned(),
-            version: target.version.clone(),
-            generation: target.deployed.generation,
-        }
-    }
-
-    /// Starts a sandbox of `target` (a cold start) when its turn comes, timed from then (the
-    /// Init Duration, never above the init limit). If a sandbox of `pool` went idle while the
-    /// call waited, that one is answered instead, with no Init.
-    async fn start(
-        &self,
-        target: &Runnable,
-        pool: Option<&FunctionPool>,
-    ) -> Result<(Arc<dyn Sandbox>, Option<Duration>), LambdaError> {
-        let backend = self.backend(target)?;
-        let waited = Instant::now();
-        let _turn = Arc::clone(&self.inits)
-            .acquire_owned()
-            .await
-            .map_err(|_| LambdaError::Service("The server is shutting down.".into()))?;
-        self.metrics
-            .init_wait_seconds
-            .observe(waited.elapsed().as_secs_f64());
-        if let Some(s) = pool.and_then(FunctionPool::take_idle) {
-            return Ok((s, None));
-        }
-        let now = self.metrics.inits_in_flight.inc() + 1;
-        let _in_flight = GaugeGuard(self.metrics.inits_in_flight.clone());
-        self.metrics
-            .inits_in_flight_max
-            .inner()
-            .fetch_max(now, Ordering::AcqRel);
-        let t = Instant::now();
-        // Only a cold start needs the whole spec (a warm call must not pay for it).
-        let spec = spec_for(
-            target,
-            &self.control.code_dir(&target.deployed.code.sha256_hex),
-            self.control.region(),
-        );
-        let s = backend.start(&spec).await.map_err(|e| {
-            tracing::error!(function = %target.name, error = %e, "starting a sandbox failed");
-            LambdaError::Service(format!("The function's sandbox could not start: {e}"))
-        })?;
-        // A start that hit the init timeout ends a little after it: report the limit.
-        Ok((s, Some(t.elapsed().min(self.config.init_timeout))))
+        Ok(self
+            .router
+            .route(account, function, qualifier)
+            .await?
+            .target)
     }
 
     /// Runs one call synchronously.
@@ -316,22 +190,23 @@ impl Invoker {
         account: &AccountId,
         req: InvokeRequest,
     ) -> Result<InvokeResponse, LambdaError> {
-        let target = self
-            .resolve(account, &req.function, req.qualifier.as_deref())
+        let route = self
+            .router
+            .route(account, &req.function, req.qualifier.as_deref())
             .await?;
+        let target = route.target;
         let config = &target.deployed.config;
         let version = target.version.clone();
         let labels = FunctionLabels {
             account: account.as_str().to_owned(),
             function: target.name.as_str().to_owned(),
         };
-        let key = Self::pool_key(&target);
         let function_limit = target
             .reserved_concurrency
             .map_or(self.config.function_concurrency, |r| {
                 r.min(self.config.function_concurrency)
             });
-        let lease = match self.pools.admit(&key, function_limit) {
+        let lease = match self.sandboxes.pools.admit(&route.pool, function_limit) {
             Ok(l) => l,
             Err(t) => {
                 self.metrics.throttles.get_or_create(&labels).inc();
@@ -359,7 +234,7 @@ impl Invoker {
         let (sandbox, init): (Arc<dyn Sandbox>, Option<Duration>) = match lease.pool.take_idle() {
             Some(s) => (s, None),
             None => {
-                let (s, init) = self.start(&target, Some(&*lease.pool)).await?;
+                let (s, init) = self.sandboxes.start(&target, Some(&*lease.pool)).await?;
                 if let Some(init) = init {
                     self.metrics.cold_starts.get_or_create(&labels).inc();
                     self.metrics
@@ -385,7 +260,7 @@ impl Invoker {
                 format!(
                     "{}:{q}",
                     stoke_core::ids::function_arn(
-                        self.control.region(),
+                        self.control().region(),
                         account,
                         target.name.as_str()
                     )
@@ -523,45 +398,5 @@ impl Invoker {
             log_tail,
             record,
         })
-    }
-}
-
-#[async_trait]
-impl Warmer for Invoker {
-    async fn warm(&self, target: &Runnable) -> Result<(), Reason> {
-        if self.backend(target).is_err() {
-            // Nothing here can run it; calls will say so.
-            return Ok(());
-        }
-        let (sandbox, init) = self.start(target, None).await.map_err(|e| Reason {
-            message: format!("The function's new code could not start: {}", e.message()),
-            code: "InternalError".into(),
-        })?;
-        if let Some(failure) = sandbox.init_failure() {
-            return Err(Reason {
-                message: format!("The function's new code failed its Init: {failure}"),
-                code: "FunctionError.RuntimeInitError".into(),
-            });
-        }
-        let labels = FunctionLabels {
-            account: target.account.as_str().to_owned(),
-            function: target.name.as_str().to_owned(),
-        };
-        self.metrics.cold_starts.get_or_create(&labels).inc();
-        self.metrics
-            .init_duration_seconds
-            .get_or_create(&labels)
-            .observe(init.unwrap_or_default().as_secs_f64());
-        self.pools.put_warm(&Self::pool_key(target), sandbox);
-        Ok(())
-    }
-}
-
-/// Decrements a gauge when dropped (the call's end, however it ends).
-struct GaugeGuard(prometheus_client::metrics::gauge::Gauge);
-
-impl Drop for GaugeGuard {
-    fn drop(&mut self) {
-        self.0.dec();
     }
 }

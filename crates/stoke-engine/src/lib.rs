@@ -1,19 +1,23 @@
 //! Stoke's engine: what happens to functions between the API and the store.
 //!
 //! # Layout
-//! - [`control`]: the control plane of functions: create, update code and configuration,
-//!   delete, tags, listing; the `Pending → Active` and `InProgress → Successful` state machine,
-//!   whose second half runs in the background after the API has answered.
-//! - [`prepare`]: the [`prepare::Preparer`] seam: what "checking the code" means for a runtime
-//!   (today: the handler file is there; the wasm backend adds compiling).
-//! - [`code`]: unpacking untrusted zips safely (zip-slip, symlinks, bombs).
-//! - [`invoke`]: synchronous calls: resolve, admit, place on a warm or new sandbox, run, record.
-//! - [`pool`]: the warm pool per function version, admission (concurrency limits, 429s) and
-//!   the [`pool::KeepAlivePolicy`] seam that decides how long idle sandboxes stay.
-//! - [`record`]: Lambda's START/END/REPORT lines, invocation records, the batched log writer.
-//! - [`metrics`]: the Prometheus metrics.
-//! - [`error`]: [`ControlError`] and its mapping to the Lambda error types.
+//! The modules form a chain; each imports only those before it:
+//! `target` ← `prepare` ← `control` ← `route` ← `invoke` (← `async_invoke`), with `engine`
+//! wiring them together.
 //!
+//! - [`target`]: the leaf: what a call or a deploy runs ([`target::Runnable`] and the
+//!   sandbox spec it makes), the [`target::Backends`] by runtime family, the
+//!   [`target::Warmer`] seam and where code lives on disk ([`target::Layout`]).
+//! - [`prepare`]: the [`prepare::Preparer`] seam: what "checking the code" means for a runtime
+//!   (the handler file is there; the backend's own check, for wasm a compile), with the
+//!   backend's typed refusal turned into the function's `StateReasonCode`.
+//! - [`control`]: the control plane of functions, versions, aliases, tags and concurrency;
+//!   one cache of records, the code store, and deploys (prepare, warm, settle), whose
+//!   `Pending → Active` and `InProgress → Successful` half runs after the API has answered.
+//! - [`route`]: which version a call runs (qualifiers, alias weights) and the placement
+//!   seam where affinity and capacity policy will plug in.
+//! - [`invoke`]: synchronous calls: admit, take a warm sandbox or start one (the
+//!   [`invoke::Sandboxes`], which also warm deploys), run, record.
 //! - [`async_invoke`]: asynchronous invocation: the group-committed queue writer, the
 //!   dispatcher leasing events to workers, the pure [`async_invoke::decide::decide`] of
 //!   retries, event age, destinations, dead letters and the hop limit, and delivery to
@@ -22,22 +26,38 @@
 //!   destinations, the one qualifier check of async events) and the stored ones (CRUD, the
 //!   workers' cached read).
 //! - [`dead_letters`]: events that failed for good: list, show, redrive.
+//! - [`engine`]: [`Engine::start`] and [`Engine::shutdown`]: the object graph of a server.
+//! - [`accounts`], [`logs`]: the access keys SigV4 checks, the stored log lines.
+//! - [`pool`]: the warm pool per function version, admission (concurrency limits, 429s) and
+//!   the [`pool::KeepAlivePolicy`] seam that decides how long idle sandboxes stay.
+//! - [`record`]: Lambda's START/END/REPORT lines, invocation records, the batched log writer.
+//! - [`code`]: unpacking untrusted zips safely (zip-slip, symlinks, bombs).
+//! - [`metrics`]: the Prometheus metrics.
+//! - [`error`]: [`ControlError`] and the one mapping of engine failures to Lambda's error
+//!   types.
 //!
 //! Event sources join this crate later.
 
+pub mod accounts;
 pub mod async_invoke;
 pub mod code;
 pub mod control;
 pub mod dead_letters;
+pub mod engine;
 pub mod error;
 pub mod event_config;
 pub mod invoke;
+pub mod logs;
 pub mod metrics;
 pub mod pool;
 pub mod prepare;
 pub mod record;
+pub mod route;
+pub mod target;
 
 pub use async_invoke::{AsyncConfig, AsyncInvoker, AsyncTasks, EventRequest};
-pub use control::{ControlPlane, CreateFunction, Layout};
+pub use control::{ControlPlane, CreateFunction};
+pub use engine::{Engine, EngineConfig, StartError};
 pub use error::ControlError;
-pub use invoke::{Backends, InvokeRequest, InvokeResponse, Invoker, InvokerConfig};
+pub use invoke::{InvokeRequest, InvokeResponse, Invoker, InvokerConfig};
+pub use target::{Backends, Layout, Runnable};

@@ -7,10 +7,11 @@
 //! function's runtime (for wasm: compile and cache the module).
 
 use std::path::Path;
-use std::sync::Arc;
 
 use stoke_core::{Function, Reason, RuntimeFamily};
-use stoke_sandbox::Backend;
+use stoke_sandbox::PrepareError;
+
+use crate::target::{Backends, Runnable};
 
 /// Readies a function's unpacked code for its sandboxes.
 pub trait Preparer: Send + Sync + 'static {
@@ -65,47 +66,33 @@ impl Preparer for HandlerCheck {
 }
 
 /// Prepares code with the sandbox backend of its runtime, after the [`HandlerCheck`].
+#[derive(Debug)]
 pub struct BackendPreparer {
-    pub wasm: Arc<dyn Backend>,
-    /// The process backend, when the server has one.
-    pub process: Option<Arc<dyn Backend>>,
+    pub backends: Backends,
     pub region: String,
 }
 
-impl std::fmt::Debug for BackendPreparer {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("BackendPreparer").finish_non_exhaustive()
+/// The reason a function fails, for a backend's refusal: each kind has its `StateReasonCode`.
+fn reason_of(e: PrepareError) -> Reason {
+    let code = match &e {
+        PrepareError::InvalidCode(_) => "InvalidZipFileException",
+        PrepareError::RuntimeUnavailable(_) => "InvalidRuntime",
+        PrepareError::Internal(_) => "InternalError",
+    };
+    Reason {
+        message: e.to_string(),
+        code: code.into(),
     }
 }
 
 impl Preparer for BackendPreparer {
     fn prepare(&self, function: &Function, code_dir: &Path) -> Result<(), Reason> {
         HandlerCheck.prepare(function, code_dir)?;
-        let target = crate::control::Runnable {
-            account: function.account.clone(),
-            name: function.name.clone(),
-            version: function.version.clone(),
-            deployed: function.as_deployed(),
-            qualifier: None,
-            reserved_concurrency: function.reserved_concurrency,
+        // A runtime with no backend here is refused when invoked (InvalidRuntimeException).
+        let Some(backend) = self.backends.for_family(function.config.runtime.family()) else {
+            return Ok(());
         };
-        let spec = crate::invoke::spec_for(&target, code_dir, &self.region);
-        match function.config.runtime.family() {
-            RuntimeFamily::Wasm => self.wasm.prepare(&spec).map_err(invalid),
-            RuntimeFamily::Provided | RuntimeFamily::Python | RuntimeFamily::Nodejs => {
-                match &self.process {
-                    Some(p) => p.prepare(&spec).map_err(|message| Reason {
-                        code: if message.starts_with("The runtime") {
-                            "InvalidRuntime".into()
-                        } else {
-                            "InvalidZipFileException".into()
-                        },
-                        message,
-                    }),
-                    // Refused when invoked (InvalidRuntimeException).
-                    None => Ok(()),
-                }
-            }
-        }
+        let spec = Runnable::latest_of(function).spec(code_dir, &self.region);
+        backend.prepare(&spec).map_err(reason_of)
     }
 }

@@ -14,7 +14,7 @@
 //! - [`error`]: [`SandboxError`], the platform's failures (never the function's).
 //!
 //! A function's failure (a trap, a timeout, running out of memory, a non-zero exit) is an
-//! [`Outcome::Error`]: a normal result, reported to the caller as Lambda reports it. A
+//! [`Outcome::Error`] (the type lives in `stoke-core`): a normal result, reported to the caller as Lambda reports it. A
 //! [`SandboxError`] is the platform failing.
 
 pub mod error;
@@ -30,6 +30,26 @@ use async_trait::async_trait;
 use bytes::Bytes;
 
 pub use error::SandboxError;
+/// How a call ended; these live in the domain crate, where the API reads them too.
+pub use stoke_core::{FunctionError, Outcome};
+
+/// Why [`Backend::prepare`] refused a function's code, in words for `StateReason`; each kind
+/// is its own `StateReasonCode`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PrepareError {
+    /// The deployment package cannot run as it is (the handler file is missing, the module
+    /// does not compile or link): `InvalidZipFileException`.
+    #[error("{0}")]
+    InvalidCode(String),
+    /// The function's runtime is not available on this server (no interpreter for it):
+    /// `InvalidRuntime`.
+    #[error("{0}")]
+    RuntimeUnavailable(String),
+    /// The platform failed while preparing (an artifact could not be stored): not the code's
+    /// fault, `InternalError`.
+    #[error("{0}")]
+    Internal(String),
+}
 
 /// Everything a sandbox needs to know about the function version it runs.
 #[derive(Debug, Clone)]
@@ -113,45 +133,6 @@ impl std::fmt::Debug for InvokeInput {
     }
 }
 
-/// How a call ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
-    /// The function's result.
-    Success(Bytes),
-    /// The function failed; the caller gets `X-Amz-Function-Error: Unhandled` and this body.
-    Error(FunctionError),
-}
-
-/// A function's failure, in the shape Lambda answers it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FunctionError {
-    /// `errorType`: `Runtime.ExitError`, `Sandbox.Timedout`, `Runtime.OutOfMemory`, a trap's
-    /// kind (`Runtime.UnreachableCodeReached`, …), or what the function reported.
-    pub error_type: String,
-    pub message: String,
-    /// The JSON body answered to the caller (`{"errorMessage", "errorType", …}`).
-    pub body: Bytes,
-}
-
-impl FunctionError {
-    /// An error whose body is Lambda's `{"errorMessage", "errorType"}`.
-    pub fn new(error_type: impl Into<String>, message: impl Into<String>) -> Self {
-        let error_type = error_type.into();
-        let message = message.into();
-        let body = serde_json::json!({ "errorMessage": message, "errorType": error_type });
-        Self {
-            error_type,
-            message,
-            body: Bytes::from(body.to_string()),
-        }
-    }
-
-    /// Whether the error is a timeout (the sandbox is gone and must not be reused).
-    pub fn is_timeout(&self) -> bool {
-        self.error_type == "Sandbox.Timedout"
-    }
-}
-
 /// What came of one call.
 #[derive(Debug, Clone)]
 pub struct Execution {
@@ -212,8 +193,8 @@ pub trait Sandbox: Send + Sync {
 pub trait Backend: Send + Sync {
     /// Readies code at deploy time (for wasm: compiles it and caches the artifact), so that
     /// [`Backend::start`] has nothing slow left to do. Blocking; `Err` is why the code cannot
-    /// run, in words for `StateReason`.
-    fn prepare(&self, spec: &FunctionSpec) -> Result<(), String>;
+    /// run.
+    fn prepare(&self, spec: &FunctionSpec) -> Result<(), PrepareError>;
 
     /// Starts a sandbox: a cold start.
     async fn start(&self, spec: &FunctionSpec) -> Result<Arc<dyn Sandbox>, SandboxError>;

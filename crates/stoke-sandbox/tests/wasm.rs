@@ -183,6 +183,7 @@ async fn a_module_that_does_not_compile_or_link_is_refused_at_prepare() {
         f.backend
             .prepare(&spec)
             .unwrap_err()
+            .to_string()
             .contains("does not compile")
     );
     let unknown = wat::parse_str(
@@ -195,6 +196,7 @@ async fn a_module_that_does_not_compile_or_link_is_refused_at_prepare() {
         f.backend
             .prepare(&spec)
             .unwrap_err()
+            .to_string()
             .contains("cannot be linked")
     );
 }

@@ -14,15 +14,11 @@ use std::sync::Arc;
 use anyhow::Context;
 use rand::Rng;
 use std::time::Duration;
-use stoke_api::{AppState, Authenticator, BodyConfig, Budget, ListenConfig, Presigner};
+use stoke_api::{AppState, BodyConfig, Budget, ListenConfig, Presigner};
 
-use stoke_engine::metrics::Metrics;
 use stoke_engine::pool::FixedKeepAlive;
-use stoke_engine::prepare::BackendPreparer;
-use stoke_engine::record::{Recorder, Retention};
-use stoke_engine::{
-    AsyncConfig, AsyncInvoker, Backends, ControlPlane, Invoker, InvokerConfig, Layout,
-};
+use stoke_engine::record::Retention;
+use stoke_engine::{AsyncConfig, Backends, Engine, EngineConfig, InvokerConfig};
 use stoke_sandbox::process::{Network, ProcessBackend, ProcessConfig};
 use stoke_sandbox::wasm::{WasmBackend, WasmConfig};
 use stoke_store::{AccessKey, FsBlobStore, SqliteStore, Store};
@@ -69,8 +65,8 @@ pub struct ServeArgs {
     /// Process sandboxes for `provided*`, `python3.x` and `nodejs*` (Linux, as root): `on`
     /// fails at start-up if the kernel refuses what they need; `auto` (the default) says why
     /// on stderr and serves only wasm; `off` serves only wasm.
-    #[arg(long, env = "STOKE_PROCESS_RUNTIMES", default_value = "auto", value_parser = ["auto", "on", "off"])]
-    pub process_runtimes: String,
+    #[arg(long, env = "STOKE_PROCESS_RUNTIMES", value_enum, default_value_t = ProcessRuntimes::Auto)]
+    pub process_runtimes: ProcessRuntimes,
     /// The Python that runs `python3.x` functions (a command on PATH or a path).
     #[arg(long, env = "STOKE_PYTHON", default_value = "python3")]
     pub python: String,
@@ -79,8 +75,8 @@ pub struct ServeArgs {
     pub node: String,
     /// The network of process sandboxes: `isolated` (only loopback; the default) or `host`
     /// (outbound access; see docs/decisions.md for what that gives up).
-    #[arg(long, env = "STOKE_SANDBOX_NETWORK", default_value = "isolated", value_parser = ["isolated", "host"])]
-    pub sandbox_network: String,
+    #[arg(long, env = "STOKE_SANDBOX_NETWORK", value_enum, default_value_t = SandboxNetwork::Isolated)]
+    pub sandbox_network: SandboxNetwork,
     /// Async events that may run at once (they share the concurrency limits with sync calls).
     #[arg(long, env = "STOKE_ASYNC_WORKERS", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub async_workers: u32,
@@ -123,6 +119,35 @@ pub struct ServeArgs {
     /// Descriptors kept out of the connections' reach, for sandboxes, the store and blobs.
     #[arg(long, env = "STOKE_FD_RESERVE", default_value_t = 512)]
     pub fd_reserve: u32,
+}
+
+/// `--process-runtimes`: whether process sandboxes serve `provided*`, `python3.x`, `nodejs*`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ProcessRuntimes {
+    /// Process sandboxes if the kernel allows them; otherwise say why and serve only wasm.
+    Auto,
+    /// Process sandboxes, or fail at start-up.
+    On,
+    /// Only wasm.
+    Off,
+}
+
+/// `--sandbox-network`: the network of process sandboxes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SandboxNetwork {
+    /// Only loopback.
+    Isolated,
+    /// The host's network (outbound access).
+    Host,
+}
+
+impl From<SandboxNetwork> for Network {
+    fn from(n: SandboxNetwork) -> Self {
+        match n {
+            SandboxNetwork::Isolated => Network::Isolated,
+            SandboxNetwork::Host => Network::Host,
+        }
+    }
 }
 
 /// `512MiB`, `64MB`, `100KiB`, or a bare number of bytes.
@@ -274,20 +299,16 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     wasm_config.pool_slots = args.concurrency.saturating_mul(2).max(16);
     let wasm: Arc<dyn stoke_sandbox::Backend> =
         Arc::new(WasmBackend::new(wasm_config).context("starting the wasm backend")?);
-    let process = if args.process_runtimes == "off" {
+    let process = if args.process_runtimes == ProcessRuntimes::Off {
         None
     } else {
         let mut config = ProcessConfig::new(data_dir.join("process"));
         config.python = args.python.clone();
         config.node = args.node.clone();
-        config.network = if args.sandbox_network == "host" {
-            Network::Host
-        } else {
-            Network::Isolated
-        };
+        config.network = args.sandbox_network.into();
         match ProcessBackend::new(config) {
             Ok(p) => Some(Arc::new(p)),
-            Err(e) if args.process_runtimes == "auto" => {
+            Err(e) if args.process_runtimes == ProcessRuntimes::Auto => {
                 eprintln!(
                     "process sandboxes are off: {e}. Python, Node and provided functions will \
                      answer InvalidRuntimeException; only wasm runs (pass --process-runtimes on \
@@ -306,77 +327,56 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let process_backend = process
         .as_ref()
         .map(|p| Arc::clone(p) as Arc<dyn stoke_sandbox::Backend>);
-    let control = ControlPlane::new(
+    let mut config = EngineConfig::new(
         Arc::clone(&store),
+        Arc::new(sqlite.clone()),
         blobs,
-        Layout::under(&data_dir),
-        args.region.clone(),
-        Arc::new(BackendPreparer {
-            wasm: Arc::clone(&wasm),
-            process: process_backend.clone(),
-            region: args.region.clone(),
-        }),
-    )?;
-    let metrics = Arc::new(Metrics::default());
-    let (recorder, recorder_task) = Recorder::start(
-        Arc::clone(&store),
-        Arc::clone(&metrics),
-        Retention {
-            lines_per_function: args.log_retention_lines,
-            bytes_per_function: args.log_mb_per_function * 1024 * 1024,
-            bytes_per_account: args.log_mb_per_account * 1024 * 1024,
-            ..Retention::default()
-        },
-    );
-    let invoker = Invoker::new(
-        Arc::clone(&control),
         Backends {
             wasm,
             process: process_backend,
         },
-        InvokerConfig {
-            account_concurrency: args.concurrency,
-            function_concurrency: args.function_concurrency,
-            init_concurrency: args
-                .init_concurrency
-                .unwrap_or_else(stoke_engine::invoke::default_init_concurrency),
-            ..InvokerConfig::default()
-        },
-        metrics,
-        recorder,
-        Arc::new(FixedKeepAlive(Duration::from_secs(args.keep_alive_secs))),
+        &data_dir,
     );
-    let resumed = control.resume().await?;
-    if resumed > 0 {
-        tracing::info!(resumed, "resuming functions left pending by the last run");
+    config.region = args.region.clone();
+    config.invoker = InvokerConfig {
+        account_concurrency: args.concurrency,
+        function_concurrency: args.function_concurrency,
+        init_concurrency: args
+            .init_concurrency
+            .unwrap_or_else(stoke_engine::invoke::default_init_concurrency),
+        ..InvokerConfig::default()
+    };
+    config.keep_alive = Arc::new(FixedKeepAlive(Duration::from_secs(args.keep_alive_secs)));
+    config.retention = Retention {
+        lines_per_function: args.log_retention_lines,
+        bytes_per_function: args.log_mb_per_function * 1024 * 1024,
+        bytes_per_account: args.log_mb_per_account * 1024 * 1024,
+        ..Retention::default()
+    };
+    config.async_queue = AsyncConfig {
+        retry_delays: args.async_retry_delays.0.clone(),
+        backoff_min: args.async_backoff_min,
+        backoff_max: args.async_backoff_max,
+        age_unit: args.async_age_unit,
+        workers: args.async_workers,
+        ..AsyncConfig::default()
+    };
+    let engine = Engine::start(config).await.context("starting the engine")?;
+    if engine.resumed > 0 {
+        tracing::info!(
+            resumed = engine.resumed,
+            "resuming functions left pending by the last run"
+        );
     }
-    let (asyncq, async_tasks) = AsyncInvoker::start(
-        Arc::new(sqlite.clone()),
-        Arc::clone(&invoker),
-        args.region.clone(),
-        AsyncConfig {
-            retry_delays: args.async_retry_delays.0.clone(),
-            backoff_min: args.async_backoff_min,
-            backoff_max: args.async_backoff_max,
-            age_unit: args.async_age_unit,
-            workers: args.async_workers,
-            ..AsyncConfig::default()
-        },
-    )
-    .await
-    .context("starting the async queue")?;
-    let state = AppState {
-        control: Arc::clone(&control),
-        invoker,
-        asyncq: Arc::clone(&asyncq),
-        auth: Authenticator::new(Arc::clone(&store)),
-        presigner: Presigner::new(url_key.into_bytes()),
-        bodies: Budget::new(BodyConfig {
+    let state = AppState::new(
+        &engine,
+        Presigner::new(url_key.into_bytes()),
+        Budget::new(BodyConfig {
             budget_bytes: args.body_budget,
             stall_timeout: args.body_read_timeout,
             ..BodyConfig::default()
         }),
-    };
+    );
     let listen = ListenConfig {
         header_read_timeout: args.header_read_timeout,
         idle_timeout: args.idle_timeout,
@@ -412,23 +412,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
 
     stoke_api::serve(listener, state, listen, shutdown_signal()).await?;
     tracing::info!("shutting down");
-    // Async events still running get a moment; whatever is left runs again after a restart.
-    asyncq.shutdown(Duration::from_secs(5)).await;
-    drop(asyncq);
-    if tokio::time::timeout(Duration::from_secs(5), async_tasks.finish())
-        .await
-        .is_err()
-    {
-        tracing::warn!("the async queue's writers did not finish in time");
-    }
-    control.drain().await;
-    // The router (and with it the last invoker) is gone: the recorder flushes what is left.
-    if tokio::time::timeout(Duration::from_secs(10), recorder_task.finish())
-        .await
-        .is_err()
-    {
-        tracing::warn!("the log writer did not finish in time; some log lines may be lost");
-    }
+    // The router is gone with the server: the engine finishes what is under way.
+    engine.shutdown().await;
     sqlite.close().await;
     // Every sandbox has gone with the invoker: remove this server's cgroups.
     if let Some(p) = process {
@@ -512,6 +497,39 @@ mod tests {
         assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
         assert!(parse_duration("3x").is_err());
         assert_eq!(parse_delays("1s,2s").map(|d| d.0.len()), Ok(2));
+    }
+
+    /// `stoke serve`'s flags alone, as the binary parses them.
+    #[derive(Debug, clap::Parser)]
+    struct Serve {
+        #[command(flatten)]
+        args: ServeArgs,
+    }
+
+    fn choices(argv: &[&str]) -> Result<(ProcessRuntimes, SandboxNetwork), String> {
+        use clap::Parser as _;
+        Serve::try_parse_from(std::iter::once("serve").chain(argv.iter().copied()))
+            .map(|s| (s.args.process_runtimes, s.args.sandbox_network))
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn choice_flags_take_the_same_words_and_defaults() {
+        assert_eq!(
+            choices(&[]),
+            Ok((ProcessRuntimes::Auto, SandboxNetwork::Isolated))
+        );
+        assert_eq!(
+            choices(&["--process-runtimes", "off", "--sandbox-network", "host"]),
+            Ok((ProcessRuntimes::Off, SandboxNetwork::Host))
+        );
+        assert_eq!(
+            choices(&["--process-runtimes", "on"]).map(|c| c.0),
+            Ok(ProcessRuntimes::On)
+        );
+        let refused = choices(&["--process-runtimes", "maybe"]).unwrap_err();
+        assert!(refused.contains("auto, on, off"), "{refused}");
+        assert!(choices(&["--sandbox-network", "bridge"]).is_err());
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //!
 //! The model's checks come first (`ValidationException`), then the function (404), then
 //! Lambda's routing rules (`InvalidParameterValueException`), then the versions named (404).
-//! Writes that make an alias point at a version hold `code_lock`, which deleting a version
+//! Writes that make an alias point at a version hold the code lock, which deleting a version
 //! holds too, so an alias never ends up pointing at a version deleted meanwhile.
 
 use stoke_core::alias::check_routing;
@@ -11,7 +11,10 @@ use stoke_core::validate::Violations;
 use stoke_core::{AccountId, Alias, AliasInput, AliasTarget, FunctionRef, LATEST, LambdaError};
 use stoke_store::StoreError;
 
-use super::{ControlPlane, check_unqualified, decode_marker, encode_marker, new_revision};
+use super::{
+    ControlPlane, check_unqualified, decode_marker, encode_marker, new_revision, page_limit,
+    revision_mismatch,
+};
 use crate::ControlError;
 
 /// A page of ListAliases.
@@ -60,7 +63,7 @@ impl ControlPlane {
             }
             let missing = match v.parse::<u64>() {
                 Ok(n) => self
-                    .cached_version(account, fref.name.as_str(), n)
+                    .version(account, fref.name.as_str(), n)
                     .await?
                     .is_none(),
                 Err(_) => true,
@@ -93,7 +96,7 @@ impl ControlPlane {
             additional_weights: input.additional_weights.clone().unwrap_or_default(),
         };
         check_routing(&target)?;
-        let _guard = self.code_lock.lock().await;
+        let _guard = self.code.lock().await;
         self.check_versions_exist(account, &fref, &target).await?;
         let alias = Alias {
             account: account.clone(),
@@ -106,7 +109,7 @@ impl ControlPlane {
         };
         match self.store.insert_alias(&alias).await {
             Ok(()) => {
-                self.remember_alias(&alias);
+                self.aliases.put(Self::alias_key(&alias), alias.clone());
                 Ok(alias)
             }
             Err(StoreError::Conflict) => Err(LambdaError::ResourceConflict(format!(
@@ -114,9 +117,7 @@ impl ControlPlane {
                 self.alias_arn(account, &fref, &input.name)
             ))
             .into()),
-            Err(StoreError::NotFound) => {
-                Err(LambdaError::function_not_found(&self.qualified_arn(account, &fref)).into())
-            }
+            Err(StoreError::NotFound) => Err(self.not_found(account, &fref).into()),
             Err(e) => Err(e.into()),
         }
     }
@@ -134,7 +135,7 @@ impl ControlPlane {
         }
         v.into_result()?;
         let fref = self.alias_function(account, function).await?;
-        self.cached_alias(account, fref.name.as_str(), name)
+        self.alias(account, fref.name.as_str(), name)
             .await?
             .ok_or_else(|| alias_not_found(&self.alias_arn(account, &fref, name)).into())
     }
@@ -151,19 +152,14 @@ impl ControlPlane {
         input.check(&mut v);
         v.into_result()?;
         let fref = self.alias_function(account, function).await?;
-        let _guard = self.code_lock.lock().await;
+        let _guard = self.code.lock().await;
         let old = self
             .store
             .get_alias(account, fref.name.as_str(), &input.name)
             .await?
             .ok_or_else(|| alias_not_found(&self.alias_arn(account, &fref, &input.name)))?;
         if revision_id.is_some_and(|r| r != old.revision_id) {
-            return Err(LambdaError::PreconditionFailed(
-                "The Revision Id provided does not match the latest Revision Id. Call the \
-                 GetFunction/GetAlias API to retrieve the latest Revision Id"
-                    .into(),
-            )
-            .into());
+            return Err(revision_mismatch().into());
         }
         let target = AliasTarget {
             function_version: input
@@ -198,7 +194,7 @@ impl ControlPlane {
         name: &str,
     ) -> Result<Alias, ControlError> {
         let fref = self.alias_function(account, function).await?;
-        let _guard = self.code_lock.lock().await;
+        let _guard = self.code.lock().await;
         let old = self
             .store
             .get_alias(account, fref.name.as_str(), name)
@@ -221,16 +217,14 @@ impl ControlPlane {
     }
 
     async fn replace_alias(&self, alias: &Alias, expected: &str) -> Result<(), ControlError> {
-        match self.store.replace_alias(alias, expected).await {
-            Ok(()) => {
-                self.remember_alias(alias);
-                Ok(())
-            }
-            Err(e) => {
-                self.forget_alias(&alias.account, &alias.function_name, &alias.name);
-                Err(e.into())
-            }
-        }
+        Ok(self
+            .aliases
+            .write_through(
+                Self::alias_key(alias),
+                alias,
+                self.store.replace_alias(alias, expected),
+            )
+            .await?)
     }
 
     /// DeleteAlias.
@@ -246,7 +240,7 @@ impl ControlPlane {
         }
         v.into_result()?;
         let fref = self.alias_function(account, function).await?;
-        let _guard = self.code_lock.lock().await;
+        let _guard = self.code.lock().await;
         self.forget_alias(account, fref.name.as_str(), name);
         match self
             .store
@@ -282,7 +276,7 @@ impl ControlPlane {
         }
         v.into_result()?;
         let fref = self.alias_function(account, function).await?;
-        let limit = max_items.map_or(50, |m| u32::try_from(m).unwrap_or(50));
+        let limit = page_limit(max_items);
         let after = match marker {
             None | Some("") => None,
             Some(m) => Some(decode_marker(m)?),

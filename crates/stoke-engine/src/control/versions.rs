@@ -1,5 +1,5 @@
-//! Published versions: PublishVersion, ListVersionsByFunction, deleting one version, and
-//! resolving what a call runs (`$LATEST`'s serving generation, a version, or an alias's pick).
+//! Published versions: PublishVersion, ListVersionsByFunction, deleting one version, and what
+//! calls of `$LATEST` run now (its serving generation; `crate::route` resolves calls with it).
 //!
 //! A version is a copy of `$LATEST`'s record under a number from the function's counter (the
 //! store bumps it in the publishing transaction, so numbers are never reused). It is `Active`
@@ -8,13 +8,12 @@
 
 use stoke_core::validate::Violations;
 use stoke_core::{
-    AccountId, Deployed, Function, FunctionRef, LATEST, LambdaError, LastUpdateStatus, Reason,
-    State,
+    AccountId, Deployed, Function, FunctionRef, LambdaError, LastUpdateStatus, Reason, State,
 };
 use stoke_store::StoreError;
 
 use super::{
-    CAS_RETRIES, ControlPlane, Runnable, busy, check_revision, check_unqualified, decode_marker,
+    CAS_RETRIES, ControlPlane, busy, check_revision, check_unqualified, creating, decode_marker,
     encode_marker, new_revision, now,
 };
 use crate::ControlError;
@@ -28,7 +27,7 @@ pub struct VersionPage {
 
 /// What calls of `$LATEST` run now: the serving generation. A record written before serving
 /// generations existed serves its own code when it is settled.
-pub(super) fn serving_of(f: &Function) -> Option<Deployed> {
+pub(crate) fn serving_of(f: &Function) -> Option<Deployed> {
     f.serving.clone().or_else(|| {
         (f.state == State::Active
             && !matches!(
@@ -66,7 +65,7 @@ impl ControlPlane {
             v.length("description", d, 0, 256);
         }
         v.into_result()?;
-        let _guard = self.code_lock.lock().await;
+        let _guard = self.code.lock().await;
         let f = self.load(account, &fref).await?;
         check_revision(&f, revision_id)?;
         if let Some(sha) = code_sha256
@@ -83,7 +82,7 @@ impl ControlPlane {
     }
 
     /// Publishes `$LATEST` as it is in `f` (or answers the last version if nothing changed
-    /// since it). Hold `code_lock`.
+    /// since it). Hold the code lock.
     pub(super) async fn publish_locked(
         &self,
         f: &Function,
@@ -131,10 +130,7 @@ impl ControlPlane {
                 v.last_update_reason = None;
             } else {
                 v.state = State::Pending;
-                v.state_reason = Some(Reason {
-                    message: "The function is being created.".into(),
-                    code: "Creating".into(),
-                });
+                v.state_reason = Some(creating());
                 v.last_update_status = None;
                 v.last_update_reason = None;
             }
@@ -145,9 +141,9 @@ impl ControlPlane {
                 }
                 // The background preparation wrote $LATEST meanwhile: publish what it is now.
                 Err(StoreError::Stale { .. }) => {
-                    self.forget(&latest.account, latest.name.as_str());
+                    self.forget_function(&latest.account, latest.name.as_str());
                     latest = self
-                        .cached_get(&latest.account, latest.name.as_str())
+                        .latest(&latest.account, latest.name.as_str())
                         .await?
                         .ok_or_else(|| LambdaError::function_not_found(&f.arn(&self.region)))?;
                     if latest.generation != f.generation {
@@ -215,7 +211,7 @@ impl ControlPlane {
         let fref = self.parse_ref(account, name, None)?;
         check_unqualified(&fref)?;
         let latest = self.load(account, &fref).await?;
-        let limit = max_items.map_or(50, |m| usize::try_from(m).unwrap_or(50));
+        let limit = super::page_limit(max_items) as usize;
         let after: Option<u64> =
             match marker {
                 None | Some("") => None,
@@ -266,9 +262,9 @@ impl ControlPlane {
             )
             .into());
         };
-        let _guard = self.code_lock.lock().await;
-        if self.cached_get(account, name).await?.is_none() {
-            return Err(LambdaError::function_not_found(&self.qualified_arn(account, fref)).into());
+        let _guard = self.code.lock().await;
+        if self.latest(account, name).await?.is_none() {
+            return Err(self.not_found(account, fref).into());
         }
         let users = self
             .store
@@ -285,76 +281,16 @@ impl ControlPlane {
         self.forget_version(account, name, number);
         match self.store.delete_version(account, name, number).await? {
             Some(v) => {
-                self.collect_code(&v.code.sha256_hex).await;
+                self.code.collect(&v.code.sha256_hex).await;
                 Ok(())
             }
-            None => Err(LambdaError::function_not_found(&self.qualified_arn(account, fref)).into()),
+            None => Err(self.not_found(account, fref).into()),
         }
-    }
-
-    /// What a call of `name` (with `qualifier`) runs now, choosing by weight for an alias.
-    /// `u` is a uniform sample in [0, 1) for the alias's choice.
-    pub async fn resolve_invoke(
-        &self,
-        account: &AccountId,
-        name: &str,
-        qualifier: Option<&str>,
-        u: f64,
-    ) -> Result<Runnable, ControlError> {
-        let fref = self.parse_ref(account, name, qualifier)?;
-        let not_found = || LambdaError::function_not_found(&self.qualified_arn(account, &fref));
-        let fname = fref.name.as_str();
-        let latest = self
-            .cached_get(account, fname)
-            .await?
-            .ok_or_else(not_found)?;
-        let version: String = match fref.qualifier.as_deref() {
-            None | Some(LATEST) => LATEST.to_owned(),
-            Some(q) if q.bytes().all(|b| b.is_ascii_digit()) => q.to_owned(),
-            Some(alias) => {
-                let a = self
-                    .cached_alias(account, fname, alias)
-                    .await?
-                    .ok_or_else(not_found)?;
-                a.pick(u).to_owned()
-            }
-        };
-        if version == LATEST {
-            return match serving_of(&latest) {
-                Some(deployed) => Ok(Runnable {
-                    account: account.clone(),
-                    name: latest.name.clone(),
-                    version,
-                    deployed,
-                    qualifier: fref.qualifier.clone(),
-                    reserved_concurrency: latest.reserved_concurrency,
-                }),
-                None => Err(not_runnable(&latest, &self.region).into()),
-            };
-        }
-        let number: u64 = version.parse().map_err(|_| not_found())?;
-        let v = self
-            .cached_version(account, fname, number)
-            .await?
-            .ok_or_else(|| {
-                LambdaError::function_not_found(&format!("{}:{version}", latest.arn(&self.region)))
-            })?;
-        if v.state != State::Active {
-            return Err(not_runnable(&v, &self.region).into());
-        }
-        Ok(Runnable {
-            account: account.clone(),
-            name: v.name.clone(),
-            deployed: v.as_deployed(),
-            version,
-            qualifier: fref.qualifier.clone(),
-            reserved_concurrency: latest.reserved_concurrency,
-        })
     }
 }
 
 /// Why a function (or version) with nothing ready to run cannot be called.
-fn not_runnable(f: &Function, region: &str) -> LambdaError {
+pub(crate) fn not_runnable(f: &Function, region: &str) -> LambdaError {
     match f.state {
         State::Failed | State::Inactive => {
             let reason = f.state_reason.as_ref().map_or("", |r| r.message.as_str());

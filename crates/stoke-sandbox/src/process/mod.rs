@@ -45,7 +45,8 @@ use seccompiler::BpfProgram;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::{
-    Backend, Execution, FunctionError, FunctionSpec, InvokeInput, Outcome, Sandbox, SandboxError,
+    Backend, Execution, FunctionError, FunctionSpec, InvokeInput, Outcome, PrepareError, Sandbox,
+    SandboxError,
 };
 use api::{Event, InitState, Reply, RuntimeApi};
 use launch::{LaunchError, LaunchSpec, Mount};
@@ -363,8 +364,9 @@ impl ProcessBackend {
 
 #[async_trait]
 impl Backend for ProcessBackend {
-    fn prepare(&self, spec: &FunctionSpec) -> Result<(), String> {
-        runtimes::check_code(spec, &self.interpreters)
+    fn prepare(&self, spec: &FunctionSpec) -> Result<(), PrepareError> {
+        // What `check_code` refuses is a runtime this server cannot run.
+        runtimes::check_code(spec, &self.interpreters).map_err(PrepareError::RuntimeUnavailable)
     }
 
     async fn start(&self, spec: &FunctionSpec) -> Result<Arc<dyn Sandbox>, SandboxError> {

@@ -51,8 +51,8 @@ use wasmtime_wasi::p1::{self, WasiP1Ctx};
 use wasmtime_wasi::p2::pipe::{MemoryInputPipe, MemoryOutputPipe};
 
 use crate::{
-    Backend, Execution, FunctionError, FunctionSpec, HostCalls, InvokeInput, Outcome, Sandbox,
-    SandboxError,
+    Backend, Execution, FunctionError, FunctionSpec, HostCalls, InvokeInput, Outcome, PrepareError,
+    Sandbox, SandboxError,
 };
 
 mod host;
@@ -222,22 +222,24 @@ impl WasmBackend {
 
 #[async_trait]
 impl Backend for WasmBackend {
-    fn prepare(&self, spec: &FunctionSpec) -> Result<(), String> {
+    fn prepare(&self, spec: &FunctionSpec) -> Result<(), PrepareError> {
         let artifact = self.artifact_path(spec);
         if artifact.exists() {
             return Ok(());
         }
-        let path = Self::module_path(spec)?;
+        let path = Self::module_path(spec).map_err(PrepareError::InvalidCode)?;
         let bytes = std::fs::read(&path).map_err(|_| {
-            format!(
+            PrepareError::InvalidCode(format!(
                 "The handler file '{}' was not found in the deployment package.",
                 spec.handler
-            )
+            ))
         })?;
-        let compiled = self
-            .engine
-            .precompile_module(&bytes)
-            .map_err(|e| format!("The module '{}' does not compile: {e:#}", spec.handler))?;
+        let compiled = self.engine.precompile_module(&bytes).map_err(|e| {
+            PrepareError::InvalidCode(format!(
+                "The module '{}' does not compile: {e:#}",
+                spec.handler
+            ))
+        })?;
         let dir = artifact
             .parent()
             .unwrap_or(&self.config.cache_dir)
@@ -252,22 +254,26 @@ impl Backend for WasmBackend {
             f.as_file().sync_all()?;
             f.persist(&artifact).map(|_| ()).map_err(|e| e.error)
         };
-        write().map_err(|e| format!("The compiled module could not be stored: {e}"))?;
+        write().map_err(|e| {
+            PrepareError::Internal(format!("The compiled module could not be stored: {e}"))
+        })?;
         // Link it now, so a module that imports what Stoke does not provide fails at deploy.
-        let module = self.load(&artifact).map_err(|e| e.to_string())?;
+        let module = self
+            .load(&artifact)
+            .map_err(|e| PrepareError::Internal(e.to_string()))?;
         if let Err(e) = self.linker.instantiate_pre(&module) {
             let _ = std::fs::remove_file(&artifact);
-            return Err(format!(
+            return Err(PrepareError::InvalidCode(format!(
                 "The module '{}' cannot be linked: {e:#}",
                 spec.handler
-            ));
+            )));
         }
         if module.get_export("_start").is_none() {
             let _ = std::fs::remove_file(&artifact);
-            return Err(format!(
+            return Err(PrepareError::InvalidCode(format!(
                 "The module '{}' exports no _start function (build it as a WASI command).",
                 spec.handler
-            ));
+            )));
         }
         Ok(())
     }

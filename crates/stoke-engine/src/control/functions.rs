@@ -1,0 +1,292 @@
+//! Functions: CreateFunction, UpdateFunctionCode, UpdateFunctionConfiguration,
+//! DeleteFunction, GetFunction, ListFunctions and the account's usage.
+//!
+//! A create or an update stores the function (code staged and committed first, so a refused
+//! zip leaves nothing behind) and answers at once; [`super::deploy`] finishes it in the
+//! background.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use stoke_core::function::limits;
+use stoke_core::validate::{Violations, patterns};
+use stoke_core::{
+    AccountId, ConfigInput, Function, FunctionRef, LambdaError, LastUpdateStatus, State,
+};
+use stoke_store::{AccountUsage, StoreError};
+
+use super::tags::check_tags;
+use super::{
+    ControlPlane, check_revision, check_unqualified, creating, decode_marker, encode_marker,
+    new_revision, now, page_limit, versions,
+};
+use crate::ControlError;
+
+/// A CreateFunction request, decoded.
+#[derive(Debug, Clone, Default)]
+pub struct CreateFunction {
+    /// `FunctionName` as sent (a name or an ARN).
+    pub function_name: String,
+    pub config: ConfigInput,
+    /// `Code.ZipFile`, decoded from base64.
+    pub zip: Vec<u8>,
+    pub tags: BTreeMap<String, String>,
+    /// `Publish`: publish version 1 as well (answered instead of `$LATEST`).
+    pub publish: bool,
+}
+
+/// A page of functions and the marker of the next page.
+#[derive(Debug, Clone)]
+pub struct FunctionPage {
+    pub functions: Vec<Function>,
+    pub next_marker: Option<String>,
+}
+
+fn already_exists(name: &str) -> LambdaError {
+    LambdaError::ResourceConflict(format!("Function already exist: {name}"))
+}
+
+fn check_zip_size(zip: &[u8]) -> Result<(), LambdaError> {
+    if zip.len() as u64 > limits::MAX_ZIP_BYTES {
+        return Err(LambdaError::RequestEntityTooLarge(format!(
+            "Zipped size must be smaller than {} bytes",
+            limits::MAX_ZIP_BYTES
+        )));
+    }
+    if zip.is_empty() {
+        return Err(LambdaError::InvalidParameterValue(
+            crate::error::UNUSABLE_ZIP.into(),
+        ));
+    }
+    Ok(())
+}
+
+impl ControlPlane {
+    /// Resolves a function as a caller named it, in the caller's account.
+    pub async fn get_function(
+        &self,
+        account: &AccountId,
+        name: &str,
+        qualifier: Option<&str>,
+    ) -> Result<Function, ControlError> {
+        let fref = self.parse_ref(account, name, qualifier)?;
+        self.load(account, &fref).await
+    }
+
+    pub async fn list_functions(
+        &self,
+        account: &AccountId,
+        marker: Option<&str>,
+        max_items: Option<i64>,
+    ) -> Result<FunctionPage, ControlError> {
+        let mut v = Violations::new();
+        if let Some(m) = max_items {
+            v.range("maxItems", m, 1, 10_000);
+        }
+        v.into_result()?;
+        let limit = page_limit(max_items);
+        let after = match marker {
+            None | Some("") => None,
+            Some(m) => Some(decode_marker(m)?),
+        };
+        let mut functions = self
+            .store
+            .list_functions(account, after.as_deref(), limit + 1)
+            .await?;
+        let next_marker = if functions.len() > limit as usize {
+            functions.truncate(limit as usize);
+            functions.last().map(|f| encode_marker(f.name.as_str()))
+        } else {
+            None
+        };
+        Ok(FunctionPage {
+            functions,
+            next_marker,
+        })
+    }
+
+    pub async fn account_usage(&self, account: &AccountId) -> Result<AccountUsage, ControlError> {
+        Ok(self.store.account_usage(account).await?)
+    }
+
+    pub async fn create_function(
+        self: &Arc<Self>,
+        account: &AccountId,
+        req: CreateFunction,
+    ) -> Result<Function, ControlError> {
+        let fref = FunctionRef::parse(
+            "functionName",
+            &req.function_name,
+            patterns::FUNCTION_NAME,
+            140,
+        )?;
+        self.check_ref_account(account, &fref)?;
+        if fref.qualifier.is_some() {
+            return Err(LambdaError::InvalidParameterValue(
+                "A function's name cannot carry a qualifier when it is created.".into(),
+            )
+            .into());
+        }
+        let config = req.config.into_new_config()?;
+        check_tags(&req.tags, 0)?;
+        check_zip_size(&req.zip)?;
+        let name = fref.name.as_str().to_owned();
+        if self.latest(account, &name).await?.is_some() {
+            return Err(already_exists(&name).into());
+        }
+
+        let staged = self.code.stage(req.zip.clone()).await?;
+        let now = now();
+        let _guard = self.code.lock().await;
+        let code = self.code.commit(req.zip, staged).await?;
+        let f = Function {
+            account: account.clone(),
+            name: fref.name,
+            config,
+            code,
+            state: State::Pending,
+            state_reason: Some(creating()),
+            last_update_status: None,
+            last_update_reason: None,
+            revision_id: new_revision(),
+            last_modified: now,
+            tags: req.tags,
+            generation: 1,
+            version: stoke_core::LATEST.to_owned(),
+            serving: None,
+            reserved_concurrency: None,
+        };
+        if let Err(e) = self.insert_function(&f).await {
+            self.code.collect(&f.code.sha256_hex).await;
+            return Err(match e {
+                StoreError::Conflict => already_exists(&name).into(),
+                e => e.into(),
+            });
+        }
+        let answer = if req.publish {
+            self.publish_locked(&f, None).await?
+        } else {
+            f.clone()
+        };
+        drop(_guard);
+        self.spawn_deploy(f.account.clone(), name, f.generation);
+        Ok(answer)
+    }
+
+    /// UpdateFunctionCode.
+    pub async fn update_code(
+        self: &Arc<Self>,
+        account: &AccountId,
+        name: &str,
+        zip: Vec<u8>,
+        revision_id: Option<&str>,
+        publish: bool,
+    ) -> Result<Function, ControlError> {
+        let fref = self.parse_ref(account, name, None)?;
+        check_unqualified(&fref)?;
+        check_zip_size(&zip)?;
+        let old = self.load(account, &fref).await?;
+        check_revision(&old, revision_id)?;
+        old.check_not_updating(&self.region)?;
+
+        let staged = self.code.stage(zip.clone()).await?;
+        let _guard = self.code.lock().await;
+        let code = self.code.commit(zip, staged).await?;
+        let mut f = old.clone();
+        f.code = code;
+        begin_update(&mut f, &old);
+        if let Err(e) = self.replace_function(&f, &old.revision_id).await {
+            self.code.collect(&f.code.sha256_hex).await;
+            return Err(e.into());
+        }
+        if old.code.sha256_hex != f.code.sha256_hex {
+            // Kept while it still serves calls or a version uses it (`code_in_use`).
+            self.code.collect(&old.code.sha256_hex).await;
+        }
+        let answer = if publish {
+            self.publish_locked(&f, None).await?
+        } else {
+            f.clone()
+        };
+        drop(_guard);
+        self.spawn_deploy(f.account.clone(), f.name.as_str().to_owned(), f.generation);
+        Ok(answer)
+    }
+
+    /// UpdateFunctionConfiguration.
+    pub async fn update_configuration(
+        self: &Arc<Self>,
+        account: &AccountId,
+        name: &str,
+        input: ConfigInput,
+        revision_id: Option<&str>,
+    ) -> Result<Function, ControlError> {
+        let fref = self.parse_ref(account, name, None)?;
+        check_unqualified(&fref)?;
+        // The model's checks come before anything is looked up, as on AWS.
+        let mut v = Violations::new();
+        input.check(&mut v);
+        v.into_result()?;
+        let old = self.load(account, &fref).await?;
+        check_revision(&old, revision_id)?;
+        old.check_not_updating(&self.region)?;
+        let mut f = old.clone();
+        f.config = input.apply_to(&old.config)?;
+        begin_update(&mut f, &old);
+        self.replace_function(&f, &old.revision_id).await?;
+        self.spawn_deploy(f.account.clone(), f.name.as_str().to_owned(), f.generation);
+        Ok(f)
+    }
+
+    /// DeleteFunction: the whole function with its versions and aliases, or one version.
+    pub async fn delete_function(
+        &self,
+        account: &AccountId,
+        name: &str,
+        qualifier: Option<&str>,
+    ) -> Result<(), ControlError> {
+        let fref = self.parse_ref(account, name, qualifier)?;
+        match fref.qualifier.as_deref() {
+            None => {}
+            Some("$LATEST") => {
+                return Err(LambdaError::InvalidParameterValue(
+                    "$LATEST version cannot be deleted without deleting the function.".into(),
+                )
+                .into());
+            }
+            Some(q) => return self.delete_version(account, &fref, q).await,
+        }
+        let name = fref.name.as_str();
+        let _guard = self.code.lock().await;
+        let mut shas = Vec::new();
+        let mut after = 0;
+        loop {
+            let page = self.store.list_versions(account, name, after, 1000).await?;
+            let Some(last) = page.last() else { break };
+            after = last.version_number().unwrap_or(u64::MAX);
+            shas.extend(page.into_iter().map(|v| v.code.sha256_hex));
+        }
+        self.forget_function(account, name);
+        let deleted = self.store.delete_function(account, name).await;
+        self.forget_all_of(account, name);
+        let Some(f) = deleted? else {
+            return Err(self.not_found(account, &fref).into());
+        };
+        shas.push(f.code.sha256_hex);
+        shas.extend(f.serving.map(|s| s.code.sha256_hex));
+        self.code.collect_all(shas).await;
+        Ok(())
+    }
+}
+
+/// Marks `f` (a changed copy of `old`) as an update in progress.
+fn begin_update(f: &mut Function, old: &Function) {
+    // What runs now keeps running until the update is ready (a record from before serving
+    // generations were kept gets its own code as its serving generation here).
+    f.serving = versions::serving_of(old);
+    f.last_update_status = Some(LastUpdateStatus::InProgress);
+    f.last_update_reason = Some(creating());
+    f.generation += 1;
+    f.revision_id = new_revision();
+    f.last_modified = now();
+}

@@ -1,0 +1,435 @@
+//! The control plane of functions.
+//!
+//! Each operation checks the request as the Lambda API model does, then changes the store
+//! with a compare-and-swap on the function's `RevisionId` ([`ControlPlane::cas`]), so a
+//! concurrent writer is never silently overwritten. Once stored, the answer goes back with
+//! `State: Pending` (create) or `LastUpdateStatus: InProgress` (update), and a background task
+//! deploys the code and moves the function to `Active`/`Successful` or `Failed`.
+//!
+//! # Layout
+//! - this file: [`ControlPlane`], how operations name functions (names, ARNs, qualifiers),
+//!   the reads and writes of records through the cache, and the one compare-and-swap loop;
+//! - [`functions`](self::functions): CreateFunction, UpdateFunctionCode,
+//!   UpdateFunctionConfiguration, DeleteFunction, GetFunction, ListFunctions;
+//! - [`tags`](self::tags): tags and reserved concurrency;
+//! - [`versions`](self::versions) and [`aliases`](self::aliases): published versions and
+//!   aliases;
+//! - [`cache`](self::cache): the one cache of records (and where invalidation across several
+//!   nodes will go);
+//! - [`code_store`](self::code_store): stage, commit and collect code (see there for the files);
+//! - [`deploy`](self::deploy): the background half: prepare, warm, settle.
+
+mod aliases;
+mod cache;
+mod code_store;
+mod deploy;
+mod functions;
+mod tags;
+mod versions;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use base64::Engine as _;
+use stoke_core::validate::patterns;
+use stoke_core::{AccountId, Alias, Function, FunctionRef, LambdaError, Reason};
+use stoke_store::{Blobs, Store, StoreError};
+
+use crate::ControlError;
+use crate::prepare::Preparer;
+use crate::target::{Layout, Warmer};
+
+pub use aliases::AliasPage;
+pub use functions::{CreateFunction, FunctionPage};
+pub use versions::VersionPage;
+pub(crate) use versions::{not_runnable, serving_of};
+
+use cache::Cache;
+use code_store::CodeStore;
+
+type FunctionKey = (AccountId, String);
+type VersionKey = (AccountId, String, u64);
+type AliasKey = (AccountId, String, String);
+
+/// The control plane; cheap to share behind an `Arc`.
+pub struct ControlPlane {
+    store: Arc<dyn Store>,
+    /// Zips and their unpacked trees.
+    code: Arc<CodeStore>,
+    /// The region ARNs name.
+    region: String,
+    /// Checks (and for wasm compiles) a deploy's code.
+    preparer: Arc<dyn Preparer>,
+    /// Starts a sandbox of an update's new generation before calls move to it.
+    warmer: Arc<dyn Warmer>,
+    /// Background deploys, so shutdown can wait for them.
+    tasks: tasks::Tasks,
+    /// `$LATEST` records, published versions and aliases as last read or written here, so
+    /// that a call does not read the store.
+    functions: Cache<FunctionKey, Function>,
+    versions: Cache<VersionKey, Function>,
+    aliases: Cache<AliasKey, Alias>,
+}
+
+impl std::fmt::Debug for ControlPlane {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ControlPlane")
+            .field("region", &self.region)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How many times a compare-and-swap that lost to another writer is tried again.
+const CAS_RETRIES: usize = 20;
+
+impl ControlPlane {
+    /// A control plane over `store` and `blobs`, keeping unpacked code under `layout`. Deploys
+    /// check code with `preparer` and warm an update's new generation with `warmer`.
+    pub fn new(
+        store: Arc<dyn Store>,
+        blobs: Blobs,
+        layout: Layout,
+        region: impl Into<String>,
+        preparer: Arc<dyn Preparer>,
+        warmer: Arc<dyn Warmer>,
+    ) -> Result<Arc<Self>, ControlError> {
+        let code = CodeStore::open(Arc::clone(&store), blobs, layout)?;
+        Ok(Arc::new(Self {
+            store,
+            code,
+            region: region.into(),
+            preparer,
+            warmer,
+            tasks: tasks::Tasks::default(),
+            functions: Cache::default(),
+            versions: Cache::default(),
+            aliases: Cache::default(),
+        }))
+    }
+
+    pub fn region(&self) -> &str {
+        &self.region
+    }
+
+    /// The folder of a code blob's unpacked tree.
+    pub fn code_dir(&self, sha256_hex: &str) -> PathBuf {
+        self.code.dir(sha256_hex)
+    }
+
+    /// The zip of a code blob, for the presigned code URL.
+    pub async fn code_zip(&self, sha256_hex: &str) -> Result<Option<Vec<u8>>, ControlError> {
+        self.code.zip(sha256_hex).await
+    }
+
+    /// Waits for the background deploys under way.
+    pub async fn drain(&self) {
+        self.tasks.wait().await;
+    }
+
+    // ----- naming functions ----------------------------------------------------------------
+
+    pub(crate) fn parse_ref(
+        &self,
+        account: &AccountId,
+        name: &str,
+        qualifier: Option<&str>,
+    ) -> Result<FunctionRef, ControlError> {
+        let fref = FunctionRef::parse(
+            "functionName",
+            name,
+            patterns::NAMESPACED_FUNCTION_NAME,
+            170,
+        )?
+        .with_qualifier(qualifier)?;
+        self.check_ref_account(account, &fref)?;
+        Ok(fref)
+    }
+
+    fn check_ref_account(
+        &self,
+        account: &AccountId,
+        fref: &FunctionRef,
+    ) -> Result<(), LambdaError> {
+        // Until cross-account policies exist, another account's function is as good as absent;
+        // another region's is not served here.
+        if fref.account.as_ref().is_some_and(|a| a != account)
+            || fref.region.as_deref().is_some_and(|r| r != self.region)
+        {
+            let arn = format!(
+                "arn:aws:lambda:{}:{}:function:{}",
+                fref.region.as_deref().unwrap_or(&self.region),
+                fref.account.as_ref().unwrap_or(account),
+                fref.name
+            );
+            return Err(LambdaError::function_not_found(&arn));
+        }
+        Ok(())
+    }
+
+    pub(crate) fn qualified_arn(&self, account: &AccountId, fref: &FunctionRef) -> String {
+        let base = stoke_core::ids::function_arn(&self.region, account, fref.name.as_str());
+        match &fref.qualifier {
+            Some(q) => format!("{base}:{q}"),
+            None => base,
+        }
+    }
+
+    fn not_found(&self, account: &AccountId, fref: &FunctionRef) -> LambdaError {
+        LambdaError::function_not_found(&self.qualified_arn(account, fref))
+    }
+
+    /// The record a reference names: `$LATEST`, a version, or the version an alias points
+    /// to (its primary one).
+    async fn load(
+        &self,
+        account: &AccountId,
+        fref: &FunctionRef,
+    ) -> Result<Function, ControlError> {
+        let not_found = || self.not_found(account, fref);
+        let name = fref.name.as_str();
+        let f = self.latest(account, name).await?.ok_or_else(not_found)?;
+        let number = match fref.qualifier.as_deref() {
+            None | Some(stoke_core::LATEST) => return Ok(f),
+            Some(q) => match q.parse::<u64>() {
+                Ok(n) => n,
+                Err(_) => {
+                    let alias = self.alias(account, name, q).await?.ok_or_else(not_found)?;
+                    match alias.target.function_version.parse::<u64>() {
+                        Ok(n) => n,
+                        Err(_) => return Ok(f),
+                    }
+                }
+            },
+        };
+        Ok(self
+            .version(account, name, number)
+            .await?
+            .ok_or_else(not_found)?)
+    }
+
+    // ----- the store, through the cache ---------------------------------------------------
+
+    /// `$LATEST`'s record.
+    pub(crate) async fn latest(
+        &self,
+        account: &AccountId,
+        name: &str,
+    ) -> Result<Option<Function>, StoreError> {
+        self.functions
+            .get_or_load(
+                (account.clone(), name.to_owned()),
+                self.store.get_function(account, name),
+            )
+            .await
+    }
+
+    /// A published version's record.
+    pub(crate) async fn version(
+        &self,
+        account: &AccountId,
+        name: &str,
+        version: u64,
+    ) -> Result<Option<Function>, StoreError> {
+        self.versions
+            .get_or_load(
+                (account.clone(), name.to_owned(), version),
+                self.store.get_version(account, name, version),
+            )
+            .await
+    }
+
+    /// An alias.
+    pub(crate) async fn alias(
+        &self,
+        account: &AccountId,
+        function: &str,
+        name: &str,
+    ) -> Result<Option<Alias>, StoreError> {
+        self.aliases
+            .get_or_load(
+                (account.clone(), function.to_owned(), name.to_owned()),
+                self.store.get_alias(account, function, name),
+            )
+            .await
+    }
+
+    fn function_key(f: &Function) -> FunctionKey {
+        (f.account.clone(), f.name.as_str().to_owned())
+    }
+
+    async fn insert_function(&self, f: &Function) -> Result<(), StoreError> {
+        self.functions
+            .write_through(Self::function_key(f), f, self.store.insert_function(f))
+            .await
+    }
+
+    async fn replace_function(&self, f: &Function, expected: &str) -> Result<(), StoreError> {
+        self.functions
+            .write_through(
+                Self::function_key(f),
+                f,
+                self.store.replace_function(f, expected),
+            )
+            .await
+    }
+
+    fn forget_function(&self, account: &AccountId, name: &str) {
+        self.functions.forget(&(account.clone(), name.to_owned()));
+    }
+
+    fn remember_version(&self, v: &Function) {
+        if let Some(n) = v.version_number() {
+            self.versions.put(
+                (v.account.clone(), v.name.as_str().to_owned(), n),
+                v.clone(),
+            );
+        }
+    }
+
+    fn forget_version(&self, account: &AccountId, name: &str, version: u64) {
+        self.versions
+            .forget(&(account.clone(), name.to_owned(), version));
+    }
+
+    fn alias_key(a: &Alias) -> AliasKey {
+        (a.account.clone(), a.function_name.clone(), a.name.clone())
+    }
+
+    fn forget_alias(&self, account: &AccountId, function: &str, name: &str) {
+        self.aliases
+            .forget(&(account.clone(), function.to_owned(), name.to_owned()));
+    }
+
+    /// Forgets a function with its versions and aliases (it is being deleted).
+    fn forget_all_of(&self, account: &AccountId, name: &str) {
+        self.forget_function(account, name);
+        self.versions
+            .forget_where(|(a, n, _)| a == account && n == name);
+        self.aliases
+            .forget_where(|(a, n, _)| a == account && n == name);
+    }
+
+    /// Changes `$LATEST` of `name` with a compare-and-swap on its revision: `change` sees the
+    /// record as it is now (`None` if there is none) and answers the record to write (`None`:
+    /// write nothing), which gets a new revision and is written only over the record it saw,
+    /// and answered. When another
+    /// writer came first, the record is read again and `change` asked again, up to
+    /// [`CAS_RETRIES`] times; then the caller is told to try again later.
+    pub(super) async fn cas(
+        &self,
+        account: &AccountId,
+        name: &str,
+        mut change: impl FnMut(Option<&Function>) -> Result<Option<Function>, ControlError>,
+    ) -> Result<Option<Function>, ControlError> {
+        for _ in 0..CAS_RETRIES {
+            let old = self.latest(account, name).await?;
+            let Some(mut f) = change(old.as_ref())? else {
+                return Ok(None);
+            };
+            let Some(old) = old else {
+                return Err(LambdaError::function_not_found(&f.arn(&self.region)).into());
+            };
+            f.revision_id = new_revision();
+            match self.replace_function(&f, &old.revision_id).await {
+                Ok(()) => return Ok(Some(f)),
+                // Changed or removed meanwhile: look again.
+                Err(StoreError::Stale { .. } | StoreError::NotFound) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(busy())
+    }
+}
+
+pub(super) fn now() -> String {
+    stoke_core::timefmt::lambda_timestamp(time::OffsetDateTime::now_utc())
+}
+
+pub(super) fn new_revision() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+pub(super) fn creating() -> Reason {
+    Reason {
+        message: "The function is being created.".into(),
+        code: "Creating".into(),
+    }
+}
+
+pub(super) fn busy() -> ControlError {
+    LambdaError::ResourceConflict(
+        "The operation cannot be performed at this time: the function is changing. Try again."
+            .into(),
+    )
+    .into()
+}
+
+pub(super) fn check_unqualified(fref: &FunctionRef) -> Result<(), LambdaError> {
+    match fref.qualifier.as_deref() {
+        None | Some("$LATEST") => Ok(()),
+        Some(_) => Err(LambdaError::InvalidParameterValue(
+            "Only $LATEST can be updated: a version's code and configuration never change.".into(),
+        )),
+    }
+}
+
+pub(super) fn revision_mismatch() -> LambdaError {
+    LambdaError::PreconditionFailed(
+        "The Revision Id provided does not match the latest Revision Id. Call the \
+         GetFunction/GetAlias API to retrieve the latest Revision Id"
+            .into(),
+    )
+}
+
+pub(super) fn check_revision(f: &Function, expected: Option<&str>) -> Result<(), LambdaError> {
+    match expected {
+        Some(r) if r != f.revision_id => Err(revision_mismatch()),
+        _ => Ok(()),
+    }
+}
+
+pub(super) fn encode_marker(name: &str) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(name)
+}
+
+pub(super) fn decode_marker(marker: &str) -> Result<String, LambdaError> {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(marker)
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+        .ok_or_else(|| LambdaError::InvalidParameterValue(format!("Invalid marker: {marker}")))
+}
+
+/// The page size a `MaxItems` asks for (Lambda's default: 50).
+pub(super) fn page_limit(max_items: Option<i64>) -> u32 {
+    max_items.map_or(50, |m| u32::try_from(m).unwrap_or(50))
+}
+
+/// A set of background tasks that can be waited for (a `JoinSet` that is not `&mut`).
+mod tasks {
+    use std::future::Future;
+    use std::sync::Mutex;
+
+    use tokio::task::JoinSet;
+
+    #[derive(Debug, Default)]
+    pub struct Tasks(Mutex<JoinSet<()>>);
+
+    impl Tasks {
+        pub fn spawn(&self, fut: impl Future<Output = ()> + Send + 'static) {
+            if let Ok(mut set) = self.0.lock() {
+                // Reap finished tasks so the set does not grow without bound.
+                while set.try_join_next().is_some() {}
+                set.spawn(fut);
+            }
+        }
+
+        pub async fn wait(&self) {
+            let mut set = match self.0.lock() {
+                Ok(mut s) => std::mem::take(&mut *s),
+                Err(_) => return,
+            };
+            while set.join_next().await.is_some() {}
+        }
+    }
+}

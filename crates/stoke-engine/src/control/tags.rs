@@ -1,0 +1,148 @@
+//! Tags (ListTags, TagResource, UntagResource) and reserved concurrency
+//! (Put/DeleteFunctionConcurrency): small changes of `$LATEST`'s record, each one
+//! compare-and-swap ([`ControlPlane::cas`]).
+
+use std::collections::BTreeMap;
+
+use stoke_core::validate::{Violations, patterns};
+use stoke_core::{AccountId, Function, FunctionRef, LambdaError};
+
+use super::ControlPlane;
+use crate::ControlError;
+
+/// Lambda's limits on tags: 50 per resource, keys of 1–128 characters, values up to 256, and
+/// no `aws:` prefix.
+pub(super) fn check_tags(
+    tags: &BTreeMap<String, String>,
+    already: usize,
+) -> Result<(), LambdaError> {
+    let mut v = Violations::new();
+    for (k, val) in tags {
+        v.length("tags.key", k, 1, 128);
+        v.length("tags.value", val, 0, 256);
+    }
+    v.into_result()?;
+    if tags
+        .keys()
+        .any(|k| k.to_ascii_lowercase().starts_with("aws:"))
+    {
+        return Err(LambdaError::InvalidParameterValue(
+            "Tag keys starting with 'aws:' are reserved for AWS use.".into(),
+        ));
+    }
+    if tags.len() + already > 50 {
+        return Err(LambdaError::InvalidParameterValue(
+            "The number of tags exceeds the limit of 50 tags per resource.".into(),
+        ));
+    }
+    Ok(())
+}
+
+impl ControlPlane {
+    /// The function a taggable ARN names (tags are on functions, not on qualified ARNs).
+    async fn tagged_ref(
+        &self,
+        account: &AccountId,
+        arn: &str,
+    ) -> Result<FunctionRef, ControlError> {
+        let mut v = Violations::new();
+        if v.length("resource", arn, 1, 256) {
+            v.pattern("resource", arn, patterns::TAGGABLE_ARN);
+        }
+        v.into_result()?;
+        let fref = FunctionRef::parse("resource", arn, patterns::NAMESPACED_FUNCTION_NAME, 256)?;
+        if fref.qualifier.is_some() {
+            return Err(LambdaError::InvalidParameterValue(
+                "Tags are not supported on a qualified function ARN.".into(),
+            )
+            .into());
+        }
+        self.check_ref_account(account, &fref)?;
+        Ok(fref)
+    }
+
+    /// `old`, or the function-not-found error of `fref`.
+    fn existing<'f>(
+        &self,
+        account: &AccountId,
+        fref: &FunctionRef,
+        old: Option<&'f Function>,
+    ) -> Result<&'f Function, ControlError> {
+        old.ok_or_else(|| self.not_found(account, fref).into())
+    }
+
+    /// The tags of the function an ARN names.
+    pub async fn list_tags(
+        &self,
+        account: &AccountId,
+        arn: &str,
+    ) -> Result<BTreeMap<String, String>, ControlError> {
+        let fref = self.tagged_ref(account, arn).await?;
+        Ok(self.load(account, &fref).await?.tags)
+    }
+
+    /// TagResource: adds or replaces tags.
+    pub async fn tag(
+        &self,
+        account: &AccountId,
+        arn: &str,
+        tags: BTreeMap<String, String>,
+    ) -> Result<(), ControlError> {
+        let fref = self.tagged_ref(account, arn).await?;
+        self.cas(account, fref.name.as_str(), |old| {
+            let old = self.existing(account, &fref, old)?;
+            check_tags(
+                &tags,
+                old.tags.keys().filter(|k| !tags.contains_key(*k)).count(),
+            )?;
+            let mut f = old.clone();
+            f.tags.extend(tags.clone());
+            Ok(Some(f))
+        })
+        .await?;
+        Ok(())
+    }
+
+    /// UntagResource: removes tags by key (absent keys are fine).
+    pub async fn untag(
+        &self,
+        account: &AccountId,
+        arn: &str,
+        keys: &[String],
+    ) -> Result<(), ControlError> {
+        let fref = self.tagged_ref(account, arn).await?;
+        self.cas(account, fref.name.as_str(), |old| {
+            let mut f = self.existing(account, &fref, old)?.clone();
+            for k in keys {
+                f.tags.remove(k);
+            }
+            Ok(Some(f))
+        })
+        .await?;
+        Ok(())
+    }
+
+    /// PutFunctionConcurrency (`Some`) and DeleteFunctionConcurrency (`None`).
+    pub async fn set_reserved_concurrency(
+        &self,
+        account: &AccountId,
+        name: &str,
+        reserved: Option<u32>,
+    ) -> Result<Function, ControlError> {
+        let fref = self.parse_ref(account, name, None)?;
+        if fref.qualifier.is_some() {
+            return Err(LambdaError::InvalidParameterValue(
+                "Reserved concurrency is set on a function, not on a qualified ARN.".into(),
+            )
+            .into());
+        }
+        let written = self
+            .cas(account, fref.name.as_str(), |old| {
+                let mut f = self.existing(account, &fref, old)?.clone();
+                f.reserved_concurrency = reserved;
+                Ok(Some(f))
+            })
+            .await?;
+        written.ok_or_else(super::busy)
+    }
+}

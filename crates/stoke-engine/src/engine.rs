@@ -1,0 +1,212 @@
+//! The engine as one object: [`Engine::start`] builds the object graph every server needs
+//! (control plane, sandboxes, router, invoker, recorder, async queue, the account and log
+//! services) from a store and the sandbox backends, and [`Engine::shutdown`] takes it down in
+//! the order that loses nothing.
+//!
+//! ```text
+//! Sandboxes (pools, backends) ◄── warms ── ControlPlane (store, blobs, preparer)
+//!      ▲                                        ▲
+//!      └──────── runs ── Invoker ── Router ─────┘
+//!                          ▲
+//!                     AsyncInvoker (queue)
+//! ```
+//!
+//! The concrete store and backends are the caller's (the `stoke` binary, or a test): the
+//! engine names only their traits.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use stoke_store::queue::Queue;
+use stoke_store::{Blobs, Store, StoreError};
+
+use crate::accounts::Accounts;
+use crate::async_invoke::{AsyncConfig, AsyncInvoker, AsyncTasks};
+use crate::control::ControlPlane;
+use crate::error::ControlError;
+use crate::invoke::{Invoker, InvokerConfig, Sandboxes};
+use crate::logs::Logs;
+use crate::metrics::Metrics;
+use crate::pool::{FixedKeepAlive, KeepAlivePolicy};
+use crate::prepare::BackendPreparer;
+use crate::record::{Recorder, RecorderTask, Retention};
+use crate::route::Router;
+use crate::target::{Backends, Layout};
+
+/// What the engine is built from, and its settings.
+pub struct EngineConfig {
+    /// Functions, versions, aliases, accounts, logs.
+    pub store: Arc<dyn Store>,
+    /// The async invocations' durable queue.
+    pub queue: Arc<dyn Queue>,
+    /// Code zips.
+    pub blobs: Blobs,
+    /// The sandbox backends this server runs.
+    pub backends: Backends,
+    /// Where unpacked code lives (`code/`, `staging/` under it).
+    pub data_dir: PathBuf,
+    /// The region ARNs name.
+    pub region: String,
+    pub invoker: InvokerConfig,
+    /// How long idle sandboxes stay warm.
+    pub keep_alive: Arc<dyn KeepAlivePolicy>,
+    /// How much of the calls' history is kept.
+    pub retention: Retention,
+    pub async_queue: AsyncConfig,
+}
+
+impl EngineConfig {
+    /// Lambda's defaults for everything but what the engine is built from.
+    pub fn new(
+        store: Arc<dyn Store>,
+        queue: Arc<dyn Queue>,
+        blobs: Blobs,
+        backends: Backends,
+        data_dir: impl Into<PathBuf>,
+    ) -> Self {
+        Self {
+            store,
+            queue,
+            blobs,
+            backends,
+            data_dir: data_dir.into(),
+            region: "us-east-1".into(),
+            invoker: InvokerConfig::default(),
+            keep_alive: Arc::new(FixedKeepAlive(Duration::from_secs(600))),
+            retention: Retention::default(),
+            async_queue: AsyncConfig::default(),
+        }
+    }
+}
+
+/// Why the engine could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("starting the control plane: {0}")]
+    Control(#[from] ControlError),
+    #[error("starting the async queue: {0}")]
+    AsyncQueue(#[source] StoreError),
+}
+
+/// The running engine. Its services are shared handles; hand them to the API.
+pub struct Engine {
+    pub control: Arc<ControlPlane>,
+    pub invoker: Arc<Invoker>,
+    pub asyncq: Arc<AsyncInvoker>,
+    /// Access keys, for SigV4.
+    pub accounts: Arc<Accounts>,
+    /// Stored log lines, for FilterLogEvents.
+    pub logs: Arc<Logs>,
+    /// Deploys resumed at start (left `Pending` or `InProgress` by the last run).
+    pub resumed: usize,
+    recorder: RecorderTask,
+    async_tasks: AsyncTasks,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("control", &self.control)
+            .field("resumed", &self.resumed)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Engine {
+    /// Builds and starts the engine: resumes the deploys a previous run left unfinished and
+    /// the async events it left running.
+    pub async fn start(config: EngineConfig) -> Result<Self, StartError> {
+        let EngineConfig {
+            store,
+            queue,
+            blobs,
+            backends,
+            data_dir,
+            region,
+            invoker,
+            keep_alive,
+            retention,
+            async_queue,
+        } = config;
+        let layout = Layout::under(&data_dir);
+        let metrics = Arc::new(Metrics::default());
+        let sandboxes = Sandboxes::new(
+            backends.clone(),
+            layout.clone(),
+            region.clone(),
+            &invoker,
+            Arc::clone(&metrics),
+            keep_alive,
+        );
+        let control = ControlPlane::new(
+            Arc::clone(&store),
+            blobs,
+            layout,
+            region.clone(),
+            Arc::new(BackendPreparer {
+                backends: backends.clone(),
+                region: region.clone(),
+            }),
+            sandboxes.clone(),
+        )?;
+        let (recorder, recorder_task) =
+            Recorder::start(Arc::clone(&store), Arc::clone(&metrics), retention);
+        let invoker = Invoker::new(
+            Router::new(Arc::clone(&control), backends),
+            sandboxes,
+            invoker,
+            metrics,
+            recorder,
+        );
+        let resumed = control.resume().await?;
+        let (asyncq, async_tasks) =
+            AsyncInvoker::start(queue, Arc::clone(&invoker), region, async_queue)
+                .await
+                .map_err(StartError::AsyncQueue)?;
+        Ok(Self {
+            control,
+            invoker,
+            asyncq,
+            accounts: Arc::new(Accounts::new(Arc::clone(&store))),
+            logs: Arc::new(Logs::new(store)),
+            resumed,
+            recorder: recorder_task,
+            async_tasks,
+        })
+    }
+
+    /// Stops the engine once nothing else holds its services (drop the API's handles first):
+    /// async events still running get a moment (whatever is left runs again after a restart),
+    /// the async queue's last finishes and the deploys under way complete, and the log writer
+    /// flushes what is left. The sandboxes go with the last handle to the invoker.
+    pub async fn shutdown(self) {
+        let Self {
+            control,
+            invoker,
+            asyncq,
+            accounts,
+            logs,
+            recorder,
+            async_tasks,
+            ..
+        } = self;
+        asyncq.shutdown(Duration::from_secs(5)).await;
+        drop(asyncq);
+        if tokio::time::timeout(Duration::from_secs(5), async_tasks.finish())
+            .await
+            .is_err()
+        {
+            tracing::warn!("the async queue's writers did not finish in time");
+        }
+        control.drain().await;
+        drop((invoker, control, accounts, logs));
+        // The last invoker is gone: the recorder flushes what is left.
+        if tokio::time::timeout(Duration::from_secs(10), recorder.finish())
+            .await
+            .is_err()
+        {
+            tracing::warn!("the log writer did not finish in time; some log lines may be lost");
+        }
+    }
+}

@@ -1,0 +1,180 @@
+//! The sandboxes of every function: the warm pools, the backends that start sandboxes, and
+//! the fair turn every start (a cold start, or a deploy's warm-up) waits for.
+//!
+//! Cold starts are admitted, not stormed: at most [`InvokerConfig::init_concurrency`] sandbox
+//! starts run at once, and the rest wait in arrival order (a fair semaphore). Neither the wait
+//! nor anything before it counts as Init: the Init timer starts when the start does. A call
+//! whose turn comes after a sandbox of its function went idle takes that one instead of
+//! starting another.
+//!
+//! [`Sandboxes`] is the control plane's [`Warmer`]: a deploy warms its new generation here,
+//! and the invoker's calls find that sandbox idle in the pool.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use stoke_core::{LambdaError, Reason};
+use stoke_sandbox::{Backend, Sandbox};
+use tokio::sync::Semaphore;
+
+use super::InvokerConfig;
+use crate::metrics::{FunctionLabels, Metrics};
+use crate::pool::{FunctionPool, KeepAlivePolicy, Pools};
+use crate::route::Router;
+use crate::target::{Backends, Layout, Runnable, Warmer};
+
+/// Every function's sandboxes.
+pub struct Sandboxes {
+    pub(super) backends: Backends,
+    pub(super) pools: Pools,
+    /// Where sandboxes find their code.
+    layout: Layout,
+    /// The region the sandboxes' ARNs name.
+    region: String,
+    /// The longest Init (the process backend's limit): a reported Init Duration never
+    /// exceeds it.
+    init_timeout: Duration,
+    metrics: Arc<Metrics>,
+    /// How long idle sandboxes stay.
+    policy: Arc<dyn KeepAlivePolicy>,
+    /// Turns to start a sandbox (fair: first come, first served).
+    inits: Arc<Semaphore>,
+}
+
+impl std::fmt::Debug for Sandboxes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sandboxes")
+            .field("backends", &self.backends)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Sandboxes {
+    /// The sandboxes of a server with `backends`; a background pass every
+    /// [`InvokerConfig::reap_every`] drops idle ones that `policy` no longer keeps, for as
+    /// long as this lives.
+    pub fn new(
+        backends: Backends,
+        layout: Layout,
+        region: impl Into<String>,
+        config: &InvokerConfig,
+        metrics: Arc<Metrics>,
+        policy: Arc<dyn KeepAlivePolicy>,
+    ) -> Arc<Self> {
+        let me = Arc::new(Self {
+            backends,
+            pools: Pools::new(config.account_concurrency),
+            layout,
+            region: region.into(),
+            init_timeout: config.init_timeout,
+            metrics,
+            policy,
+            inits: Arc::new(Semaphore::new(config.init_concurrency.max(1) as usize)),
+        });
+        let weak = Arc::downgrade(&me);
+        let every = config.reap_every;
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            loop {
+                tick.tick().await;
+                let Some(me) = weak.upgrade() else { break };
+                me.pools.reap(me.policy.as_ref(), Instant::now());
+            }
+        });
+        me
+    }
+
+    /// The backend that runs `target`'s runtime.
+    fn backend(&self, target: &Runnable) -> Result<&Arc<dyn Backend>, LambdaError> {
+        self.backends
+            .for_family(target.deployed.config.runtime.family())
+            .ok_or_else(|| {
+                LambdaError::InvalidRuntime(format!(
+                    "The runtime {} is not served by this Stoke server.",
+                    target.deployed.config.runtime
+                ))
+            })
+    }
+
+    /// Starts a sandbox of `target` (a cold start) when its turn comes, timed from then (the
+    /// Init Duration, never above the init limit). If a sandbox of `pool` went idle while the
+    /// call waited, that one is answered instead, with no Init.
+    pub(super) async fn start(
+        &self,
+        target: &Runnable,
+        pool: Option<&FunctionPool>,
+    ) -> Result<(Arc<dyn Sandbox>, Option<Duration>), LambdaError> {
+        let backend = self.backend(target)?;
+        let waited = Instant::now();
+        let _turn = Arc::clone(&self.inits)
+            .acquire_owned()
+            .await
+            .map_err(|_| LambdaError::Service("The server is shutting down.".into()))?;
+        self.metrics
+            .init_wait_seconds
+            .observe(waited.elapsed().as_secs_f64());
+        if let Some(s) = pool.and_then(FunctionPool::take_idle) {
+            return Ok((s, None));
+        }
+        let now = self.metrics.inits_in_flight.inc() + 1;
+        let _in_flight = GaugeGuard(self.metrics.inits_in_flight.clone());
+        self.metrics
+            .inits_in_flight_max
+            .inner()
+            .fetch_max(now, Ordering::AcqRel);
+        let t = Instant::now();
+        // Only a cold start needs the whole spec (a warm call must not pay for it).
+        let spec = target.spec(
+            &self.layout.code_dir(&target.deployed.code.sha256_hex),
+            &self.region,
+        );
+        let s = backend.start(&spec).await.map_err(|e| {
+            tracing::error!(function = %target.name, error = %e, "starting a sandbox failed");
+            LambdaError::Service(format!("The function's sandbox could not start: {e}"))
+        })?;
+        // A start that hit the init timeout ends a little after it: report the limit.
+        Ok((s, Some(t.elapsed().min(self.init_timeout))))
+    }
+}
+
+#[async_trait]
+impl Warmer for Sandboxes {
+    async fn warm(&self, target: &Runnable) -> Result<(), Reason> {
+        if self.backend(target).is_err() {
+            // Nothing here can run it; calls will say so.
+            return Ok(());
+        }
+        let (sandbox, init) = self.start(target, None).await.map_err(|e| Reason {
+            message: format!("The function's new code could not start: {}", e.message()),
+            code: "InternalError".into(),
+        })?;
+        if let Some(failure) = sandbox.init_failure() {
+            return Err(Reason {
+                message: format!("The function's new code failed its Init: {failure}"),
+                code: "FunctionError.RuntimeInitError".into(),
+            });
+        }
+        let labels = FunctionLabels {
+            account: target.account.as_str().to_owned(),
+            function: target.name.as_str().to_owned(),
+        };
+        self.metrics.cold_starts.get_or_create(&labels).inc();
+        self.metrics
+            .init_duration_seconds
+            .get_or_create(&labels)
+            .observe(init.unwrap_or_default().as_secs_f64());
+        self.pools.put_warm(&Router::place(target), sandbox);
+        Ok(())
+    }
+}
+
+/// Decrements a gauge when dropped (the call's end, however it ends).
+pub(super) struct GaugeGuard(pub(super) prometheus_client::metrics::gauge::Gauge);
+
+impl Drop for GaugeGuard {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}

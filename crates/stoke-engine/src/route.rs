@@ -1,0 +1,146 @@
+//! Routing: which function version a call runs, and which sandboxes may serve it.
+//!
+//! ```text
+//! name + qualifier ─► $LATEST (its serving generation) │ a version │ an alias (a version
+//! chosen by weight) ─► Active? ─► a backend for its runtime? ─► Route { target, pool }
+//! ```
+//!
+//! **The placement seam.** [`Router::place`] decides which pool (which set of sandboxes) a
+//! resolved call goes to. Today every call of one generation of one version shares one pool
+//! and takes whichever sandbox is idle. Affinity (the sandbox that served the same affinity key
+//! before), per-tenant shares and predictive capacity plug in there: they see the call's
+//! target and answer its pool, and nothing upstream (the control plane) or downstream (the
+//! invoker's admission and run) changes.
+
+use std::sync::Arc;
+
+use stoke_core::{AccountId, LATEST, LambdaError, State};
+
+use crate::ControlError;
+use crate::control::{ControlPlane, not_runnable, serving_of};
+use crate::pool::PoolKey;
+use crate::target::{Backends, Runnable};
+
+/// Where one call goes.
+#[derive(Debug, Clone)]
+pub struct Route {
+    /// What it runs.
+    pub target: Runnable,
+    /// The pool of sandboxes that may serve it.
+    pub pool: PoolKey,
+}
+
+/// Resolves calls to what they run and where.
+#[derive(Debug)]
+pub struct Router {
+    control: Arc<ControlPlane>,
+    /// Which runtimes this server runs.
+    backends: Backends,
+}
+
+impl Router {
+    pub fn new(control: Arc<ControlPlane>, backends: Backends) -> Self {
+        Self { control, backends }
+    }
+
+    pub fn control(&self) -> &Arc<ControlPlane> {
+        &self.control
+    }
+
+    /// Where a call of `function` (with `qualifier`) goes, if it can be invoked now (also
+    /// DryRun's check). An alias chooses one of its versions by weight.
+    pub async fn route(
+        &self,
+        account: &AccountId,
+        function: &str,
+        qualifier: Option<&str>,
+    ) -> Result<Route, LambdaError> {
+        let u: f64 = rand::random();
+        let target = self.resolve(account, function, qualifier, u).await?;
+        if self
+            .backends
+            .for_family(target.deployed.config.runtime.family())
+            .is_none()
+        {
+            return Err(LambdaError::InvalidRuntime(format!(
+                "The runtime {} is not served by this Stoke server (it runs without process \
+                 sandboxes).",
+                target.deployed.config.runtime
+            )));
+        }
+        let pool = Self::place(&target);
+        Ok(Route { target, pool })
+    }
+
+    /// The placement seam (see the module doc): the pool a resolved call goes to.
+    pub fn place(target: &Runnable) -> PoolKey {
+        PoolKey {
+            account: target.account.as_str().to_owned(),
+            function_name: target.name.as_str().to_owned(),
+            version: target.version.clone(),
+            generation: target.deployed.generation,
+        }
+    }
+
+    /// What a call of `name` (with `qualifier`) runs now, choosing by weight for an alias.
+    /// `u` is a uniform sample in [0, 1) for the alias's choice.
+    pub async fn resolve(
+        &self,
+        account: &AccountId,
+        name: &str,
+        qualifier: Option<&str>,
+        u: f64,
+    ) -> Result<Runnable, ControlError> {
+        let control = &self.control;
+        let region = control.region();
+        let fref = control.parse_ref(account, name, qualifier)?;
+        let not_found = || LambdaError::function_not_found(&control.qualified_arn(account, &fref));
+        let fname = fref.name.as_str();
+        let latest = control
+            .latest(account, fname)
+            .await?
+            .ok_or_else(not_found)?;
+        let version: String = match fref.qualifier.as_deref() {
+            None | Some(LATEST) => LATEST.to_owned(),
+            Some(q) if q.bytes().all(|b| b.is_ascii_digit()) => q.to_owned(),
+            Some(alias) => {
+                let a = control
+                    .alias(account, fname, alias)
+                    .await?
+                    .ok_or_else(not_found)?;
+                a.pick(u).to_owned()
+            }
+        };
+        if version == LATEST {
+            return match serving_of(&latest) {
+                Some(deployed) => Ok(Runnable {
+                    account: account.clone(),
+                    name: latest.name.clone(),
+                    version,
+                    deployed,
+                    qualifier: fref.qualifier.clone(),
+                    reserved_concurrency: latest.reserved_concurrency,
+                }),
+                None => Err(not_runnable(&latest, region).into()),
+            };
+        }
+        let number: u64 = version.parse().map_err(|_| not_found())?;
+        let v = control
+            .version(account, fname, number)
+            .await?
+            .ok_or_else(|| {
+                LambdaError::function_not_found(&format!("{}:{version}", latest.arn(region)))
+            })?;
+        if v.state != State::Active {
+            return Err(not_runnable(&v, region).into());
+        }
+        Ok(Runnable {
+            account: account.clone(),
+            name: v.name.clone(),
+            deployed: v.as_deployed(),
+            version,
+            qualifier: fref.qualifier.clone(),
+            reserved_concurrency: latest.reserved_concurrency,
+        })
+    }
+}

@@ -1,0 +1,143 @@
+//! What a call or a deploy runs, and what runs it: the leaf every other engine module builds on.
+//!
+//! - [`Runnable`]: one function version as it is ready to run now, and the [`FunctionSpec`]
+//!   a sandbox of it is started with ([`Runnable::spec`]).
+//! - [`Backends`]: the sandbox backends of this server, by runtime family.
+//! - [`Warmer`]: what starts a sandbox of a new generation before calls move to it (the
+//!   control plane's deploy asks it; the invoker's sandboxes implement it).
+//! - [`Layout`]: where unpacked code lives on disk, which both the deploy and the sandboxes
+//!   read.
+//!
+//! This module imports no other module of the engine, so that `prepare`, `control`, `route`
+//! and `invoke` can all use it without importing each other back.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use stoke_core::{AccountId, Deployed, Function, FunctionName, Reason, RuntimeFamily};
+use stoke_sandbox::{Backend, FunctionSpec};
+
+/// Where the engine keeps files, under the data dir.
+#[derive(Debug, Clone)]
+pub struct Layout {
+    /// `code/<sha256>/`: unpacked code, shared by functions with the same zip.
+    pub code_root: PathBuf,
+    /// Where zips are unpacked before they move into `code_root`; emptied at start-up.
+    pub staging_root: PathBuf,
+}
+
+impl Layout {
+    pub fn under(data_dir: &Path) -> Self {
+        Self {
+            code_root: data_dir.join("code"),
+            staging_root: data_dir.join("staging"),
+        }
+    }
+
+    /// The folder of a code blob's unpacked tree.
+    pub fn code_dir(&self, sha256_hex: &str) -> PathBuf {
+        self.code_root.join(sha256_hex)
+    }
+}
+
+/// What one call runs: a function version as it is ready to run now.
+#[derive(Debug, Clone)]
+pub struct Runnable {
+    pub account: AccountId,
+    pub name: FunctionName,
+    /// `$LATEST` or a version number: `X-Amz-Executed-Version`.
+    pub version: String,
+    pub deployed: Deployed,
+    /// The qualifier the caller named (a version, an alias or `$LATEST`), if any: the
+    /// function sees it in its invoked ARN.
+    pub qualifier: Option<String>,
+    /// The function's reserved concurrency (PutFunctionConcurrency), for every version.
+    pub reserved_concurrency: Option<u32>,
+}
+
+impl Runnable {
+    /// `$LATEST` of `f` as its record stands (the generation a deploy prepares and warms),
+    /// named by no qualifier.
+    pub fn latest_of(f: &Function) -> Self {
+        Self {
+            account: f.account.clone(),
+            name: f.name.clone(),
+            version: stoke_core::LATEST.to_owned(),
+            deployed: f.as_deployed(),
+            qualifier: None,
+            reserved_concurrency: f.reserved_concurrency,
+        }
+    }
+
+    /// The [`FunctionSpec`] a sandbox of this target runs, with its code in `code_dir`.
+    pub fn spec(&self, code_dir: &Path, region: &str) -> FunctionSpec {
+        let c = &self.deployed.config;
+        FunctionSpec {
+            account: self.account.as_str().to_owned(),
+            function_name: self.name.as_str().to_owned(),
+            version: self.version.clone(),
+            function_arn: stoke_core::ids::function_arn(region, &self.account, self.name.as_str()),
+            region: region.to_owned(),
+            runtime: c.runtime.clone(),
+            handler: c.handler.clone(),
+            code_dir: code_dir.to_path_buf(),
+            code_sha256: self.deployed.code.sha256_hex.clone(),
+            memory_mb: c.memory_size,
+            ephemeral_mb: c.ephemeral_storage,
+            timeout: Duration::from_secs(u64::from(c.timeout)),
+            environment: c.environment.clone(),
+        }
+    }
+}
+
+/// The backends, by runtime family.
+#[derive(Clone)]
+pub struct Backends {
+    pub wasm: Arc<dyn Backend>,
+    /// Process sandboxes (`provided*`, `python3.x`, `nodejs*`), when this server has them.
+    pub process: Option<Arc<dyn Backend>>,
+}
+
+impl std::fmt::Debug for Backends {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Backends")
+            .field("process", &self.process.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Backends {
+    /// The backend of a runtime family, if this server has one.
+    pub fn for_family(&self, family: RuntimeFamily) -> Option<&Arc<dyn Backend>> {
+        match family {
+            RuntimeFamily::Wasm => Some(&self.wasm),
+            RuntimeFamily::Provided | RuntimeFamily::Python | RuntimeFamily::Nodejs => {
+                self.process.as_ref()
+            }
+        }
+    }
+}
+
+/// Starts a sandbox of a new generation before calls move to it, so that an update never
+/// makes a call wait for a compile or an init, and code that fails to initialise never takes
+/// traffic.
+#[async_trait]
+pub trait Warmer: Send + Sync {
+    /// Starts one sandbox of `target` and keeps it warm; `Err` is why it could not start, as
+    /// the update's `LastUpdateStatusReason` and its code.
+    async fn warm(&self, target: &Runnable) -> Result<(), Reason>;
+}
+
+/// A [`Warmer`] that warms nothing (a control plane with no sandboxes behind it: an update's
+/// first call is cold).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoWarmer;
+
+#[async_trait]
+impl Warmer for NoWarmer {
+    async fn warm(&self, _target: &Runnable) -> Result<(), Reason> {
+        Ok(())
+    }
+}
