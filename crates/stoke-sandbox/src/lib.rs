@@ -199,6 +199,11 @@ pub trait Sandbox: Send + Sync {
         true
     }
 
+    /// Starts ending the sandbox without waiting (a process sandbox kills its tree); the drop
+    /// that follows finishes the teardown. Lets whoever drops several sandboxes overlap their
+    /// teardowns. A retired sandbox serves no more calls.
+    fn retire(&self) {}
+
     /// Why the sandbox's Init failed, if it did (`errorType: errorMessage`). Such a sandbox
     /// answers its call with the error, as Lambda does; a deploy's warm-up fails the update
     /// instead of letting the code take traffic.
