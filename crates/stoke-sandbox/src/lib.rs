@@ -59,6 +59,23 @@ impl FunctionSpec {
     pub fn log_group(&self) -> String {
         format!("/aws/lambda/{}", self.function_name)
     }
+
+    /// The environment variables Lambda gives every runtime about the function (both
+    /// backends set them, in this order), for a sandbox whose log stream is `log_stream`.
+    pub fn lambda_env(&self, log_stream: &str) -> [(&'static str, String); 7] {
+        [
+            ("AWS_LAMBDA_FUNCTION_NAME", self.function_name.clone()),
+            ("AWS_LAMBDA_FUNCTION_VERSION", self.version.clone()),
+            (
+                "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+                self.memory_mb.to_string(),
+            ),
+            ("AWS_REGION", self.region.clone()),
+            ("AWS_DEFAULT_REGION", self.region.clone()),
+            ("AWS_LAMBDA_LOG_GROUP_NAME", self.log_group()),
+            ("AWS_LAMBDA_LOG_STREAM_NAME", log_stream.to_owned()),
+        ]
+    }
 }
 
 /// A new log stream name for a sandbox of `spec`: `YYYY/MM/DD/[version]<32 hex>`, as Lambda's.

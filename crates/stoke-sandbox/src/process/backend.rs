@@ -259,21 +259,14 @@ impl ProcessBackend {
             .iter()
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
-        let fixed = [
+        let mut fixed: Vec<(&str, String)> = vec![
             ("AWS_LAMBDA_RUNTIME_API", api.to_owned()),
             ("_HANDLER", spec.handler.clone()),
             ("LAMBDA_TASK_ROOT", "/var/task".into()),
             ("LAMBDA_RUNTIME_DIR", "/var/runtime".into()),
-            ("AWS_LAMBDA_FUNCTION_NAME", spec.function_name.clone()),
-            ("AWS_LAMBDA_FUNCTION_VERSION", spec.version.clone()),
-            (
-                "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
-                spec.memory_mb.to_string(),
-            ),
-            ("AWS_REGION", spec.region.clone()),
-            ("AWS_DEFAULT_REGION", spec.region.clone()),
-            ("AWS_LAMBDA_LOG_GROUP_NAME", spec.log_group()),
-            ("AWS_LAMBDA_LOG_STREAM_NAME", log_stream.to_owned()),
+        ];
+        fixed.extend(spec.lambda_env(log_stream));
+        fixed.extend([
             ("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand".into()),
             ("TZ", ":UTC".into()),
             ("LANG", "en_US.UTF-8".into()),
@@ -286,7 +279,7 @@ impl ProcessBackend {
                 "/lib64:/usr/lib64:/var/runtime:/var/runtime/lib:/var/task:/var/task/lib:/opt/lib"
                     .into(),
             ),
-        ];
+        ]);
         env.retain(|(k, _)| !fixed.iter().any(|(f, _)| f == k));
         env.extend(fixed.into_iter().map(|(k, v)| (k.to_owned(), v)));
         env.extend(extra.iter().cloned());

@@ -353,17 +353,12 @@ fn constant_env(spec: &FunctionSpec, log_stream: &str) -> Vec<(String, String)> 
         .iter()
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
-    let fixed: [(&str, String); 10] = [
-        ("AWS_LAMBDA_FUNCTION_NAME", spec.function_name.clone()),
-        ("AWS_LAMBDA_FUNCTION_VERSION", spec.version.clone()),
-        (
-            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
-            spec.memory_mb.to_string(),
-        ),
-        ("AWS_REGION", spec.region.clone()),
-        ("AWS_DEFAULT_REGION", spec.region.clone()),
-        ("AWS_LAMBDA_LOG_GROUP_NAME", spec.log_group()),
-        ("AWS_LAMBDA_LOG_STREAM_NAME", log_stream.to_owned()),
+    env.extend(
+        spec.lambda_env(log_stream)
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v)),
+    );
+    let fixed: [(&str, String); 3] = [
         ("AWS_EXECUTION_ENV", "AWS_Lambda_wasm".into()),
         ("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand".into()),
         ("_HANDLER", spec.handler.clone()),
