@@ -5,10 +5,19 @@
 //! the function's concurrency is throttled at once (429), so an overload never becomes a queue
 //! of hung requests. How long an idle sandbox stays warm is a [`KeepAlivePolicy`]'s decision;
 //! the reaper asks it on every pass. Predictive policies plug in here.
+//!
+//! # Never a teardown under a lock
+//! Ending a sandbox can block (a process sandbox kills its tree and waits, briefly, for it to
+//! be gone). No sandbox is ever dropped while the pools' or a pool's lock is held: the reaper
+//! takes what goes out of the idle sets under the locks and hands it to the [`Disposal`]
+//! thread, which drops it afterwards; admissions and placements on every pool go on meanwhile.
+//! A pool dropped with sandboxes still idle in it (a race with the reaper, shutdown) hands them
+//! over the same way, and dropping [`Pools`] waits (bounded) for the disposals to end, so that
+//! every sandbox has gone with it.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
 use stoke_sandbox::Sandbox;
@@ -53,6 +62,73 @@ struct Idle {
     since: Instant,
 }
 
+/// How long dropping [`Pools`] waits for the sandboxes being disposed of.
+const DISPOSAL_WAIT: Duration = Duration::from_secs(10);
+
+enum Disposed {
+    /// Sandboxes to drop.
+    Drop(Vec<Arc<dyn Sandbox>>),
+    /// Answered once everything sent before it has been dropped.
+    Flush(mpsc::Sender<()>),
+}
+
+/// Drops sandboxes on a thread of its own, never under a pool's lock (see the module's
+/// documentation). Clones share the thread, which ends when the last clone goes.
+#[derive(Clone)]
+struct Disposal {
+    tx: mpsc::Sender<Disposed>,
+}
+
+impl std::fmt::Debug for Disposal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Disposal").finish_non_exhaustive()
+    }
+}
+
+impl Disposal {
+    fn start() -> Self {
+        let (tx, rx) = mpsc::channel::<Disposed>();
+        let spawned = std::thread::Builder::new()
+            .name("stoke-sandbox-disposal".into())
+            .spawn(move || {
+                while let Ok(m) = rx.recv() {
+                    match m {
+                        Disposed::Drop(batch) => {
+                            // Each sandbox starts its own teardown first, so that their waits
+                            // overlap instead of adding up.
+                            for s in &batch {
+                                s.retire();
+                            }
+                            drop(batch);
+                        }
+                        Disposed::Flush(done) => {
+                            let _ = done.send(());
+                        }
+                    }
+                }
+            });
+        if let Err(e) = spawned {
+            // The sends below then fail and the sandboxes are dropped where they are.
+            tracing::error!(error = %e, "no thread could be started to end sandboxes");
+        }
+        Self { tx }
+    }
+
+    /// Hands sandboxes over to be dropped; call with no lock held (a send that fails drops
+    /// them here).
+    fn dispose(&self, batch: Vec<Arc<dyn Sandbox>>) {
+        if !batch.is_empty() {
+            let _ = self.tx.send(Disposed::Drop(batch));
+        }
+    }
+
+    /// Waits, at most `within`, until everything handed over so far has been dropped.
+    fn flush(&self, within: Duration) -> bool {
+        let (done, wait) = mpsc::channel();
+        self.tx.send(Disposed::Flush(done)).is_ok() && wait.recv_timeout(within).is_ok()
+    }
+}
+
 /// The sandboxes of one function version.
 pub struct FunctionPool {
     pub key: PoolKey,
@@ -68,6 +144,8 @@ pub struct FunctionPool {
     called: AtomicBool,
     /// When a call last finished or started.
     last_used: Mutex<Instant>,
+    /// Where sandboxes go that leave the idle set.
+    disposal: Disposal,
 }
 
 impl std::fmt::Debug for FunctionPool {
@@ -79,7 +157,7 @@ impl std::fmt::Debug for FunctionPool {
 }
 
 impl FunctionPool {
-    fn new(key: PoolKey, function_in_flight: Arc<AtomicU32>) -> Self {
+    fn new(key: PoolKey, function_in_flight: Arc<AtomicU32>, disposal: Disposal) -> Self {
         Self {
             key,
             idle: Mutex::new(Vec::new()),
@@ -87,7 +165,33 @@ impl FunctionPool {
             function_in_flight,
             called: AtomicBool::new(false),
             last_used: Mutex::new(Instant::now()),
+            disposal,
         }
+    }
+
+    /// Takes the idle sandboxes past `keep_alive` out of the idle set (to be dropped by the
+    /// caller once it holds no lock).
+    fn expire(&self, keep_alive: Duration, now: Instant, out: &mut Vec<Arc<dyn Sandbox>>) {
+        let Ok(mut idle) = self.idle.lock() else {
+            return;
+        };
+        let (gone, kept): (Vec<Idle>, Vec<Idle>) = std::mem::take(&mut *idle)
+            .into_iter()
+            .partition(|i| now.saturating_duration_since(i.since) >= keep_alive);
+        *idle = kept;
+        out.extend(gone.into_iter().map(|i| i.sandbox));
+    }
+
+    /// Takes every idle sandbox out of the idle set.
+    fn take_all(&self) -> Vec<Arc<dyn Sandbox>> {
+        let mut idle = self
+            .idle
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        std::mem::take(&mut *idle)
+            .into_iter()
+            .map(|i| i.sandbox)
+            .collect()
     }
 
     /// An idle sandbox, if one is warm.
@@ -115,6 +219,14 @@ impl FunctionPool {
 
     pub fn in_flight(&self) -> u32 {
         self.in_flight.load(Ordering::Acquire)
+    }
+}
+
+impl Drop for FunctionPool {
+    fn drop(&mut self) {
+        // A pool that goes with sandboxes still idle in it (put back after the reaper let the
+        // pool go; shutdown): they go to the disposal too.
+        self.disposal.dispose(self.take_all());
     }
 }
 
@@ -158,6 +270,7 @@ pub struct Pools {
     /// Calls running per (account, function), shared by that function's pools.
     functions: Mutex<HashMap<(String, String), Arc<AtomicU32>>>,
     account: Arc<Semaphore>,
+    disposal: Disposal,
 }
 
 impl std::fmt::Debug for Pools {
@@ -172,6 +285,7 @@ impl Pools {
             pools: Mutex::new(HashMap::new()),
             functions: Mutex::new(HashMap::new()),
             account: Arc::new(Semaphore::new(account_concurrency as usize)),
+            disposal: Disposal::start(),
         }
     }
 
@@ -189,7 +303,11 @@ impl Pools {
                     .or_default(),
             )
         };
-        let pool = Arc::new(FunctionPool::new(key.clone(), counter));
+        let pool = Arc::new(FunctionPool::new(
+            key.clone(),
+            counter,
+            self.disposal.clone(),
+        ));
         pools.insert(key.clone(), Arc::clone(&pool));
         Some(pool)
     }
@@ -227,41 +345,59 @@ impl Pools {
     }
 
     /// Drops idle sandboxes past their keep-alive, those of generations an update replaced,
-    /// and pools with nothing left in them. Answers how many sandboxes went.
+    /// and pools with nothing left in them. Answers how many sandboxes went. The sandboxes
+    /// are taken out under the locks and dropped after, on the disposal thread: a teardown
+    /// never holds up admissions.
     pub fn reap(&self, policy: &dyn KeepAlivePolicy, now: Instant) -> usize {
-        let Ok(mut pools) = self.pools.lock() else {
-            return 0;
-        };
-        // A generation is superseded once calls have reached a newer one (not merely once a
-        // deploy has warmed one: calls go on to the old one until the switch).
-        let newest: Vec<PoolKey> = pools
-            .iter()
-            .filter(|(_, p)| p.called.load(Ordering::Acquire))
-            .map(|(k, _)| k.clone())
-            .collect();
-        let superseded = |k: &PoolKey| {
-            newest
-                .iter()
-                .any(|n| n.same_function(k) && n.generation > k.generation)
-        };
-        let mut gone = 0;
-        pools.retain(|key, pool| {
-            let keep_alive = if superseded(key) {
-                Duration::ZERO
-            } else {
-                policy.keep_alive(key)
+        let mut gone: Vec<Arc<dyn Sandbox>> = Vec::new();
+        let mut dropped_pools: Vec<Arc<FunctionPool>> = Vec::new();
+        {
+            let Ok(mut pools) = self.pools.lock() else {
+                return 0;
             };
-            if let Ok(mut idle) = pool.idle.lock() {
-                let before = idle.len();
-                idle.retain(|i| now.saturating_duration_since(i.since) < keep_alive);
-                gone += before - idle.len();
+            // A generation is superseded once calls have reached a newer one (not merely once
+            // a deploy has warmed one: calls go on to the old one until the switch).
+            let newest: Vec<PoolKey> = pools
+                .iter()
+                .filter(|(_, p)| p.called.load(Ordering::Acquire))
+                .map(|(k, _)| k.clone())
+                .collect();
+            let superseded = |k: &PoolKey| {
+                newest
+                    .iter()
+                    .any(|n| n.same_function(k) && n.generation > k.generation)
+            };
+            let mut kept = HashMap::with_capacity(pools.len());
+            for (key, pool) in pools.drain() {
+                let keep_alive = if superseded(&key) {
+                    Duration::ZERO
+                } else {
+                    policy.keep_alive(&key)
+                };
+                pool.expire(keep_alive, now, &mut gone);
+                let last = pool.last_used.lock().map(|l| *l).unwrap_or(now);
+                if pool.in_flight() > 0
+                    || pool.idle_count() > 0
+                    || (now.saturating_duration_since(last) < keep_alive)
+                {
+                    kept.insert(key, pool);
+                } else {
+                    // Its last reference may be this one: it goes after the lock too.
+                    dropped_pools.push(pool);
+                }
             }
-            let last = pool.last_used.lock().map(|l| *l).unwrap_or(now);
-            pool.in_flight() > 0
-                || pool.idle_count() > 0
-                || (now.saturating_duration_since(last) < keep_alive)
-        });
-        gone
+            *pools = kept;
+        }
+        let n = gone.len();
+        self.disposal.dispose(gone);
+        drop(dropped_pools);
+        n
+    }
+
+    /// Waits, at most `within`, until every sandbox the pools have let go of has been
+    /// dropped.
+    pub fn flush_disposals(&self, within: Duration) -> bool {
+        self.disposal.flush(within)
     }
 
     /// Idle sandboxes of every pool (for tests and metrics).
@@ -273,96 +409,24 @@ impl Pools {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use async_trait::async_trait;
-    use stoke_sandbox::{Execution, InvokeInput, SandboxError};
-
-    use super::*;
-
-    struct Nothing;
-
-    #[async_trait]
-    impl Sandbox for Nothing {
-        async fn invoke(&self, _input: InvokeInput) -> Result<Execution, SandboxError> {
-            Err(SandboxError::Internal("not for running".into()))
+impl Drop for Pools {
+    fn drop(&mut self) {
+        // Every sandbox goes with the pools (the server removes its cgroups next): hand the
+        // idle ones over and wait for the disposals to end.
+        let pools = std::mem::take(
+            self.pools
+                .get_mut()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        let idle: Vec<Arc<dyn Sandbox>> = pools.values().flat_map(|p| p.take_all()).collect();
+        drop(pools);
+        self.disposal.dispose(idle);
+        if !self.disposal.flush(DISPOSAL_WAIT) {
+            tracing::warn!("some sandboxes were still ending when the pools went");
         }
-    }
-
-    fn key(generation: u64) -> PoolKey {
-        PoolKey {
-            account: "123456789012".into(),
-            function_name: "f".into(),
-            version: "$LATEST".into(),
-            generation,
-        }
-    }
-
-    #[test]
-    fn admission_throttles_past_the_function_and_the_account_limit() {
-        let pools = Pools::new(3);
-        let a = pools.admit(&key(1), 2).unwrap();
-        let _b = pools.admit(&key(1), 2).unwrap();
-        assert_eq!(pools.admit(&key(1), 2).err(), Some(Throttle::Function));
-        drop(a);
-        let _c = pools.admit(&key(1), 2).unwrap();
-        let _d = pools.admit(&key(2), 5).unwrap();
-        assert_eq!(pools.admit(&key(3), 5).err(), Some(Throttle::Account));
-    }
-
-    #[test]
-    fn a_functions_limit_counts_all_its_versions_and_generations() {
-        let pools = Pools::new(10);
-        let v1 = PoolKey {
-            version: "1".into(),
-            ..key(1)
-        };
-        let _a = pools.admit(&key(1), 2).unwrap();
-        let b = pools.admit(&v1, 2).unwrap();
-        assert_eq!(pools.admit(&key(2), 2).err(), Some(Throttle::Function));
-        assert_eq!(pools.admit(&v1, 2).err(), Some(Throttle::Function));
-        let other = PoolKey {
-            function_name: "g".into(),
-            ..key(1)
-        };
-        assert!(
-            pools.admit(&other, 2).is_ok(),
-            "another function has its own count"
-        );
-        drop(b);
-        assert!(pools.admit(&v1, 2).is_ok());
-    }
-
-    #[test]
-    fn idle_sandboxes_go_after_their_keep_alive_and_when_superseded() {
-        let pools = Pools::new(10);
-        let lease = pools.admit(&key(1), 10).unwrap();
-        lease.pool.put_idle(Arc::new(Nothing));
-        drop(lease);
-        let policy = FixedKeepAlive(Duration::from_secs(60));
-        assert_eq!(pools.reap(&policy, Instant::now()), 0);
-        assert_eq!(pools.idle_total(), 1);
-        assert_eq!(
-            pools.reap(&policy, Instant::now() + Duration::from_secs(61)),
-            1
-        );
-        assert_eq!(pools.idle_total(), 0);
-
-        let old = pools.admit(&key(2), 10).unwrap();
-        old.pool.put_idle(Arc::new(Nothing));
-        drop(old);
-        // A deploy warms generation 3: generation 2 keeps its sandboxes until calls move.
-        pools.put_warm(&key(3), Arc::new(Nothing));
-        assert_eq!(
-            pools.reap(&policy, Instant::now()),
-            0,
-            "calls still go to 2"
-        );
-        let _new = pools.admit(&key(3), 10).unwrap();
-        assert_eq!(
-            pools.reap(&policy, Instant::now()),
-            1,
-            "generation 2 was replaced by 3"
-        );
     }
 }
+
+#[cfg(test)]
+#[path = "pool_tests.rs"]
+mod tests;

@@ -79,6 +79,23 @@ impl FunctionSpec {
     pub fn log_group(&self) -> String {
         format!("/aws/lambda/{}", self.function_name)
     }
+
+    /// The environment variables Lambda gives every runtime about the function (both
+    /// backends set them, in this order), for a sandbox whose log stream is `log_stream`.
+    pub fn lambda_env(&self, log_stream: &str) -> [(&'static str, String); 7] {
+        [
+            ("AWS_LAMBDA_FUNCTION_NAME", self.function_name.clone()),
+            ("AWS_LAMBDA_FUNCTION_VERSION", self.version.clone()),
+            (
+                "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+                self.memory_mb.to_string(),
+            ),
+            ("AWS_REGION", self.region.clone()),
+            ("AWS_DEFAULT_REGION", self.region.clone()),
+            ("AWS_LAMBDA_LOG_GROUP_NAME", self.log_group()),
+            ("AWS_LAMBDA_LOG_STREAM_NAME", log_stream.to_owned()),
+        ]
+    }
 }
 
 /// A new log stream name for a sandbox of `spec`: `YYYY/MM/DD/[version]<32 hex>`, as Lambda's.
@@ -179,6 +196,11 @@ pub trait Sandbox: Send + Sync {
     fn reusable(&self) -> bool {
         true
     }
+
+    /// Starts ending the sandbox without waiting (a process sandbox kills its tree); the drop
+    /// that follows finishes the teardown. Lets whoever drops several sandboxes overlap their
+    /// teardowns. A retired sandbox serves no more calls.
+    fn retire(&self) {}
 
     /// Why the sandbox's Init failed, if it did (`errorType: errorMessage`). Such a sandbox
     /// answers its call with the error, as Lambda does; a deploy's warm-up fails the update

@@ -2,8 +2,9 @@
 //! launcher and the Runtime API end to end with a `provided` bootstrap written in shell and
 //! Python, warm reuse, per-call logs, timeouts, crashes, init failures, that only 0-2 of the
 //! launching process's descriptors reach the runtime, that `/tmp` is an ext4 disk of the
-//! EphemeralStorage size, that the waiter is the small exec'd helper, and that nothing is
-//! left behind (processes, cgroups, loop devices, images) once a sandbox is dropped.
+//! EphemeralStorage size, that the waiter is the small exec'd helper, that nothing is left
+//! behind (processes, cgroups, loop devices, images) once a sandbox is dropped, and that the
+//! environments made ahead of cold starts are used, made again, and gone at shutdown.
 
 #![allow(clippy::unwrap_used)] // a test that cannot set up should stop loudly
 
@@ -74,11 +75,19 @@ struct Fixture {
 }
 
 impl Fixture {
+    /// A backend that makes every environment at its cold start (so that what one sandbox
+    /// leaves behind can be counted).
     fn new() -> Self {
+        Self::with_spares(0)
+    }
+
+    /// A backend that keeps `spares` network namespaces and `/tmp` disks made ahead.
+    fn with_spares(spares: usize) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let mut config = ProcessConfig::new(dir.path().join("process"));
         // The test binary is no waiter helper: the crate's own helper binary is.
         config.waiter = env!("CARGO_BIN_EXE_stoke-sandbox-waiter").into();
+        config.spare_environments = spares;
         Self {
             backend: ProcessBackend::new(config).unwrap(),
             dir,
@@ -136,6 +145,17 @@ fn loop_devices_under(dir: &Path) -> Vec<String> {
         }
     }
     out
+}
+
+/// Waits (up to 10 s) until `n` loop devices of `dir` are attached.
+async fn loop_devices_become(dir: &Path, n: usize) {
+    for _ in 0..1000 {
+        if loop_devices_under(dir).len() == n {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("loop devices: {:?}, not {n}", loop_devices_under(dir));
 }
 
 /// Waits (up to 10 s) until no loop device and no image of `dir` is left.
@@ -335,6 +355,29 @@ async fn environments_run_fail_and_leave_nothing_behind() {
     drop(s);
     assert_eq!(fx.sandbox_groups(), 0);
 
+    fx.backend.shutdown();
+    assert!(fx.backend.cgroup_dirs().iter().all(|d| !d.exists()));
+    nothing_left_under(fx.dir.path()).await;
+    drop(fx);
+
+    // Spare environments (network namespaces and /tmp disks made ahead): a cold start takes
+    // one, which is as isolated and empty as one made for it, and another is made.
+    let fx = Fixture::with_spares(2);
+    loop_devices_become(fx.dir.path(), 2).await;
+    assert_eq!(fx.sandbox_groups(), 0, "spares hold no cgroup");
+    let s = fx.backend.start(&fx.spec("spare", t, &[])).await.unwrap();
+    let probe = success(&call(&s, r#"{"probe":1}"#, t).await);
+    assert_eq!(probe["tmp_fs"], serde_json::json!(["ext4"]));
+    let tmp = probe["tmp_bytes"].as_u64().unwrap();
+    assert!((480 << 20..=512 << 20).contains(&tmp), "{tmp}");
+    assert_eq!(probe["tmp_list"], serde_json::json!([]));
+    let v = success(&call(&s, "{}", t).await);
+    assert_eq!(v["pid"], 1);
+    assert_eq!(v["uid"], 993);
+    loop_devices_become(fx.dir.path(), 3).await;
+    drop(s);
+    assert_eq!(fx.sandbox_groups(), 0);
+    loop_devices_become(fx.dir.path(), 2).await;
     fx.backend.shutdown();
     assert!(fx.backend.cgroup_dirs().iter().all(|d| !d.exists()));
     nothing_left_under(fx.dir.path()).await;

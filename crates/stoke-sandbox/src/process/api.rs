@@ -32,7 +32,8 @@ use base64::Engine as _;
 use bytes::Bytes;
 use tokio::sync::{Semaphore, mpsc, oneshot, watch};
 
-use super::api_bounds::{self, BodyError, RuntimeApiLimits, Watch};
+use super::api_bounds::{self, BodyError, RuntimeApiLimits};
+use super::api_conn::{self, Watch};
 use crate::FunctionError;
 
 /// One call handed to the runtime.
@@ -135,7 +136,7 @@ impl RuntimeApi {
 
     /// Serves the API on `listener`, within its limits, until the task is aborted.
     pub fn serve(&self, listener: tokio::net::TcpListener) -> tokio::task::JoinHandle<()> {
-        api_bounds::serve(listener, self.router.clone(), self.limits.clone())
+        api_conn::serve(listener, self.router.clone(), self.limits.clone())
     }
 
     /// The budget's free bytes.

@@ -13,14 +13,15 @@
 //! hundreds of killed processes share the quota), send `SIGKILL` to every process in it (v2:
 //! `cgroup.kill`), then thaw it so that they die. A group that cannot be removed yet (`EBUSY`
 //! while the kernel finishes the exits) goes to the [`Reaper`], which retries with backoff
-//! until it can.
+//! until it can. Both use the control-file helpers of `cgroup_files`.
 
 use std::fs;
-use std::io::{self, Write as _};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use super::cgroup_files::{kill_procs, procs, try_remove, unleash, write_existing};
 use super::reaper::Reaper;
 
 const ROOT: &str = "/sys/fs/cgroup";
@@ -63,52 +64,8 @@ fn write(path: &Path, value: &str) -> io::Result<()> {
     fs::write(path, value).map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))
 }
 
-/// Writes a control file that must already exist (never creates one).
-fn write_existing(path: &Path, value: &str) -> io::Result<()> {
-    fs::OpenOptions::new()
-        .write(true)
-        .open(path)?
-        .write_all(value.as_bytes())
-}
-
 fn read_u64(path: &Path) -> Option<u64> {
     fs::read_to_string(path).ok()?.trim().parse().ok()
-}
-
-/// The pids in a group's `cgroup.procs`.
-fn procs(dir: &Path) -> Vec<i32> {
-    fs::read_to_string(dir.join("cgroup.procs"))
-        .map(|s| s.lines().filter_map(|l| l.trim().parse().ok()).collect())
-        .unwrap_or_default()
-}
-
-fn kill_procs(dir: &Path) {
-    for pid in procs(dir) {
-        crate::process::launch::kill(pid);
-    }
-}
-
-/// Lets whatever is in a group run to its end: thawed, no CPU quota (each only where the
-/// group has the file: v1 `freezer.state`, `cpu.cfs_quota_us`; v2 `cgroup.freeze`, `cpu.max`).
-fn unleash(dir: &Path) {
-    let _ = write_existing(&dir.join("cpu.cfs_quota_us"), "-1");
-    let _ = write_existing(&dir.join("cpu.max"), "max");
-    let _ = write_existing(&dir.join("freezer.state"), "THAWED");
-    let _ = write_existing(&dir.join("cgroup.freeze"), "0");
-}
-
-/// One attempt at removing a group: thaws it, lifts its quota, kills what is left in it and
-/// removes it; whether it is gone.
-pub(crate) fn try_remove(dir: &Path) -> bool {
-    if !dir.exists() {
-        return true;
-    }
-    unleash(dir);
-    kill_procs(dir);
-    match fs::remove_dir(dir) {
-        Ok(()) => true,
-        Err(e) => e.kind() == io::ErrorKind::NotFound,
-    }
 }
 
 /// Removes a group, killing what is left in it; retries while the kernel finishes exits.
@@ -216,6 +173,7 @@ impl Hierarchy {
             memory_mb,
             reaper: self.reaper.clone(),
             released: AtomicBool::new(false),
+            peak_file: None,
         };
         for (c, parent) in &self.parents {
             let dir = parent.join(id);
@@ -225,11 +183,12 @@ impl Hierarchy {
             }
             dirs.push((*c, dir));
         }
-        let group = cg(&dirs);
+        let mut group = cg(&dirs);
         if let Err(e) = group.limit() {
             group.release();
             return Err(e);
         }
+        group.peak_file = group.open_peak_file();
         Ok(group)
     }
 
@@ -264,6 +223,10 @@ pub(crate) struct Cgroup {
     reaper: Reaper,
     /// The groups have been removed or handed to the reaper.
     released: AtomicBool,
+    /// The peak-memory file (v1 `memory.max_usage_in_bytes`, v2 `memory.peak`), open for the
+    /// group's life: each call resets and reads it without opening it again (and on v2 a
+    /// reset counts only for the descriptor it was written to).
+    peak_file: Option<fs::File>,
 }
 
 impl Cgroup {
@@ -336,29 +299,40 @@ impl Cgroup {
             .collect()
     }
 
+    fn open_peak_file(&self) -> Option<fs::File> {
+        let path = match self.version {
+            Version::V1 => self
+                .dir(Controller::Memory)?
+                .join("memory.max_usage_in_bytes"),
+            Version::V2 => self.dir(Controller::Unified)?.join("memory.peak"),
+        };
+        fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path)
+            .ok()
+    }
+
     /// Starts a new peak-memory measurement.
     pub fn reset_peak(&self) {
-        let _ = match self.version {
-            Version::V1 => self
-                .dir(Controller::Memory)
-                .map(|m| fs::write(m.join("memory.max_usage_in_bytes"), "0")),
-            Version::V2 => self
-                .dir(Controller::Unified)
-                .map(|m| fs::write(m.join("memory.peak"), "0")),
-        };
+        use std::os::unix::fs::FileExt as _;
+        if let Some(f) = &self.peak_file {
+            let _ = f.write_at(b"0", 0);
+        }
     }
 
     /// The peak memory since the last reset, in bytes.
     pub fn peak(&self) -> u64 {
-        match self.version {
-            Version::V1 => self
-                .dir(Controller::Memory)
-                .and_then(|m| read_u64(&m.join("memory.max_usage_in_bytes"))),
-            Version::V2 => self
-                .dir(Controller::Unified)
-                .and_then(|m| read_u64(&m.join("memory.peak"))),
-        }
-        .unwrap_or(0)
+        use std::os::unix::fs::FileExt as _;
+        let Some(f) = &self.peak_file else {
+            return 0;
+        };
+        let mut buf = [0u8; 32];
+        let n = f.read_at(&mut buf, 0).unwrap_or(0);
+        std::str::from_utf8(&buf[..n])
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(0)
     }
 
     /// How many times the kernel's OOM killer has killed a process of the group.

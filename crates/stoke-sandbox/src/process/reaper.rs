@@ -4,13 +4,13 @@
 //!
 //! A background thread runs while something is pending and ends when nothing is; each attempt
 //! thaws the group, lifts its CPU quota, kills what is left in it and removes it (see
-//! [`super::cgroup::try_remove`]). At shutdown, [`Reaper::finish`] makes a bounded last pass.
+//! [`super::cgroup_files::try_remove`]). At shutdown, [`Reaper::finish`] makes a bounded last pass.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use super::cgroup::try_remove;
+use super::cgroup_files::try_remove;
 
 /// The first retry comes quickly (exits usually finish within milliseconds)...
 const FIRST_RETRY: Duration = Duration::from_millis(5);

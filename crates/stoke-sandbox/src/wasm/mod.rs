@@ -8,7 +8,8 @@
 //!   linked into an `InstancePre`: tens of microseconds.
 //! - **A call** ([`Sandbox::invoke`]): a fresh instance from the pooling allocator (so no state
 //!   leaks from one call to the next), the event on stdin, the result on stdout, logs on stderr,
-//!   the context in environment variables. Every epoch tick (1 ms) the guest yields to the
+//!   the context in environment variables (those that are the same for every call are made
+//!   once per sandbox). Every epoch tick (1 ms) the guest yields to the
 //!   async runtime, so a busy guest never holds a runtime thread for longer than a tick; past
 //!   its deadline it is interrupted. A `ResourceLimiter` caps linear memory at `MemorySize`.
 //!
@@ -291,6 +292,7 @@ impl Backend for WasmBackend {
         let stream = crate::log_stream_name(spec);
         Ok(Arc::new(WasmSandbox {
             pre,
+            env: constant_env(spec, &stream),
             spec: spec.clone(),
             config: self.config.clone(),
             log_stream: stream,
@@ -345,6 +347,30 @@ struct WasmSandbox {
     spec: FunctionSpec,
     config: WasmConfig,
     log_stream: String,
+    /// The calls' environment variables that are the same for every call.
+    env: Vec<(String, String)>,
+}
+
+/// The environment variables of a sandbox's calls that are the same for every call: the
+/// function's own, then Lambda's (made once per sandbox; the per-call ones follow them).
+fn constant_env(spec: &FunctionSpec, log_stream: &str) -> Vec<(String, String)> {
+    let mut env: Vec<(String, String)> = spec
+        .environment
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    env.extend(
+        spec.lambda_env(log_stream)
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v)),
+    );
+    let fixed: [(&str, String); 3] = [
+        ("AWS_EXECUTION_ENV", "AWS_Lambda_wasm".into()),
+        ("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand".into()),
+        ("_HANDLER", spec.handler.clone()),
+    ];
+    env.extend(fixed.into_iter().map(|(k, v)| (k.to_owned(), v)));
+    env
 }
 
 impl WasmSandbox {
@@ -359,24 +385,10 @@ impl WasmSandbox {
         b.stdin(MemoryInputPipe::new(input.payload.clone()))
             .stdout(stdout.clone())
             .stderr(stderr.clone())
-            .arg(&s.handler);
-        for (k, v) in &s.environment {
-            b.env(k, v);
-        }
-        let memory = s.memory_mb.to_string();
+            .arg(&s.handler)
+            .envs(&self.env);
         let deadline = input.deadline_unix_ms.to_string();
-        let log_group = s.log_group();
-        let env: [(&str, &str); 16] = [
-            ("AWS_LAMBDA_FUNCTION_NAME", &s.function_name),
-            ("AWS_LAMBDA_FUNCTION_VERSION", &s.version),
-            ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", &memory),
-            ("AWS_REGION", &s.region),
-            ("AWS_DEFAULT_REGION", &s.region),
-            ("AWS_LAMBDA_LOG_GROUP_NAME", &log_group),
-            ("AWS_LAMBDA_LOG_STREAM_NAME", &self.log_stream),
-            ("AWS_EXECUTION_ENV", "AWS_Lambda_wasm"),
-            ("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand"),
-            ("_HANDLER", &s.handler),
+        let per_call: [(&str, &str); 6] = [
             ("_X_AMZN_TRACE_ID", &input.trace_id),
             ("TZ", ":UTC"),
             ("STOKE_REQUEST_ID", &input.request_id),
@@ -393,9 +405,7 @@ impl WasmSandbox {
                 input.client_context.as_deref().unwrap_or(""),
             ),
         ];
-        for (k, v) in env {
-            b.env(k, v);
-        }
+        b.envs(&per_call);
         b.build_p1()
     }
 

@@ -102,6 +102,9 @@ pub(crate) struct LaunchSpec {
     pub output: OwnedFd,
     /// The program the waiter `exec`s with [`WAITER_ARG`] (see `waiter`).
     pub waiter: PathBuf,
+    /// A `/tmp` disk made ahead (see `spares`), used for the first [`Mount::Disk`] of its
+    /// size instead of a new one.
+    pub premade_disk: Option<scratch::Disk>,
 }
 
 /// A launched environment: the waiter process (outside the sandbox's pid namespace) and the
@@ -469,15 +472,22 @@ pub(crate) fn spawn(spec: LaunchSpec) -> Result<Launched, LaunchError> {
         .collect::<io::Result<Vec<_>>>()?;
     // The /tmp disks, attached; their descriptors keep them so until the sandbox has mounted
     // them (when this function returns, the sandbox's mounts are their only users).
+    let mut premade = spec.premade_disk;
     let disks = spec
         .mounts
         .iter()
         .filter_map(|m| match m {
-            Mount::Disk { bytes, scratch, .. } => Some(scratch.create(*bytes)),
+            Mount::Disk { bytes, scratch, .. } => {
+                Some(match premade.take_if(|d| d.bytes() == *bytes) {
+                    Some(d) => Ok(d),
+                    None => scratch.create(*bytes),
+                })
+            }
             _ => None,
         })
         .collect::<Result<Vec<_>, _>>()
         .map_err(LaunchError::Scratch)?;
+    drop(premade);
     let child = Child0 {
         steps: plan(&spec.root, &spec.mounts, &disks)?,
         root: cstr(&spec.root)?,

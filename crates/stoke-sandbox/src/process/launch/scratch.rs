@@ -60,12 +60,18 @@ pub(crate) struct Scratch {
 #[derive(Debug)]
 pub(crate) struct Disk {
     device: PathBuf,
+    bytes: u64,
     _dev: OwnedFd,
 }
 
 impl Disk {
     pub(crate) fn device(&self) -> &Path {
         &self.device
+    }
+
+    /// The size it was made with.
+    pub(crate) fn bytes(&self) -> u64 {
+        self.bytes
     }
 }
 
@@ -152,7 +158,11 @@ impl Scratch {
         }
         let (device, dev) = attach(&image.file).map_err(ScratchError::Attach)?;
         drop(image);
-        Ok(Disk { device, _dev: dev })
+        Ok(Disk {
+            device,
+            bytes,
+            _dev: dev,
+        })
     }
 }
 

@@ -1,0 +1,190 @@
+//! Tests of the warm pool: admission limits per function and account, keep-alive and
+//! superseded generations, and that a sandbox's teardown never holds up admissions.
+
+use async_trait::async_trait;
+use stoke_sandbox::{Execution, InvokeInput, SandboxError};
+
+use super::*;
+
+struct Nothing;
+
+#[async_trait]
+impl Sandbox for Nothing {
+    async fn invoke(&self, _input: InvokeInput) -> Result<Execution, SandboxError> {
+        Err(SandboxError::Internal("not for running".into()))
+    }
+}
+
+fn key(generation: u64) -> PoolKey {
+    PoolKey {
+        account: "123456789012".into(),
+        function_name: "f".into(),
+        version: "$LATEST".into(),
+        generation,
+    }
+}
+
+#[test]
+fn admission_throttles_past_the_function_and_the_account_limit() {
+    let pools = Pools::new(3);
+    let a = pools.admit(&key(1), 2).unwrap();
+    let _b = pools.admit(&key(1), 2).unwrap();
+    assert_eq!(pools.admit(&key(1), 2).err(), Some(Throttle::Function));
+    drop(a);
+    let _c = pools.admit(&key(1), 2).unwrap();
+    let _d = pools.admit(&key(2), 5).unwrap();
+    assert_eq!(pools.admit(&key(3), 5).err(), Some(Throttle::Account));
+}
+
+#[test]
+fn a_functions_limit_counts_all_its_versions_and_generations() {
+    let pools = Pools::new(10);
+    let v1 = PoolKey {
+        version: "1".into(),
+        ..key(1)
+    };
+    let _a = pools.admit(&key(1), 2).unwrap();
+    let b = pools.admit(&v1, 2).unwrap();
+    assert_eq!(pools.admit(&key(2), 2).err(), Some(Throttle::Function));
+    assert_eq!(pools.admit(&v1, 2).err(), Some(Throttle::Function));
+    let other = PoolKey {
+        function_name: "g".into(),
+        ..key(1)
+    };
+    assert!(
+        pools.admit(&other, 2).is_ok(),
+        "another function has its own count"
+    );
+    drop(b);
+    assert!(pools.admit(&v1, 2).is_ok());
+}
+
+#[test]
+fn idle_sandboxes_go_after_their_keep_alive_and_when_superseded() {
+    let pools = Pools::new(10);
+    let lease = pools.admit(&key(1), 10).unwrap();
+    lease.pool.put_idle(Arc::new(Nothing));
+    drop(lease);
+    let policy = FixedKeepAlive(Duration::from_secs(60));
+    assert_eq!(pools.reap(&policy, Instant::now()), 0);
+    assert_eq!(pools.idle_total(), 1);
+    assert_eq!(
+        pools.reap(&policy, Instant::now() + Duration::from_secs(61)),
+        1
+    );
+    assert_eq!(pools.idle_total(), 0);
+
+    let old = pools.admit(&key(2), 10).unwrap();
+    old.pool.put_idle(Arc::new(Nothing));
+    drop(old);
+    // A deploy warms generation 3: generation 2 keeps its sandboxes until calls move.
+    pools.put_warm(&key(3), Arc::new(Nothing));
+    assert_eq!(
+        pools.reap(&policy, Instant::now()),
+        0,
+        "calls still go to 2"
+    );
+    let _new = pools.admit(&key(3), 10).unwrap();
+    assert_eq!(
+        pools.reap(&policy, Instant::now()),
+        1,
+        "generation 2 was replaced by 3"
+    );
+}
+
+/// A sandbox whose teardown blocks (as a process sandbox's may, waiting for its tree).
+struct SlowToDrop {
+    drop_time: Duration,
+    started: mpsc::Sender<()>,
+    ended: Arc<AtomicBool>,
+}
+
+#[async_trait]
+impl Sandbox for SlowToDrop {
+    async fn invoke(&self, _input: InvokeInput) -> Result<Execution, SandboxError> {
+        Err(SandboxError::Internal("not for running".into()))
+    }
+}
+
+/// Keeps `g`'s sandboxes and lets every other function's go at once.
+struct OnlyGStays;
+
+impl KeepAlivePolicy for OnlyGStays {
+    fn keep_alive(&self, key: &PoolKey) -> Duration {
+        if key.function_name == "g" {
+            Duration::from_secs(600)
+        } else {
+            Duration::ZERO
+        }
+    }
+}
+
+impl Drop for SlowToDrop {
+    fn drop(&mut self) {
+        let _ = self.started.send(());
+        std::thread::sleep(self.drop_time);
+        self.ended.store(true, Ordering::SeqCst);
+    }
+}
+
+#[test]
+fn admissions_and_placements_go_on_while_a_sandbox_is_being_killed() {
+    let drop_time = Duration::from_secs(2);
+    let pools = Arc::new(Pools::new(10));
+    let (started, dropping) = mpsc::channel();
+    let ended = Arc::new(AtomicBool::new(false));
+    let lease = pools.admit(&key(1), 10).unwrap();
+    lease.pool.put_idle(Arc::new(SlowToDrop {
+        drop_time,
+        started,
+        ended: Arc::clone(&ended),
+    }));
+    drop(lease);
+    let other = PoolKey {
+        function_name: "g".into(),
+        ..key(1)
+    };
+    pools.put_warm(&other, Arc::new(Nothing));
+
+    // The reaper lets the slow sandbox go (its keep-alive is over).
+    let reaper = {
+        let pools = Arc::clone(&pools);
+        std::thread::spawn(move || {
+            let t = Instant::now();
+            let n = pools.reap(&OnlyGStays, Instant::now());
+            (n, t.elapsed())
+        })
+    };
+    dropping
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the sandbox's teardown started");
+    // While it is being torn down: an admission on another pool (which takes the pools'
+    // lock), a warm placement there, a new pool made, and the same function admitted again.
+    let t = Instant::now();
+    let lease = pools.admit(&other, 10).expect("admitted");
+    let warm = lease.pool.take_idle().expect("the warm sandbox of g");
+    lease.pool.put_idle(warm);
+    drop(lease);
+    let third = PoolKey {
+        function_name: "h".into(),
+        ..key(1)
+    };
+    drop(pools.admit(&third, 10).expect("admitted"));
+    drop(pools.admit(&key(1), 10).expect("admitted"));
+    assert_eq!(pools.idle_total(), 1);
+    let took = t.elapsed();
+    assert!(
+        took < drop_time / 4,
+        "admissions waited {took:?} for a teardown of {drop_time:?}"
+    );
+    assert!(
+        !ended.load(Ordering::SeqCst),
+        "the teardown was still going on meanwhile"
+    );
+    let (n, reap_took) = reaper.join().unwrap();
+    assert_eq!(n, 1);
+    assert!(reap_took < drop_time / 4, "the reaper waited {reap_took:?}");
+    // The teardown ends on its own; dropping the pools waits for it.
+    drop(Arc::into_inner(pools).expect("the last reference"));
+    assert!(ended.load(Ordering::SeqCst), "gone with the pools");
+}

@@ -1,0 +1,431 @@
+//! [`ProcessBackend`]: the start-up checks of what sandboxes need, the deploy-time checks of
+//! a function's code, and cold starts: a sandbox's cgroups, its Runtime API socket, its file
+//! tree and environment, its launch, and its Init (until the runtime's first `next`, an init
+//! error, an exit or the init timeout).
+
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use async_trait::async_trait;
+use seccompiler::BpfProgram;
+use tokio::sync::watch;
+
+use super::api::{InitState, RuntimeApi};
+use super::failure::InitFailure;
+use super::launch::{self, LaunchError, LaunchSpec, Mount};
+use super::logs::Logs;
+use super::sandbox::{Environment, ProcessSandbox, wait_in_thread};
+use super::spares::Spares;
+use super::{Interpreters, Network, ProcessConfig, cgroup, runtimes, seccomp};
+use crate::{Backend, FunctionSpec, PrepareError, Sandbox, SandboxError};
+
+/// The process backend.
+pub struct ProcessBackend {
+    config: ProcessConfig,
+    interpreters: Interpreters,
+    hierarchy: cgroup::Hierarchy,
+    seccomp: Arc<Vec<BpfProgram>>,
+    runtime_dir: PathBuf,
+    root_dir: PathBuf,
+    /// Where sandboxes' `/tmp` disks are made; `None`: loop devices are unavailable and `/tmp`
+    /// is a tmpfs.
+    scratch: Option<Arc<launch::scratch::Scratch>>,
+    /// Network namespaces and `/tmp` disks made ahead.
+    spares: Spares,
+}
+
+impl std::fmt::Debug for ProcessBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProcessBackend")
+            .field("config", &self.config)
+            .field("interpreters", &self.interpreters)
+            .finish_non_exhaustive()
+    }
+}
+
+fn internal(e: impl std::fmt::Display) -> SandboxError {
+    SandboxError::Internal(e.to_string())
+}
+
+/// The size of a sandbox's `/tmp`: its `EphemeralStorage` (512 MB at least).
+fn tmp_bytes(spec: &FunctionSpec) -> u64 {
+    u64::from(spec.ephemeral_mb.max(512)) * 1024 * 1024
+}
+
+/// A random id for a sandbox.
+fn new_id() -> String {
+    use sha2::Digest;
+    let seed = format!(
+        "{:?}{}{:?}",
+        std::time::SystemTime::now(),
+        std::process::id(),
+        std::thread::current().id()
+    );
+    hex::encode(&sha2::Sha256::digest(seed.as_bytes())[..8])
+}
+
+impl ProcessBackend {
+    /// Checks what sandboxes need (root, cgroups, namespaces, seccomp) and says clearly what
+    /// is missing.
+    pub fn new(config: ProcessConfig) -> Result<Self, SandboxError> {
+        if !launch::is_root() {
+            return Err(SandboxError::Internal(
+                "process sandboxes need root (namespaces, cgroups and mounts); run stoke serve \
+                 as root or with --process-runtimes off"
+                    .into(),
+            ));
+        }
+        let hierarchy = cgroup::Hierarchy::open().map_err(|e| {
+            SandboxError::Internal(format!(
+                "the cgroups of process sandboxes could not be created under /sys/fs/cgroup: {e}"
+            ))
+        })?;
+        if config.network == Network::Isolated {
+            launch::runtime_socket(true).map_err(|e| {
+                SandboxError::Internal(format!(
+                    "the kernel refused a network namespace for process sandboxes: {e}"
+                ))
+            })?;
+        }
+        let seccomp = Arc::new(seccomp::filters().map_err(|e| {
+            SandboxError::Internal(format!("the seccomp filter could not be built: {e}"))
+        })?);
+        let runtime_dir = config.dir.join("runtime");
+        let root_dir = config.dir.join("root");
+        std::fs::create_dir_all(&root_dir)?;
+        runtimes::write_runtime_files(&runtime_dir)?;
+        let scratch = match launch::scratch::Scratch::open(&config.dir.join("tmp")) {
+            Ok(s) => Some(Arc::new(s)),
+            Err(e) => {
+                tracing::warn!(
+                    "/tmp of process sandboxes is a tmpfs charged to the function's memory, not \
+                     disk of its EphemeralStorage size: {e}"
+                );
+                None
+            }
+        };
+        let interpreters = Interpreters::resolve(&config.python, &config.node);
+        for (name, i) in [
+            ("python", &interpreters.python),
+            ("node", &interpreters.node),
+        ] {
+            match i {
+                Ok(i) => tracing::info!(runtime = name, exe = %i.exe.display(), "interpreter"),
+                Err(e) => tracing::warn!(runtime = name, "{e}"),
+            }
+        }
+        let spares = Spares::start(
+            config.spare_environments,
+            config.network == Network::Isolated,
+            scratch.clone(),
+        );
+        let backend = Self {
+            config,
+            interpreters,
+            hierarchy,
+            seccomp,
+            runtime_dir,
+            root_dir,
+            scratch,
+            spares,
+        };
+        Ok(backend)
+    }
+
+    /// The interpreters found at start-up.
+    pub fn interpreters(&self) -> &Interpreters {
+        &self.interpreters
+    }
+
+    /// This server's cgroup folders (tests look there for leftovers).
+    pub fn cgroup_dirs(&self) -> Vec<PathBuf> {
+        self.hierarchy.server_dirs()
+    }
+
+    /// Removes this server's cgroups and what was made ahead; call after the last sandbox has
+    /// gone.
+    pub fn shutdown(&self) {
+        self.spares.stop();
+        self.hierarchy.remove();
+    }
+
+    fn mounts(&self, spec: &FunctionSpec, extra: &[PathBuf]) -> Vec<Mount> {
+        let ro = |p: &str| Mount::Bind {
+            src: p.into(),
+            dst: p.into(),
+            writable: false,
+        };
+        let mut m = vec![ro("/usr")];
+        for top in ["/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"] {
+            let p = Path::new(top);
+            match std::fs::symlink_metadata(p) {
+                Ok(meta) if meta.file_type().is_symlink() => {
+                    if let Ok(target) = std::fs::read_link(p) {
+                        m.push(Mount::Symlink {
+                            target,
+                            link: p.into(),
+                        });
+                    }
+                }
+                Ok(meta) if meta.is_dir() => m.push(ro(top)),
+                _ => {}
+            }
+        }
+        for etc in [
+            "/etc/ld.so.cache",
+            "/etc/ld.so.conf",
+            "/etc/ld.so.conf.d",
+            "/etc/nsswitch.conf",
+            "/etc/hosts",
+            "/etc/resolv.conf",
+            "/etc/localtime",
+            "/etc/ssl",
+            "/etc/ca-certificates",
+            "/etc/mime.types",
+        ] {
+            // Only what exists, and never a symlink pointing elsewhere (resolved here).
+            if let Ok(real) = std::fs::canonicalize(etc) {
+                m.push(Mount::Bind {
+                    src: real,
+                    dst: etc.into(),
+                    writable: false,
+                });
+            }
+        }
+        for p in extra {
+            m.push(Mount::Bind {
+                src: p.clone(),
+                dst: p.clone(),
+                writable: false,
+            });
+        }
+        m.push(Mount::Bind {
+            src: self.runtime_dir.clone(),
+            dst: "/var/runtime".into(),
+            writable: false,
+        });
+        m.push(Mount::Bind {
+            src: spec.code_dir.clone(),
+            dst: "/var/task".into(),
+            writable: false,
+        });
+        let bytes = tmp_bytes(spec);
+        m.push(match &self.scratch {
+            Some(scratch) => Mount::Disk {
+                dst: "/tmp".into(),
+                bytes,
+                scratch: Arc::clone(scratch),
+            },
+            None => Mount::Tmpfs {
+                dst: "/tmp".into(),
+                bytes,
+            },
+        });
+        for dev in ["null", "zero", "random", "urandom"] {
+            m.push(Mount::Bind {
+                src: format!("/dev/{dev}").into(),
+                dst: format!("/dev/{dev}").into(),
+                writable: true,
+            });
+        }
+        for (link, target) in [
+            ("/dev/fd", "/proc/self/fd"),
+            ("/dev/stdin", "/proc/self/fd/0"),
+            ("/dev/stdout", "/proc/self/fd/1"),
+            ("/dev/stderr", "/proc/self/fd/2"),
+        ] {
+            m.push(Mount::Symlink {
+                target: target.into(),
+                link: link.into(),
+            });
+        }
+        m.push(Mount::Proc {
+            dst: "/proc".into(),
+        });
+        m
+    }
+
+    fn environment(
+        &self,
+        spec: &FunctionSpec,
+        api: &str,
+        log_stream: &str,
+        extra: &[(String, String)],
+    ) -> Vec<(String, String)> {
+        let mut env: Vec<(String, String)> = spec
+            .environment
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let mut fixed: Vec<(&str, String)> = vec![
+            ("AWS_LAMBDA_RUNTIME_API", api.to_owned()),
+            ("_HANDLER", spec.handler.clone()),
+            ("LAMBDA_TASK_ROOT", "/var/task".into()),
+            ("LAMBDA_RUNTIME_DIR", "/var/runtime".into()),
+        ];
+        fixed.extend(spec.lambda_env(log_stream));
+        fixed.extend([
+            ("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand".into()),
+            ("TZ", ":UTC".into()),
+            ("LANG", "en_US.UTF-8".into()),
+            (
+                "PATH",
+                "/usr/local/bin:/usr/bin:/bin:/opt/bin:/var/task".into(),
+            ),
+            (
+                "LD_LIBRARY_PATH",
+                "/lib64:/usr/lib64:/var/runtime:/var/runtime/lib:/var/task:/var/task/lib:/opt/lib"
+                    .into(),
+            ),
+        ]);
+        env.retain(|(k, _)| !fixed.iter().any(|(f, _)| f == k));
+        env.extend(fixed.into_iter().map(|(k, v)| (k.to_owned(), v)));
+        env.extend(extra.iter().cloned());
+        env
+    }
+}
+
+#[async_trait]
+impl Backend for ProcessBackend {
+    fn prepare(&self, spec: &FunctionSpec) -> Result<(), PrepareError> {
+        // What `check_code` refuses is a runtime this server cannot run.
+        runtimes::check_code(spec, &self.interpreters).map_err(PrepareError::RuntimeUnavailable)
+    }
+
+    async fn start(&self, spec: &FunctionSpec) -> Result<Arc<dyn Sandbox>, SandboxError> {
+        let command = self
+            .interpreters
+            .command(spec)
+            .map_err(SandboxError::NotPrepared)?;
+        let t0 = std::time::Instant::now();
+        // Init's limit counts from here (the engine calls `start` when the init's turn comes).
+        let init_deadline = tokio::time::Instant::now() + self.config.init_timeout;
+        let id = new_id();
+        let cgroup = self
+            .hierarchy
+            .create(&id, spec.memory_mb)
+            .map_err(|e| internal(format!("creating the sandbox's cgroups: {e}")))?;
+        let isolated = self.config.network == Network::Isolated;
+        let spare = if isolated {
+            self.spares.take_net()
+        } else {
+            None
+        };
+        let (netns, listener) = match spare {
+            Some(net) => net,
+            None => tokio::task::spawn_blocking(move || launch::runtime_socket(isolated))
+                .await
+                .map_err(internal)?
+                .map_err(|e| internal(format!("creating the Runtime API socket: {e}")))?,
+        };
+        listener.set_nonblocking(true)?;
+        let listener = tokio::net::TcpListener::from_std(listener)?;
+        let api_addr = format!("127.0.0.1:{}", listener.local_addr()?.port());
+        let api = RuntimeApi::new(
+            self.config.max_response_bytes,
+            self.config.runtime_api.clone(),
+        );
+        let server = api.serve(listener);
+
+        let (log_r, log_w) = std::io::pipe()?;
+        let logs = Logs::collect(OwnedFd::from(log_r), self.config.max_log_bytes)?;
+        let log_stream = crate::log_stream_name(spec);
+        let launch = LaunchSpec {
+            root: self.root_dir.clone(),
+            mounts: self.mounts(spec, &command.mounts),
+            program: command.program.clone(),
+            args: command.args.clone(),
+            env: self.environment(spec, &api_addr, &log_stream, &command.env),
+            workdir: "/var/task".into(),
+            hostname: "stoke".into(),
+            uid: self.config.uid,
+            gid: self.config.gid,
+            open_files: 1024,
+            netns,
+            cgroup_procs: cgroup.procs_files(),
+            seccomp: Arc::clone(&self.seccomp),
+            output: OwnedFd::from(log_w),
+            waiter: self.config.waiter.clone(),
+            premade_disk: self
+                .scratch
+                .as_ref()
+                .and_then(|_| self.spares.take_disk(tmp_bytes(spec))),
+        };
+        let t_setup = t0.elapsed();
+        let launched = tokio::task::spawn_blocking(move || launch::spawn(launch))
+            .await
+            .map_err(internal)?;
+        let t_exec = t0.elapsed();
+        let (init_pid, waiter_pid, exit, failure) = match launched {
+            Ok(l) => (
+                l.init_pid,
+                i32::try_from(l.waiter.id()).unwrap_or(0),
+                wait_in_thread(l.waiter),
+                None,
+            ),
+            Err(LaunchError::Exec(e)) => {
+                tracing::debug!(error = %e, "the runtime could not be executed");
+                let exited = watch::channel(Some(127)).1;
+                (0, 0, exited, Some(InitFailure::Entrypoint))
+            }
+            Err(e) => return Err(internal(e)),
+        };
+        let mut sandbox = ProcessSandbox {
+            timeout: spec.timeout,
+            memory_mb: spec.memory_mb,
+            function_arn: spec.function_arn.clone(),
+            log_stream,
+            call: tokio::sync::Mutex::new(()),
+            init_failure: std::sync::Mutex::new(None),
+            dead: AtomicBool::new(false),
+            env: Environment {
+                events: api.events.clone(),
+                server,
+                logs,
+                init_pid,
+                waiter_pid,
+                exit,
+                cgroup,
+            },
+        };
+        if let Some(f) = failure {
+            sandbox.fail_init(f);
+            return Ok(Arc::new(sandbox));
+        }
+
+        // Init: until the first `next`, an init error, an exit, or the init timeout.
+        let mut init = api.init.clone();
+        let mut exit = sandbox.env.exit.clone();
+        let outcome = tokio::select! {
+            r = init.wait_for(|s| *s != InitState::Running) => match r.map(|s| s.clone()) {
+                Ok(InitState::Failed(e)) => Some(InitFailure::Reported(e)),
+                _ => None,
+            },
+            r = exit.wait_for(Option::is_some) => {
+                let code = r.ok().and_then(|c| *c).unwrap_or(-1);
+                Some(InitFailure::Exited(code))
+            }
+            () = tokio::time::sleep_until(init_deadline) => Some(InitFailure::Timeout(self.config.init_timeout)),
+        };
+        tracing::debug!(
+            setup_us = u64::try_from(t_setup.as_micros()).unwrap_or(0),
+            exec_us = u64::try_from(t_exec.as_micros()).unwrap_or(0),
+            init_us = u64::try_from(t0.elapsed().as_micros()).unwrap_or(0),
+            "cold start"
+        );
+        match outcome {
+            None => sandbox.env.cgroup.cap_cpu(),
+            Some(f) => {
+                // Lambda reports the failure and starts afresh on the next call.
+                if matches!(f, InitFailure::Exited(_)) && sandbox.env.cgroup.oom_kills() > 0 {
+                    sandbox.fail_init(InitFailure::OutOfMemory);
+                } else {
+                    sandbox.fail_init(f);
+                }
+            }
+        }
+        Ok(Arc::new(sandbox))
+    }
+}
