@@ -33,7 +33,7 @@ use tokio::sync::Semaphore;
 
 use crate::ControlPlane;
 use crate::control::{Runnable, Warmer};
-use crate::metrics::{FunctionLabels, Metrics, OutcomeLabels};
+use crate::metrics::{CallOutcome, FunctionLabels, Metrics};
 use crate::pool::{FunctionPool, KeepAlivePolicy, PoolKey, Pools};
 use crate::record::{self, CallRecord, Recorder, Report};
 
@@ -321,10 +321,6 @@ impl Invoker {
             .await?;
         let config = &target.deployed.config;
         let version = target.version.clone();
-        let labels = FunctionLabels {
-            account: account.as_str().to_owned(),
-            function: target.name.as_str().to_owned(),
-        };
         let key = Self::pool_key(&target);
         let function_limit = target
             .reserved_concurrency
@@ -334,6 +330,10 @@ impl Invoker {
         let lease = match self.pools.admit(&key, function_limit) {
             Ok(l) => l,
             Err(t) => {
+                let labels = FunctionLabels {
+                    account: key.account,
+                    function: key.function_name,
+                };
                 self.metrics.throttles.get_or_create(&labels).inc();
                 return Err(LambdaError::TooManyRequests {
                     reason: t.reason().to_owned(),
@@ -348,11 +348,8 @@ impl Invoker {
         let started_ms = record::now_ms();
         let started = Instant::now();
         let timeout = Duration::from_secs(u64::from(config.timeout));
-        let concurrent = self
-            .metrics
-            .concurrent_executions
-            .get_or_create(&labels)
-            .clone();
+        let fm = &lease.pool.metrics;
+        let concurrent = fm.concurrent_executions(&self.metrics).clone();
         concurrent.inc();
         let _running = GaugeGuard(concurrent);
 
@@ -361,10 +358,8 @@ impl Invoker {
             None => {
                 let (s, init) = self.start(&target, Some(&*lease.pool)).await?;
                 if let Some(init) = init {
-                    self.metrics.cold_starts.get_or_create(&labels).inc();
-                    self.metrics
-                        .init_duration_seconds
-                        .get_or_create(&labels)
+                    fm.cold_starts(&self.metrics).inc();
+                    fm.init_duration_seconds(&self.metrics)
                         .observe(init.as_secs_f64());
                 }
                 (s, init)
@@ -404,33 +399,24 @@ impl Invoker {
         })?;
         let duration = run_start.elapsed();
 
-        let (outcome_label, status) = match &execution.outcome {
-            Outcome::Success(_) => ("success", None),
-            Outcome::Error(e) if e.is_timeout() => ("timeout", Some("timeout")),
-            Outcome::Error(_) => ("error", None),
+        let (outcome, status) = match &execution.outcome {
+            Outcome::Success(_) => (CallOutcome::Success, None),
+            Outcome::Error(e) if e.is_timeout() => (CallOutcome::Timeout, Some("timeout")),
+            Outcome::Error(_) => (CallOutcome::Error, None),
         };
         // A timed-out (or crashed) environment is not reused: the next call starts afresh, as
         // on Lambda.
         if status.is_none() && sandbox.reusable() {
             lease.pool.put_idle(sandbox);
         }
-        drop(lease);
-
-        self.metrics
-            .invocations
-            .get_or_create(&OutcomeLabels {
-                account: labels.account.clone(),
-                function: labels.function.clone(),
-                outcome: outcome_label.to_owned(),
-            })
-            .inc();
-        if outcome_label != "success" {
-            self.metrics.errors.get_or_create(&labels).inc();
+        fm.invocations(&self.metrics, outcome).inc();
+        if outcome != CallOutcome::Success {
+            fm.errors(&self.metrics).inc();
         }
-        self.metrics
-            .duration_seconds
-            .get_or_create(&labels)
+        fm.duration_seconds(&self.metrics)
             .observe(duration.as_secs_f64());
+        let function_name = fm.labels().function.clone();
+        drop(lease);
 
         let report = Report {
             request_id: request_id.clone(),
@@ -475,7 +461,7 @@ impl Invoker {
             .map(|(i, message)| LogEvent {
                 id: 0,
                 account: account.clone(),
-                function_name: labels.function.clone(),
+                function_name: function_name.clone(),
                 log_stream: stream.clone(),
                 timestamp_ms: if i == 0 { started_ms } else { ended_ms },
                 request_id: request_id.clone(),
@@ -491,7 +477,7 @@ impl Invoker {
             record: InvocationRecord {
                 request_id: request_id.clone(),
                 account: account.clone(),
-                function_name: labels.function.clone(),
+                function_name: function_name.clone(),
                 version: version.clone(),
                 started_ms,
                 cold: init.is_some(),
@@ -500,7 +486,7 @@ impl Invoker {
                 billed_ms: i64::try_from(report.billed_ms()).unwrap_or(i64::MAX),
                 memory_size_mb: report.memory_size_mb,
                 max_memory_mb: report.max_memory_mb,
-                outcome: outcome_label.to_owned(),
+                outcome: outcome.label().to_owned(),
                 error_type,
             },
         };
