@@ -175,14 +175,14 @@ pub fn spec_for(target: &Runnable, code_dir: &Path, region: &str) -> FunctionSpe
 }
 
 fn new_trace_id() -> String {
-    let id = uuid::Uuid::new_v4().simple().to_string();
+    // The thread's generator, not a getrandom syscall per call.
+    let (root, parent): (u128, u64) = rand::random();
     let secs = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
     format!(
-        "Root=1-{secs:08x}-{};Parent={};Sampled=0",
-        &id[..24],
-        &id[16..32]
+        "Root=1-{secs:08x}-{:024x};Parent={parent:016x};Sampled=0",
+        root >> 32
     )
 }
 
@@ -344,7 +344,7 @@ impl Invoker {
         let request_id = req
             .request_id
             .clone()
-            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+            .unwrap_or_else(record::new_request_id);
         let started_ms = record::now_ms();
         let started = Instant::now();
         let timeout = Duration::from_secs(u64::from(config.timeout));
