@@ -370,11 +370,13 @@ mod tests {
         assert_eq!(bytes, one);
         assert_eq!(bytes.as_ptr(), one.as_ptr(), "the frame itself, not a copy");
 
-        let pieces = ["", "{\"a\":", "", "1", "}"].map(Bytes::from_static);
+        let pieces = [&b""[..], b"{\"a\":", b"", b"1", b"}"].map(Bytes::from_static);
         let body = Body::new(Frames(pieces.into_iter().collect()));
         let (bytes, _share) = read(&budget, body, 1 << 20).await.expect("read");
         assert_eq!(&bytes[..], b"{\"a\":1}");
-        let body = Body::new(Frames([Bytes::from_static(b"abc"); 3].into_iter().collect()));
+        let body = Body::new(Frames(
+            std::iter::repeat_n(Bytes::from_static(b"abc"), 3).collect(),
+        ));
         assert!(matches!(
             read(&budget, body, 8).await,
             Err(BodyError::TooLarge)

@@ -345,7 +345,10 @@ mod tests {
             function: "f".into(),
         };
         let fm = FunctionMetrics::new(labels.clone());
-        assert!(!m.encode().contains("function=\"f\""), "no series before a call");
+        assert!(
+            !m.encode().contains("function=\"f\""),
+            "no series before a call"
+        );
         fm.invocations(&m, CallOutcome::Success).inc();
         fm.invocations(&m, CallOutcome::Success).inc();
         fm.duration_seconds(&m).observe(0.001);
