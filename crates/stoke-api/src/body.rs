@@ -225,7 +225,10 @@ pub async fn read(
         }
         budget.reserve(&mut share, n).await?;
     }
-    let mut buf = BytesMut::with_capacity(declared.map_or(0, |n| n as usize));
+    // A body that comes in one frame (a small request, read with its head) is kept as that
+    // frame: no copy. Only a second frame gathers them into one buffer.
+    let mut single: Option<Bytes> = None;
+    let mut buf = BytesMut::new();
     loop {
         let frame = match tokio::time::timeout(budget.config.stall_timeout, body.frame()).await {
             Err(_) => return Err(BodyError::Stalled),
@@ -236,14 +239,24 @@ pub async fn read(
         let Ok(data) = frame.into_data() else {
             continue;
         };
-        let len = buf.len().saturating_add(data.len());
+        let held = single.as_ref().map_or(buf.len(), Bytes::len);
+        let len = held.saturating_add(data.len());
         if len > limit {
             return Err(BodyError::TooLarge);
         }
         budget.reserve(&mut share, len).await?;
-        buf.extend_from_slice(&data);
+        match single.take() {
+            None if buf.is_empty() => single = Some(data),
+            None => buf.extend_from_slice(&data),
+            Some(first) => {
+                let whole = declared.and_then(|n| usize::try_from(n).ok());
+                buf.reserve(whole.unwrap_or(len).max(len));
+                buf.extend_from_slice(&first);
+                buf.extend_from_slice(&data);
+            }
+        }
     }
-    Ok((buf.freeze(), share))
+    Ok((single.unwrap_or_else(|| buf.freeze()), share))
 }
 
 /// What may be drained of a refused body whose sender passed the header checks (a signed
@@ -330,6 +343,44 @@ mod tests {
         assert_eq!(event.limit, MAX_ASYNC_PAYLOAD);
         let other = Operation::of(&parts("POST", "/2017-03-31/tags/arn", &[]));
         assert_eq!(other.limit, MAX_OTHER_BODY);
+    }
+
+    /// A body of the given frames, as a client that sends it in pieces.
+    struct Frames(std::collections::VecDeque<Bytes>);
+
+    impl axum::body::HttpBody for Frames {
+        type Data = Bytes;
+        type Error = std::convert::Infallible;
+
+        fn poll_frame(
+            mut self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, Self::Error>>> {
+            std::task::Poll::Ready(self.0.pop_front().map(|b| Ok(hyper::body::Frame::data(b))))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_body_in_one_frame_is_kept_without_a_copy_and_pieces_are_joined() {
+        let budget = Budget::default();
+        let one = Bytes::from(vec![1u8; 4096]);
+        let (bytes, _share) = read(&budget, Body::from(one.clone()), 1 << 20)
+            .await
+            .expect("read");
+        assert_eq!(bytes, one);
+        assert_eq!(bytes.as_ptr(), one.as_ptr(), "the frame itself, not a copy");
+
+        let pieces = [&b""[..], b"{\"a\":", b"", b"1", b"}"].map(Bytes::from_static);
+        let body = Body::new(Frames(pieces.into_iter().collect()));
+        let (bytes, _share) = read(&budget, body, 1 << 20).await.expect("read");
+        assert_eq!(&bytes[..], b"{\"a\":1}");
+        let body = Body::new(Frames(
+            std::iter::repeat_n(Bytes::from_static(b"abc"), 3).collect(),
+        ));
+        assert!(matches!(
+            read(&budget, body, 8).await,
+            Err(BodyError::TooLarge)
+        ));
     }
 
     #[tokio::test]

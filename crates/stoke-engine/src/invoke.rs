@@ -25,7 +25,7 @@ use stoke_sandbox::{InvokeInput, Sandbox};
 use stoke_store::{InvocationRecord, LogEvent};
 
 use crate::ControlPlane;
-use crate::metrics::{FunctionLabels, Metrics, OutcomeLabels};
+use crate::metrics::{CallOutcome, FunctionLabels, Metrics};
 use crate::record::{self, CallRecord, Recorder, Report};
 use crate::route::Router;
 use crate::target::Runnable;
@@ -131,14 +131,14 @@ impl std::fmt::Debug for Invoker {
 }
 
 fn new_trace_id() -> String {
-    let id = uuid::Uuid::new_v4().simple().to_string();
+    // The thread's generator, not a getrandom syscall per call.
+    let (root, parent): (u128, u64) = rand::random();
     let secs = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
     format!(
-        "Root=1-{secs:08x}-{};Parent={};Sampled=0",
-        &id[..24],
-        &id[16..32]
+        "Root=1-{secs:08x}-{:024x};Parent={parent:016x};Sampled=0",
+        root >> 32
     )
 }
 
@@ -197,10 +197,6 @@ impl Invoker {
         let target = route.target;
         let config = &target.deployed.config;
         let version = target.version.clone();
-        let labels = FunctionLabels {
-            account: account.as_str().to_owned(),
-            function: target.name.as_str().to_owned(),
-        };
         let function_limit = target
             .reserved_concurrency
             .map_or(self.config.function_concurrency, |r| {
@@ -209,6 +205,10 @@ impl Invoker {
         let lease = match self.sandboxes.pools.admit(&route.pool, function_limit) {
             Ok(l) => l,
             Err(t) => {
+                let labels = FunctionLabels {
+                    account: route.pool.account.clone(),
+                    function: route.pool.function_name.clone(),
+                };
                 self.metrics.throttles.get_or_create(&labels).inc();
                 return Err(LambdaError::TooManyRequests {
                     reason: t.reason().to_owned(),
@@ -219,15 +219,12 @@ impl Invoker {
         let request_id = req
             .request_id
             .clone()
-            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+            .unwrap_or_else(record::new_request_id);
         let started_ms = record::now_ms();
         let started = Instant::now();
         let timeout = Duration::from_secs(u64::from(config.timeout));
-        let concurrent = self
-            .metrics
-            .concurrent_executions
-            .get_or_create(&labels)
-            .clone();
+        let fm = &lease.pool.metrics;
+        let concurrent = fm.concurrent_executions(&self.metrics).clone();
         concurrent.inc();
         let _running = GaugeGuard(concurrent);
 
@@ -236,10 +233,8 @@ impl Invoker {
             None => {
                 let (s, init) = self.sandboxes.start(&target, Some(&*lease.pool)).await?;
                 if let Some(init) = init {
-                    self.metrics.cold_starts.get_or_create(&labels).inc();
-                    self.metrics
-                        .init_duration_seconds
-                        .get_or_create(&labels)
+                    fm.cold_starts(&self.metrics).inc();
+                    fm.init_duration_seconds(&self.metrics)
                         .observe(init.as_secs_f64());
                 }
                 (s, init)
@@ -279,33 +274,24 @@ impl Invoker {
         })?;
         let duration = run_start.elapsed();
 
-        let (outcome_label, status) = match &execution.outcome {
-            Outcome::Success(_) => ("success", None),
-            Outcome::Error(e) if e.is_timeout() => ("timeout", Some("timeout")),
-            Outcome::Error(_) => ("error", None),
+        let (outcome, status) = match &execution.outcome {
+            Outcome::Success(_) => (CallOutcome::Success, None),
+            Outcome::Error(e) if e.is_timeout() => (CallOutcome::Timeout, Some("timeout")),
+            Outcome::Error(_) => (CallOutcome::Error, None),
         };
         // A timed-out (or crashed) environment is not reused: the next call starts afresh, as
         // on Lambda.
         if status.is_none() && sandbox.reusable() {
             lease.pool.put_idle(sandbox);
         }
-        drop(lease);
-
-        self.metrics
-            .invocations
-            .get_or_create(&OutcomeLabels {
-                account: labels.account.clone(),
-                function: labels.function.clone(),
-                outcome: outcome_label.to_owned(),
-            })
-            .inc();
-        if outcome_label != "success" {
-            self.metrics.errors.get_or_create(&labels).inc();
+        fm.invocations(&self.metrics, outcome).inc();
+        if outcome != CallOutcome::Success {
+            fm.errors(&self.metrics).inc();
         }
-        self.metrics
-            .duration_seconds
-            .get_or_create(&labels)
+        fm.duration_seconds(&self.metrics)
             .observe(duration.as_secs_f64());
+        let function_name = fm.labels().function.clone();
+        drop(lease);
 
         let report = Report {
             request_id: request_id.clone(),
@@ -350,7 +336,7 @@ impl Invoker {
             .map(|(i, message)| LogEvent {
                 id: 0,
                 account: account.clone(),
-                function_name: labels.function.clone(),
+                function_name: function_name.clone(),
                 log_stream: stream.clone(),
                 timestamp_ms: if i == 0 { started_ms } else { ended_ms },
                 request_id: request_id.clone(),
@@ -366,7 +352,7 @@ impl Invoker {
             record: InvocationRecord {
                 request_id: request_id.clone(),
                 account: account.clone(),
-                function_name: labels.function.clone(),
+                function_name: function_name.clone(),
                 version: version.clone(),
                 started_ms,
                 cold: init.is_some(),
@@ -375,7 +361,7 @@ impl Invoker {
                 billed_ms: i64::try_from(report.billed_ms()).unwrap_or(i64::MAX),
                 memory_size_mb: report.memory_size_mb,
                 max_memory_mb: report.max_memory_mb,
-                outcome: outcome_label.to_owned(),
+                outcome: outcome.label().to_owned(),
                 error_type,
             },
         };

@@ -10,6 +10,8 @@
 //! `RecursiveInvocationsDropped`). `/metrics` encodes the registry in
 //! the text exposition format.
 
+use std::sync::OnceLock;
+
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -230,6 +232,108 @@ impl Default for Metrics {
     }
 }
 
+/// One function's per-call metric handles, kept by its pool so that a call does not look
+/// them up: `Family::get_or_create` takes the family's lock and hashes the labels (two
+/// strings) on every use. Each handle is made on first use, so the series that appear in
+/// `/metrics` are the same as when every call looked them up.
+#[derive(Debug)]
+pub struct FunctionMetrics {
+    labels: FunctionLabels,
+    /// `invocations` by outcome: success, error, timeout.
+    invocations: [OnceLock<Counter>; 3],
+    errors: OnceLock<Counter>,
+    cold_starts: OnceLock<Counter>,
+    duration_seconds: OnceLock<Histogram>,
+    init_duration_seconds: OnceLock<Histogram>,
+    concurrent_executions: OnceLock<Gauge>,
+}
+
+/// How a call ended, for the `outcome` label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallOutcome {
+    Success,
+    Error,
+    Timeout,
+}
+
+impl CallOutcome {
+    /// The `outcome` label (and the invocation record's outcome).
+    pub fn label(self) -> &'static str {
+        match self {
+            CallOutcome::Success => "success",
+            CallOutcome::Error => "error",
+            CallOutcome::Timeout => "timeout",
+        }
+    }
+}
+
+/// `family`'s series for `labels`, looked up once into `cell`.
+fn handle<'a, L, M, C>(cell: &'a OnceLock<M>, family: &Family<L, M, C>, labels: &L) -> &'a M
+where
+    L: Clone + std::hash::Hash + Eq,
+    M: Clone,
+    C: prometheus_client::metrics::family::MetricConstructor<M>,
+{
+    cell.get_or_init(|| family.get_or_create_owned(labels))
+}
+
+impl FunctionMetrics {
+    pub fn new(labels: FunctionLabels) -> Self {
+        Self {
+            labels,
+            invocations: Default::default(),
+            errors: OnceLock::new(),
+            cold_starts: OnceLock::new(),
+            duration_seconds: OnceLock::new(),
+            init_duration_seconds: OnceLock::new(),
+            concurrent_executions: OnceLock::new(),
+        }
+    }
+
+    pub fn labels(&self) -> &FunctionLabels {
+        &self.labels
+    }
+
+    pub fn invocations(&self, m: &Metrics, outcome: CallOutcome) -> &Counter {
+        let cell = &self.invocations[outcome as usize];
+        cell.get_or_init(|| {
+            m.invocations.get_or_create_owned(&OutcomeLabels {
+                account: self.labels.account.clone(),
+                function: self.labels.function.clone(),
+                outcome: outcome.label().to_owned(),
+            })
+        })
+    }
+
+    pub fn errors(&self, m: &Metrics) -> &Counter {
+        handle(&self.errors, &m.errors, &self.labels)
+    }
+
+    pub fn cold_starts(&self, m: &Metrics) -> &Counter {
+        handle(&self.cold_starts, &m.cold_starts, &self.labels)
+    }
+
+    pub fn duration_seconds(&self, m: &Metrics) -> &Histogram {
+        handle(&self.duration_seconds, &m.duration_seconds, &self.labels)
+    }
+
+    pub fn init_duration_seconds(&self, m: &Metrics) -> &Histogram {
+        handle(
+            &self.init_duration_seconds,
+            &m.init_duration_seconds,
+            &self.labels,
+        )
+    }
+
+    pub fn concurrent_executions(&self, m: &Metrics) -> &Gauge {
+        handle(
+            &self.concurrent_executions,
+            &m.concurrent_executions,
+            &self.labels,
+        )
+    }
+}
+
 impl Metrics {
     /// The text exposition of every metric.
     pub fn encode(&self) -> String {
@@ -238,5 +342,41 @@ impl Metrics {
             out.clear();
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pools_handles_count_into_the_functions_series_made_on_first_use() {
+        let m = Metrics::default();
+        let labels = FunctionLabels {
+            account: "123456789012".into(),
+            function: "f".into(),
+        };
+        let fm = FunctionMetrics::new(labels.clone());
+        assert!(
+            !m.encode().contains("function=\"f\""),
+            "no series before a call"
+        );
+        fm.invocations(&m, CallOutcome::Success).inc();
+        fm.invocations(&m, CallOutcome::Success).inc();
+        fm.duration_seconds(&m).observe(0.001);
+        // Another pool of the same function (a new generation) shares the series.
+        FunctionMetrics::new(labels.clone())
+            .invocations(&m, CallOutcome::Success)
+            .inc();
+        let success = OutcomeLabels {
+            account: labels.account.clone(),
+            function: labels.function.clone(),
+            outcome: "success".into(),
+        };
+        assert_eq!(m.invocations.get_or_create(&success).get(), 3);
+        let text = m.encode();
+        assert!(!text.contains("outcome=\"error\""), "{text}");
+        assert!(!text.contains("stoke_errors_total{"), "{text}");
+        assert!(text.contains("stoke_duration_seconds_count{"), "{text}");
     }
 }

@@ -23,6 +23,8 @@ use std::time::{Duration, Instant};
 use stoke_sandbox::Sandbox;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use crate::metrics::{FunctionLabels, FunctionMetrics};
+
 /// Identifies the sandboxes that may serve a call: one function version as configured now.
 /// A new generation (an update of code or configuration) gets new sandboxes.
 #[derive(Debug, Clone, Hash, PartialEq, Eq)]
@@ -146,6 +148,8 @@ pub struct FunctionPool {
     last_used: Mutex<Instant>,
     /// Where sandboxes go that leave the idle set.
     disposal: Disposal,
+    /// The function's metric handles, looked up once per pool rather than per call.
+    pub metrics: FunctionMetrics,
 }
 
 impl std::fmt::Debug for FunctionPool {
@@ -159,6 +163,10 @@ impl std::fmt::Debug for FunctionPool {
 impl FunctionPool {
     fn new(key: PoolKey, function_in_flight: Arc<AtomicU32>, disposal: Disposal) -> Self {
         Self {
+            metrics: FunctionMetrics::new(FunctionLabels {
+                account: key.account.clone(),
+                function: key.function_name.clone(),
+            }),
             key,
             idle: Mutex::new(Vec::new()),
             in_flight: AtomicU32::new(0),

@@ -372,6 +372,14 @@ impl Recorder {
     }
 }
 
+/// A new request id: a UUID v4 from the thread's generator (seeded from the OS, reseeded
+/// now and then), not a getrandom syscall per call as `Uuid::new_v4` makes.
+pub fn new_request_id() -> String {
+    uuid::Builder::from_random_bytes(rand::random())
+        .into_uuid()
+        .to_string()
+}
+
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -391,6 +399,18 @@ mod tests {
             memory_size_mb: 128,
             max_memory_mb: 2,
             status: None,
+        }
+    }
+
+    #[test]
+    fn request_ids_are_distinct_uuid_v4s() {
+        let a = new_request_id();
+        let b = new_request_id();
+        assert_ne!(a, b);
+        for id in [a, b] {
+            let u = uuid::Uuid::parse_str(&id).expect("a UUID");
+            assert_eq!(u.get_version(), Some(uuid::Version::Random), "{id}");
+            assert_eq!(u.get_variant(), uuid::Variant::RFC4122, "{id}");
         }
     }
 
