@@ -75,37 +75,15 @@ fn config(r: &sqlx::sqlite::SqliteRow) -> Result<EventInvokeConfig, StoreError> 
     })
 }
 
-async fn insert_event(
-    conn: &mut sqlx::SqliteConnection,
-    e: &NewEvent,
-    lease: Option<(&str, i64)>,
-) -> Result<i64, StoreError> {
-    let r = sqlx::query(
-        "INSERT INTO async_events (request_id, account_id, function_name, qualifier, payload, \
-         trace_id, enqueued_ms, next_run_ms, hops, runs, lease_owner, lease_until_ms) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(&e.request_id)
-    .bind(e.account.as_str())
-    .bind(&e.function_name)
-    .bind(&e.qualifier)
-    .bind(&e.payload)
-    .bind(&e.trace_id)
-    .bind(e.enqueued_ms)
-    .bind(e.next_run_ms)
-    .bind(i64::from(e.hops))
-    .bind(i64::from(lease.is_some()))
-    .bind(lease.map(|l| l.0))
-    .bind(lease.map(|l| l.1))
-    .execute(&mut *conn)
-    .await?;
-    Ok(r.last_insert_rowid())
+/// Inserts one event, not leased (a follow-up or a redrive).
+async fn insert_event(conn: &mut sqlx::SqliteConnection, e: &NewEvent) -> Result<(), StoreError> {
+    insert_events(conn, &[(e, false)], "", 0).await.map(drop)
 }
 
 /// Inserts many events with one statement per 500; answers their ids in order.
-async fn insert_events(
+async fn insert_events<E: std::borrow::Borrow<NewEvent>>(
     conn: &mut sqlx::SqliteConnection,
-    events: &[(NewEvent, bool)],
+    events: &[(E, bool)],
     owner: &str,
     lease_until_ms: i64,
 ) -> Result<Vec<i64>, StoreError> {
@@ -117,6 +95,7 @@ async fn insert_events(
              lease_until_ms) ",
         );
         q.push_values(chunk, |mut b, (e, leased)| {
+            let e = e.borrow();
             b.push_bind(&e.request_id)
                 .push_bind(e.account.as_str())
                 .push_bind(&e.function_name)
@@ -137,6 +116,7 @@ async fn insert_events(
             .map(|r| (r.get::<String, _>(1), r.get::<i64, _>(0)))
             .collect();
         for (e, _) in chunk {
+            let e = e.borrow();
             ids.push(*by_request.get(&e.request_id).ok_or_else(|| {
                 StoreError::Corrupt(format!("event {} was not inserted", e.request_id))
             })?);
@@ -236,7 +216,7 @@ async fn finish_in(
             continue;
         }
         if let Some(e) = &f.follow_up {
-            insert_event(&mut *tx, e, None).await?;
+            insert_event(&mut *tx, e).await?;
         }
         if let Some(d) = &f.dead_letter {
             insert_dead_letter(&mut *tx, d).await?;
@@ -387,7 +367,7 @@ impl Queue for SqliteStore {
         if gone.rows_affected() == 0 {
             return Ok(false);
         }
-        insert_event(&mut tx, event, None).await?;
+        insert_event(&mut tx, event).await?;
         tx.commit().await?;
         Ok(true)
     }
