@@ -244,8 +244,11 @@ def test_runtime_api_flood_does_not_grow_the_server(hsrv, hlam):
 
 
 def test_fork_bomb_timeout_is_answered_on_time_and_torn_down(hsrv, hlam):
+    # 1024 processes (the pids limit) of a forked interpreter need ~0.75 MB each: at 768 MB the
+    # memory limit can be reached before the pids limit and the answer is then OutOfMemory.
+    # 2048 MB leaves the pids limit and the timeout as what stops the bomb.
     name = deploy(
-        hlam, "python3.12", "bomb.handler", {"bomb.py": FORK_BOMB}, MemorySize=768, Timeout=3,
+        hlam, "python3.12", "bomb.handler", {"bomb.py": FORK_BOMB}, MemorySize=2048, Timeout=3,
         Environment={"Variables": {"CHILDREN": "700"}},
         prefix="forkbomb",
     )
