@@ -1,41 +1,15 @@
-//! A function: its configuration, its code, and the state machine that boto3's waiters read.
-//!
-//! `State` moves `Pending → Active` (or `Failed`) when a function is created, and
-//! `LastUpdateStatus` moves `InProgress → Successful` (or `Failed`) on each update, as the code
-//! is unpacked and checked. [`ConfigInput`] is the all-optional shape shared by CreateFunction
-//! and UpdateFunctionConfiguration: it is checked against the API model first
-//! ([`ConfigInput::check`]), then turned into a [`FunctionConfig`] (create) or applied to one
-//! (update).
+//! What the user configures about a function: [`FunctionConfig`] as stored, and
+//! [`ConfigInput`], the all-optional members of CreateFunction and UpdateFunctionConfiguration,
+//! with the API model's checks and Stoke's own (runtimes, environment variables, layers).
 
 use std::collections::BTreeMap;
-use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use super::limits;
+use super::runtime::{Architecture, Runtime};
+use crate::LambdaError;
 use crate::validate::{Violations, patterns};
-use crate::{AccountId, FunctionName, LambdaError};
-
-/// Limits Lambda documents and Stoke keeps.
-pub mod limits {
-    /// A zip uploaded in the request (`Code.ZipFile`).
-    pub const MAX_ZIP_BYTES: u64 = 50 * 1024 * 1024;
-    /// The code once unpacked.
-    pub const MAX_UNZIPPED_BYTES: u64 = 262_144_000;
-    /// The JSON of the environment variables.
-    pub const MAX_ENV_BYTES: usize = 4096;
-    /// CreateFunction's request body (the zip travels base64-encoded in JSON); AWS's figure.
-    pub const MAX_CREATE_REQUEST_BYTES: usize = 69_905_067;
-    pub const MEMORY_MIN: i64 = 128;
-    pub const MEMORY_MAX: i64 = 10240;
-    pub const TIMEOUT_MIN: i64 = 1;
-    pub const TIMEOUT_MAX: i64 = 900;
-    pub const EPHEMERAL_MIN: i64 = 512;
-    pub const EPHEMERAL_MAX: i64 = 10240;
-    /// Lambda's default account concurrency.
-    pub const ACCOUNT_CONCURRENCY: u32 = 1000;
-    /// Lambda's default total code storage.
-    pub const TOTAL_CODE_BYTES: u64 = 80 * 1024 * 1024 * 1024;
-}
 
 /// Environment variables Lambda sets itself and refuses from users.
 pub const RESERVED_ENV_KEYS: &[&str] = &[
@@ -58,128 +32,6 @@ pub const RESERVED_ENV_KEYS: &[&str] = &[
     "LAMBDA_TASK_ROOT",
     "LAMBDA_RUNTIME_DIR",
 ];
-
-/// The kind of sandbox a runtime needs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RuntimeFamily {
-    /// A WASI preview 1 module; Handler is the path of the `.wasm` file in the zip.
-    Wasm,
-    /// An executable `bootstrap` that speaks the Runtime API.
-    Provided,
-    /// Python 3; Handler is `module.function`.
-    Python,
-    /// Node.js; Handler is `file.export`.
-    Nodejs,
-}
-
-/// A runtime name Stoke accepts, kept as the caller spelled it (`python3.12`, `nodejs20.x`, …).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
-pub struct Runtime(String);
-
-impl Runtime {
-    /// The names Stoke takes, as shown in errors.
-    pub const SUPPORTED: &'static str = "wasm, provided, provided.al2, provided.al2023, \
-        python3.N (N >= 8), nodejsN.x (N >= 18)";
-
-    pub fn parse(s: &str) -> Option<Self> {
-        let ok = match s {
-            "wasm" | "provided" | "provided.al2" | "provided.al2023" => true,
-            _ => {
-                if let Some(minor) = s.strip_prefix("python3.") {
-                    minor.parse::<u32>().is_ok_and(|m| (8..100).contains(&m))
-                        && !minor.starts_with('0')
-                } else if let Some(major) =
-                    s.strip_prefix("nodejs").and_then(|r| r.strip_suffix(".x"))
-                {
-                    major.parse::<u32>().is_ok_and(|m| (18..1000).contains(&m))
-                        && !major.starts_with('0')
-                } else {
-                    false
-                }
-            }
-        };
-        ok.then(|| Self(s.to_owned()))
-    }
-
-    pub fn family(&self) -> RuntimeFamily {
-        match self.0.as_str() {
-            "wasm" => RuntimeFamily::Wasm,
-            s if s.starts_with("provided") => RuntimeFamily::Provided,
-            s if s.starts_with("python") => RuntimeFamily::Python,
-            _ => RuntimeFamily::Nodejs,
-        }
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl TryFrom<String> for Runtime {
-    type Error = String;
-    fn try_from(s: String) -> Result<Self, String> {
-        Self::parse(&s).ok_or_else(|| format!("unsupported runtime {s:?}"))
-    }
-}
-
-impl From<Runtime> for String {
-    fn from(r: Runtime) -> String {
-        r.0
-    }
-}
-
-impl fmt::Display for Runtime {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-/// The instruction set a function is built for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub enum Architecture {
-    #[default]
-    #[serde(rename = "x86_64")]
-    X86_64,
-    #[serde(rename = "arm64")]
-    Arm64,
-}
-
-impl Architecture {
-    pub const NAMES: [&'static str; 2] = ["x86_64", "arm64"];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::X86_64 => "x86_64",
-            Self::Arm64 => "arm64",
-        }
-    }
-
-    fn parse(s: &str) -> Option<Self> {
-        match s {
-            "x86_64" => Some(Self::X86_64),
-            "arm64" => Some(Self::Arm64),
-            _ => None,
-        }
-    }
-}
-
-/// A function's `State`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum State {
-    Pending,
-    Active,
-    Inactive,
-    Failed,
-}
-
-/// A function's `LastUpdateStatus`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum LastUpdateStatus {
-    InProgress,
-    Successful,
-    Failed,
-}
 
 /// What the user configures about a function (everything but the code and the tags).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -396,142 +248,10 @@ fn first_architecture(a: Option<&[String]>) -> Architecture {
         .unwrap_or_default()
 }
 
-/// The code a function runs: a zip, stored once by its SHA-256.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CodeInfo {
-    /// Lowercase hex of the zip's SHA-256: the blob's address in the store.
-    pub sha256_hex: String,
-    /// Size of the zip in bytes (`CodeSize`).
-    pub size: u64,
-    /// Size once unpacked, counted while unpacking.
-    pub unzipped_size: u64,
-}
-
-impl CodeInfo {
-    /// `CodeSha256` as Lambda reports it: the base64 of the digest.
-    pub fn sha256_base64(&self) -> String {
-        use base64::Engine as _;
-        let bytes: Vec<u8> = (0..self.sha256_hex.len() / 2)
-            .filter_map(|i| u8::from_str_radix(self.sha256_hex.get(2 * i..2 * i + 2)?, 16).ok())
-            .collect();
-        base64::engine::general_purpose::STANDARD.encode(bytes)
-    }
-}
-
-/// Why a function is in its state, in Lambda's words (`StateReason`, `StateReasonCode`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Reason {
-    pub message: String,
-    pub code: String,
-}
-
-/// A function as stored: `$LATEST` of one name in one account.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Function {
-    pub account: AccountId,
-    pub name: FunctionName,
-    pub config: FunctionConfig,
-    pub code: CodeInfo,
-    pub state: State,
-    pub state_reason: Option<Reason>,
-    /// `None` until the first update finishes (CreateFunction's answer has none, as Lambda's).
-    pub last_update_status: Option<LastUpdateStatus>,
-    pub last_update_reason: Option<Reason>,
-    /// Changes on every change of the record, including state changes.
-    pub revision_id: String,
-    /// Lambda's format; changes when the user changes the function, not on state changes.
-    pub last_modified: String,
-    pub tags: BTreeMap<String, String>,
-    /// Counts creates and updates; the result of preparing code applies only to the
-    /// generation it was started for, so a late result never overwrites a newer update.
-    pub generation: u64,
-    /// `$LATEST`, or the number of a published version (whose record never changes again).
-    #[serde(default = "latest")]
-    pub version: String,
-    /// What calls of `$LATEST` run: the last code and configuration that were prepared and
-    /// warmed successfully. While an update is in progress (or after one failed) this is the
-    /// previous generation, so calls never wait for a deploy and never fail because of one.
-    /// `None` until the first preparation succeeds; always `None` on a version.
-    #[serde(default)]
-    pub serving: Option<Deployed>,
-    /// PutFunctionConcurrency's `ReservedConcurrentExecutions`: at most this many calls at
-    /// once (0 throttles every call). `None`: the server's per-function limit.
-    #[serde(default)]
-    pub reserved_concurrency: Option<u32>,
-}
-
-/// A generation of a function's code and configuration that is ready to run.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Deployed {
-    pub generation: u64,
-    pub config: FunctionConfig,
-    pub code: CodeInfo,
-}
-
-/// `$LATEST`: the name of the unpublished version.
-pub const LATEST: &str = "$LATEST";
-
-fn latest() -> String {
-    LATEST.to_owned()
-}
-
-impl Function {
-    /// The unqualified ARN.
-    pub fn arn(&self, region: &str) -> String {
-        crate::ids::function_arn(region, &self.account, self.name.as_str())
-    }
-
-    /// The ARN qualified with the version (`…:function:f:3`; `$LATEST` is unqualified, as
-    /// Lambda answers it for `$LATEST`).
-    pub fn version_arn(&self, region: &str) -> String {
-        if self.is_latest() {
-            self.arn(region)
-        } else {
-            format!("{}:{}", self.arn(region), self.version)
-        }
-    }
-
-    pub fn is_latest(&self) -> bool {
-        self.version == LATEST
-    }
-
-    /// The version number, for a published version.
-    pub fn version_number(&self) -> Option<u64> {
-        self.version.parse().ok()
-    }
-
-    /// What this record's code and configuration are, as a [`Deployed`].
-    pub fn as_deployed(&self) -> Deployed {
-        Deployed {
-            generation: self.generation,
-            config: self.config.clone(),
-            code: self.code.clone(),
-        }
-    }
-
-    /// Whether an update may start: Lambda refuses one while another is in progress.
-    pub fn check_not_updating(&self, region: &str) -> Result<(), LambdaError> {
-        if self.state == State::Pending {
-            return Err(LambdaError::ResourceConflict(format!(
-                "The operation cannot be performed at this time. The function is currently in \
-                 the following state: Pending (function {})",
-                self.arn(region)
-            )));
-        }
-        if self.last_update_status == Some(LastUpdateStatus::InProgress) {
-            return Err(LambdaError::ResourceConflict(format!(
-                "The operation cannot be performed at this time. An update is in progress for \
-                 resource: {}",
-                self.arn(region)
-            )));
-        }
-        Ok(())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::function::RuntimeFamily;
 
     fn input() -> ConfigInput {
         ConfigInput {
@@ -677,18 +397,5 @@ mod tests {
         .unwrap();
         assert_eq!(c.timeout, 30);
         assert_eq!(c.handler, base.handler);
-    }
-
-    #[test]
-    fn code_sha256_is_base64_of_the_digest() {
-        let info = CodeInfo {
-            sha256_hex: "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855".into(),
-            size: 0,
-            unzipped_size: 0,
-        };
-        assert_eq!(
-            info.sha256_base64(),
-            "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU="
-        );
     }
 }
