@@ -136,11 +136,15 @@ pub async fn create(
             },
         )
         .await?;
-    Ok((
-        StatusCode::CREATED,
-        axum::Json(wire::configuration(&f, app.control.region())),
-    )
-        .into_response())
+    // With `Publish`, the answer is version 1 (`Version: "1"`) under the function's
+    // unqualified ARN, as measured on AWS (UpdateFunctionCode's publish answers the new
+    // version under its qualified ARN).
+    let region = app.control.region();
+    let mut out = wire::configuration(&f, region);
+    if let Some(o) = out.as_object_mut() {
+        o.insert("FunctionArn".into(), json!(f.arn(region)));
+    }
+    Ok((StatusCode::CREATED, axum::Json(out)).into_response())
 }
 
 #[derive(Debug, serde::Deserialize)]
@@ -243,10 +247,12 @@ pub async fn list(
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Response> {
     let max_items = wire::max_items(&q)?;
+    let function_version = q.get("FunctionVersion").map(String::as_str);
     let page = app
         .control
         .list_functions(
             &caller.account,
+            function_version,
             q.get("Marker").map(String::as_str),
             max_items,
         )
@@ -255,7 +261,11 @@ pub async fn list(
     let functions: Vec<_> = page
         .functions
         .iter()
-        .map(|f| wire::configuration(f, region))
+        .map(|f| {
+            // With `FunctionVersion=ALL` every item has its qualified ARN, `$LATEST` too.
+            let shown = (function_version.is_some() && f.is_latest()).then_some(stoke_core::LATEST);
+            wire::list_item(qualified_configuration(f, f.name.as_str(), shown, region))
+        })
         .collect();
     let mut out = json!({ "Functions": functions });
     if let (Some(m), Some(o)) = (page.next_marker, out.as_object_mut()) {
@@ -352,13 +362,18 @@ pub async fn account_settings(
     Extension(caller): Extension<Caller>,
 ) -> Result<Response> {
     let usage = app.control.account_usage(&caller.account).await?;
+    let reserved = app
+        .control
+        .reserved_concurrency_total(&caller.account, None)
+        .await?;
+    let unreserved = i64::from(limits::ACCOUNT_CONCURRENCY).saturating_sub(reserved);
     Ok(axum::Json(json!({
         "AccountLimit": {
             "TotalCodeSize": limits::TOTAL_CODE_BYTES,
             "CodeSizeUnzipped": limits::MAX_UNZIPPED_BYTES,
             "CodeSizeZipped": limits::MAX_ZIP_BYTES,
             "ConcurrentExecutions": limits::ACCOUNT_CONCURRENCY,
-            "UnreservedConcurrentExecutions": limits::ACCOUNT_CONCURRENCY,
+            "UnreservedConcurrentExecutions": unreserved,
         },
         "AccountUsage": {
             "TotalCodeSize": usage.total_code_size,

@@ -160,7 +160,7 @@ async fn filter_log_events(app: &AppState, caller: &Caller, req: FilterLogEvents
 async fn describe_log_groups(app: &AppState, caller: &Caller) -> Response {
     match app
         .control
-        .list_functions(&caller.account, None, Some(10_000))
+        .list_functions(&caller.account, None, None, Some(10_000))
         .await
     {
         Ok(page) => {

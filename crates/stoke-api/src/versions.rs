@@ -68,7 +68,9 @@ pub async fn list_versions(
         .map(|v| {
             // `$LATEST` is listed under its qualified ARN, as Lambda lists it.
             let q = v.is_latest().then_some("$LATEST");
-            crate::functions::qualified_configuration(v, &name, q, region)
+            wire::list_item(crate::functions::qualified_configuration(
+                v, &name, q, region,
+            ))
         })
         .collect();
     let mut out = json!({ "Versions": versions });

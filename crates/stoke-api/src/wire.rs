@@ -221,7 +221,8 @@ pub fn configuration(f: &Function, region: &str) -> Value {
     let Some(obj) = v.as_object_mut() else {
         return v;
     };
-    if !c.environment.is_empty() {
+    // As given: `{"Variables": {}}` for an empty map, nothing for a function never given one.
+    if c.environment_given || !c.environment.is_empty() {
         obj.insert("Environment".into(), json!({ "Variables": c.environment }));
     }
     if let Some(r) = &f.state_reason {
@@ -234,6 +235,28 @@ pub fn configuration(f: &Function, region: &str) -> Value {
     if let Some(r) = &f.last_update_reason {
         obj.insert("LastUpdateStatusReason".into(), json!(r.message));
         obj.insert("LastUpdateStatusReasonCode".into(), json!(r.code));
+    }
+    v
+}
+
+/// The members of `FunctionConfiguration` that ListFunctions and ListVersionsByFunction leave
+/// out of their items ("a subset of the FunctionConfiguration fields": GetFunction has them).
+pub const NOT_IN_LIST_ITEMS: [&str; 7] = [
+    "State",
+    "StateReason",
+    "StateReasonCode",
+    "LastUpdateStatus",
+    "LastUpdateStatusReason",
+    "LastUpdateStatusReasonCode",
+    "RuntimeVersionConfig",
+];
+
+/// A configuration as a list item: without [`NOT_IN_LIST_ITEMS`].
+pub fn list_item(mut v: Value) -> Value {
+    if let Some(o) = v.as_object_mut() {
+        for k in NOT_IN_LIST_ITEMS {
+            o.remove(k);
+        }
     }
     v
 }

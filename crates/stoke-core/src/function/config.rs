@@ -44,6 +44,10 @@ pub struct FunctionConfig {
     pub timeout: u32,
     pub description: String,
     pub environment: BTreeMap<String, String>,
+    /// Whether the caller gave `Environment` (even with no variables): Lambda then shows it,
+    /// `{"Variables": {}}` included, and shows none for a function never given one.
+    #[serde(default)]
+    pub environment_given: bool,
     pub architecture: Architecture,
     /// `/tmp` size in MB.
     pub ephemeral_storage: u32,
@@ -194,6 +198,7 @@ impl ConfigInput {
             memory_size: clamp_u32(self.memory_size.unwrap_or(128)),
             timeout: clamp_u32(self.timeout.unwrap_or(3)),
             description: self.description.unwrap_or_default(),
+            environment_given: self.environment.is_some(),
             environment: self.environment.unwrap_or_default(),
             architecture: first_architecture(self.architectures.as_deref()),
             ephemeral_storage: clamp_u32(self.ephemeral_storage.unwrap_or(512)),
@@ -227,6 +232,7 @@ impl ConfigInput {
         }
         if let Some(e) = self.environment {
             c.environment = e;
+            c.environment_given = true;
         }
         if self.architectures.is_some() {
             c.architecture = first_architecture(self.architectures.as_deref());

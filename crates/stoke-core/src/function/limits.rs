@@ -16,5 +16,7 @@ pub const EPHEMERAL_MIN: i64 = 512;
 pub const EPHEMERAL_MAX: i64 = 10240;
 /// Lambda's default account concurrency.
 pub const ACCOUNT_CONCURRENCY: u32 = 1000;
+/// What reserved concurrency must leave unreserved in the account (Lambda's minimum).
+pub const MIN_UNRESERVED_CONCURRENCY: u32 = 100;
 /// Lambda's default total code storage.
 pub const TOTAL_CODE_BYTES: u64 = 80 * 1024 * 1024 * 1024;

@@ -242,14 +242,11 @@ impl ControlPlane {
         let fref = self.alias_function(account, function).await?;
         let _guard = self.code.lock().await;
         self.forget_alias(account, fref.name.as_str(), name);
-        match self
-            .store
+        // An alias that does not exist is deleted already: 204, as AWS answers it.
+        self.store
             .delete_alias(account, fref.name.as_str(), name)
-            .await?
-        {
-            Some(_) => Ok(()),
-            None => Err(alias_not_found(&self.alias_arn(account, &fref, name)).into()),
-        }
+            .await?;
+        Ok(())
     }
 
     /// ListAliases, optionally only those that route calls to `function_version`.

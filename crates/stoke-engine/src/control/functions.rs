@@ -73,29 +73,46 @@ impl ControlPlane {
         self.load(account, &fref).await
     }
 
+    /// ListFunctions: `$LATEST` of each function by name; with `FunctionVersion=ALL`, each
+    /// function's `$LATEST` followed by its versions by number (the marker then names a
+    /// function and a version).
     pub async fn list_functions(
         &self,
         account: &AccountId,
+        function_version: Option<&str>,
         marker: Option<&str>,
         max_items: Option<i64>,
     ) -> Result<FunctionPage, ControlError> {
         let mut v = Violations::new();
+        if let Some(fv) = function_version {
+            v.one_of("functionVersion", fv, &["ALL"]);
+        }
         if let Some(m) = max_items {
             v.range("maxItems", m, 1, 10_000);
         }
         v.into_result()?;
-        let limit = page_limit(max_items);
+        let limit = page_limit(max_items) as usize;
         let after = match marker {
             None | Some("") => None,
             Some(m) => Some(decode_marker(m)?),
         };
-        let mut functions = self
-            .store
-            .list_functions(account, after.as_deref(), limit + 1)
-            .await?;
-        let next_marker = if functions.len() > limit as usize {
-            functions.truncate(limit as usize);
-            functions.last().map(|f| encode_marker(f.name.as_str()))
+        let mut functions = if function_version.is_some() {
+            self.list_all_versions(account, after.as_deref(), limit + 1)
+                .await?
+        } else {
+            self.store
+                .list_functions(account, after.as_deref(), limit as u32 + 1)
+                .await?
+        };
+        let next_marker = if functions.len() > limit {
+            functions.truncate(limit);
+            functions.last().map(|f| {
+                if function_version.is_some() {
+                    encode_marker(&format!("{}:{}", f.name, f.version))
+                } else {
+                    encode_marker(f.name.as_str())
+                }
+            })
         } else {
             None
         };
@@ -103,6 +120,70 @@ impl ControlPlane {
             functions,
             next_marker,
         })
+    }
+
+    /// Up to `want` records of every version of every function, after `after`
+    /// (`NAME:VERSION`, the last one of the previous page).
+    async fn list_all_versions(
+        &self,
+        account: &AccountId,
+        after: Option<&str>,
+        want: usize,
+    ) -> Result<Vec<Function>, ControlError> {
+        let mut out = Vec::with_capacity(want);
+        let mut after_name = None;
+        if let Some(m) = after {
+            let invalid = || LambdaError::InvalidParameterValue(format!("Invalid marker: {m}"));
+            let (name, version) = m.rsplit_once(':').ok_or_else(invalid)?;
+            let after_version = match version {
+                stoke_core::LATEST => 0,
+                n => n.parse().map_err(|_| invalid())?,
+            };
+            self.push_versions(account, name, after_version, want, &mut out)
+                .await?;
+            after_name = Some(name.to_owned());
+        }
+        while out.len() < want {
+            let page = self
+                .store
+                .list_functions(account, after_name.as_deref(), 100)
+                .await?;
+            let Some(last) = page.last() else { break };
+            after_name = Some(last.name.as_str().to_owned());
+            for f in page {
+                if out.len() >= want {
+                    break;
+                }
+                let name = f.name.as_str().to_owned();
+                out.push(f);
+                self.push_versions(account, &name, 0, want, &mut out)
+                    .await?;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Appends `name`'s versions numbered above `after` to `out`, until it holds `want`.
+    async fn push_versions(
+        &self,
+        account: &AccountId,
+        name: &str,
+        mut after: u64,
+        want: usize,
+        out: &mut Vec<Function>,
+    ) -> Result<(), ControlError> {
+        while out.len() < want {
+            let n = u32::try_from(want - out.len()).unwrap_or(u32::MAX);
+            let page = self.store.list_versions(account, name, after, n).await?;
+            let Some(last) = page.last() else { break };
+            after = last.version_number().unwrap_or(u64::MAX);
+            let short = page.len() < n as usize;
+            out.extend(page);
+            if short {
+                break;
+            }
+        }
+        Ok(())
     }
 
     pub async fn account_usage(&self, account: &AccountId) -> Result<AccountUsage, ControlError> {

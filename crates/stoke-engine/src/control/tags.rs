@@ -1,9 +1,11 @@
 //! Tags (ListTags, TagResource, UntagResource) and reserved concurrency
-//! (Put/DeleteFunctionConcurrency): small changes of `$LATEST`'s record, each one
-//! compare-and-swap ([`ControlPlane::cas`]).
+//! (Put/DeleteFunctionConcurrency, which leaves the account at least
+//! [`limits::MIN_UNRESERVED_CONCURRENCY`] unreserved, as Lambda does): small changes of
+//! `$LATEST`'s record, each one compare-and-swap ([`ControlPlane::cas`]).
 
 use std::collections::BTreeMap;
 
+use stoke_core::function::limits;
 use stoke_core::validate::{Violations, patterns};
 use stoke_core::{AccountId, Function, FunctionRef, LambdaError};
 
@@ -89,6 +91,13 @@ impl ControlPlane {
         tags: BTreeMap<String, String>,
     ) -> Result<(), ControlError> {
         let fref = self.tagged_ref(account, arn).await?;
+        if tags.is_empty() {
+            // AWS's answer to `Tags: {}` (the model allows an empty map; the service does not).
+            return Err(LambdaError::InvalidParameterValue(
+                "An error occurred and the request cannot be processed.".into(),
+            )
+            .into());
+        }
         self.cas(account, fref.name.as_str(), |old| {
             let old = self.existing(account, &fref, old)?;
             check_tags(
@@ -136,6 +145,22 @@ impl ControlPlane {
             )
             .into());
         }
+        if let Some(n) = reserved {
+            // A function that does not exist is not found, whatever it asks for.
+            self.load(account, &fref).await?;
+            let others = self
+                .reserved_concurrency_total(account, Some(fref.name.as_str()))
+                .await?;
+            let unreserved = i64::from(limits::ACCOUNT_CONCURRENCY) - others - i64::from(n);
+            if unreserved < i64::from(limits::MIN_UNRESERVED_CONCURRENCY) {
+                return Err(LambdaError::InvalidParameterValue(format!(
+                    "Specified ReservedConcurrentExecutions for function decreases account's \
+                     UnreservedConcurrentExecution below its minimum value of [{}].",
+                    limits::MIN_UNRESERVED_CONCURRENCY
+                ))
+                .into());
+            }
+        }
         let written = self
             .cas(account, fref.name.as_str(), |old| {
                 let mut f = self.existing(account, &fref, old)?.clone();
@@ -144,5 +169,31 @@ impl ControlPlane {
             })
             .await?;
         written.ok_or_else(super::busy)
+    }
+
+    /// The reserved concurrency of the account's functions, but `except`'s (the function whose
+    /// reservation is being replaced).
+    pub async fn reserved_concurrency_total(
+        &self,
+        account: &AccountId,
+        except: Option<&str>,
+    ) -> Result<i64, ControlError> {
+        let mut total = 0;
+        let mut after: Option<String> = None;
+        loop {
+            let page = self
+                .store
+                .list_functions(account, after.as_deref(), 1000)
+                .await?;
+            let Some(last) = page.last() else { break };
+            after = Some(last.name.as_str().to_owned());
+            total += page
+                .iter()
+                .filter(|f| Some(f.name.as_str()) != except)
+                .filter_map(|f| f.reserved_concurrency)
+                .map(i64::from)
+                .sum::<i64>();
+        }
+        Ok(total)
     }
 }

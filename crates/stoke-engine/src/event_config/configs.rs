@@ -144,6 +144,49 @@ impl EventConfigs {
         Ok((name, q, qualified))
     }
 
+    /// A destination function must exist and must not be the function itself, as on AWS.
+    async fn check_destinations(
+        &self,
+        account: &AccountId,
+        name: &str,
+        input: &EventConfigInput,
+    ) -> Result<(), LambdaError> {
+        let Some(d) = &input.destination_config else {
+            return Ok(());
+        };
+        for arn in [&d.on_success, &d.on_failure]
+            .into_iter()
+            .filter_map(|a| a.as_ref().and_then(Option::as_deref))
+            .filter(|a| !a.is_empty())
+        {
+            let Some((_, dest, q)) = rules::parse_function_destination(arn) else {
+                continue;
+            };
+            let invalid = || {
+                LambdaError::InvalidParameterValue(format!("The destination ARN {arn} is invalid."))
+            };
+            let qualifier = (q != stoke_core::LATEST).then_some(q.as_str());
+            let found = match self
+                .invoker
+                .control()
+                .get_function(account, &dest, qualifier)
+                .await
+            {
+                Ok(f) => f,
+                Err(ControlError::Request(LambdaError::ResourceNotFound(_))) => {
+                    return Err(invalid());
+                }
+                Err(e) => return Err(e.into()),
+            };
+            if found.name.as_str() == name {
+                return Err(LambdaError::InvalidParameterValue(
+                    "You can't specify the function as a destination for itself.".into(),
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// PutFunctionEventInvokeConfig (`replace`) or UpdateFunctionEventInvokeConfig.
     pub async fn put(
         &self,
@@ -154,7 +197,9 @@ impl EventConfigs {
         replace: bool,
     ) -> Result<(EventInvokeConfig, String), LambdaError> {
         rules::validate(input, account.as_str(), &self.region)?;
+        rules::check_something_to_set(input)?;
         let (name, q, arn) = self.target(account, function, qualifier).await?;
+        self.check_destinations(account, &name, input).await?;
         let old = self
             .queue
             .get_event_config(account, &name, &q)

@@ -127,6 +127,20 @@ pub fn validate(input: &EventConfigInput, account: &str, region: &str) -> Result
     Ok(())
 }
 
+/// A Put or Update must set something (a retry count, an age or a destination config), as
+/// on AWS.
+pub fn check_something_to_set(input: &EventConfigInput) -> Result<(), LambdaError> {
+    if input.maximum_retry_attempts.is_none()
+        && input.maximum_event_age_in_seconds.is_none()
+        && input.destination_config.is_none()
+    {
+        return Err(LambdaError::InvalidParameterValue(
+            "You must specify at least one of error handling or destination setting.".into(),
+        ));
+    }
+    Ok(())
+}
+
 fn nonempty(v: &Option<Option<String>>) -> Option<String> {
     v.clone().flatten().filter(|s| !s.is_empty())
 }
