@@ -7,7 +7,7 @@ from unittest import mock
 import botocore.auth
 import pytest
 
-from stoke_e2e import expect_error, http_get, unique_name
+from stoke_e2e import expect_error, function_names, http_get, unique_name
 
 
 def _assert_refused(r, error_type):
@@ -38,7 +38,7 @@ def test_unsigned_write_is_refused_and_changes_nothing(server, lam):
         {"Content-Type": "application/json"},
     )
     assert r.status == 403
-    assert name not in {f["FunctionName"] for f in lam.list_functions(MaxItems=10000)["Functions"]}
+    assert name not in function_names(lam)
 
 
 def test_unknown_access_key_is_unrecognized_client(server):
@@ -103,7 +103,7 @@ def test_body_changed_after_signing_is_invalid_signature(server, lam):
 
     r = server.signed_request("POST", "/2015-03-31/functions", body, tamper=tamper)
     _assert_refused(r, "InvalidSignatureException")
-    assert name not in {f["FunctionName"] for f in lam.list_functions(MaxItems=10000)["Functions"]}
+    assert name not in function_names(lam)
 
 
 def test_path_changed_after_signing_is_invalid_signature(server):

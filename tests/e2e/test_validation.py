@@ -14,6 +14,7 @@ from stoke_e2e import (
     create_wasm,
     error_message,
     expect_error,
+    function_names,
     unique_name,
     wait_active,
     wasm_zip,
@@ -54,9 +55,7 @@ def test_create_with_a_value_outside_the_model_is_a_validation_error(lam, lam_ra
     assert "failed to satisfy constraint" in msg, msg
     if "FunctionName" in kwargs:
         # The name is unusable in a URL path as well; check only the list.
-        assert name not in {
-            f["FunctionName"] for f in lam.list_functions(MaxItems=10000)["Functions"]
-        }
+        assert name not in function_names(lam)
     else:
         assert_absent(lam, name)
 

@@ -246,7 +246,7 @@ pub async fn list(
     Extension(caller): Extension<Caller>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Response> {
-    let max_items = wire::max_items(&q)?;
+    let max_items = wire::capped_max_items(&q)?;
     let function_version = q.get("FunctionVersion").map(String::as_str);
     let page = app
         .control

@@ -58,7 +58,7 @@ pub async fn list_versions(
             &caller.account,
             &name,
             q.get("Marker").map(String::as_str),
-            wire::max_items(&q)?,
+            wire::capped_max_items(&q)?,
         )
         .await?;
     let region = app.control.region();

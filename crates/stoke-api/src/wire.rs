@@ -261,6 +261,25 @@ pub fn list_item(mut v: Value) -> Value {
     v
 }
 
+/// The most items ListFunctions and ListVersionsByFunction answer in one page, whatever
+/// `MaxItems` asks ("returns a maximum of 50 items in each response, even if you set the
+/// number higher").
+pub const MAX_LIST_PAGE: i64 = 50;
+
+/// `MaxItems` of ListFunctions and ListVersionsByFunction: [`MAX_LIST_PAGE`] at most, for a
+/// value the model allows (a value it does not is left for the model's check to refuse).
+pub fn capped_max_items(
+    q: &std::collections::HashMap<String, String>,
+) -> Result<Option<i64>, stoke_core::LambdaError> {
+    Ok(max_items(q)?.map(|m| {
+        if (MAX_LIST_PAGE..=10_000).contains(&m) {
+            MAX_LIST_PAGE
+        } else {
+            m
+        }
+    }))
+}
+
 /// `MaxItems` from a query string, as an integer (Lambda's wording when it is not one).
 pub fn max_items(
     q: &std::collections::HashMap<String, String>,
