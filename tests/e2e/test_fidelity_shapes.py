@@ -31,6 +31,7 @@ from stoke_e2e import (
     FAST_WAITER,
     REGION,
     ROLE,
+    StokeServer,
     create_wasm,
     error_code,
     error_message,
@@ -476,3 +477,31 @@ def test_reserved_concurrency_may_leave_exactly_the_minimum(lam, fn):
     assert lam.get_account_settings()["AccountLimit"]["UnreservedConcurrentExecutions"] == (
         limit["UnreservedConcurrentExecutions"]
     )
+
+
+def test_a_small_account_keeps_all_of_its_concurrency_unreserved(tmp_path_factory):
+    """GetAccountSettings reports the server's own concurrency (`--concurrency`), and an
+    account of less than 100 keeps all of it unreserved, as AWS words it for such accounts
+    ("below its minimum value of [50]")."""
+    srv = StokeServer(tmp_path_factory.mktemp("stoke-small"), extra_args=["--concurrency", "50"])
+    srv.start()
+    try:
+        lam = srv.client()
+        limit = lam.get_account_settings()["AccountLimit"]
+        assert (limit["ConcurrentExecutions"], limit["UnreservedConcurrentExecutions"]) == (50, 50)
+        name = unique_name("shape-small")
+        create_wasm(lam, name)
+        wait_active(lam, name)
+        with pytest.raises(ClientError) as ei:
+            lam.put_function_concurrency(FunctionName=name, ReservedConcurrentExecutions=1)
+        assert (http_status(ei.value), error_code(ei.value), error_message(ei.value)) == (
+            400,
+            "InvalidParameterValueException",
+            MIN_UNRESERVED.replace("[100]", "[50]"),
+        )
+        # Reserving 0 (throttling the function) leaves the 50 unreserved: allowed.
+        put = lam.put_function_concurrency(FunctionName=name, ReservedConcurrentExecutions=0)
+        assert put["ReservedConcurrentExecutions"] == 0
+        assert lam.get_account_settings()["AccountLimit"]["UnreservedConcurrentExecutions"] == 50
+    finally:
+        srv.stop()

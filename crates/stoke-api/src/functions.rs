@@ -366,13 +366,14 @@ pub async fn account_settings(
         .control
         .reserved_concurrency_total(&caller.account, None)
         .await?;
-    let unreserved = i64::from(limits::ACCOUNT_CONCURRENCY).saturating_sub(reserved);
+    let concurrency = app.control.account_concurrency();
+    let unreserved = i64::from(concurrency).saturating_sub(reserved);
     Ok(axum::Json(json!({
         "AccountLimit": {
             "TotalCodeSize": limits::TOTAL_CODE_BYTES,
             "CodeSizeUnzipped": limits::MAX_UNZIPPED_BYTES,
             "CodeSizeZipped": limits::MAX_ZIP_BYTES,
-            "ConcurrentExecutions": limits::ACCOUNT_CONCURRENCY,
+            "ConcurrentExecutions": concurrency,
             "UnreservedConcurrentExecutions": unreserved,
         },
         "AccountUsage": {

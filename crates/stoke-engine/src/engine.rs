@@ -150,6 +150,7 @@ impl Engine {
             }),
             sandboxes.clone(),
         )?;
+        control.set_account_concurrency(invoker.account_concurrency);
         let (recorder, recorder_task) =
             Recorder::start(Arc::clone(&store), Arc::clone(&metrics), retention);
         let invoker = Invoker::new(

@@ -14,9 +14,16 @@ pub const TIMEOUT_MIN: i64 = 1;
 pub const TIMEOUT_MAX: i64 = 900;
 pub const EPHEMERAL_MIN: i64 = 512;
 pub const EPHEMERAL_MAX: i64 = 10240;
-/// Lambda's default account concurrency.
+/// Lambda's default account concurrency (GetAccountSettings shows the server's own,
+/// `stoke serve --concurrency`).
 pub const ACCOUNT_CONCURRENCY: u32 = 1000;
-/// What reserved concurrency must leave unreserved in the account (Lambda's minimum).
+/// What reserved concurrency must leave unreserved in the account (Lambda's minimum; an
+/// account whose concurrency is lower keeps all of it unreserved).
 pub const MIN_UNRESERVED_CONCURRENCY: u32 = 100;
+
+/// The unreserved minimum of an account whose concurrency is `account`.
+pub fn min_unreserved(account: u32) -> u32 {
+    MIN_UNRESERVED_CONCURRENCY.min(account)
+}
 /// Lambda's default total code storage.
 pub const TOTAL_CODE_BYTES: u64 = 80 * 1024 * 1024 * 1024;

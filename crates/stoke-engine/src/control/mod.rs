@@ -29,6 +29,7 @@ mod versions;
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use base64::Engine as _;
 use stoke_core::validate::patterns;
@@ -69,6 +70,9 @@ pub struct ControlPlane {
     functions: Cache<FunctionKey, Function>,
     versions: Cache<VersionKey, Function>,
     aliases: Cache<AliasKey, Alias>,
+    /// The account's concurrency (`stoke serve --concurrency`): GetAccountSettings'
+    /// `ConcurrentExecutions`, of which reservations must leave some unreserved.
+    account_concurrency: AtomicU32,
 }
 
 impl std::fmt::Debug for ControlPlane {
@@ -104,7 +108,18 @@ impl ControlPlane {
             functions: Cache::default(),
             versions: Cache::default(),
             aliases: Cache::default(),
+            account_concurrency: AtomicU32::new(stoke_core::function::limits::ACCOUNT_CONCURRENCY),
         }))
+    }
+
+    /// The account's concurrency, as the invoker admits calls (Lambda's default, 1000, until
+    /// the engine sets the server's).
+    pub fn account_concurrency(&self) -> u32 {
+        self.account_concurrency.load(Ordering::Relaxed)
+    }
+
+    pub fn set_account_concurrency(&self, n: u32) {
+        self.account_concurrency.store(n, Ordering::Relaxed);
     }
 
     pub fn region(&self) -> &str {

@@ -1,6 +1,6 @@
 //! Tags (ListTags, TagResource, UntagResource) and reserved concurrency
 //! (Put/DeleteFunctionConcurrency, which leaves the account at least
-//! [`limits::MIN_UNRESERVED_CONCURRENCY`] unreserved, as Lambda does): small changes of
+//! [`limits::min_unreserved`] of its concurrency unreserved, as Lambda does): small changes of
 //! `$LATEST`'s record, each one compare-and-swap ([`ControlPlane::cas`]).
 
 use std::collections::BTreeMap;
@@ -151,12 +151,13 @@ impl ControlPlane {
             let others = self
                 .reserved_concurrency_total(account, Some(fref.name.as_str()))
                 .await?;
-            let unreserved = i64::from(limits::ACCOUNT_CONCURRENCY) - others - i64::from(n);
-            if unreserved < i64::from(limits::MIN_UNRESERVED_CONCURRENCY) {
+            let account_limit = self.account_concurrency();
+            let minimum = limits::min_unreserved(account_limit);
+            let unreserved = i64::from(account_limit) - others - i64::from(n);
+            if unreserved < i64::from(minimum) {
                 return Err(LambdaError::InvalidParameterValue(format!(
                     "Specified ReservedConcurrentExecutions for function decreases account's \
-                     UnreservedConcurrentExecution below its minimum value of [{}].",
-                    limits::MIN_UNRESERVED_CONCURRENCY
+                     UnreservedConcurrentExecution below its minimum value of [{minimum}]."
                 ))
                 .into());
             }
