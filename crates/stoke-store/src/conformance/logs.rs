@@ -220,3 +220,39 @@ pub async fn records_are_read_newest_first_and_trimmed_by_count_and_age<F: Facto
             .is_empty()
     );
 }
+
+pub async fn every_attempt_of_a_request_keeps_its_record<F: Factory>(factory: &F) {
+    let s = factory.store().await;
+    let (k, _) = s.ensure_default_account().await.unwrap();
+    // An async event's retries run under one request id; each attempt is a call of its own.
+    let attempt = |n: i64, outcome: &str| InvocationRecord {
+        request_id: "retried".into(),
+        account: k.account.clone(),
+        function_name: "f".into(),
+        version: "1".into(),
+        started_ms: 1000 + n,
+        cold: false,
+        init_ms: None,
+        duration_ms: 1.0,
+        billed_ms: 1,
+        memory_size_mb: 128,
+        max_memory_mb: 20,
+        outcome: outcome.into(),
+        error_type: (outcome != "Success").then(|| "Unhandled".into()),
+    };
+    let attempts = [
+        attempt(0, "Error"),
+        attempt(1, "Error"),
+        attempt(2, "Success"),
+    ];
+    for a in &attempts {
+        s.append_calls(&[], std::slice::from_ref(a)).await.unwrap();
+    }
+    let recent = s.recent_invocations(&k.account, "f", 10).await.unwrap();
+    let newest_first: Vec<_> = attempts.iter().rev().cloned().collect();
+    assert_eq!(recent, newest_first);
+    // Trimmed by count, the oldest attempt goes first.
+    assert_eq!(s.trim_calls(100, 2, 0).await.unwrap(), 1);
+    let left = s.recent_invocations(&k.account, "f", 10).await.unwrap();
+    assert_eq!(left, newest_first[..2]);
+}

@@ -8,8 +8,8 @@ use stoke_core::AccountId;
 use crate::{InvocationRecord, LogEvent, LogQuery, LogStore, LogUsage, SqliteStore, StoreError};
 
 /// Inserts log lines and invocation records on `conn` (in the caller's transaction), in
-/// multi-row statements of at most 1,000 rows. Shared by the batched log writer and the async
-/// queue's finish commit.
+/// multi-row statements of a few fixed sizes (see [`fixed_chunks`]). Shared by the batched log
+/// writer and the async queue's finish commit.
 pub(crate) async fn insert_calls<L, R>(
     conn: &mut sqlx::SqliteConnection,
     logs: &[L],
@@ -20,7 +20,7 @@ where
     R: std::borrow::Borrow<InvocationRecord>,
 {
     use sqlx::QueryBuilder;
-    for chunk in logs.chunks(1000) {
+    for chunk in fixed_chunks(logs) {
         let mut q = QueryBuilder::new(
             "INSERT INTO log_events (account_id, function_name, log_stream, \
              timestamp_ms, request_id, message) ",
@@ -36,9 +36,9 @@ where
         });
         q.build().execute(&mut *conn).await?;
     }
-    for chunk in records.chunks(1000) {
+    for chunk in fixed_chunks(records) {
         let mut q = QueryBuilder::new(
-            "INSERT OR REPLACE INTO invocations (request_id, account_id, function_name, \
+            "INSERT INTO invocations (request_id, account_id, function_name, \
              version, started_ms, cold, init_ms, duration_ms, billed_ms, memory_size_mb, \
              max_memory_mb, outcome, error_type) ",
         );
@@ -61,6 +61,30 @@ where
         q.build().execute(&mut *conn).await?;
     }
     Ok(())
+}
+
+/// The most rows of one insert statement.
+const MOST_ROWS: usize = 64;
+
+/// `items` in chunks of [`MOST_ROWS`], the rest in chunks of falling powers of two (100 rows:
+/// 64, 32, 4). A statement's text depends on its row count, and sqlx keeps a prepared
+/// statement per text: with these sizes a handful of statements serve every batch, where one
+/// statement per count made most batches parse and plan a statement anew.
+fn fixed_chunks<T>(items: &[T]) -> impl Iterator<Item = &[T]> {
+    let mut rest = items;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let n = if rest.len() >= MOST_ROWS {
+            MOST_ROWS
+        } else {
+            1 << rest.len().ilog2()
+        };
+        let (chunk, tail) = rest.split_at(n);
+        rest = tail;
+        Some(chunk)
+    })
 }
 
 #[async_trait]
@@ -183,5 +207,28 @@ impl LogStore for SqliteStore {
     ) -> Result<u64, StoreError> {
         self.trim_calls_impl(max_lines, max_records, older_than_ms)
             .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fixed_chunks;
+
+    #[test]
+    fn batches_go_in_a_few_fixed_statement_sizes() {
+        let sizes = |n: usize| -> Vec<usize> {
+            let v = vec![0u8; n];
+            fixed_chunks(&v).map(<[u8]>::len).collect()
+        };
+        assert_eq!(sizes(0), Vec::<usize>::new());
+        assert_eq!(sizes(1), [1]);
+        assert_eq!(sizes(100), [64, 32, 4]);
+        assert_eq!(sizes(200), [64, 64, 64, 8]);
+        assert_eq!(sizes(63), [32, 16, 8, 4, 2, 1]);
+        for n in 0..300 {
+            let s = sizes(n);
+            assert_eq!(s.iter().sum::<usize>(), n);
+            assert!(s.iter().all(|k| k.is_power_of_two() && *k <= 64));
+        }
     }
 }
