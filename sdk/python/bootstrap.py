@@ -11,11 +11,15 @@ It speaks HTTP/1.1 over one kept-alive socket by hand (a few lines, and much fas
 import than `http.client`).
 """
 
-import json
 import os
-import socket
 import sys
 import time
+
+# The C halves of `json` and `socket`: the modules themselves import `re`, `enum` and
+# `selectors`, which cost more of every cold start than the interpreter's own start-up. `json`
+# itself is imported only to raise its own error for a payload that does not parse.
+import _json
+import _socket
 
 # `traceback` is imported when an error is reported: importing it costs milliseconds of every
 # cold start.
@@ -34,8 +38,14 @@ class _Conn:
         self.buf = b""
 
     def _connect(self):
-        self.sock = socket.create_connection(self.addr)
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock = _socket.socket(_socket.AF_INET, _socket.SOCK_STREAM)
+        try:
+            sock.connect(self.addr)
+            sock.setsockopt(_socket.IPPROTO_TCP, _socket.TCP_NODELAY, 1)
+        except OSError:
+            sock.close()
+            raise
+        self.sock = sock
         self.buf = b""
 
     def request(self, method, path, body=b"", headers=None):
@@ -97,7 +107,7 @@ class Context:
         self._deadline_ms = int(headers.get("lambda-runtime-deadline-ms", "0"))
         self.client_context = _client_context(headers.get("lambda-runtime-client-context"))
         identity = headers.get("lambda-runtime-cognito-identity")
-        self.identity = _Identity(json.loads(identity) if identity else {})
+        self.identity = _Identity(_loads(identity.encode()) if identity else {})
 
     def get_remaining_time_in_millis(self):
         return max(int(self._deadline_ms - time.time() * 1000), 0)
@@ -127,7 +137,7 @@ def _client_context(raw):
     if not raw:
         return None
     try:
-        return _ClientContext(json.loads(raw))
+        return _ClientContext(_loads(raw.encode()))
     except ValueError:
         return None
 
@@ -188,6 +198,46 @@ def _json_default(o):
     raise TypeError(f"Object of type {type(o).__name__} is not JSON serializable")
 
 
+class _Decoding:
+    """What `_json.make_scanner` reads: the defaults of `json.loads`."""
+
+    strict = True
+    object_hook = None
+    object_pairs_hook = None
+    parse_float = float
+    parse_int = int
+
+    @staticmethod
+    def parse_constant(name):
+        return float({"-Infinity": "-inf", "Infinity": "inf", "NaN": "nan"}[name])
+
+
+_scan = _json.make_scanner(_Decoding)
+_SPACE = " \t\n\r"
+
+
+def _loads(raw):
+    """`json.loads(raw)`, for bytes."""
+    text = raw.decode("utf-8").strip(_SPACE)
+    try:
+        value, end = _scan(text, 0)
+        if end == len(text):
+            return value
+    except StopIteration:
+        pass
+    import json
+
+    return json.loads(raw)  # raises json's own error, with its message
+
+
+def _dumps(value):
+    """`json.dumps(value, default=_json_default)`."""
+    encode = _json.make_encoder(
+        {}, _json_default, _json.encode_basestring_ascii, None, ": ", ", ", False, False, True
+    )
+    return "".join(encode(value, 0))
+
+
 def main():
     task_root = os.environ.get("LAMBDA_TASK_ROOT", "/var/task")
     if task_root not in sys.path:
@@ -202,7 +252,7 @@ def main():
         conn.request(
             "POST",
             f"{_PREFIX}/init/error",
-            json.dumps(body).encode(),
+            _dumps(body).encode(),
             {"Lambda-Runtime-Function-Error-Type": e.error_type},
         )
         sys.exit(1)
@@ -212,7 +262,7 @@ def main():
         conn.request(
             "POST",
             f"{_PREFIX}/init/error",
-            json.dumps(body).encode(),
+            _dumps(body).encode(),
             {"Lambda-Runtime-Function-Error-Type": "Runtime.Unknown"},
         )
         sys.exit(1)
@@ -229,9 +279,9 @@ def main():
         else:
             os.environ.pop("_X_AMZN_TRACE_ID", None)
         try:
-            event = json.loads(body) if body else None
+            event = _loads(body) if body else None
             result = handler(event, Context(headers))
-            out = json.dumps(result, default=_json_default).encode()
+            out = _dumps(result).encode()
         except Exception as e:
             import traceback
 
@@ -247,7 +297,7 @@ def main():
             conn.request(
                 "POST",
                 f"{_PREFIX}/invocation/{request_id}/error",
-                json.dumps(err).encode(),
+                _dumps(err).encode(),
                 {
                     "Content-Type": "application/json",
                     "Lambda-Runtime-Function-Error-Type": "Unhandled",

@@ -477,6 +477,42 @@ def test_logs_api_returns_each_calls_lines_oldest_first(server, lam):
         assert e["eventId"], e
 
 
+def test_logs_api_pages_hold_at_most_1_mb_of_events(server, lam):
+    """As CloudWatch Logs: a FilterLogEvents page holds as many events as fit in 1 MB (each
+    counts its message's bytes plus 26), and nextToken leads through the rest."""
+    name = deploy(lam, "misbehave", prefix="inv-logs-mb", Timeout=10)
+    # A call keeps about 1 MB of its lines; three calls make about 3 MB.
+    for _ in range(3):
+        resp, body = invoke(lam, name, {"mode": "stderr", "mb": 1})
+        assert ("FunctionError" not in resp, body) == (True, {"logged_mb": 1})
+    logs = logs_client(server)
+    group = f"/aws/lambda/{name}"
+    deadline = time.monotonic() + 5
+    while True:
+        pages, kw = [], {}
+        while True:
+            page = logs.filter_log_events(logGroupName=group, **kw)
+            pages.append(page["events"])
+            if "nextToken" not in page:
+                break
+            kw = {"nextToken": page["nextToken"]}
+        events = [e for p in pages for e in p]
+        if sum(e["message"].startswith("REPORT ") for e in events) == 3:
+            break
+        assert time.monotonic() < deadline, f"no REPORT line in {len(events)} events"
+        time.sleep(0.2)
+    size = [sum(len(e["message"].encode()) + 26 for e in p) for p in pages]
+    assert len(pages) >= 3, size
+    assert all(s <= 1 << 20 for s in size), size
+    # Each page but the last is full: the next event would not have fit.
+    for p, s, after in zip(pages, size, pages[1:]):
+        assert s + len(after[0]["message"].encode()) + 26 > 1 << 20, (size, len(after[0]["message"]))
+    ids = [int(e["eventId"]) for e in events]
+    assert ids == sorted(set(ids)), "every event once, in order"
+    flood = [e for e in events if e["message"].rstrip("\n") == "y" * 1023]
+    assert sum(len(e["message"]) + 26 for e in flood) > 2 << 20, len(flood)
+
+
 def test_logs_api_for_a_missing_function_is_resource_not_found(server):
     logs = logs_client(server)
     with pytest.raises(ClientError) as ei:

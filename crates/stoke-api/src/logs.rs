@@ -3,7 +3,8 @@
 //! /aws/lambda/NAME` and boto3's `logs` client read Stoke's logs; `stoke logs` uses it too.
 //!
 //! Operations: `FilterLogEvents` (`logGroupName`, `startTime`, `endTime`, `filterPattern` as a
-//! plain substring, `limit`, `nextToken`) and `DescribeLogGroups`. Event ids are increasing
+//! plain substring, `limit`, `nextToken`; a page holds at most 1 MB of events, as CloudWatch's)
+//! and `DescribeLogGroups`. Event ids are increasing
 //! numbers, and `nextToken` is the id to continue after, so a follower can poll with the id of
 //! the last line it printed.
 
@@ -21,6 +22,11 @@ use crate::AppState;
 use crate::auth::Caller;
 
 const GROUP_PREFIX: &str = "/aws/lambda/";
+
+/// The most bytes of events one `FilterLogEvents` answers, as CloudWatch Logs: "as many log
+/// events as can fit in 1 MB (up to 10,000 log events)"; each event counts its message's bytes
+/// plus 26, and the first event comes whatever its size.
+const PAGE_BYTES: u64 = 1 << 20;
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -130,12 +136,15 @@ async fn filter_log_events(app: &AppState, caller: &Caller, req: FilterLogEvents
             .filter(|p| !p.is_empty())
             .map(|p| p.trim_matches('"').to_owned()),
         limit: u32::try_from(limit).unwrap_or(10_000),
+        max_bytes: Some(PAGE_BYTES),
     };
     match app.logs.read(&caller.account, function, &query).await {
-        Ok(events) => {
-            let next =
-                (events.len() as i64 == limit).then(|| events.last().map(|e| e.id.to_string()));
-            let events: Vec<_> = events
+        Ok(page) => {
+            let next = page
+                .more
+                .then(|| page.events.last().map(|e| e.id.to_string()));
+            let events: Vec<_> = page
+                .events
                 .iter()
                 .map(|e| {
                     json!({

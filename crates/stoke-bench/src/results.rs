@@ -196,7 +196,7 @@ fn ratio(a: f64, b: f64) -> f64 {
 #[derive(Debug, Clone, Serialize)]
 pub struct RuntimeRow {
     pub runtime: String,
-    /// The floor: the interpreter starting and exiting (`python3 -c pass`, `node -e 0`).
+    /// The floor: the interpreter starting and exiting (`python3 -S -c pass`, `node -e 0`).
     pub interpreter_start_us: f64,
     pub cold_samples: usize,
     /// The first call of a new function, seen by the client.

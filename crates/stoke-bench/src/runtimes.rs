@@ -1,6 +1,6 @@
 //! The process runtimes in `stoke bench`: cold start and warm calls of the Python and Node
 //! hello functions (`examples/hello-python`, `examples/hello-node`), measured in the same run
-//! as the floors they cannot beat: the interpreter's own start-up (`python3 -c pass`,
+//! as the floors they cannot beat: the interpreter's own start-up (`python3 -S -c pass`,
 //! `node -e 0`, the same real executables the server resolves) and the bare HTTP round trip of
 //! the warm section.
 //!
@@ -126,7 +126,9 @@ pub async fn measure(
             "app.py",
             HELLO_PYTHON,
             python,
-            vec!["-c", "pass"],
+            // Without `site`: the sandbox's interpreter sees no site-packages (their `.pth`
+            // files, run at every start, belong to the host, not to the interpreter).
+            vec!["-S", "-c", "pass"],
         ),
         (
             "nodejs20.x",

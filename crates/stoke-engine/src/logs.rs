@@ -4,11 +4,11 @@
 use std::sync::Arc;
 
 use stoke_core::AccountId;
-use stoke_store::{LogEvent, Store};
+use stoke_store::{LogPage, Store};
 
 use crate::ControlError;
 
-pub use stoke_store::LogQuery;
+pub use stoke_store::{LogPage as Page, LogQuery};
 
 /// Reads log lines.
 pub struct Logs {
@@ -32,7 +32,7 @@ impl Logs {
         account: &AccountId,
         function: &str,
         query: &LogQuery,
-    ) -> Result<Vec<LogEvent>, ControlError> {
+    ) -> Result<LogPage, ControlError> {
         Ok(self.store.read_logs(account, function, query).await?)
     }
 }

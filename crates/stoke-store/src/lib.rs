@@ -42,7 +42,7 @@ pub use aliases::AliasStore;
 pub use blobs::{BlobStore, Blobs, FsBlobStore};
 pub use error::StoreError;
 pub use functions::{AccountUsage, FunctionStore};
-pub use logs::{InvocationRecord, LogEvent, LogQuery, LogStore, LogUsage};
+pub use logs::{InvocationRecord, LogEvent, LogPage, LogQuery, LogStore, LogUsage};
 pub use queue::Queue;
 pub use sqlite::SqliteStore;
 pub use versions::VersionStore;

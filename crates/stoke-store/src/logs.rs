@@ -59,6 +59,17 @@ pub struct LogQuery {
     /// Only lines that contain this text.
     pub contains: Option<String>,
     pub limit: u32,
+    /// At most this many bytes of lines in all, each counted as [`LogUsage`] counts it; the
+    /// first line comes whatever its size. `None`: no cap.
+    pub max_bytes: Option<u64>,
+}
+
+/// The lines a [`LogQuery`] found, oldest first.
+#[derive(Debug, Clone, Default)]
+pub struct LogPage {
+    pub events: Vec<LogEvent>,
+    /// Whether more lines of the query follow the last one (cut by its limit or its bytes).
+    pub more: bool,
 }
 
 /// Log lines and invocation records. Retention removes the oldest first, in small batches:
@@ -72,13 +83,14 @@ pub trait LogStore: Send + Sync + 'static {
         records: &[InvocationRecord],
     ) -> Result<(), StoreError>;
 
-    /// A function's log lines, oldest first.
+    /// A function's log lines, oldest first: at most `query.limit` of them and
+    /// `query.max_bytes` of bytes.
     async fn read_logs(
         &self,
         account: &AccountId,
         function_name: &str,
         query: &LogQuery,
-    ) -> Result<Vec<LogEvent>, StoreError>;
+    ) -> Result<LogPage, StoreError>;
 
     /// A function's most recent invocation records, newest first.
     async fn recent_invocations(

@@ -26,6 +26,7 @@ async fn messages(s: &impl LogStore, account: &stoke_core::AccountId, f: &str) -
     )
     .await
     .unwrap()
+    .events
     .into_iter()
     .map(|e| e.message)
     .collect()
@@ -116,7 +117,8 @@ pub async fn logs_are_read_oldest_first_filtered_and_trimmed_per_function<F: Fac
             },
         )
         .await
-        .unwrap();
+        .unwrap()
+        .events;
     assert_eq!(all.len(), 10);
     assert_eq!(all[0].message, "line 0");
     let after = s
@@ -130,7 +132,8 @@ pub async fn logs_are_read_oldest_first_filtered_and_trimmed_per_function<F: Fac
             },
         )
         .await
-        .unwrap();
+        .unwrap()
+        .events;
     assert_eq!(after.len(), 2);
     let since = s
         .read_logs(
@@ -144,7 +147,8 @@ pub async fn logs_are_read_oldest_first_filtered_and_trimmed_per_function<F: Fac
             },
         )
         .await
-        .unwrap();
+        .unwrap()
+        .events;
     assert_eq!(since.len(), 1);
     s.trim_calls(3, 10, 0).await.unwrap();
     let kept = s
@@ -157,7 +161,8 @@ pub async fn logs_are_read_oldest_first_filtered_and_trimmed_per_function<F: Fac
             },
         )
         .await
-        .unwrap();
+        .unwrap()
+        .events;
     let kept: Vec<_> = kept.iter().map(|e| e.message.as_str()).collect();
     assert_eq!(kept, ["line 7", "line 8", "line 9"]);
     assert_eq!(
@@ -171,6 +176,7 @@ pub async fn logs_are_read_oldest_first_filtered_and_trimmed_per_function<F: Fac
         )
         .await
         .unwrap()
+        .events
         .len(),
         1
     );
@@ -219,4 +225,104 @@ pub async fn records_are_read_newest_first_and_trimmed_by_count_and_age<F: Facto
             .unwrap()
             .is_empty()
     );
+}
+
+pub async fn every_attempt_of_a_request_keeps_its_record<F: Factory>(factory: &F) {
+    let s = factory.store().await;
+    let (k, _) = s.ensure_default_account().await.unwrap();
+    // An async event's retries run under one request id; each attempt is a call of its own.
+    let attempt = |n: i64, outcome: &str| InvocationRecord {
+        request_id: "retried".into(),
+        account: k.account.clone(),
+        function_name: "f".into(),
+        version: "1".into(),
+        started_ms: 1000 + n,
+        cold: false,
+        init_ms: None,
+        duration_ms: 1.0,
+        billed_ms: 1,
+        memory_size_mb: 128,
+        max_memory_mb: 20,
+        outcome: outcome.into(),
+        error_type: (outcome != "Success").then(|| "Unhandled".into()),
+    };
+    let attempts = [
+        attempt(0, "Error"),
+        attempt(1, "Error"),
+        attempt(2, "Success"),
+    ];
+    for a in &attempts {
+        s.append_calls(&[], std::slice::from_ref(a)).await.unwrap();
+    }
+    let recent = s.recent_invocations(&k.account, "f", 10).await.unwrap();
+    let newest_first: Vec<_> = attempts.iter().rev().cloned().collect();
+    assert_eq!(recent, newest_first);
+    // Trimmed by count, the oldest attempt goes first.
+    assert_eq!(s.trim_calls(100, 2, 0).await.unwrap(), 1);
+    let left = s.recent_invocations(&k.account, "f", 10).await.unwrap();
+    assert_eq!(left, newest_first[..2]);
+}
+
+pub async fn a_page_of_lines_is_cut_by_bytes_and_says_more_follow<F: Factory>(factory: &F) {
+    let s = factory.store().await;
+    let (k, _) = s.ensure_default_account().await.unwrap();
+    let a = &k.account;
+    // Lines of 100, 200, ..., 500 bytes of message: 126, 226, ... with the event overhead.
+    let logs: Vec<_> = (1..=5)
+        .map(|i| line(a, "f", &"x".repeat(i * 100)))
+        .collect();
+    s.append_calls(&logs, &[]).await.unwrap();
+    let page = |limit: u32, max_bytes: Option<u64>| {
+        let s = &s;
+        async move {
+            let q = LogQuery {
+                limit,
+                max_bytes,
+                ..Default::default()
+            };
+            let p = s.read_logs(a, "f", &q).await.unwrap();
+            let sizes: Vec<_> = p.events.iter().map(|e| e.message.len()).collect();
+            (sizes, p.more)
+        }
+    };
+    assert_eq!(page(10, None).await, (vec![100, 200, 300, 400, 500], false));
+    assert_eq!(page(5, None).await, (vec![100, 200, 300, 400, 500], false));
+    assert_eq!(page(4, None).await, (vec![100, 200, 300, 400], true));
+    // 126 + 226 + 326 = 678 fit in 700; the fourth line would not.
+    assert_eq!(page(10, Some(700)).await, (vec![100, 200, 300], true));
+    assert_eq!(page(10, Some(678)).await, (vec![100, 200, 300], true));
+    assert_eq!(page(10, Some(677)).await, (vec![100, 200], true));
+    // The first line comes whatever its size, so a reader always gets on.
+    assert_eq!(page(10, Some(1)).await, (vec![100], true));
+    assert_eq!(
+        page(10, Some(1 << 20)).await,
+        (vec![100, 200, 300, 400, 500], false)
+    );
+    // Nothing after the last line.
+    let all = s
+        .read_logs(
+            a,
+            "f",
+            &LogQuery {
+                limit: 10,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let last = all.events.last().map(|e| e.id);
+    let after = s
+        .read_logs(
+            a,
+            "f",
+            &LogQuery {
+                after_id: last,
+                limit: 10,
+                max_bytes: Some(1),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert!(after.events.is_empty() && !after.more);
 }

@@ -82,6 +82,8 @@ macro_rules! conformance_tests {
             logs::usage_counts_bytes_and_a_byte_trim_removes_the_oldest_first,
             logs::count_trims_go_in_batches_and_keep_the_newest,
             logs::records_are_read_newest_first_and_trimmed_by_count_and_age,
+            logs::every_attempt_of_a_request_keeps_its_record,
+            logs::a_page_of_lines_is_cut_by_bytes_and_says_more_follow,
             queue::a_lease_hides_an_event_until_it_expires,
             queue::a_retry_waits_for_its_time_and_start_up_releases_leases,
             queue::an_events_hops_are_kept_by_enqueue_and_follow_up,

@@ -198,7 +198,7 @@ mod tests {
         // sqlx knows an applied migration by its version and the SHA-384 of its SQL, and
         // refuses to open a database whose recorded checksum differs. These are the checksums
         // the files had (in migrations/) when databases recorded them.
-        const RECORDED: [(i64, &str); 5] = [
+        const RECORDED: [(i64, &str); 6] = [
             (
                 1,
                 "3625f547b24dbb3d884d24f5b22813bcf562833f7df1855dd93521f32fa27c2bd4d96c94769d4be4c1237e2ad1f811c7",
@@ -218,6 +218,10 @@ mod tests {
             (
                 5,
                 "b2a1a71aa0c871e51cd265eb4f3255de942f537ec0eccdec6940ba95b48f9ccc4fda5eb677556e15aa99ee9c8bb4a91e",
+            ),
+            (
+                6,
+                "a5510fd449dc7f7f72578af982c108f4e58b54eaffca6167fe8e5429c61ac45d21d38e290f00751542a212be9397c63f",
             ),
         ];
         let now: Vec<(i64, String)> = MIGRATOR

@@ -255,7 +255,7 @@ impl SqliteStore {
             }
             gone += self
                 .delete_oldest_of(
-                    "DELETE FROM invocations WHERE request_id IN (SELECT request_id FROM \
+                    "DELETE FROM invocations WHERE rowid IN (SELECT rowid FROM \
                      invocations WHERE account_id = ? AND function_name = ? \
                      ORDER BY started_ms LIMIT ?)",
                     (&account, &function),
