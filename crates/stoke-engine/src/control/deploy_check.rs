@@ -154,6 +154,9 @@ mod tests {
         }))
     }
 
+    /// One case: the check, what the warm-up came to, and the deploy's outcome.
+    type Case = (DeployCheck, Result<WarmUp, Reason>, Result<(), Reason>);
+
     fn reason(message: &str, code: &str) -> Reason {
         Reason {
             message: message.into(),
@@ -169,7 +172,7 @@ mod tests {
             "The function's new code could not start: x",
             "InternalError",
         );
-        let cases: Vec<(DeployCheck, Result<WarmUp, Reason>, Result<(), Reason>)> = vec![
+        let cases: Vec<Case> = vec![
             (Prepare, Ok(WarmUp::Warm), Ok(())),
             (Init, Ok(WarmUp::Warm), Ok(())),
             // Lambda's default: the user's Init failing does not fail the update.
