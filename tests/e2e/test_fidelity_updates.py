@@ -195,6 +195,25 @@ def test_an_update_whose_init_fails_is_successful_and_the_next_invoke_answers_th
     assert "FunctionError" not in resp and body == want, body
 
 
+def test_update_code_with_publish_of_code_whose_init_fails_publishes_an_active_version(lam):
+    name = create_python(lam, "fid-pub")
+    broken = make_zip({"app.py": b"import not_installed_here\n"})
+    lam.update_function_code(FunctionName=name, ZipFile=broken, Publish=True)
+    cfg = wait_updated(lam, name)["Configuration"]
+    assert cfg["LastUpdateStatus"] == "Successful", cfg
+    versions = lam.list_versions_by_function(FunctionName=name)["Versions"]
+    assert [v["Version"] for v in versions] == ["$LATEST", "1"], versions
+    v1 = wait_settled(lam, f"{name}:1", "State", "Pending")
+    assert (v1["State"], v1["CodeSha256"]) == ("Active", cfg["CodeSha256"]), v1
+    assert_init_error(
+        lam,
+        name,
+        "Runtime.ImportModuleError",
+        "Unable to import module 'app': No module named 'not_installed_here'",
+        Qualifier="1",
+    )
+
+
 def test_create_of_code_whose_init_fails_is_active_and_the_invoke_answers_the_init_error(lam):
     name = create_python(lam, "fid-create", Environment={"Variables": {"BREAK_INIT": "first"}})
     assert_init_error(lam, name, "RuntimeError", "init broke: first")

@@ -25,7 +25,7 @@ use stoke_core::{AccountId, Function, LastUpdateStatus, Reason, State};
 use super::ControlPlane;
 use super::deploy_check::{self, DeployCheck};
 use crate::ControlError;
-use crate::target::{Runnable, WarmUp};
+use crate::target::{FailedInit, Runnable, WarmUp};
 
 impl ControlPlane {
     /// Restarts the deploy of every function a previous run left `Pending` or `InProgress`
@@ -91,12 +91,7 @@ impl ControlPlane {
     /// Writes a failed warm-up's lines to the function's logs, before the update settles
     /// (so that whoever sees it settled finds them). A write that fails loses the lines, not
     /// the deploy.
-    async fn log_failed_init(
-        &self,
-        f: &Function,
-        failed: &crate::target::FailedInit,
-        check: DeployCheck,
-    ) {
+    async fn log_failed_init(&self, f: &Function, failed: &FailedInit, check: DeployCheck) {
         tracing::info!(
             function = %f.name,
             error_type = %failed.error.error_type,
