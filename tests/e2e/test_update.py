@@ -2,6 +2,8 @@
 InProgress → Successful (or Failed), RevisionId preconditions, and refused updates that change
 nothing."""
 
+import json
+
 import pytest
 from botocore.exceptions import WaiterError
 
@@ -135,25 +137,42 @@ def test_update_configuration_can_clear_environment(lam):
     assert cfg.get("Environment", {}).get("Variables", {}) == {}
 
 
-def test_update_configuration_changes_runtime_and_handler(lam):
-    name = _active(lam, "upd-rt")
+@pytest.mark.parametrize("strict", [False, True], ids=["default", "deploy-check"])
+def test_update_configuration_changes_runtime_and_handler(lam, strict):
+    name = _active(lam, "upd-rt", **({"Tags": {"stoke:deploy-check": "init"}} if strict else {}))
     lam.update_function_configuration(
         FunctionName=name, Runtime="python3.12", Handler="app.handler"
     )
-    # The new configuration is started before it takes calls (issue 6), and the wasm code has
-    # no app.py: its Init fails, so the update does, and the old configuration keeps serving.
-    with pytest.raises(WaiterError):
-        lam.get_waiter("function_updated_v2").wait(FunctionName=name, WaiterConfig=FAST_WAITER)
-    cfg = lam.get_function_configuration(FunctionName=name)
+    # The wasm code has no app.py: the new configuration's Init fails.
+    if strict:
+        # Under the deploy check (issue 12's opt-in; issue 6's default), the new configuration
+        # is started before it takes calls, its failed Init fails the update, and the old
+        # configuration keeps serving.
+        with pytest.raises(WaiterError):
+            lam.get_waiter("function_updated_v2").wait(
+                FunctionName=name, WaiterConfig=FAST_WAITER
+            )
+        cfg = lam.get_function_configuration(FunctionName=name)
+        assert cfg["LastUpdateStatus"] == "Failed"
+        assert cfg["LastUpdateStatusReasonCode"] == "FunctionError.RuntimeInitError", cfg
+        assert lam.invoke(FunctionName=name, Payload=b"{}")["StatusCode"] == 200
+    else:
+        # As on Lambda: the update runs no code, ends Successful, and the call fails its Init.
+        cfg = wait_updated(lam, name)["Configuration"]
+        assert cfg["LastUpdateStatus"] == "Successful", cfg
+        resp = lam.invoke(FunctionName=name, Payload=b"{}")
+        assert (resp["StatusCode"], resp.get("FunctionError")) == (200, "Unhandled"), resp
+        body = json.loads(resp["Payload"].read())
+        assert body["errorType"] == "Runtime.ImportModuleError", body
+        assert body["errorMessage"] == "Unable to import module 'app': No module named 'app'"
     assert (cfg["Runtime"], cfg["Handler"]) == ("python3.12", "app.handler")
-    assert cfg["LastUpdateStatus"] == "Failed"
-    assert cfg["LastUpdateStatusReasonCode"] == "FunctionError.RuntimeInitError", cfg
-    assert lam.invoke(FunctionName=name, Payload=b"{}")["StatusCode"] == 200
     code = make_zip({"app.py": "def handler(e, c): return e\n"})
     lam.update_function_code(FunctionName=name, ZipFile=code)
     cfg = wait_updated(lam, name)["Configuration"]
     assert cfg["CodeSha256"] == sha256_b64(code)
     assert (cfg["Runtime"], cfg["Handler"]) == ("python3.12", "app.handler")
+    resp = lam.invoke(FunctionName=name, Payload=b'{"a": 1}')
+    assert "FunctionError" not in resp and json.loads(resp["Payload"].read()) == {"a": 1}
 
 
 def test_update_code_without_the_wasm_handler_ends_failed(lam):

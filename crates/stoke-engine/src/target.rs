@@ -4,7 +4,8 @@
 //!   a sandbox of it is started with ([`Runnable::spec`]).
 //! - [`Backends`]: the sandbox backends of this server, by runtime family.
 //! - [`Warmer`]: what starts a sandbox of a new generation before calls move to it (the
-//!   control plane's deploy asks it; the invoker's sandboxes implement it).
+//!   control plane's deploy asks it; the invoker's sandboxes implement it), and what came of
+//!   it ([`WarmUp`]).
 //! - [`Layout`]: where unpacked code lives on disk, which both the deploy and the sandboxes
 //!   read.
 //!
@@ -16,7 +17,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use stoke_core::{AccountId, Deployed, Function, FunctionName, Reason, RuntimeFamily};
+use bytes::Bytes;
+use stoke_core::{
+    AccountId, Deployed, Function, FunctionError, FunctionName, Reason, RuntimeFamily,
+};
 use stoke_sandbox::{Backend, FunctionSpec};
 
 /// Where the engine keeps files, under the data dir.
@@ -121,13 +125,37 @@ impl Backends {
 }
 
 /// Starts a sandbox of a new generation before calls move to it, so that an update never
-/// makes a call wait for a compile or an init, and code that fails to initialise never takes
-/// traffic.
+/// makes a call wait for a compile or an init.
 #[async_trait]
 pub trait Warmer: Send + Sync {
-    /// Starts one sandbox of `target` and keeps it warm; `Err` is why it could not start, as
-    /// the update's `LastUpdateStatusReason` and its code.
-    async fn warm(&self, target: &Runnable) -> Result<(), Reason>;
+    /// Starts one sandbox of `target` and keeps it warm if its Init succeeds. `Err` is why no
+    /// sandbox could be started at all (the server's failure, not the code's), as the update's
+    /// `LastUpdateStatusReason` and its code.
+    async fn warm(&self, target: &Runnable) -> Result<WarmUp, Reason>;
+}
+
+/// What came of a deploy's warm-up.
+#[derive(Debug, Clone)]
+pub enum WarmUp {
+    /// A sandbox of the new generation is idle in its pool (or nothing here can run the
+    /// runtime, and calls will say so).
+    Warm,
+    /// The sandbox started and the function's own Init failed; the sandbox is not kept.
+    InitFailed(FailedInit),
+}
+
+/// A warm-up whose Init failed: the error and what the Init wrote, for the function's logs.
+#[derive(Debug, Clone)]
+pub struct FailedInit {
+    /// The error a call of that sandbox would have answered (`Runtime.ImportModuleError`,
+    /// `Runtime.ExitError`, `Sandbox.Timedout`, what the runtime reported, ...).
+    pub error: FunctionError,
+    /// The Init's own output (the function's stderr and stdout).
+    pub log: Bytes,
+    /// The log stream the sandbox wrote to.
+    pub log_stream: String,
+    /// How long the Init ran.
+    pub init: Duration,
 }
 
 /// A [`Warmer`] that warms nothing (a control plane with no sandboxes behind it: an update's
@@ -137,7 +165,7 @@ pub struct NoWarmer;
 
 #[async_trait]
 impl Warmer for NoWarmer {
-    async fn warm(&self, _target: &Runnable) -> Result<(), Reason> {
-        Ok(())
+    async fn warm(&self, _target: &Runnable) -> Result<WarmUp, Reason> {
+        Ok(WarmUp::Warm)
     }
 }

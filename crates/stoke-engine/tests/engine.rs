@@ -1,6 +1,7 @@
 //! The engine as a server builds it ([`Engine::start`]), over SQLite in memory and a sandbox
 //! backend written here: the control plane's state machine, its compare-and-swap, admission,
-//! and how a backend's refusal becomes the function's `StateReasonCode`.
+//! how a backend's refusal becomes the function's `StateReasonCode`, and what an update whose
+//! new code fails its Init does (by default and under the `stoke:deploy-check` tag).
 
 #![allow(clippy::unwrap_used)] // a test that cannot set up should stop loudly
 
@@ -11,7 +12,11 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use stoke_core::{AccountId, ConfigInput, Function, LambdaError, LastUpdateStatus, Outcome, State};
+use stoke_core::{
+    AccountId, ConfigInput, Function, FunctionError, LambdaError, LastUpdateStatus, Outcome, State,
+};
+use stoke_engine::control::DEPLOY_CHECK_TAG;
+use stoke_engine::logs::LogQuery;
 use stoke_engine::{
     Backends, ControlError, CreateFunction, Engine, EngineConfig, InvokeRequest, InvokerConfig,
 };
@@ -22,8 +27,9 @@ use stoke_store::{FsBlobStore, SqliteStore, Store};
 use tokio::sync::{Notify, Semaphore};
 
 /// A backend that runs no code: a call answers the memory size its sandbox was started with
-/// (so a test sees which generation served it). What `prepare` answers, whether Init fails and
-/// whether calls wait are the test's to set.
+/// (so a test sees which generation served it). What `prepare` answers, whether Init fails
+/// (`errorType: errorMessage`; such a sandbox answers that error and is not reused, as a
+/// process sandbox does) and whether calls wait are the test's to set.
 #[derive(Default)]
 struct Fake {
     refuse: Mutex<Option<PrepareError>>,
@@ -68,6 +74,19 @@ impl Backend for Fake {
 #[async_trait]
 impl Sandbox for FakeSandbox {
     async fn invoke(&self, _input: InvokeInput) -> Result<Execution, SandboxError> {
+        if let Some((kind, message)) = self
+            .init_failure
+            .as_deref()
+            .and_then(|f| f.split_once(": "))
+        {
+            return Ok(Execution {
+                outcome: Outcome::Error(FunctionError::new(kind, message)),
+                log: Bytes::from_static(b"init output of the fake\n"),
+                max_memory_bytes: 0,
+                log_truncated: false,
+                log_stream: "fake".into(),
+            });
+        }
         self.entered.notify_one();
         if let Some(gate) = &self.gate {
             gate.acquire().await.unwrap().forget();
@@ -79,6 +98,10 @@ impl Sandbox for FakeSandbox {
             log_truncated: false,
             log_stream: "fake".into(),
         })
+    }
+
+    fn reusable(&self) -> bool {
+        self.init_failure.is_none()
     }
 
     fn init_failure(&self) -> Option<String> {
@@ -180,15 +203,62 @@ impl Setup {
     }
 
     async fn answer(&self, name: &str) -> Result<String, LambdaError> {
+        match self.outcome(name).await? {
+            Outcome::Success(b) => Ok(String::from_utf8_lossy(&b).into_owned()),
+            Outcome::Error(e) => panic!("the fake fails only its Init: {e:?}"),
+        }
+    }
+
+    async fn outcome(&self, name: &str) -> Result<Outcome, LambdaError> {
         let r = self
             .engine
             .invoker
             .invoke(&self.account, call(name))
             .await?;
-        match r.outcome {
-            Outcome::Success(b) => Ok(String::from_utf8_lossy(&b).into_owned()),
-            Outcome::Error(e) => panic!("the fake does not fail: {e:?}"),
-        }
+        Ok(r.outcome)
+    }
+
+    /// The function's stored log lines (the warm-up's are written before the deploy settles).
+    async fn log_lines(&self, name: &str) -> Vec<String> {
+        let query = LogQuery {
+            limit: 1000,
+            ..LogQuery::default()
+        };
+        let events = self.engine.logs.read(&self.account, name, &query).await;
+        events.unwrap().into_iter().map(|e| e.message).collect()
+    }
+
+    /// Makes the next sandboxes fail their Init with `failure` (`None`: succeed).
+    fn fail_init(&self, failure: Option<&str>) {
+        *self.fake.init_failure.lock().unwrap() = failure.map(str::to_owned);
+    }
+
+    /// Tags `name` with the strict deploy check.
+    async fn strict(&self, name: &str) {
+        let arn = self.function(name).await.arn("us-east-1");
+        let tags = [(DEPLOY_CHECK_TAG.to_owned(), "init".to_owned())];
+        let tags = tags.into_iter().collect();
+        self.engine
+            .control
+            .tag(&self.account, &arn, tags)
+            .await
+            .unwrap();
+    }
+
+    async fn update_memory(&self, name: &str, mb: i64) -> Function {
+        self.engine
+            .control
+            .update_configuration(&self.account, name, memory(mb), None)
+            .await
+            .unwrap();
+        self.engine.control.drain().await;
+        self.function(name).await
+    }
+
+    async fn publish(&self, name: &str) -> Result<Function, LambdaError> {
+        let control = &self.engine.control;
+        let published = control.publish_version(&self.account, name, None, None, None);
+        published.await.map_err(lambda)
     }
 }
 
@@ -348,27 +418,125 @@ async fn a_backends_refusal_fails_the_function_with_its_reason_code() {
     assert_eq!(s.function("bad-code").await.state, State::Active);
 }
 
+const EXIT: &str =
+    "Runtime.ExitError: RequestId: r Error: Runtime exited with error: exit status 1";
+
 #[tokio::test]
-async fn an_update_whose_new_code_fails_its_init_keeps_serving_the_old_generation() {
+async fn an_update_whose_new_code_fails_its_init_switches_and_calls_answer_the_init_error() {
     let s = setup(InvokerConfig::default()).await;
     s.active("f").await;
     assert_eq!(s.answer("f").await.unwrap(), "128");
-    *s.fake.init_failure.lock().unwrap() = Some("Runtime.ExitError: exit status 1".into());
-    s.engine
-        .control
-        .update_configuration(&s.account, "f", memory(256), None)
-        .await
-        .unwrap();
-    s.engine.control.drain().await;
-    let f = s.function("f").await;
+    s.fail_init(Some(EXIT));
+    let f = s.update_memory("f", 256).await;
+    // As Lambda's: the update runs no code of the user's, so its Init does not fail it.
+    assert_eq!(f.state, State::Active);
+    assert_eq!(f.last_update_status, Some(LastUpdateStatus::Successful));
+    assert_eq!(f.last_update_reason, None);
+    let starts = s.fake.starts.load(Ordering::SeqCst);
+    assert_eq!(starts, 2, "the deploy warmed the new generation");
+    // The warm-up's error is in the function's logs once the update has settled.
+    let lines = s.log_lines("f").await;
+    assert!(
+        lines.iter().any(|l| l == "init output of the fake"),
+        "{lines:?}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("INIT_REPORT Init Duration: ")
+                && l.ends_with("\tPhase: init\tStatus: error\tError Type: Runtime.ExitError")),
+        "{lines:?}"
+    );
+    assert!(
+        lines.iter().any(|l| l.contains(
+            "failed its Init: Runtime.ExitError: Runtime exited \
+                                          with error: exit status 1; the update went through"
+        )),
+        "{lines:?}"
+    );
+    // Calls moved to the new generation: no warm sandbox, so each starts one and answers
+    // the Init's error, as Lambda does.
+    for n in 1..=2 {
+        match s.outcome("f").await.unwrap() {
+            Outcome::Error(e) => assert_eq!(e.error_type, "Runtime.ExitError"),
+            o @ Outcome::Success(_) => panic!("the new code failed its Init: {o:?}"),
+        }
+        assert_eq!(s.fake.starts.load(Ordering::SeqCst), starts + n);
+    }
+    // Publishing runs no code either.
+    let v = s.publish("f").await.unwrap();
+    assert_eq!((v.version.as_str(), v.state), ("1", State::Active));
+    // A later fixed update works.
+    s.fail_init(None);
+    let f = s.update_memory("f", 512).await;
+    assert_eq!(f.last_update_status, Some(LastUpdateStatus::Successful));
+    assert_eq!(s.answer("f").await.unwrap(), "512");
+}
+
+#[tokio::test]
+async fn under_the_deploy_check_tag_an_update_that_fails_its_init_fails_and_the_old_code_serves() {
+    let s = setup(InvokerConfig::default()).await;
+    s.active("f").await;
+    s.strict("f").await;
+    assert_eq!(s.answer("f").await.unwrap(), "128");
+    s.fail_init(Some(EXIT));
+    let f = s.update_memory("f", 256).await;
     assert_eq!(f.state, State::Active);
     assert_eq!(f.last_update_status, Some(LastUpdateStatus::Failed));
+    let reason = f.last_update_reason.unwrap();
+    assert_eq!(reason.code, "FunctionError.RuntimeInitError");
     assert_eq!(
-        f.last_update_reason.map(|r| r.code),
-        Some("FunctionError.RuntimeInitError".to_owned())
+        reason.message,
+        "The function's new code failed its Init: Runtime.ExitError: Runtime exited with \
+         error: exit status 1"
     );
     // The deploy tried a sandbox of the new generation; calls stay on the old one.
     assert!(s.fake.starts.load(Ordering::SeqCst) >= 2);
+    assert_eq!(s.answer("f").await.unwrap(), "128");
+    let lines = s.log_lines("f").await;
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("the update failed (stoke:deploy-check = init)")),
+        "{lines:?}"
+    );
+    // A failed update is not published.
+    let refused = s.publish("f").await.unwrap_err();
+    assert_eq!(refused.status(), 409, "{refused:?}");
+    // An Init timeout is named as Lambda names it.
+    s.fail_init(Some(
+        "Sandbox.Timedout: RequestId: r Error: Init timed out after 3.00 seconds",
+    ));
+    let f = s.update_memory("f", 384).await;
+    let code = f.last_update_reason.map(|r| r.code);
+    assert_eq!(code.as_deref(), Some("FunctionError.InitTimeout"));
+    // Fixed code goes through.
+    s.fail_init(None);
+    let f = s.update_memory("f", 512).await;
+    assert_eq!(f.last_update_status, Some(LastUpdateStatus::Successful));
+    assert_eq!(s.answer("f").await.unwrap(), "512");
+}
+
+#[tokio::test]
+async fn an_update_whose_code_cannot_be_prepared_fails_with_its_reason_whatever_the_check() {
+    let s = setup(InvokerConfig::default()).await;
+    s.active("f").await;
+    assert_eq!(s.answer("f").await.unwrap(), "128");
+    *s.fake.refuse.lock().unwrap() = Some(PrepareError::InvalidCode(
+        "The module 'f.wasm' does not compile".into(),
+    ));
+    let f = s.update_memory("f", 256).await;
+    assert_eq!(f.state, State::Active);
+    assert_eq!(f.last_update_status, Some(LastUpdateStatus::Failed));
+    let reason = f.last_update_reason.unwrap();
+    assert_eq!(reason.code, "InvalidZipFileException");
+    assert!(
+        reason.message.contains("does not compile"),
+        "{}",
+        reason.message
+    );
+    // Nothing was started for it, and the old generation serves.
+    assert_eq!(s.fake.starts.load(Ordering::SeqCst), 1);
     assert_eq!(s.answer("f").await.unwrap(), "128");
 }
 

@@ -203,8 +203,8 @@ pub trait Sandbox: Send + Sync {
     fn retire(&self) {}
 
     /// Why the sandbox's Init failed, if it did (`errorType: errorMessage`). Such a sandbox
-    /// answers its call with the error, as Lambda does; a deploy's warm-up fails the update
-    /// instead of letting the code take traffic.
+    /// answers its call with the error and the Init's output, as Lambda does; a deploy's
+    /// warm-up takes them for the function's logs.
     fn init_failure(&self) -> Option<String> {
         None
     }

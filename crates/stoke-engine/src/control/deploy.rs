@@ -2,10 +2,17 @@
 //!
 //! ```text
 //! prepare (the Preparer: check the code; for wasm, compile it) ─► warm (an update only: the
-//! Warmer starts a sandbox of the new generation beside the old ones) ─► settle (one
-//! compare-and-swap: Active/Successful, and calls move to the new generation; or Failed with
-//! the reason) ─► collect the code the old generation served, once nothing can run on it
+//! Warmer starts a sandbox of the new generation beside the old ones) ─► decide (a failed
+//! Init is logged; it fails the update only under the opt-in check: see `deploy_check`) ─►
+//! settle (one compare-and-swap: Active/Successful, and calls move to the new generation; or
+//! Failed with the reason) ─► collect the code the old generation served, once nothing can
+//! run on it
 //! ```
+//!
+//! Code that cannot be prepared (a module that does not compile, a runtime this server does
+//! not have) fails the create or update with its `StateReasonCode`, as Lambda fails an update
+//! it cannot prepare. Code whose Init fails does not, as on Lambda: calls move to it, find no
+//! warm sandbox, and answer the Init's error.
 //!
 //! Each step is skipped once the function has moved past the generation being deployed (a
 //! newer update, or a delete). At start-up [`ControlPlane::resume`] deploys again what a
@@ -16,8 +23,9 @@ use std::sync::Arc;
 use stoke_core::{AccountId, Function, LastUpdateStatus, Reason, State};
 
 use super::ControlPlane;
+use super::deploy_check::{self, DeployCheck};
 use crate::ControlError;
-use crate::target::Runnable;
+use crate::target::{FailedInit, Runnable, WarmUp};
 
 impl ControlPlane {
     /// Restarts the deploy of every function a previous run left `Pending` or `InProgress`
@@ -68,11 +76,32 @@ impl ControlPlane {
         let mut outcome = self.prepare(&f).await?;
         if outcome.is_ok() && f.serving.is_some() {
             // An update: the new generation starts a sandbox beside the old ones before it
-            // takes calls, so no call waits for its init and code that cannot start never
-            // takes traffic. (A new function has no traffic to move: its first call is cold.)
-            outcome = self.warmer.warm(&Runnable::latest_of(&f)).await;
+            // takes calls, so no call waits for its Init. (A new function has no traffic to
+            // move: its first call is cold.)
+            let check = DeployCheck::of(&f.tags);
+            let warm = self.warmer.warm(&Runnable::latest_of(&f)).await;
+            if let Ok(WarmUp::InitFailed(failed)) = &warm {
+                self.log_failed_init(&f, failed, check).await;
+            }
+            outcome = deploy_check::decide(check, &warm);
         }
         self.settle(account, name, generation, &outcome).await
+    }
+
+    /// Writes a failed warm-up's lines to the function's logs, before the update settles
+    /// (so that whoever sees it settled finds them). A write that fails loses the lines, not
+    /// the deploy.
+    async fn log_failed_init(&self, f: &Function, failed: &FailedInit, check: DeployCheck) {
+        tracing::info!(
+            function = %f.name,
+            error_type = %failed.error.error_type,
+            ?check,
+            "an update's warm-up failed its Init"
+        );
+        let lines = deploy_check::failed_init_lines(f, failed, check);
+        if let Err(e) = self.store.append_calls(&lines, &[]).await {
+            tracing::warn!(function = %f.name, error = %e, "the warm-up's log was not stored");
+        }
     }
 
     /// Runs the [`crate::prepare::Preparer`] on a blocking thread; `Err` inside is why the

@@ -17,12 +17,15 @@
 //! - [`cache`](self::cache): the one cache of records (and where invalidation across several
 //!   nodes will go);
 //! - [`code_store`](self::code_store): stage, commit and collect code (see there for the files);
-//! - [`deploy`](self::deploy): the background half: prepare, warm, settle.
+//! - [`deploy`](self::deploy): the background half: prepare, warm, settle;
+//! - [`deploy_check`](self::deploy_check): what an update's warm-up decides (an Init failure
+//!   is logged and fails the update only under the `stoke:deploy-check` = `init` tag).
 
 mod aliases;
 mod cache;
 mod code_store;
 mod deploy;
+mod deploy_check;
 mod functions;
 mod tags;
 mod versions;
@@ -41,6 +44,7 @@ use crate::prepare::Preparer;
 use crate::target::{Layout, Warmer};
 
 pub use aliases::AliasPage;
+pub use deploy_check::{DEPLOY_CHECK_TAG, DeployCheck};
 pub use functions::{CreateFunction, FunctionPage};
 pub use versions::VersionPage;
 pub(crate) use versions::{not_runnable, serving_of};
@@ -61,7 +65,8 @@ pub struct ControlPlane {
     region: String,
     /// Checks (and for wasm compiles) a deploy's code.
     preparer: Arc<dyn Preparer>,
-    /// Starts a sandbox of an update's new generation before calls move to it.
+    /// Starts a sandbox of an update's new generation before calls move to it (what came of
+    /// it is `deploy_check`'s to decide).
     warmer: Arc<dyn Warmer>,
     /// Background deploys, so shutdown can wait for them.
     tasks: tasks::Tasks,

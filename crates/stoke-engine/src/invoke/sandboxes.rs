@@ -8,22 +8,24 @@
 //! starting another.
 //!
 //! [`Sandboxes`] is the control plane's [`Warmer`]: a deploy warms its new generation here,
-//! and the invoker's calls find that sandbox idle in the pool.
+//! and the invoker's calls find that sandbox idle in the pool. A warm-up whose Init fails
+//! keeps no sandbox: it answers the Init's error and output ([`FailedInit`]) for the deploy
+//! to log.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use stoke_core::{LambdaError, Reason};
-use stoke_sandbox::{Backend, Sandbox};
+use stoke_core::{FunctionError, LambdaError, Outcome, Reason};
+use stoke_sandbox::{Backend, Execution, InvokeInput, Sandbox};
 use tokio::sync::Semaphore;
 
 use super::InvokerConfig;
 use crate::metrics::{FunctionLabels, Metrics};
 use crate::pool::{FunctionPool, KeepAlivePolicy, Pools};
 use crate::route::Router;
-use crate::target::{Backends, Layout, Runnable, Warmer};
+use crate::target::{Backends, FailedInit, Layout, Runnable, WarmUp, Warmer};
 
 /// Every function's sandboxes.
 pub struct Sandboxes {
@@ -141,20 +143,19 @@ impl Sandboxes {
 
 #[async_trait]
 impl Warmer for Sandboxes {
-    async fn warm(&self, target: &Runnable) -> Result<(), Reason> {
+    async fn warm(&self, target: &Runnable) -> Result<WarmUp, Reason> {
         if self.backend(target).is_err() {
             // Nothing here can run it; calls will say so.
-            return Ok(());
+            return Ok(WarmUp::Warm);
         }
         let (sandbox, init) = self.start(target, None).await.map_err(|e| Reason {
             message: format!("The function's new code could not start: {}", e.message()),
             code: "InternalError".into(),
         })?;
-        if let Some(failure) = sandbox.init_failure() {
-            return Err(Reason {
-                message: format!("The function's new code failed its Init: {failure}"),
-                code: "FunctionError.RuntimeInitError".into(),
-            });
+        if sandbox.init_failure().is_some() {
+            return Ok(WarmUp::InitFailed(
+                failed_init(sandbox.as_ref(), init).await,
+            ));
         }
         let labels = FunctionLabels {
             account: target.account.as_str().to_owned(),
@@ -166,7 +167,49 @@ impl Warmer for Sandboxes {
             .get_or_create(&labels)
             .observe(init.unwrap_or_default().as_secs_f64());
         self.pools.put_warm(&Router::place(target), sandbox);
-        Ok(())
+        Ok(WarmUp::Warm)
+    }
+}
+
+/// A sandbox whose Init failed answers its one call with the Init's error and output without
+/// running anything: that call takes them, for the function's logs. The sandbox goes.
+async fn failed_init(sandbox: &dyn Sandbox, init: Option<Duration>) -> FailedInit {
+    let request_id = crate::record::new_request_id();
+    let input = InvokeInput {
+        request_id,
+        payload: bytes::Bytes::from_static(b"{}"),
+        deadline: tokio::time::Instant::now() + Duration::from_secs(1),
+        deadline_unix_ms: 0,
+        trace_id: String::new(),
+        client_context: None,
+        invoked_function_arn: None,
+        host: None,
+    };
+    let (error, log, log_stream) = match sandbox.invoke(input).await {
+        Ok(Execution {
+            outcome: Outcome::Error(e),
+            log,
+            log_stream,
+            ..
+        }) => (e, log, log_stream),
+        _ => {
+            let failure = sandbox.init_failure().unwrap_or_default();
+            let (kind, message) = failure
+                .split_once(": ")
+                .unwrap_or(("Runtime.Unknown", &failure));
+            (
+                FunctionError::new(kind, message),
+                bytes::Bytes::new(),
+                String::new(),
+            )
+        }
+    };
+    sandbox.retire();
+    FailedInit {
+        error,
+        log,
+        log_stream,
+        init: init.unwrap_or_default(),
     }
 }
 
