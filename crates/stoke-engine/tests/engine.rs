@@ -225,7 +225,12 @@ impl Setup {
             ..LogQuery::default()
         };
         let events = self.engine.logs.read(&self.account, name, &query).await;
-        events.unwrap().into_iter().map(|e| e.message).collect()
+        events
+            .unwrap()
+            .events
+            .into_iter()
+            .map(|e| e.message)
+            .collect()
     }
 
     /// Makes the next sandboxes fail their Init with `failure` (`None`: succeed).
