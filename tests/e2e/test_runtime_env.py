@@ -119,6 +119,10 @@ def check_python_tree(out: dict, hidden: list[str], version: list[int]) -> None:
     assert out["user"] == "sbx_user1051"
     assert out["home"] == "/home/sbx_user1051"
     assert "HOME" not in out["env"]
+    # Stoke's passwd and group, not the host's.
+    assert out["passwd"] == ("root:x:0:0:root:/root:/sbin/nologin\n"
+                             "sbx_user1051:x:993:990::/home/sbx_user1051:/sbin/nologin\n")
+    assert out["group"] == "root:x:0:\nsbx_user1051:x:990:\n"
     assert out["opt"] == []
 
 

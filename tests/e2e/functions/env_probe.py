@@ -27,6 +27,8 @@ def handler(event, context):
         "home": os.path.expanduser("~"),
         "user": pwd.getpwuid(os.getuid()).pw_name,
         "opt": os.listdir("/opt"),
+        "passwd": open("/etc/passwd").read(),
+        "group": open("/etc/group").read(),
         "site_packages": {
             p: os.listdir(p) for p in sys.path if p.endswith("-packages") and os.path.isdir(p)
         },

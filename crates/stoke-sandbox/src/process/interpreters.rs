@@ -358,9 +358,7 @@ impl Interpreters {
 
     /// The version that serves `runtime`, if an interpreter does.
     pub fn runtime_version(&self, runtime: &Runtime) -> Option<RuntimeVersion> {
-        if wanted(runtime.as_str()).is_none() {
-            return None;
-        }
+        wanted(runtime.as_str())?;
         self.serve(runtime)
             .ok()
             .map(|s| s.interpreter.runtime_version())
