@@ -5,7 +5,9 @@
 #   scripts/serve.sh [stoke serve flags...]     e.g. --listen 0.0.0.0:9000 --data-dir /var/lib/stoke
 #
 # Works on a fresh Debian/Ubuntu machine with Rust (rustup, 1.95 or newer); installs the C
-# toolchain that some crates need if it is missing.
+# toolchain that some crates need if it is missing, and the runtime libraries of python3.x
+# functions (boto3 and botocore, scripts/runtime-libs.txt) into $STOKE_RUNTIME_LIBS (default
+# ./.stoke/runtime-libs), which `stoke serve` mounts under /var/runtime.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -14,7 +16,7 @@ SUDO=()
 if [[ "$(id -u)" -ne 0 ]] && command -v sudo >/dev/null 2>&1; then SUDO=(sudo); fi
 if command -v apt-get >/dev/null 2>&1; then
   missing=()
-  for p in build-essential pkg-config; do
+  for p in build-essential pkg-config python3 python3-venv; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
   done
   if [[ ${#missing[@]} -gt 0 ]]; then
@@ -26,6 +28,9 @@ if ! command -v cargo >/dev/null 2>&1; then
   echo "cargo not found: install Rust with rustup (https://rustup.rs), toolchain 1.95 or newer" >&2
   exit 1
 fi
+
+STOKE_RUNTIME_LIBS="$(scripts/runtime-libs.sh "${STOKE_RUNTIME_LIBS:-$ROOT/.stoke/runtime-libs}" | tail -n1)"
+export STOKE_RUNTIME_LIBS
 
 cargo build --release -p stoke
 TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"

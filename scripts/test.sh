@@ -10,6 +10,9 @@
 #   STOKE_VENV         the Python virtual environment (default ./.venv)
 #   PYTHON             the Python that creates the venv (default python3)
 #   STOKE_SKIP_SETUP=1 skip the install step (packages, rust target, nextest, venv)
+#   STOKE_RUNTIME_LIBS the runtime libraries of python3.x functions (scripts/runtime-libs.txt,
+#                      default /var/tmp/stoke-runtime-libs; installed before the e2e tests when
+#                      missing, even with STOKE_SKIP_SETUP=1), passed to `stoke serve --runtime-libs`
 #   STOKE_GUEST_TARGET_DIR  cargo's target dir for the wasm guests and the guest SDK's tests
 #                      (default /var/tmp/stoke-guest-target; see scripts/build-guests.sh), and
 #                      under native/ for the `lambda_runtime` example (scripts/build-native.sh)
@@ -239,12 +242,22 @@ build_native() {
   export STOKE_NATIVE_BOOTSTRAP
 }
 
+# boto3 and botocore for the python3.x runtimes' /var/runtime (scripts/runtime-libs.sh).
+runtime_libs() {
+  local out
+  out="$(scripts/runtime-libs.sh "${STOKE_RUNTIME_LIBS:-/var/tmp/stoke-runtime-libs}" "$VENV/bin/python")"
+  echo "$out"
+  STOKE_RUNTIME_LIBS="$(tail -n1 <<<"$out")"
+  export STOKE_RUNTIME_LIBS
+}
+
 e2e() {
   local bin
   bin="$(target_dir)/debug/stoke"
   echo "STOKE_BIN=$bin"
   echo "STOKE_GUESTS_DIR=$STOKE_GUESTS_DIR"
   echo "STOKE_NATIVE_BOOTSTRAP=$STOKE_NATIVE_BOOTSTRAP"
+  echo "STOKE_RUNTIME_LIBS=$STOKE_RUNTIME_LIBS"
   STOKE_RIC_DIR="$VENV/vendor/awslambdaric" STOKE_BIN="$bin" "$VENV/bin/python" -m pytest tests/e2e "${PYTEST_ARGS[@]}" 2>&1 | tee "$PYTEST_LOG"
 }
 
@@ -262,4 +275,5 @@ fi
 stage "cargo build -p stoke" cargo build -p stoke
 stage "build guests" build_guests
 stage "build native example" build_native
+stage "runtime libraries" runtime_libs
 stage "pytest tests/e2e" e2e

@@ -1,6 +1,6 @@
 // Stoke's Node.js runtime: the loop that runs a `nodejs*` function over the Lambda Runtime API.
 //
-// Stoke runs it as `node /var/runtime/node/bootstrap.js` inside the sandbox, with
+// Stoke runs it as `/var/lang/bin/node /var/runtime/bootstrap.js` inside the sandbox, with
 // `_HANDLER=file.export`, `LAMBDA_TASK_ROOT=/var/task` and `AWS_LAMBDA_RUNTIME_API` set. The
 // handler file is `file.js`, `file.mjs` or `file.cjs` (ES modules through `import()`); the
 // handler may be async (or return a promise) or take a callback (3 parameters). Errors are

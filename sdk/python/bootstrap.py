@@ -1,7 +1,8 @@
 """Stoke's Python runtime: the loop that runs a `python3.x` function over the Lambda Runtime API.
 
-Stoke runs it as `<python> /var/runtime/python/bootstrap.py` inside the sandbox, with
-`_HANDLER=module.function`, `LAMBDA_TASK_ROOT=/var/task` and `AWS_LAMBDA_RUNTIME_API` set.
+Stoke runs it as `/var/lang/bin/python3.X /var/runtime/bootstrap.py` inside the sandbox, with
+`_HANDLER=module.function`, `LAMBDA_TASK_ROOT=/var/task`, `PYTHONPATH=/var/runtime` (where
+the runtime's boto3 and botocore are) and `AWS_LAMBDA_RUNTIME_API` set.
 It imports the handler (an import error is reported to `/runtime/init/error`, as Lambda's
 runtime does: `Runtime.ImportModuleError`, `Runtime.HandlerNotFound`), then loops: `next`,
 call the handler with the event and a context object, post the result (JSON) or the error
@@ -24,6 +25,21 @@ import _socket
 # `traceback` is imported when an error is reported: importing it costs milliseconds of every
 # cold start.
 
+
+def _lambda_search_path():
+    """`sys.path` in Lambda's order: the function's code, the layers' folders under /opt, then
+    the runtime's own (/var/runtime, the standard library under /var/lang), each once."""
+    ver = f"python{sys.version_info[0]}.{sys.version_info[1]}"
+    first = [
+        os.environ.get("LAMBDA_TASK_ROOT", "/var/task"),
+        f"/opt/python/lib/{ver}/site-packages",
+        "/opt/python",
+    ]
+    seen = set()
+    sys.path[:] = [p for p in first + sys.path if p and not (p in seen or seen.add(p))]
+
+
+_lambda_search_path()
 _API = os.environ.get("AWS_LAMBDA_RUNTIME_API", "127.0.0.1:9001")
 _PREFIX = "/2018-06-01/runtime"
 

@@ -75,6 +75,13 @@ def stoke_bin() -> Path:
     return target / "debug" / "stoke"
 
 
+def runtime_libs_args() -> list[str]:
+    """`--runtime-libs` for every server: the boto3 and botocore of the python3.x runtimes
+    (scripts/runtime-libs.sh, which scripts/test.sh runs and names in STOKE_RUNTIME_LIBS)."""
+    d = os.environ.get("STOKE_RUNTIME_LIBS")
+    return ["--runtime-libs", d] if d else []
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
@@ -168,6 +175,7 @@ class StokeServer:
                     str(self.data_dir),
                     "--region",
                     REGION,
+                    *runtime_libs_args(),
                     *self.extra_args,
                 ],
                 pass_fds=self.pass_fds,

@@ -454,7 +454,7 @@ def test_cannot_read_host_files(plam, abuse, psrv):
         "/root/.ssh",
         "/home",
         "/etc/shadow",
-        "/etc/passwd",
+        # /etc/passwd is there, but Stoke's own (the sandbox user's; test_runtime_env.py).
         "/var/lib",
         "/sys/fs/cgroup",
         str(REPO_ROOT),

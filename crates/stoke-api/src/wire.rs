@@ -225,6 +225,12 @@ pub fn configuration(f: &Function, region: &str) -> Value {
     if c.environment_given || !c.environment.is_empty() {
         obj.insert("Environment".into(), json!({ "Variables": c.environment }));
     }
+    if let Some(arn) = &f.runtime_version_arn {
+        obj.insert(
+            "RuntimeVersionConfig".into(),
+            json!({ "RuntimeVersionArn": arn }),
+        );
+    }
     if let Some(r) = &f.state_reason {
         obj.insert("StateReason".into(), json!(r.message));
         obj.insert("StateReasonCode".into(), json!(r.code));

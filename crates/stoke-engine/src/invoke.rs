@@ -241,6 +241,10 @@ impl Invoker {
             }
         };
 
+        // Lambda's first line of a cold start on a managed runtime names its version.
+        let init_start = init
+            .and_then(|_| sandbox.runtime_version())
+            .map(|v| v.init_start_line(self.control().region()));
         let trace_id = req.trace_id.clone().unwrap_or_else(new_trace_id);
         let run_start = Instant::now();
         let input = InvokeInput {
@@ -304,6 +308,7 @@ impl Invoker {
             status,
         };
         let mut lines = Vec::with_capacity(8);
+        lines.extend(init_start);
         lines.push(report.start_line());
         let log = String::from_utf8_lossy(&execution.log);
         // A line longer than a log event becomes several events, as on Lambda.

@@ -8,7 +8,7 @@
 
 use std::path::Path;
 
-use stoke_core::{Function, Reason, RuntimeFamily};
+use stoke_core::{Function, Reason, Runtime, RuntimeFamily};
 use stoke_sandbox::PrepareError;
 
 use crate::target::{Backends, Runnable};
@@ -17,6 +17,12 @@ use crate::target::{Backends, Runnable};
 pub trait Preparer: Send + Sync + 'static {
     /// Blocking; runs on a blocking thread. `Err` carries the reason the function fails.
     fn prepare(&self, function: &Function, code_dir: &Path) -> Result<(), Reason>;
+
+    /// `RuntimeVersionConfig.RuntimeVersionArn` for a function of `runtime`: the managed
+    /// runtime's version that serves it here; `None` for `provided*`, wasm, or none.
+    fn runtime_version_arn(&self, _runtime: &Runtime) -> Option<String> {
+        None
+    }
 }
 
 fn invalid(message: String) -> Reason {
@@ -94,5 +100,10 @@ impl Preparer for BackendPreparer {
         };
         let spec = Runnable::latest_of(function).spec(code_dir, &self.region);
         backend.prepare(&spec).map_err(reason_of)
+    }
+
+    fn runtime_version_arn(&self, runtime: &Runtime) -> Option<String> {
+        let backend = self.backends.for_family(runtime.family())?;
+        Some(backend.runtime_version(runtime)?.arn(&self.region))
     }
 }

@@ -208,6 +208,37 @@ pub trait Sandbox: Send + Sync {
     fn init_failure(&self) -> Option<String> {
         None
     }
+
+    /// The managed runtime's version that runs in this sandbox (the `INIT_START` line's).
+    fn runtime_version(&self) -> Option<RuntimeVersion> {
+        None
+    }
+}
+
+/// The version of a managed runtime (`python3.x`, `nodejs*`) that really serves a function, as
+/// Lambda names one in `INIT_START` (`python:3.12.v38`) and in `RuntimeVersionConfig`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuntimeVersion {
+    /// `python:3.11.v7` for Python 3.11.7, `nodejs:20.v20` for Node.js 20.20.x.
+    pub name: String,
+    /// 64 hex digits, derived from the full version (the same on every machine).
+    pub hash: String,
+}
+
+impl RuntimeVersion {
+    /// `arn:aws:lambda:REGION::runtime:HASH`, Lambda's runtime version ARN.
+    pub fn arn(&self, region: &str) -> String {
+        format!("arn:aws:lambda:{region}::runtime:{}", self.hash)
+    }
+
+    /// Lambda's `INIT_START` log line of a cold start on this version.
+    pub fn init_start_line(&self, region: &str) -> String {
+        format!(
+            "INIT_START Runtime Version: {}\tRuntime Version ARN: {}",
+            self.name,
+            self.arn(region)
+        )
+    }
 }
 
 /// A kind of sandbox (wasm, process).
@@ -217,6 +248,12 @@ pub trait Backend: Send + Sync {
     /// [`Backend::start`] has nothing slow left to do. Blocking; `Err` is why the code cannot
     /// run.
     fn prepare(&self, spec: &FunctionSpec) -> Result<(), PrepareError>;
+
+    /// The version of `runtime` that this backend's sandboxes run, for a managed runtime
+    /// (`RuntimeVersionConfig`); `None` for `provided*`, wasm, or a runtime not served.
+    fn runtime_version(&self, _runtime: &stoke_core::Runtime) -> Option<RuntimeVersion> {
+        None
+    }
 
     /// Starts a sandbox: a cold start.
     async fn start(&self, spec: &FunctionSpec) -> Result<Arc<dyn Sandbox>, SandboxError>;

@@ -67,12 +67,25 @@ pub struct ServeArgs {
     /// on stderr and serves only wasm; `off` serves only wasm.
     #[arg(long, env = "STOKE_PROCESS_RUNTIMES", value_enum, default_value_t = ProcessRuntimes::Auto)]
     pub process_runtimes: ProcessRuntimes,
-    /// The Python that runs `python3.x` functions (a command on PATH or a path).
-    #[arg(long, env = "STOKE_PYTHON", default_value = "python3")]
-    pub python: String,
-    /// The Node.js that runs `nodejs*` functions.
-    #[arg(long, env = "STOKE_NODE", default_value = "node")]
-    pub node: String,
+    /// The Python that runs `python3.x` functions (a command on PATH or a path), or
+    /// `python3.N=COMMAND` for one runtime; repeatable. A runtime is served by its own, else
+    /// by one of its version, else by the nearest version (see `--strict-runtimes`); without
+    /// a plain COMMAND, `python3` is one of them.
+    #[arg(long, env = "STOKE_PYTHON", value_delimiter = ',')]
+    pub python: Vec<String>,
+    /// The Node.js that runs `nodejs*` functions, likewise (`nodejsN.x=COMMAND`); `node` when
+    /// no plain COMMAND is given.
+    #[arg(long, env = "STOKE_NODE", value_delimiter = ',')]
+    pub node: Vec<String>,
+    /// A `python3.x` or `nodejs*` function that only an interpreter of another version could
+    /// serve goes `Failed` (InvalidRuntime) instead of running on the nearest version.
+    #[arg(long, env = "STOKE_STRICT_RUNTIMES")]
+    pub strict_runtimes: bool,
+    /// The runtime's own libraries, mounted under `/var/runtime` as Lambda's: `python/` (boto3
+    /// and botocore, `pip install --target`), `node/node_modules/`. Default: the data dir's
+    /// `runtime-libs/` (scripts/serve.sh installs them).
+    #[arg(long, env = "STOKE_RUNTIME_LIBS")]
+    pub runtime_libs: Option<PathBuf>,
     /// The network of process sandboxes: `isolated` (only loopback; the default) or `host`
     /// (outbound access; see docs/decisions.md for what that gives up).
     #[arg(long, env = "STOKE_SANDBOX_NETWORK", value_enum, default_value_t = SandboxNetwork::Isolated)]
@@ -119,6 +132,17 @@ pub struct ServeArgs {
     /// Descriptors kept out of the connections' reach, for sandboxes, the store and blobs.
     #[arg(long, env = "STOKE_FD_RESERVE", default_value_t = 512)]
     pub fd_reserve: u32,
+}
+
+/// `--python`/`--node` values with `default` first unless a plain command is among them.
+fn with_default(given: &[String], default: &str) -> Vec<String> {
+    use stoke_sandbox::process::interpreters::split_spec;
+    let mut all = Vec::with_capacity(given.len() + 1);
+    if !given.iter().any(|g| split_spec(g).0.is_none()) {
+        all.push(default.to_owned());
+    }
+    all.extend(given.iter().cloned());
+    all
 }
 
 /// `--process-runtimes`: whether process sandboxes serve `provided*`, `python3.x`, `nodejs*`.
@@ -303,11 +327,23 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         None
     } else {
         let mut config = ProcessConfig::new(data_dir.join("process"));
-        config.python = args.python.clone();
-        config.node = args.node.clone();
+        config.python = with_default(&args.python, "python3");
+        config.node = with_default(&args.node, "node");
+        config.strict_runtimes = args.strict_runtimes;
+        config.runtime_libs = Some(
+            args.runtime_libs
+                .clone()
+                .unwrap_or_else(|| data_dir.join("runtime-libs")),
+        );
         config.network = args.sandbox_network.into();
         match ProcessBackend::new(config) {
-            Ok(p) => Some(Arc::new(p)),
+            Ok(p) => {
+                // Which interpreter serves each runtime, never silently another version.
+                for line in p.interpreters().mapping() {
+                    println!("runtime {line}");
+                }
+                Some(Arc::new(p))
+            }
             Err(e) if args.process_runtimes == ProcessRuntimes::Auto => {
                 eprintln!(
                     "process sandboxes are off: {e}. Python, Node and provided functions will \

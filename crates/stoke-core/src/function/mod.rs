@@ -102,6 +102,11 @@ pub struct Function {
     /// once (0 throttles every call). `None`: the server's per-function limit.
     #[serde(default)]
     pub reserved_concurrency: Option<u32>,
+    /// `RuntimeVersionConfig.RuntimeVersionArn`: the version of a managed runtime
+    /// (`python3.x`, `nodejs*`) that serves the function, set when it is created or updated;
+    /// `None` for `provided*` and wasm.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runtime_version_arn: Option<String>,
 }
 
 /// A generation of a function's code and configuration that is ready to run.

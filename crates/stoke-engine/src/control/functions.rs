@@ -209,6 +209,7 @@ impl ControlPlane {
             .into());
         }
         let config = req.config.into_new_config()?;
+        let config_runtime = config.runtime.clone();
         check_tags(&req.tags, 0)?;
         check_zip_size(&req.zip)?;
         let name = fref.name.as_str().to_owned();
@@ -236,6 +237,7 @@ impl ControlPlane {
             version: stoke_core::LATEST.to_owned(),
             serving: None,
             reserved_concurrency: None,
+            runtime_version_arn: self.runtime_version_arn(&config_runtime),
         };
         if let Err(e) = self.insert_function(&f).await {
             self.code.collect(&f.code.sha256_hex).await;
@@ -276,6 +278,7 @@ impl ControlPlane {
         let mut f = old.clone();
         f.code = code;
         begin_update(&mut f, &old);
+        f.runtime_version_arn = self.runtime_version_arn(&f.config.runtime);
         if let Err(e) = self.replace_function(&f, &old.revision_id).await {
             self.code.collect(&f.code.sha256_hex).await;
             return Err(e.into());
@@ -314,6 +317,7 @@ impl ControlPlane {
         let mut f = old.clone();
         f.config = input.apply_to(&old.config)?;
         begin_update(&mut f, &old);
+        f.runtime_version_arn = self.runtime_version_arn(&f.config.runtime);
         self.replace_function(&f, &old.revision_id).await?;
         self.spawn_deploy(f.account.clone(), f.name.as_str().to_owned(), f.generation);
         Ok(f)

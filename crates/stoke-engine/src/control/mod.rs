@@ -127,6 +127,11 @@ impl ControlPlane {
         self.account_concurrency.store(n, Ordering::Relaxed);
     }
 
+    /// `RuntimeVersionConfig.RuntimeVersionArn` for a function of `runtime` on this server.
+    fn runtime_version_arn(&self, runtime: &stoke_core::Runtime) -> Option<String> {
+        self.preparer.runtime_version_arn(runtime)
+    }
+
     pub fn region(&self) -> &str {
         &self.region
     }

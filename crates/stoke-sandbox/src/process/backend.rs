@@ -16,10 +16,11 @@ use super::api::{InitState, RuntimeApi};
 use super::failure::InitFailure;
 use super::launch::{self, LaunchError, LaunchSpec, Mount};
 use super::logs::Logs;
+use super::runtimes::{Command0, RuntimeFiles};
 use super::sandbox::{Environment, ProcessSandbox, wait_in_thread};
 use super::spares::Spares;
 use super::{Interpreters, Network, ProcessConfig, cgroup, runtimes, seccomp};
-use crate::{Backend, FunctionSpec, PrepareError, Sandbox, SandboxError};
+use crate::{Backend, FunctionSpec, PrepareError, RuntimeVersion, Sandbox, SandboxError};
 
 /// The process backend.
 pub struct ProcessBackend {
@@ -27,7 +28,8 @@ pub struct ProcessBackend {
     interpreters: Interpreters,
     hierarchy: cgroup::Hierarchy,
     seccomp: Arc<Vec<BpfProgram>>,
-    runtime_dir: PathBuf,
+    /// `/var/runtime`, `/etc/passwd` and the rest of the runtime's side of a sandbox.
+    files: RuntimeFiles,
     root_dir: PathBuf,
     /// Where sandboxes' `/tmp` disks are made; `None`: loop devices are unavailable and `/tmp`
     /// is a tmpfs.
@@ -92,10 +94,24 @@ impl ProcessBackend {
         let seccomp = Arc::new(seccomp::filters().map_err(|e| {
             SandboxError::Internal(format!("the seccomp filter could not be built: {e}"))
         })?);
-        let runtime_dir = config.dir.join("runtime");
         let root_dir = config.dir.join("root");
         std::fs::create_dir_all(&root_dir)?;
-        runtimes::write_runtime_files(&runtime_dir)?;
+        let files = RuntimeFiles::write(
+            &config.dir,
+            config.runtime_libs.as_deref(),
+            config.uid,
+            config.gid,
+        )?;
+        if files.libs.is_empty() {
+            tracing::warn!(
+                libs = ?config.runtime_libs,
+                "no runtime libraries: boto3 is not importable in python3.x functions (install \
+                 them with `pip install --target DIR/python boto3 botocore` and pass \
+                 --runtime-libs DIR; scripts/serve.sh does)"
+            );
+        } else {
+            tracing::info!(libs = ?files.libs, "runtime libraries under /var/runtime");
+        }
         let scratch = match launch::scratch::Scratch::open(&config.dir.join("tmp")) {
             Ok(s) => Some(Arc::new(s)),
             Err(e) => {
@@ -106,16 +122,12 @@ impl ProcessBackend {
                 None
             }
         };
-        let interpreters = Interpreters::resolve(&config.python, &config.node);
-        for (name, i) in [
-            ("python", &interpreters.python),
-            ("node", &interpreters.node),
-        ] {
-            match i {
-                Ok(i) => tracing::info!(runtime = name, exe = %i.exe.display(), "interpreter"),
-                Err(e) => tracing::warn!(runtime = name, "{e}"),
-            }
-        }
+        let interpreters = Interpreters::resolve(
+            &config.python,
+            &config.node,
+            config.strict_runtimes,
+            &files.empty,
+        );
         let spares = Spares::start(
             config.spare_environments,
             config.network == Network::Isolated,
@@ -126,7 +138,7 @@ impl ProcessBackend {
             interpreters,
             hierarchy,
             seccomp,
-            runtime_dir,
+            files,
             root_dir,
             scratch,
             spares,
@@ -151,7 +163,7 @@ impl ProcessBackend {
         self.hierarchy.remove();
     }
 
-    fn mounts(&self, spec: &FunctionSpec, extra: &[PathBuf]) -> Vec<Mount> {
+    fn mounts(&self, spec: &FunctionSpec, command: &Command0) -> Vec<Mount> {
         let ro = |p: &str| Mount::Bind {
             src: p.into(),
             dst: p.into(),
@@ -194,18 +206,9 @@ impl ProcessBackend {
                 });
             }
         }
-        for p in extra {
-            m.push(Mount::Bind {
-                src: p.clone(),
-                dst: p.clone(),
-                writable: false,
-            });
-        }
-        m.push(Mount::Bind {
-            src: self.runtime_dir.clone(),
-            dst: "/var/runtime".into(),
-            writable: false,
-        });
+        // `/var/lang`, then `/var/runtime`, `/etc/passwd`, the home folder, `/opt`.
+        m.extend(command.mounts.iter().cloned());
+        m.extend(self.files.mounts(spec.runtime.family()).cloned());
         m.push(Mount::Bind {
             src: spec.code_dir.clone(),
             dst: "/var/task".into(),
@@ -247,18 +250,19 @@ impl ProcessBackend {
         m
     }
 
+    /// Lambda's environment: its defaults (which the function's variables may replace), the
+    /// function's variables, then the reserved ones.
     fn environment(
         &self,
         spec: &FunctionSpec,
         api: &str,
         log_stream: &str,
-        extra: &[(String, String)],
+        command: &Command0,
     ) -> Vec<(String, String)> {
-        let mut env: Vec<(String, String)> = spec
-            .environment
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
+        let mut env: Vec<(String, String)> = vec![("LANG".into(), "en_US.UTF-8".into())];
+        env.extend(command.defaults.iter().cloned());
+        env.retain(|(k, _)| !spec.environment.contains_key(k));
+        env.extend(spec.environment.iter().map(|(k, v)| (k.clone(), v.clone())));
         let mut fixed: Vec<(&str, String)> = vec![
             ("AWS_LAMBDA_RUNTIME_API", api.to_owned()),
             ("_HANDLER", spec.handler.clone()),
@@ -269,20 +273,10 @@ impl ProcessBackend {
         fixed.extend([
             ("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand".into()),
             ("TZ", ":UTC".into()),
-            ("LANG", "en_US.UTF-8".into()),
-            (
-                "PATH",
-                "/usr/local/bin:/usr/bin:/bin:/opt/bin:/var/task".into(),
-            ),
-            (
-                "LD_LIBRARY_PATH",
-                "/lib64:/usr/lib64:/var/runtime:/var/runtime/lib:/var/task:/var/task/lib:/opt/lib"
-                    .into(),
-            ),
         ]);
+        fixed.extend(command.env.iter().map(|(k, v)| (k.as_str(), v.clone())));
         env.retain(|(k, _)| !fixed.iter().any(|(f, _)| f == k));
         env.extend(fixed.into_iter().map(|(k, v)| (k.to_owned(), v)));
-        env.extend(extra.iter().cloned());
         env
     }
 }
@@ -292,6 +286,10 @@ impl Backend for ProcessBackend {
     fn prepare(&self, spec: &FunctionSpec) -> Result<(), PrepareError> {
         // What `check_code` refuses is a runtime this server cannot run.
         runtimes::check_code(spec, &self.interpreters).map_err(PrepareError::RuntimeUnavailable)
+    }
+
+    fn runtime_version(&self, runtime: &stoke_core::Runtime) -> Option<RuntimeVersion> {
+        self.interpreters.runtime_version(runtime)
     }
 
     async fn start(&self, spec: &FunctionSpec) -> Result<Arc<dyn Sandbox>, SandboxError> {
@@ -334,10 +332,10 @@ impl Backend for ProcessBackend {
         let log_stream = crate::log_stream_name(spec);
         let launch = LaunchSpec {
             root: self.root_dir.clone(),
-            mounts: self.mounts(spec, &command.mounts),
+            mounts: self.mounts(spec, &command),
             program: command.program.clone(),
             args: command.args.clone(),
-            env: self.environment(spec, &api_addr, &log_stream, &command.env),
+            env: self.environment(spec, &api_addr, &log_stream, &command),
             workdir: "/var/task".into(),
             hostname: "stoke".into(),
             uid: self.config.uid,
@@ -377,6 +375,7 @@ impl Backend for ProcessBackend {
             memory_mb: spec.memory_mb,
             function_arn: spec.function_arn.clone(),
             log_stream,
+            runtime_version: self.interpreters.runtime_version(&spec.runtime),
             call: tokio::sync::Mutex::new(()),
             init_failure: std::sync::Mutex::new(None),
             dead: AtomicBool::new(false),

@@ -16,11 +16,14 @@
 //!   `cgroup_files`: the control files both of them write.
 //! - `seccomp`: the system-call filter.
 //! - `spares`: network namespaces and `/tmp` disks made ahead of the cold starts that use them.
-//! - [`runtimes`]: what runs for each runtime, the interpreters, Stoke's runtime files.
+//! - [`runtimes`]: what runs for each runtime, Stoke's runtime files and the runtime
+//!   libraries under `/var/runtime`, the sandbox user's `/etc/passwd`;
+//!   [`interpreters`]: which interpreter serves each runtime, its version, its `/var/lang`.
 //!
 //! # On disk
 //! Under the backend's folder (`<data dir>/process/`): `runtime/` (Stoke's runtime files,
-//! mounted at `/var/runtime`), `root/` (an empty folder over which each sandbox mounts its
+//! `python/` and `node/`, each mounted at `/var/runtime` of its runtime), `etc/` (the
+//! sandbox's `passwd` and `group`), `empty/` (covers an interpreter's own `site-packages`), `root/` (an empty folder over which each sandbox mounts its
 //! own root in its own mount namespace) and `tmp/` (each sandbox's `/tmp` image, for the
 //! moment between its creation and its attachment to a loop device; swept at start-up).
 //! cgroups: `/sys/fs/cgroup/<controller>/stoke/s<server pid>/<sandbox id>` (v1) or
@@ -33,6 +36,7 @@ mod backend;
 mod cgroup;
 mod cgroup_files;
 mod failure;
+pub mod interpreters;
 mod launch;
 mod logs;
 mod reaper;
@@ -43,7 +47,7 @@ mod spares;
 
 pub use api_bounds::RuntimeApiLimits;
 pub use backend::ProcessBackend;
-pub use runtimes::{Interpreter, Interpreters};
+pub use interpreters::{Interpreter, Interpreters};
 // The waiter helper's entry and the descriptor hygiene of `main` (see `launch`).
 pub use launch::{WAITER_ARG, mark_inherited_cloexec, waiter_main};
 
@@ -64,10 +68,18 @@ pub enum Network {
 pub struct ProcessConfig {
     /// Where the backend keeps its files (`runtime/`, `root/`).
     pub dir: PathBuf,
-    /// The Python command for `python3.x` (resolved at start-up).
-    pub python: String,
-    /// The Node.js command for `nodejs*`.
-    pub node: String,
+    /// The Pythons for `python3.x` (resolved at start-up): each a command for any runtime
+    /// or `python3.N=COMMAND` for one (see [`interpreters`]).
+    pub python: Vec<String>,
+    /// The Node.js interpreters for `nodejs*`, likewise (`nodejsN.x=COMMAND`).
+    pub node: Vec<String>,
+    /// Refuse (`Failed`) a runtime that only an interpreter of another version could serve,
+    /// instead of serving it with the nearest version.
+    pub strict_runtimes: bool,
+    /// The runtime libraries (`python/`: boto3 and botocore installed by `pip install
+    /// --target`; `node/node_modules/`), mounted under `/var/runtime`; `None` or a missing
+    /// folder: none.
+    pub runtime_libs: Option<PathBuf>,
     pub network: Network,
     /// The most a call may log.
     pub max_log_bytes: usize,
@@ -93,8 +105,10 @@ impl ProcessConfig {
     pub fn new(dir: impl Into<PathBuf>) -> Self {
         Self {
             dir: dir.into(),
-            python: "python3".into(),
-            node: "node".into(),
+            python: vec!["python3".into()],
+            node: vec!["node".into()],
+            strict_runtimes: false,
+            runtime_libs: None,
             network: Network::Isolated,
             max_log_bytes: 1024 * 1024,
             max_response_bytes: 6 * 1024 * 1024,

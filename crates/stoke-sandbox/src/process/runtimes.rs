@@ -1,196 +1,289 @@
-//! Runtimes of the process backend: what runs for `provided*`, `python3.x` and `nodejs*`.
+//! Runtimes of the process backend: what runs for `provided*`, `python3.x` and `nodejs*`, and
+//! the runtime's side of a sandbox's file tree.
 //!
 //! - `provided*`: the zip's executable `/var/task/bootstrap`.
-//! - `python3.x`: the configured Python (default `python3` on `PATH`) running Stoke's runtime
-//!   loop `sdk/python/bootstrap.py`, mounted at `/var/runtime/python/`.
-//! - `nodejs*`: the configured Node.js (default `node`) running `sdk/node/bootstrap.js`, at
-//!   `/var/runtime/node/`.
+//! - `python3.x`: the interpreter that serves the runtime (see `interpreters`), at
+//!   `/var/lang/bin/python3.X`, running Stoke's runtime loop `/var/runtime/bootstrap.py`
+//!   (`sdk/python/bootstrap.py`), beside the runtime's own libraries (boto3 and botocore, as
+//!   Lambda's) under `/var/runtime`.
+//! - `nodejs*`: the Node.js that serves it at `/var/lang/bin/node`, running
+//!   `/var/runtime/bootstrap.js` (`sdk/node/bootstrap.js`), with the runtime's own
+//!   `/var/runtime/node_modules` when there are some.
 //!
-//! The runtime files are compiled into the binary and written under the data dir at start-up.
-//! Interpreters are resolved once, at start-up, to real paths (following shims such as
-//! pyenv's by asking the interpreter itself), with the install prefix that must be
-//! bind-mounted for them to run.
+//! The runtime files are compiled into the binary and written under the backend's folder at
+//! start-up ([`RuntimeFiles::write`]), with the sandbox user's `/etc/passwd` and `/etc/group`.
+//! The runtime libraries come from the folder `stoke serve --runtime-libs` names
+//! (`python/`: `pip install --target`; `node/node_modules/`), never from the host's
+//! interpreter: each of its entries is bound over a placeholder of the same name in Stoke's
+//! `/var/runtime` folder (a bind needs something to cover inside the read-only one).
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use stoke_core::RuntimeFamily;
 
+use super::interpreters::{Interpreters, Lang};
+use super::launch::Mount;
 use crate::FunctionSpec;
 
 const PYTHON_BOOTSTRAP: &str = include_str!("../../../../sdk/python/bootstrap.py");
 const NODE_BOOTSTRAP: &str = include_str!("../../../../sdk/node/bootstrap.js");
 
-/// An interpreter found on this machine.
+/// The sandbox user's name, home and shell, as Lambda's (`HOME` itself is not set).
+pub(crate) const SANDBOX_USER: &str = "sbx_user1051";
+pub(crate) const SANDBOX_HOME: &str = "/home/sbx_user1051";
+
+/// The runtime's side of every sandbox's file tree, made at start-up.
 #[derive(Debug, Clone)]
-pub struct Interpreter {
-    /// The real path of the executable (the same inside sandboxes).
-    pub exe: PathBuf,
-    /// Install folders mounted read-only into sandboxes (none when under `/usr`).
-    pub mounts: Vec<PathBuf>,
+pub(crate) struct RuntimeFiles {
+    /// `/var/runtime` of Python functions: Stoke's folder, then each runtime library.
+    python: Vec<Mount>,
+    /// `/var/runtime` of Node.js functions.
+    node: Vec<Mount>,
+    /// `/var/runtime` of `provided*` functions (empty).
+    provided: Vec<Mount>,
+    /// What every sandbox has: `/etc/passwd`, `/etc/group`, the user's home, `/opt`.
+    common: Vec<Mount>,
+    /// An empty folder (masks an interpreter's own `site-packages`).
+    pub empty: PathBuf,
+    /// What the runtime libraries folder holds, for the start-up log.
+    pub libs: Vec<String>,
 }
 
-/// What the process backend knows about the interpreters.
-#[derive(Debug, Clone)]
-pub struct Interpreters {
-    pub python: Result<Interpreter, String>,
-    pub node: Result<Interpreter, String>,
-}
-
-fn outside_usr(p: &Path) -> Vec<PathBuf> {
-    if p.starts_with("/usr") || p == Path::new("/") {
-        Vec::new()
-    } else {
-        vec![p.to_path_buf()]
+fn ro(src: impl Into<PathBuf>, dst: impl Into<PathBuf>) -> Mount {
+    Mount::Bind {
+        src: src.into(),
+        dst: dst.into(),
+        writable: false,
     }
 }
 
-/// Runs `cmd args` and returns its non-empty stdout lines.
-fn ask(cmd: &str, args: &[&str]) -> Result<Vec<String>, String> {
-    let out = Command::new(cmd)
-        .args(args)
-        .output()
-        .map_err(|e| format!("'{cmd}' could not be run: {e}"))?;
-    if !out.status.success() {
-        return Err(format!(
-            "'{cmd}' failed: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        ));
-    }
-    Ok(String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(str::to_owned)
-        .filter(|l| !l.is_empty())
-        .collect())
-}
-
-impl Interpreters {
-    /// Resolves the Python and Node.js commands (each may be missing: functions of that
-    /// runtime then fail with the reason).
-    pub fn resolve(python: &str, node: &str) -> Self {
-        let python = ask(
-            python,
-            &[
-                "-c",
-                "import os,sys;print(os.path.realpath(sys.executable));\
-                 print(os.path.realpath(sys.base_prefix))",
-            ],
-        )
-        .and_then(|lines| match lines.as_slice() {
-            [exe, prefix, ..] => Ok(Interpreter {
-                exe: PathBuf::from(exe),
-                mounts: outside_usr(Path::new(prefix)),
-            }),
-            _ => Err(format!("'{python}' did not say where it is installed")),
-        })
-        .map_err(|e| format!("no Python interpreter: {e} (see --python)"));
-        let node = ask(
-            node,
-            &[
-                "-e",
-                "console.log(require('fs').realpathSync(process.execPath))",
-            ],
-        )
-        .and_then(|lines| {
-            let exe = PathBuf::from(lines.first().ok_or("no output")?);
-            let prefix = exe
-                .parent()
-                .and_then(Path::parent)
-                .map(Path::to_path_buf)
-                .unwrap_or_default();
-            Ok(Interpreter {
-                mounts: outside_usr(&prefix),
-                exe,
-            })
-        })
-        .map_err(|e: String| format!("no Node.js interpreter: {e} (see --node)"));
-        Self { python, node }
-    }
-}
-
-/// Writes Stoke's runtime files under `dir` (mounted at `/var/runtime`).
-pub(crate) fn write_runtime_files(dir: &Path) -> std::io::Result<()> {
+/// Writes `text` to `path` unless it is there already (by rename: a running sandbox keeps
+/// the old file).
+fn write_file(path: &Path, text: &str) -> std::io::Result<()> {
     use std::os::unix::fs::PermissionsExt;
-    for (sub, name, text) in [
-        ("python", "bootstrap.py", PYTHON_BOOTSTRAP),
-        ("node", "bootstrap.js", NODE_BOOTSTRAP),
-    ] {
-        let d = dir.join(sub);
-        std::fs::create_dir_all(&d)?;
-        let path = d.join(name);
-        if std::fs::read_to_string(&path).ok().as_deref() != Some(text) {
-            let tmp = d.join(format!(".{name}.{}", std::process::id()));
-            std::fs::write(&tmp, text)?;
-            std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o644))?;
-            std::fs::rename(&tmp, &path)?;
-        }
-        std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o755))?;
+    if std::fs::read_to_string(path).ok().as_deref() == Some(text) {
+        return Ok(());
     }
-    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))?;
-    Ok(())
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
+    let tmp = path.with_file_name(format!(".{name}.{}", std::process::id()));
+    std::fs::write(&tmp, text)?;
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o644))?;
+    std::fs::rename(&tmp, path)
 }
 
-/// What to run for a function: program, arguments, extra environment and extra mounts.
+/// A fresh folder at `dir` holding only `keep` (mode 755).
+fn clean_dir(dir: &Path, keep: &str) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(dir)?;
+    for e in std::fs::read_dir(dir)?.flatten() {
+        if e.file_name() == keep {
+            continue;
+        }
+        let p = e.path();
+        if p.is_dir() && !p.is_symlink() {
+            std::fs::remove_dir_all(&p)?;
+        } else {
+            std::fs::remove_file(&p)?;
+        }
+    }
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))
+}
+
+/// Binds each entry of `libs` at `/var/runtime/<entry>`, over a placeholder made in `stoke`
+/// (Stoke's folder, bound at `/var/runtime` first).
+fn runtime_dir(
+    stoke: &Path,
+    libs: Option<&Path>,
+    names: &mut Vec<String>,
+) -> std::io::Result<Vec<Mount>> {
+    let mut mounts = vec![ro(stoke, "/var/runtime")];
+    let Some(libs) = libs.filter(|l| l.is_dir()) else {
+        return Ok(mounts);
+    };
+    let mut entries: Vec<_> = std::fs::read_dir(libs)?.flatten().collect();
+    entries.sort_by_key(std::fs::DirEntry::file_name);
+    for e in entries {
+        let name = e.file_name();
+        let Some(n) = name.to_str() else { continue };
+        // pip's scripts and caches, and anything that would cover Stoke's own files.
+        if matches!(n, "bin" | "__pycache__") || n.starts_with('.') || n.starts_with("bootstrap") {
+            continue;
+        }
+        let Ok(real) = std::fs::canonicalize(e.path()) else {
+            continue;
+        };
+        let stub = stoke.join(n);
+        if real.is_dir() {
+            std::fs::create_dir_all(&stub)?;
+        } else {
+            std::fs::File::create(&stub)?;
+        }
+        mounts.push(ro(real, Path::new("/var/runtime").join(n)));
+        names.push(n.to_owned());
+    }
+    Ok(mounts)
+}
+
+impl RuntimeFiles {
+    /// Writes Stoke's runtime files and the sandbox user's files under `dir` (the backend's
+    /// folder) and plans their mounts; `libs` is the runtime libraries folder.
+    pub(crate) fn write(
+        dir: &Path,
+        libs: Option<&Path>,
+        uid: u32,
+        gid: u32,
+    ) -> std::io::Result<Self> {
+        use std::os::unix::fs::PermissionsExt;
+        let runtime = dir.join("runtime");
+        std::fs::create_dir_all(&runtime)?;
+        std::fs::set_permissions(&runtime, std::fs::Permissions::from_mode(0o755))?;
+        let mut names = Vec::new();
+        let python_dir = runtime.join("python");
+        clean_dir(&python_dir, "bootstrap.py")?;
+        write_file(&python_dir.join("bootstrap.py"), PYTHON_BOOTSTRAP)?;
+        let python = runtime_dir(
+            &python_dir,
+            libs.map(|l| l.join("python")).as_deref(),
+            &mut names,
+        )?;
+        let node_dir = runtime.join("node");
+        clean_dir(&node_dir, "bootstrap.js")?;
+        write_file(&node_dir.join("bootstrap.js"), NODE_BOOTSTRAP)?;
+        let node = runtime_dir(
+            &node_dir,
+            libs.map(|l| l.join("node")).as_deref(),
+            &mut names,
+        )?;
+        let empty = dir.join("empty");
+        clean_dir(&empty, "")?;
+        let etc = dir.join("etc");
+        std::fs::create_dir_all(&etc)?;
+        std::fs::set_permissions(&etc, std::fs::Permissions::from_mode(0o755))?;
+        write_file(
+            &etc.join("passwd"),
+            &format!(
+                "root:x:0:0:root:/root:/sbin/nologin\n\
+                 {SANDBOX_USER}:x:{uid}:{gid}::{SANDBOX_HOME}:/sbin/nologin\n"
+            ),
+        )?;
+        write_file(
+            &etc.join("group"),
+            &format!("root:x:0:\n{SANDBOX_USER}:x:{gid}:\n"),
+        )?;
+        let common = vec![
+            ro(etc.join("passwd"), "/etc/passwd"),
+            ro(etc.join("group"), "/etc/group"),
+            Mount::Dir {
+                dst: SANDBOX_HOME.into(),
+            },
+            Mount::Dir { dst: "/opt".into() },
+        ];
+        Ok(Self {
+            python,
+            node,
+            provided: vec![Mount::Dir {
+                dst: "/var/runtime".into(),
+            }],
+            common,
+            empty,
+            libs: names,
+        })
+    }
+
+    /// The mounts of the runtime's side for `family` (after the host's `/usr` and `/etc`).
+    pub(crate) fn mounts(&self, family: RuntimeFamily) -> impl Iterator<Item = &Mount> {
+        let runtime = match family {
+            RuntimeFamily::Python => &self.python,
+            RuntimeFamily::Nodejs => &self.node,
+            RuntimeFamily::Provided | RuntimeFamily::Wasm => &self.provided,
+        };
+        self.common.iter().chain(runtime)
+    }
+}
+
+/// What to run for a function: program, arguments, environment and the mounts of its
+/// interpreter (`/var/lang`).
 #[derive(Debug, Clone)]
 pub(crate) struct Command0 {
     pub program: PathBuf,
     pub args: Vec<String>,
+    /// Set whatever the function's configuration says (Lambda's reserved variables).
     pub env: Vec<(String, String)>,
-    pub mounts: Vec<PathBuf>,
+    /// Lambda's values of variables the function's configuration may replace (`PATH`, …).
+    pub defaults: Vec<(String, String)>,
+    pub mounts: Vec<Mount>,
 }
+
+fn pairs(v: &[(&str, String)]) -> Vec<(String, String)> {
+    v.iter()
+        .map(|(k, x)| ((*k).to_owned(), x.clone()))
+        .collect()
+}
+
+/// Lambda's `LD_LIBRARY_PATH` without `/var/lang/lib` (`provided*`).
+const LIBRARY_PATH: &str =
+    "/lib64:/usr/lib64:/var/runtime:/var/runtime/lib:/var/task:/var/task/lib:/opt/lib";
 
 impl Interpreters {
     pub(crate) fn command(&self, spec: &FunctionSpec) -> Result<Command0, String> {
-        let interp = |i: &Result<Interpreter, String>| -> Result<Interpreter, String> {
-            i.clone().map_err(|e| {
-                format!(
-                    "The runtime {} is not available on this Stoke server: {e}",
-                    spec.runtime
-                )
-            })
-        };
-        let exec_env = (
-            "AWS_EXECUTION_ENV".to_owned(),
-            format!("AWS_Lambda_{}", spec.runtime),
-        );
-        match spec.runtime.family() {
-            RuntimeFamily::Provided => Ok(Command0 {
+        let family = spec.runtime.family();
+        if family == RuntimeFamily::Provided {
+            return Ok(Command0 {
                 program: PathBuf::from("/var/task/bootstrap"),
                 args: Vec::new(),
                 env: Vec::new(),
+                defaults: pairs(&[
+                    ("PATH", "/usr/local/bin:/usr/bin/:/bin:/opt/bin".into()),
+                    ("LD_LIBRARY_PATH", LIBRARY_PATH.into()),
+                ]),
                 mounts: Vec::new(),
-            }),
-            RuntimeFamily::Python => {
-                let i = interp(&self.python)?;
-                Ok(Command0 {
-                    program: i.exe,
-                    args: vec!["/var/runtime/python/bootstrap.py".into()],
-                    env: vec![
-                        exec_env,
-                        ("PYTHONUNBUFFERED".into(), "1".into()),
-                        ("PYTHONDONTWRITEBYTECODE".into(), "1".into()),
-                    ],
-                    mounts: i.mounts,
-                })
-            }
-            RuntimeFamily::Nodejs => {
-                let i = interp(&self.node)?;
-                Ok(Command0 {
-                    program: i.exe,
-                    args: vec!["/var/runtime/node/bootstrap.js".into()],
-                    env: vec![
-                        exec_env,
-                        (
-                            "NODE_PATH".into(),
-                            "/opt/nodejs/node_modules:/var/runtime/node_modules:/var/task/node_modules"
-                                .into(),
-                        ),
-                    ],
-                    mounts: i.mounts,
-                })
-            }
-            RuntimeFamily::Wasm => Err("wasm functions do not run in process sandboxes".into()),
+            });
         }
+        if family == RuntimeFamily::Wasm {
+            return Err("wasm functions do not run in process sandboxes".into());
+        }
+        let served = self.serve(&spec.runtime)?;
+        let i = served.interpreter;
+        let mut defaults = vec![
+            (
+                "PATH",
+                "/var/lang/bin:/usr/local/bin:/usr/bin/:/bin:/opt/bin".into(),
+            ),
+            ("LD_LIBRARY_PATH", format!("/var/lang/lib:{LIBRARY_PATH}")),
+        ];
+        let script = match i.lang {
+            Lang::Python => {
+                defaults.extend([
+                    ("PYTHONPATH", "/var/runtime".into()),
+                    ("PYTHONUNBUFFERED", "1".into()),
+                    ("PYTHONDONTWRITEBYTECODE", "1".into()),
+                ]);
+                "/var/runtime/bootstrap.py"
+            }
+            Lang::Node => {
+                let major = spec
+                    .runtime
+                    .as_str()
+                    .trim_start_matches("nodejs")
+                    .trim_end_matches(".x")
+                    .to_owned();
+                defaults.push((
+                    "NODE_PATH",
+                    format!(
+                        "/opt/nodejs/node{major}/node_modules:/opt/nodejs/node_modules:\
+                         /var/runtime/node_modules:/var/runtime:/var/task"
+                    ),
+                ));
+                "/var/runtime/bootstrap.js"
+            }
+        };
+        Ok(Command0 {
+            program: i.program.clone(),
+            args: vec![script.into()],
+            env: pairs(&[("AWS_EXECUTION_ENV", format!("AWS_Lambda_{}", spec.runtime))]),
+            defaults: pairs(&defaults),
+            mounts: i.mounts.clone(),
+        })
     }
 }
 

@@ -78,6 +78,8 @@ pub(super) struct ProcessSandbox {
     pub(super) memory_mb: u32,
     pub(super) function_arn: String,
     pub(super) log_stream: String,
+    /// The managed runtime's version (`INIT_START`); `None` for `provided*`.
+    pub(super) runtime_version: Option<crate::RuntimeVersion>,
     pub(super) call: tokio::sync::Mutex<()>,
     pub(super) init_failure: std::sync::Mutex<Option<InitFailure>>,
     /// The environment is gone (timeout, crash, out of memory, failed Init).
@@ -253,6 +255,10 @@ impl Sandbox for ProcessSandbox {
             .clone()?;
         let e = failed.error("(warm-up)", self.memory_mb);
         Some(format!("{}: {}", e.error_type, e.message))
+    }
+
+    fn runtime_version(&self) -> Option<crate::RuntimeVersion> {
+        self.runtime_version.clone()
     }
 }
 

@@ -62,6 +62,7 @@ pub(crate) fn function(account: &AccountId, name: &str, revision: &str) -> Funct
         version: stoke_core::LATEST.into(),
         serving: None,
         reserved_concurrency: None,
+        runtime_version_arn: None,
     }
 }
 

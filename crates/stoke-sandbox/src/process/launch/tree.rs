@@ -48,6 +48,8 @@ pub(crate) enum Mount {
     },
     /// A symbolic link inside.
     Symlink { target: PathBuf, link: PathBuf },
+    /// An empty folder of the root (read-only once the root is).
+    Dir { dst: PathBuf },
     /// A tmpfs of `bytes` (mode 1777).
     Tmpfs { dst: PathBuf, bytes: u64 },
     /// Disk of `bytes` (mode 1777): a fresh ext4 on a loop device, made in `scratch`.
@@ -114,6 +116,10 @@ pub(super) fn plan(
                     target: cstr(target)?,
                     link: cstr(under(link))?,
                 });
+            }
+            Mount::Dir { dst } => {
+                parents(&mut steps, dst)?;
+                steps.push(Step::Dir(cstr(under(dst))?));
             }
             Mount::Tmpfs { dst, bytes } => {
                 parents(&mut steps, dst)?;
