@@ -121,6 +121,20 @@ impl Fixture {
         }
     }
 
+    /// The sandboxes' cgroups left after a drop: removed at once unless the kernel still
+    /// counts a dying process in one (then the reaper retries, with backoff), so this waits
+    /// up to 5 s for them to go.
+    async fn groups_left(&self) -> usize {
+        let until = std::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            let n = self.sandbox_groups();
+            if n == 0 || std::time::Instant::now() >= until {
+                return n;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     fn sandbox_groups(&self) -> usize {
         self.backend
             .cgroup_dirs()
@@ -319,7 +333,11 @@ async fn environments_run_fail_and_leave_nothing_behind() {
     assert!(argv[2].parse::<u32>().is_ok(), "{argv:?}");
     assert!(*kb < 8 * 1024, "the waiter holds {kb} kB of private memory");
     drop(s);
-    assert_eq!(fx.sandbox_groups(), 0, "a dropped sandbox leaves no cgroup");
+    assert_eq!(
+        fx.groups_left().await,
+        0,
+        "a dropped sandbox leaves no cgroup"
+    );
     assert!(waiters().is_empty());
     nothing_left_under(fx.dir.path()).await;
     drop(inherited);
@@ -330,7 +348,7 @@ async fn environments_run_fail_and_leave_nothing_behind() {
     assert_eq!(error_type(&e), "Sandbox.Timedout");
     assert!(!s.reusable());
     drop(s);
-    assert_eq!(fx.sandbox_groups(), 0);
+    assert_eq!(fx.groups_left().await, 0);
 
     // A crash is Runtime.ExitError with the status.
     let s = fx.backend.start(&fx.spec("crash", t, &[])).await.unwrap();
@@ -353,7 +371,7 @@ async fn environments_run_fail_and_leave_nothing_behind() {
     assert_eq!(error_type(&e), "Custom.InitError");
     assert!(!s.reusable());
     drop(s);
-    assert_eq!(fx.sandbox_groups(), 0);
+    assert_eq!(fx.groups_left().await, 0);
 
     fx.backend.shutdown();
     assert!(fx.backend.cgroup_dirs().iter().all(|d| !d.exists()));
@@ -376,7 +394,7 @@ async fn environments_run_fail_and_leave_nothing_behind() {
     assert_eq!(v["uid"], 993);
     loop_devices_become(fx.dir.path(), 3).await;
     drop(s);
-    assert_eq!(fx.sandbox_groups(), 0);
+    assert_eq!(fx.groups_left().await, 0);
     loop_devices_become(fx.dir.path(), 2).await;
     fx.backend.shutdown();
     assert!(fx.backend.cgroup_dirs().iter().all(|d| !d.exists()));
