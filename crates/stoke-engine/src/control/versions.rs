@@ -299,10 +299,10 @@ pub(crate) fn not_runnable(f: &Function, region: &str) -> LambdaError {
                 f.version_arn(region)
             ))
         }
-        _ => LambdaError::ResourceConflict(format!(
+        _ => LambdaError::ResourceConflict(
             "The operation cannot be performed at this time. The function is currently in the \
-             following state: Pending (function {})",
-            f.version_arn(region)
-        )),
+             following state: Pending"
+                .into(),
+        ),
     }
 }
