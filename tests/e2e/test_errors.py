@@ -24,7 +24,8 @@ def _assert_lambda_error_shape(r, status):
     body = r.json()
     # AWS spells the member by type: `Message` (ResourceNotFoundException, …) or `message`
     # (ValidationException, InvalidParameterValueException, …); never both.
-    messages = [body[k] for k in ("Message", "message") if k in body] if isinstance(body, dict) else []
+    assert isinstance(body, dict), body
+    messages = [body[k] for k in ("Message", "message") if k in body]
     assert len(messages) == 1 and isinstance(messages[0], str) and messages[0], body
     return body
 

@@ -168,7 +168,9 @@ GET_FUNCTION = {
                 "Member must satisfy regular expression pattern: "
                 + x.pattern["NamespacedFunctionName"],
             ),
-            violation("!" * 171, "functionName", "Member must have length less than or equal to 170"),
+            violation(
+                "!" * 171, "functionName", "Member must have length less than or equal to 170"
+            ),
         ),
     ),
     "qualifier-mismatch": (
@@ -192,7 +194,11 @@ CREATE_FUNCTION = {
     ),
     "exists": (
         lambda c, x: create_wasm(c, x.name),
-        lambda x: (409, "ResourceConflictException", user("message", f"Function already exist: {x.name}")),
+        lambda x: (
+            409,
+            "ResourceConflictException",
+            user("message", f"Function already exist: {x.name}"),
+        ),
     ),
     "memory-and-timeout": (
         lambda c, x: create_wasm(c, unique_name("fid-mem"), MemorySize=100, Timeout=0),
@@ -274,7 +280,9 @@ ALIASES = {
         lambda c, x: c.create_alias(FunctionName=x.name, Name="12", FunctionVersion="1"),
         lambda x: validation(
             violation(
-                "12", "name", "Member must satisfy regular expression pattern: " + x.pattern["Alias"]
+                "12",
+                "name",
+                "Member must satisfy regular expression pattern: " + x.pattern["Alias"],
             )
         ),
     ),
@@ -284,7 +292,8 @@ TAGS = {
     "qualified-arn": (
         lambda c, x: c.tag_resource(Resource=f"{x.arn()}:1", Tags={"a": "b"}),
         lambda x: invalid_value(
-            "Tags on function aliases and versions are not supported. Please specify a function ARN."
+            "Tags on function aliases and versions are not supported. Please specify a "
+            "function ARN."
         ),
     ),
     "over-the-limit": (
@@ -313,7 +322,9 @@ TAGS = {
 
 EVENT_INVOKE_CONFIGS = {
     "put-missing-function": (
-        lambda c, x: c.put_function_event_invoke_config(FunctionName=x.missing, MaximumRetryAttempts=1),
+        lambda c, x: c.put_function_event_invoke_config(
+            FunctionName=x.missing, MaximumRetryAttempts=1
+        ),
         lambda x: not_found("The function doesn't exist."),
     ),
     "put-missing-alias": (
@@ -353,7 +364,9 @@ EVENT_INVOKE_CONFIGS = {
         other_region,
     ),
     "retries-over-2": (
-        lambda c, x: c.put_function_event_invoke_config(FunctionName=x.name, MaximumRetryAttempts=5),
+        lambda c, x: c.put_function_event_invoke_config(
+            FunctionName=x.name, MaximumRetryAttempts=5
+        ),
         lambda x: validation(
             violation("5", "maximumRetryAttempts", "Member must have value less than or equal to 2")
         ),
@@ -372,7 +385,9 @@ CONCURRENCY = {
         ),
     ),
     "put-missing": (
-        lambda c, x: c.put_function_concurrency(FunctionName=x.missing, ReservedConcurrentExecutions=1),
+        lambda c, x: c.put_function_concurrency(
+            FunctionName=x.missing, ReservedConcurrentExecutions=1
+        ),
         lambda x: not_found(f"Function not found: {x.arn(x.missing)}:$LATEST"),
     ),
     "get-missing": (
@@ -380,7 +395,9 @@ CONCURRENCY = {
         missing_function,
     ),
     "put-negative": (
-        lambda c, x: c.put_function_concurrency(FunctionName=x.name, ReservedConcurrentExecutions=-1),
+        lambda c, x: c.put_function_concurrency(
+            FunctionName=x.name, ReservedConcurrentExecutions=-1
+        ),
         lambda x: validation(
             violation(
                 "-1",
@@ -446,7 +463,48 @@ def test_a_request_over_the_limit_is_not_a_zip_over_the_limit(server, lam):
     AWS uses for the request (the zip's own limit has its own words)."""
     body = json.dumps({"FunctionName": unique_name("fid-big"), "Pad": "x" * 69_905_067}).encode()
     r = server.signed_request("POST", "/2015-03-31/functions", body)
-    assert (r.status, r.error_type) == (413, "RequestEntityTooLargeException"), (r.status, r.body[:300])
+    got = (r.status, r.error_type)
+    assert got == (413, "RequestEntityTooLargeException"), (r.status, r.body[:300])
     assert r.json() == front_door(
         "Request must be smaller than 69905067 bytes for the CreateFunction operation"
     )
+
+
+SIGNATURE_MISMATCH = (
+    "The request signature we calculated does not match the signature you provided. Check your "
+    "AWS Secret Access Key and signing method. Consult the service documentation for details."
+)
+
+
+@pytest.mark.parametrize(
+    "send,expected",
+    [
+        pytest.param(
+            lambda s: s.unsigned_request("GET", "/2015-03-31/functions/"),
+            ("MissingAuthenticationTokenException", "Missing Authentication Token"),
+            id="unsigned",
+        ),
+        pytest.param(
+            lambda s: s.signed_request(
+                "GET", "/2015-03-31/functions/", access_key="AKIDNOSUCHKEY0000000"
+            ),
+            (
+                "UnrecognizedClientException",
+                "The security token included in the request is invalid.",
+            ),
+            id="unknown-key",
+        ),
+        pytest.param(
+            lambda s: s.signed_request("GET", "/2015-03-31/functions/", secret_key="wrong-secret"),
+            ("InvalidSignatureException", SIGNATURE_MISMATCH),
+            id="wrong-secret",
+        ),
+    ],
+)
+def test_the_front_doors_refusals_are_in_its_shape(server, send, expected):
+    """SigV4 refusals come from AWS's front door, not from Lambda: 403, the type in
+    `x-amzn-ErrorType`, and `{"message": …}` with no `Type`."""
+    code, message = expected
+    r = send(server)
+    assert (r.status, r.error_type) == (403, code), (r.status, r.headers, r.body[:300])
+    assert r.json() == front_door(message)

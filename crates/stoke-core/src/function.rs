@@ -219,9 +219,8 @@ pub struct ConfigInput {
 pub const DEFAULT_ROLE: &str = "arn:aws:iam::000000000000:role/stoke-default";
 
 impl ConfigInput {
-    /// Checks every member against the API model, collecting violations as AWS does, in the
-    /// order of the model's members (Role, Handler, Description, Timeout, MemorySize,
-    /// Environment, Architectures, EphemeralStorage), as AWS lists them.
+    /// Checks every member against the API model, collecting violations as AWS does and in
+    /// the order of the model's members (Role, Handler, Description, Timeout, MemorySize, …).
     pub fn check(&self, v: &mut Violations) {
         if let Some(r) = &self.role {
             v.pattern("role", r, patterns::ROLE);
