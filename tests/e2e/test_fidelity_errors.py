@@ -12,7 +12,7 @@ import uuid
 import pytest
 from botocore.exceptions import ClientError
 
-from stoke_e2e import REGION, create_wasm, unique_name, wait_active
+from stoke_e2e import REGION, create_wasm, make_zeros_zip, unique_name, wait_active
 
 OTHER_REGION = "eu-west-1"
 
@@ -199,6 +199,18 @@ CREATE_FUNCTION = {
             "ResourceConflictException",
             user("message", f"Function already exist: {x.name}"),
         ),
+    ),
+    "not-a-zip": (
+        lambda c, x: create_wasm(c, unique_name("fid-nozip"), zip_bytes=b"PK\x03\x04 not a zip"),
+        lambda x: invalid_value(
+            "Could not unzip uploaded file. Please check your file, then try to upload again."
+        ),
+    ),
+    "unzipped-over-250-mb": (
+        lambda c, x: create_wasm(
+            c, unique_name("fid-bomb"), zip_bytes=make_zeros_zip({"zeros": 262_144_001})
+        ),
+        lambda x: invalid_value("Unzipped size must be smaller than 262144000 bytes"),
     ),
     "memory-and-timeout": (
         lambda c, x: create_wasm(c, unique_name("fid-mem"), MemorySize=100, Timeout=0),
