@@ -6,14 +6,17 @@ its message in (`Message` or `message`) are read from botocore's
 `data/lambda/2015-03-31/service-2.json`, so that messages quote what the model says. Run it
 after a boto3 upgrade:
 
-    .venv/bin/python scripts/gen_lambda_model.py [path/to/service-2.json[.gz]]
+    .venv/bin/python scripts/gen_lambda_model.py [--out FILE] [path/to/service-2.json[.gz]]
 
-With no argument it finds the model of the botocore it runs with.
+With no path it finds the model of the botocore it runs with; `--out` writes elsewhere (the
+e2e tests compare a fresh one with the committed file).
 """
 
 import gzip
 import json
 import pathlib
+import shutil
+import subprocess
 import sys
 
 # The shapes Stoke validates against, and the Rust name of each.
@@ -48,9 +51,9 @@ SHAPES = [
 OUT = pathlib.Path(__file__).resolve().parent.parent / "crates/stoke-core/src/model.rs"
 
 
-def model_path(argv):
-    if len(argv) > 1:
-        return pathlib.Path(argv[1])
+def model_path(args):
+    if args:
+        return pathlib.Path(args[0])
     import botocore
 
     base = pathlib.Path(botocore.__file__).parent / "data/lambda/2015-03-31"
@@ -88,7 +91,12 @@ def opt(v):
 
 
 def main():
-    path = model_path(sys.argv)
+    args = sys.argv[1:]
+    out = OUT
+    if args[:1] == ["--out"] and len(args) > 1:
+        out = pathlib.Path(args[1])
+        args = args[2:]
+    path = model_path(args)
     model = load(path)
     shapes = model["shapes"]
     version = model.get("metadata", {}).get("apiVersion", "?")
@@ -150,8 +158,11 @@ def main():
         "        .map(|(_, m, f)| (*m, *f))",
         "}",
     ]
-    OUT.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    print(f"wrote {OUT} from {path}")
+    out.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    # As `cargo fmt` leaves it, so that a fresh table compares equal to the committed one.
+    if shutil.which("rustfmt"):
+        subprocess.run(["rustfmt", "--edition", "2024", str(out)], check=True)
+    print(f"wrote {out} from {path}")
 
 
 if __name__ == "__main__":

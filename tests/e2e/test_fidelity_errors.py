@@ -7,6 +7,9 @@ AWS's front door's `{"message": …}`), what boto3 exposes of it, and AWS's word
 Patterns are read from boto3's own model, so a message quotes what the model says."""
 
 import json
+import pathlib
+import subprocess
+import sys
 import uuid
 
 import pytest
@@ -520,3 +523,20 @@ def test_the_front_doors_refusals_are_in_its_shape(server, send, expected):
     r = send(server)
     assert (r.status, r.error_type) == (403, code), (r.status, r.headers, r.body[:300])
     assert r.json() == front_door(message)
+
+
+def test_the_model_table_is_the_one_boto3s_model_makes(tmp_path):
+    """The patterns, limits and message members the server quotes are generated from the model
+    of the boto3 these tests run; a fresh table is the committed one."""
+    root = pathlib.Path(__file__).resolve().parents[2]
+    fresh = tmp_path / "model.rs"
+    subprocess.run(
+        [sys.executable, str(root / "scripts/gen_lambda_model.py"), "--out", str(fresh)],
+        check=True,
+        capture_output=True,
+    )
+    committed = root / "crates/stoke-core/src/model.rs"
+    assert fresh.read_text() == committed.read_text(), (
+        "crates/stoke-core/src/model.rs is not what boto3's model makes: run "
+        "scripts/gen_lambda_model.py"
+    )
