@@ -238,6 +238,10 @@ UPDATE_FUNCTION = {
         lambda c, x: c.delete_function(FunctionName=x.name, Qualifier="$LATEST"),
         lambda x: invalid_value("$LATEST version cannot be deleted without deleting the function."),
     ),
+    "delete-alias": (
+        lambda c, x: c.delete_function(FunctionName=x.name, Qualifier="live"),
+        lambda x: invalid_value("Deletion of aliases is not currently supported."),
+    ),
     "delete-missing": (
         lambda c, x: c.delete_function(FunctionName=x.missing),
         missing_function,

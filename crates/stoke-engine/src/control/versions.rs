@@ -258,7 +258,7 @@ impl ControlPlane {
         let name = fref.name.as_str();
         let Ok(number) = qualifier.parse::<u64>() else {
             return Err(LambdaError::InvalidParameterValue(
-                "Deletion of aliases is not supported by DeleteFunction: use DeleteAlias.".into(),
+                "Deletion of aliases is not currently supported.".into(),
             )
             .into());
         };
