@@ -139,7 +139,7 @@ def test_alias_lifecycle(lam):
     assert deleted["ResponseMetadata"]["HTTPStatusCode"] == 204, deleted["ResponseMetadata"]
     with expect_error("ResourceNotFoundException", 404) as ei:
         lam.get_alias(FunctionName=name, Name="live")
-    assert error_message(ei.value) == f"Cannot find alias arn: {arn}:live", error_message(
+    assert error_message(ei.value) == f"Alias not found: {arn}:live", error_message(
         ei.value
     )
     with expect_error("ResourceNotFoundException", 404):

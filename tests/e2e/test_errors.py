@@ -22,7 +22,11 @@ def _assert_lambda_error_shape(r, status):
     assert r.header("x-amzn-ErrorType"), f"no x-amzn-ErrorType header: {r.headers}"
     assert "json" in (r.header("content-type") or ""), r.headers
     body = r.json()
-    assert isinstance(body, dict) and isinstance(body.get("message"), str) and body["message"], body
+    # AWS spells the member by type: `Message` (ResourceNotFoundException, …) or `message`
+    # (ValidationException, InvalidParameterValueException, …); never both.
+    assert isinstance(body, dict), body
+    messages = [body[k] for k in ("Message", "message") if k in body]
+    assert len(messages) == 1 and isinstance(messages[0], str) and messages[0], body
     return body
 
 
@@ -124,4 +128,5 @@ def test_error_body_has_lambdas_type_field(server, lam):
     body = _assert_lambda_error_shape(r, 404)
     assert r.error_type == "ResourceNotFoundException"
     assert body.get("Type") == "User", body
+    assert body.get("Message", "").startswith("Function not found: arn:aws:lambda:"), body
     json.dumps(body)  # plain JSON all the way

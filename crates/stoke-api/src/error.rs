@@ -1,7 +1,10 @@
 //! Errors on the wire, in Lambda's shape.
 //!
-//! Every error leaves as `{"Type": "User", "message": …}` with the type in `x-amzn-ErrorType`
-//! (which boto3 reports as `Error.Code`) and the status AWS uses. [`LambdaJson`] is the JSON
+//! Every error leaves in AWS's shape for its type (`{"Type": "User", "Message": …}` for
+//! `ResourceNotFoundException`, `{"Type": "User", "message": …}` for
+//! `InvalidParameterValueException`, `{"message": …}` for `ValidationException`: see
+//! [`stoke_core::error::wire_body`]) with the type in `x-amzn-ErrorType` (which boto3 reports
+//! as `Error.Code`) and the status AWS uses. [`LambdaJson`] is the JSON
 //! extractor of this crate: a body that does not parse gets the same shape
 //! (`InvalidRequestContentException`), never a plain-text framework error. [`lambda_shape`]
 //! puts whatever the framework answers by itself (a path that is not UTF-8, a query that does
@@ -39,28 +42,18 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let e = self.0;
         let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        shaped(
-            status,
-            e.type_name(),
-            &e.fault().to_string(),
-            e.message(),
-            e.reason(),
-        )
+        shaped(status, e.type_name(), e.message(), e.reason())
     }
 }
 
-/// An error in Lambda's shape: `x-amzn-ErrorType` and `{"Type", "message"[, "Reason"]}`.
+/// An error in Lambda's shape: `x-amzn-ErrorType` and the body AWS answers that type with.
 fn shaped(
     status: StatusCode,
     type_name: &'static str,
-    fault: &str,
     message: &str,
     reason: Option<&str>,
 ) -> Response {
-    let mut body = serde_json::json!({ "Type": fault, "message": message });
-    if let (Some(reason), Some(o)) = (reason, body.as_object_mut()) {
-        o.insert("Reason".into(), serde_json::json!(reason));
-    }
+    let body = stoke_core::error::wire_body(type_name, message, reason);
     let mut resp = (status, axum::Json(body)).into_response();
     resp.headers_mut()
         .insert("x-amzn-ErrorType", HeaderValue::from_static(type_name));
@@ -72,7 +65,6 @@ pub fn request_timeout(stall: std::time::Duration) -> Response {
     shaped(
         StatusCode::REQUEST_TIMEOUT,
         "RequestTimeoutException",
-        "User",
         &format!(
             "The request body did not arrive in time: no data for {} s.",
             stall.as_secs_f64()
@@ -116,15 +108,15 @@ pub async fn lambda_shape(req: Request, next: axum::middleware::Next) -> Respons
     } else {
         text
     };
-    let (type_name, fault) = match status.as_u16() {
-        408 => ("RequestTimeoutException", "User"),
-        413 => ("RequestEntityTooLargeException", "User"),
-        415 => ("UnsupportedMediaTypeException", "User"),
-        429 => ("TooManyRequestsException", "User"),
-        s if s >= 500 => ("ServiceException", "Service"),
-        _ => ("ValidationException", "User"),
+    let type_name = match status.as_u16() {
+        408 => "RequestTimeoutException",
+        413 => "RequestEntityTooLargeException",
+        415 => "UnsupportedMediaTypeException",
+        429 => "TooManyRequestsException",
+        s if s >= 500 => "ServiceException",
+        _ => "ValidationException",
     };
-    let mut out = shaped(status, type_name, fault, &text, None);
+    let mut out = shaped(status, type_name, &text, None);
     for (name, value) in &parts.headers {
         if name != http::header::CONTENT_TYPE && name != http::header::CONTENT_LENGTH {
             out.headers_mut().append(name, value.clone());
@@ -204,7 +196,8 @@ mod tests {
                 .await
                 .unwrap();
             let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
-            assert_eq!(v["Type"], "User", "{uri}");
+            // A ValidationException is the front door's: `message`, no `Type`.
+            assert!(v.get("Type").is_none(), "{uri}: {v}");
             assert!(
                 v["message"].as_str().is_some_and(|m| !m.is_empty()),
                 "{uri}"
@@ -212,8 +205,8 @@ mod tests {
         }
     }
 
-    #[test]
-    fn an_error_carries_its_type_header_and_lambdas_body() {
+    #[tokio::test]
+    async fn an_error_carries_its_type_header_and_lambdas_body() {
         let resp = ApiError(LambdaError::ResourceNotFound(
             "Function not found: x".into(),
         ))
@@ -222,6 +215,14 @@ mod tests {
         assert_eq!(
             resp.headers()["x-amzn-ErrorType"],
             "ResourceNotFoundException"
+        );
+        let body = axum::body::to_bytes(resp.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"Type": "User", "Message": "Function not found: x"})
         );
     }
 }

@@ -18,7 +18,8 @@
 //! - `/metrics`: Prometheus metrics (unauthenticated, as scrapers expect).
 //! - [`wire`]: Lambda's JSON shapes.
 //! - [`presign`]: GetFunction's short-lived `Code.Location` URLs.
-//! - [`error`]: Lambda's error shape on the wire (`x-amzn-ErrorType`, `{"Type", "message"}`).
+//! - [`error`]: Lambda's error shape on the wire (`x-amzn-ErrorType` and the body AWS answers each
+//!   type with: `{"Type", "Message"}`, `{"Type", "message"}` or the front door's `{"message"}`).
 //!
 //! Every answer carries `x-amzn-RequestId`.
 

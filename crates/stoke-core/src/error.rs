@@ -1,9 +1,17 @@
 //! The error types of the Lambda API.
 //!
 //! Each variant is one `x-amzn-ErrorType` that AWS Lambda answers, with the HTTP status AWS uses
-//! for it. The API crate turns a [`LambdaError`] into Lambda's wire shape
-//! (`{"Type": "User", "message": …}`); domain crates keep their own error enums and convert into
-//! this one at their boundary.
+//! for it. The API crate turns a [`LambdaError`] into Lambda's wire shape ([`wire_body`]);
+//! domain crates keep their own error enums and convert into this one at their boundary.
+//!
+//! The shape of the body is AWS's, and it differs by type. A type the model defines carries
+//! `Type` (`User` or `Service`) and its message in the member the model names for it:
+//! `Message` for `ResourceNotFoundException`, `ServiceException`, … and `message` for
+//! `InvalidParameterValueException`, `ResourceConflictException`, … (boto3 puts that member,
+//! spelled so, at the top of `e.response`). A type the model does not define
+//! (`ValidationException`, the signature errors, `UnknownOperationException`,
+//! `RequestEntityTooLargeException`) is answered by AWS's front door as `{"message": …}`
+//! with no `Type`; `AccessDeniedException` as `{"Message": …}`.
 
 use std::fmt;
 
@@ -154,10 +162,43 @@ impl LambdaError {
         }
     }
 
+    /// The body AWS answers this error with (see the module's doc).
+    pub fn wire_body(&self) -> serde_json::Value {
+        wire_body(self.type_name(), self.message(), self.reason())
+    }
+
     /// `Function not found: ARN`, as Lambda words it.
     pub fn function_not_found(arn: &str) -> Self {
         Self::ResourceNotFound(format!("Function not found: {arn}"))
     }
+}
+
+/// The body of an error of type `type_name` as AWS answers it: `Type` and the model's message
+/// member for a type the model defines, `message` alone for one it does not (the front door's
+/// errors), and a throttle's `Reason`.
+pub fn wire_body(type_name: &str, message: &str, reason: Option<&str>) -> serde_json::Value {
+    let mut body = serde_json::Map::new();
+    match crate::model::message_member(type_name) {
+        Some((member, sender_fault)) => {
+            let fault = if sender_fault {
+                Fault::User
+            } else {
+                Fault::Service
+            };
+            body.insert("Type".into(), fault.to_string().into());
+            body.insert(member.into(), message.into());
+        }
+        None if type_name == "AccessDeniedException" => {
+            body.insert("Message".into(), message.into());
+        }
+        None => {
+            body.insert("message".into(), message.into());
+        }
+    }
+    if let Some(reason) = reason {
+        body.insert("Reason".into(), reason.into());
+    }
+    serde_json::Value::Object(body)
 }
 
 /// Who is at fault for an error: Lambda's `Type` field.
@@ -190,6 +231,48 @@ mod tests {
             "Function not found: arn:aws:lambda:us-east-1:123456789012:function:f"
         );
         assert_eq!(e.fault(), Fault::User);
+    }
+
+    #[test]
+    fn each_type_has_the_body_aws_answers_it_with() {
+        use serde_json::json;
+        let cases = [
+            (
+                LambdaError::function_not_found("arn"),
+                json!({"Type": "User", "Message": "Function not found: arn"}),
+            ),
+            (
+                LambdaError::InvalidParameterValue("bad".into()),
+                json!({"Type": "User", "message": "bad"}),
+            ),
+            (
+                LambdaError::ResourceConflict("busy".into()),
+                json!({"Type": "User", "message": "busy"}),
+            ),
+            (
+                LambdaError::Service("down".into()),
+                json!({"Type": "Service", "Message": "down"}),
+            ),
+            (
+                LambdaError::Validation("1 validation error detected: x".into()),
+                json!({"message": "1 validation error detected: x"}),
+            ),
+            (
+                LambdaError::UnrecognizedClient("who".into()),
+                json!({"message": "who"}),
+            ),
+            (
+                LambdaError::TooManyRequests {
+                    reason: "ReservedFunctionConcurrentInvocationLimitExceeded".into(),
+                    message: "Rate Exceeded.".into(),
+                },
+                json!({"Type": "User", "message": "Rate Exceeded.",
+                       "Reason": "ReservedFunctionConcurrentInvocationLimitExceeded"}),
+            ),
+        ];
+        for (e, body) in cases {
+            assert_eq!(e.wire_body(), body, "{}", e.type_name());
+        }
     }
 
     #[test]

@@ -75,6 +75,13 @@ impl FunctionName {
         Ok(Self(name.to_owned()))
     }
 
+    /// A name as an operation on an existing function takes it: whatever the operation's
+    /// pattern let through. One that no function could have (longer than [`Self::MAX_LEN`], or
+    /// with a `.`) is simply not found, as AWS answers it, rather than invalid.
+    fn lookup(name: &str) -> Self {
+        Self(name.to_owned())
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -100,18 +107,45 @@ pub struct FunctionRef {
 }
 
 impl FunctionRef {
-    /// Parses any of the forms Lambda accepts. `pattern` is the model pattern of the operation
-    /// (CreateFunction's is stricter than the others'); `max_len` the model's length limit.
+    /// Parses a reference to an existing function in any of the forms Lambda accepts.
+    /// `pattern` is the model pattern of the operation and `max_len` the length AWS allows
+    /// there (170 for a name or ARN); the name inside is taken as it is (a name no function
+    /// could have is then not found, as AWS answers it).
     pub fn parse(
         member: &str,
         raw: &str,
         pattern: &'static str,
         max_len: usize,
     ) -> Result<Self, LambdaError> {
+        Self::parse_with(member, raw, pattern, max_len, false)
+    }
+
+    /// Parses CreateFunction's `FunctionName`: the model's `FunctionName` pattern, a bare name
+    /// of at most [`FunctionName::MAX_LEN`] characters (the limit AWS quotes for one) and an
+    /// ARN of at most the model's length.
+    pub fn parse_new(member: &str, raw: &str) -> Result<Self, LambdaError> {
+        let max = if raw.contains(':') {
+            crate::model::FUNCTION_NAME
+                .max
+                .and_then(|m| usize::try_from(m).ok())
+                .unwrap_or(140)
+        } else {
+            FunctionName::MAX_LEN
+        };
+        Self::parse_with(member, raw, patterns::FUNCTION_NAME, max, true)
+    }
+
+    fn parse_with(
+        member: &str,
+        raw: &str,
+        pattern: &'static str,
+        max_len: usize,
+        new: bool,
+    ) -> Result<Self, LambdaError> {
+        // Every violated constraint is reported, the pattern's first, as AWS lists them.
         let mut v = Violations::new();
-        if v.length(member, raw, 1, max_len) {
-            v.pattern(member, raw, pattern);
-        }
+        v.pattern(member, raw, pattern);
+        v.length(member, raw, 1, max_len);
         v.into_result()?;
 
         let parts: Vec<&str> = raw.split(':').collect();
@@ -145,7 +179,11 @@ impl FunctionRef {
             .transpose()
             .map_err(LambdaError::InvalidParameterValue)?;
         Ok(Self {
-            name: FunctionName::parse(member, name)?,
+            name: if new {
+                FunctionName::parse(member, name)?
+            } else {
+                FunctionName::lookup(name)
+            },
             account,
             region: region.map(str::to_owned),
             qualifier: qualifier.map(str::to_owned),
@@ -163,9 +201,8 @@ impl FunctionRef {
             )),
             (None, Some(b)) => {
                 let mut v = Violations::new();
-                if v.length("qualifier", b, 1, 128) {
-                    v.pattern("qualifier", b, patterns::QUALIFIER);
-                }
+                v.pattern("qualifier", b, patterns::QUALIFIER);
+                v.length("qualifier", b, 1, 128);
                 v.into_result()?;
                 self.qualifier = Some(b.to_owned());
                 Ok(self)
@@ -209,11 +246,51 @@ mod tests {
             e.message()
                 .starts_with("1 validation error detected: Value 'bad name!'")
         );
+        // Too long to create, but a valid reference: found or not found, never invalid.
         let long = "a".repeat(65);
-        let e = parse(&long).unwrap_err();
+        assert_eq!(parse(&long).unwrap().name.as_str(), long);
+        let e = FunctionRef::parse_new("functionName", &long).unwrap_err();
+        assert_eq!(
+            e.message(),
+            format!(
+                "1 validation error detected: Value '{long}' at 'functionName' failed to \
+                 satisfy constraint: Member must have length less than or equal to 64"
+            )
+        );
+        let e = parse(&"a".repeat(171)).unwrap_err();
         assert!(
             e.message()
-                .contains("Member must have length less than or equal to 64")
+                .ends_with("Member must have length less than or equal to 170"),
+            "{}",
+            e.message()
+        );
+    }
+
+    #[test]
+    fn arns_of_every_partition_in_the_model_parse() {
+        for arn in [
+            "arn:aws-iso:lambda:us-iso-east-1:123456789012:function:f",
+            "arn:aws-eusc:lambda:eusc-de-east-1:123456789012:function:f",
+            "arn:aws-us-gov:lambda:us-gov-west-1:123456789012:function:f:1",
+        ] {
+            let r = parse(arn).unwrap();
+            assert_eq!(r.name.as_str(), "f", "{arn}");
+        }
+    }
+
+    #[test]
+    fn every_violated_constraint_is_counted() {
+        let bad = "bad name!".repeat(20);
+        let e = parse(&bad).unwrap_err();
+        assert_eq!(
+            e.message(),
+            format!(
+                "2 validation errors detected: Value '{bad}' at 'functionName' failed to satisfy \
+                 constraint: Member must satisfy regular expression pattern: {}; Value '{bad}' \
+                 at 'functionName' failed to satisfy constraint: Member must have length less \
+                 than or equal to 170",
+                patterns::NAMESPACED_FUNCTION_NAME
+            )
         );
     }
 

@@ -6,6 +6,8 @@
 //!   the API boundary.
 //! - [`validate`]: the constraint checks of the Lambda API model, which collect AWS's
 //!   "N validation errors detected: …" message.
+//! - [`model`]: the patterns and limits of the Lambda API model and the member each error
+//!   type carries its message in, generated from boto3's model by `scripts/gen_lambda_model.py`.
 //! - [`ids`]: account ids, function names and the ways a caller may name a function (name,
 //!   partial ARN, full ARN, with or without a qualifier).
 //! - [`function`]: a function's configuration, its state machine (`State`, `LastUpdateStatus`)
@@ -20,6 +22,7 @@ pub mod error;
 pub mod function;
 pub mod ids;
 pub mod invocation;
+pub mod model;
 pub mod timefmt;
 pub mod validate;
 

@@ -12,28 +12,32 @@ use regex::Regex;
 
 use crate::LambdaError;
 
-/// The model's patterns, quoted in messages exactly as AWS quotes them.
+/// The model's patterns ([`crate::model`], generated from boto3's service model), quoted in
+/// messages exactly as AWS quotes them.
 pub mod patterns {
-    /// `FunctionName` of CreateFunction.
-    pub const FUNCTION_NAME: &str = r"(arn:(aws[a-zA-Z-]*)?:lambda:)?([a-z]{2}(-gov)?-[a-z]+-\d{1}:)?(\d{12}:)?(function:)?([a-zA-Z0-9-_]+)(:(\$LATEST|[a-zA-Z0-9-_]+))?";
-    /// `FunctionName` of the operations that name an existing function.
-    pub const NAMESPACED_FUNCTION_NAME: &str = r"(arn:(aws[a-zA-Z-]*)?:lambda:)?([a-z]{2}(-gov)?-[a-z]+-\d{1}:)?(\d{12}:)?(function:)?([a-zA-Z0-9-_\.]+)(:(\$LATEST|[a-zA-Z0-9-_]+))?";
+    use crate::model;
+
+    /// `FunctionName` (CreateFunction and the operations the model types so).
+    pub const FUNCTION_NAME: &str = model::FUNCTION_NAME.pattern;
+    /// `NamespacedFunctionName`: the operations that name an existing function (GetFunction,
+    /// Invoke, DeleteFunction, the event-invoke configs, …).
+    pub const NAMESPACED_FUNCTION_NAME: &str = model::NAMESPACED_FUNCTION_NAME.pattern;
     /// `Role`.
-    pub const ROLE: &str = r"arn:(aws[a-zA-Z-]*)?:iam::\d{12}:role/?[a-zA-Z_0-9+=,.@\-_/]+";
+    pub const ROLE: &str = model::ROLE_ARN.pattern;
     /// `Handler`.
-    pub const HANDLER: &str = r"[^\s]+";
-    /// `Qualifier`.
-    pub const QUALIFIER: &str = r"(|[a-zA-Z0-9$_-]+)";
+    pub const HANDLER: &str = model::HANDLER.pattern;
+    /// `Qualifier` of the operations that read a function (GetFunction, Invoke, …).
+    pub const QUALIFIER: &str = model::NUMERIC_LATEST_PUBLISHED_OR_ALIAS_QUALIFIER.pattern;
     /// `FunctionVersion` of the alias operations.
-    pub const VERSION: &str = r"(\$LATEST|[0-9]+)";
+    pub const VERSION: &str = model::VERSION_WITH_LATEST_PUBLISHED.pattern;
     /// A version number (the keys of `AdditionalVersionWeights`).
-    pub const VERSION_NUMBER: &str = r"[0-9]+";
+    pub const VERSION_NUMBER: &str = model::ADDITIONAL_VERSION.pattern;
     /// An alias `Name`. The model's lookahead (not all digits) is checked beside the regex.
-    pub const ALIAS: &str = r"(?!^[0-9]+$)([a-zA-Z0-9-_]+)";
+    pub const ALIAS: &str = model::ALIAS.pattern;
     /// An environment variable's name.
-    pub const ENV_KEY: &str = r"[a-zA-Z]([a-zA-Z0-9_])+";
+    pub const ENV_KEY: &str = model::ENVIRONMENT_VARIABLE_NAME.pattern;
     /// A resource ARN in the tagging operations.
-    pub const TAGGABLE_ARN: &str = r"arn:(aws[a-zA-Z-]*):lambda:[a-z]{2}((-gov)|(-iso([a-z]?)))?-[a-z]+-\d{1}:\d{12}:(function:[a-zA-Z0-9-_]+(:(\$LATEST|[a-zA-Z0-9-_]+))?|code-signing-config:csc-[a-z0-9]{17}|event-source-mapping:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})";
+    pub const TAGGABLE_ARN: &str = model::TAGGABLE_RESOURCE.pattern;
 }
 
 fn anchored(pattern: &str) -> Regex {

@@ -76,6 +76,12 @@ impl From<ControlError> for LambdaError {
                     "Unzipped size must be smaller than {limit} bytes"
                 ))
             }
+            // What AWS says of a zip it cannot read, to the letter; the details are logged.
+            ControlError::Code(c @ CodeError::NotAZip(_)) => {
+                tracing::debug!(error = %c, "an uploaded zip is unreadable");
+                LambdaError::InvalidParameterValue(UNUSABLE_ZIP.into())
+            }
+            // Refusals of Stoke's own (a link, a path out of the folder): AWS's words, and why.
             ControlError::Code(c) if c.is_callers_fault() => {
                 LambdaError::InvalidParameterValue(format!("{UNUSABLE_ZIP} ({c})"))
             }
@@ -116,6 +122,19 @@ mod tests {
         assert_eq!(
             answered(StoreError::Corrupt("bad row".into())),
             ("ServiceException", 500)
+        );
+    }
+
+    #[test]
+    fn an_unreadable_zip_is_answered_in_aws_words() {
+        let e = LambdaError::from(ControlError::from(CodeError::NotAZip("EOCD".into())));
+        assert_eq!(e.message(), UNUSABLE_ZIP);
+        let e = LambdaError::from(ControlError::from(CodeError::TooLarge {
+            limit: 262_144_000,
+        }));
+        assert_eq!(
+            e.message(),
+            "Unzipped size must be smaller than 262144000 bytes"
         );
     }
 

@@ -75,26 +75,26 @@ pub struct ConfigInput {
 pub const DEFAULT_ROLE: &str = "arn:aws:iam::000000000000:role/stoke-default";
 
 impl ConfigInput {
-    /// Checks every member against the API model, collecting violations as AWS does.
+    /// Checks every member against the API model, collecting violations as AWS does and in
+    /// the order of the model's members (Role, Handler, Description, Timeout, MemorySize, …).
     pub fn check(&self, v: &mut Violations) {
-        // The model's pattern `[^\s]+` refuses an empty Handler (its `min` is 0, but AWS checks
-        // the pattern on the empty string too), whatever the runtime.
-        if let Some(h) = &self.handler
-            && v.length("handler", h, 0, 128)
-        {
-            v.pattern("handler", h, patterns::HANDLER);
-        }
         if let Some(r) = &self.role {
             v.pattern("role", r, patterns::ROLE);
         }
-        if let Some(m) = self.memory_size {
-            v.range("memorySize", m, limits::MEMORY_MIN, limits::MEMORY_MAX);
+        // The model's pattern `[^\s]+` refuses an empty Handler (its `min` is 0, but AWS checks
+        // the pattern on the empty string too), whatever the runtime.
+        if let Some(h) = &self.handler {
+            v.pattern("handler", h, patterns::HANDLER);
+            v.length("handler", h, 0, 128);
+        }
+        if let Some(d) = &self.description {
+            v.length("description", d, 0, 256);
         }
         if let Some(t) = self.timeout {
             v.range("timeout", t, limits::TIMEOUT_MIN, limits::TIMEOUT_MAX);
         }
-        if let Some(d) = &self.description {
-            v.length("description", d, 0, 256);
+        if let Some(m) = self.memory_size {
+            v.range("memorySize", m, limits::MEMORY_MIN, limits::MEMORY_MAX);
         }
         if let Some(env) = &self.environment {
             v.map_keys_pattern("environment.variables", env.keys(), patterns::ENV_KEY);

@@ -161,11 +161,11 @@ impl Function {
     /// Whether an update may start: Lambda refuses one while another is in progress.
     pub fn check_not_updating(&self, region: &str) -> Result<(), LambdaError> {
         if self.state == State::Pending {
-            return Err(LambdaError::ResourceConflict(format!(
+            return Err(LambdaError::ResourceConflict(
                 "The operation cannot be performed at this time. The function is currently in \
-                 the following state: Pending (function {})",
-                self.arn(region)
-            )));
+                 the following state: Pending"
+                    .into(),
+            ));
         }
         if self.last_update_status == Some(LastUpdateStatus::InProgress) {
             return Err(LambdaError::ResourceConflict(format!(

@@ -25,7 +25,7 @@ pub struct AliasPage {
 }
 
 fn alias_not_found(arn: &str) -> LambdaError {
-    LambdaError::ResourceNotFound(format!("Cannot find alias arn: {arn}"))
+    LambdaError::ResourceNotFound(format!("Alias not found: {arn}"))
 }
 
 impl ControlPlane {

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use stoke_core::function::limits;
-use stoke_core::validate::{Violations, patterns};
+use stoke_core::validate::Violations;
 use stoke_core::{
     AccountId, ConfigInput, Function, FunctionRef, LambdaError, LastUpdateStatus, State,
 };
@@ -195,12 +195,7 @@ impl ControlPlane {
         account: &AccountId,
         req: CreateFunction,
     ) -> Result<Function, ControlError> {
-        let fref = FunctionRef::parse(
-            "functionName",
-            &req.function_name,
-            patterns::FUNCTION_NAME,
-            140,
-        )?;
+        let fref = FunctionRef::parse_new("functionName", &req.function_name)?;
         self.check_ref_account(account, &fref)?;
         if fref.qualifier.is_some() {
             return Err(LambdaError::InvalidParameterValue(

@@ -175,11 +175,15 @@ impl ControlPlane {
         account: &AccountId,
         fref: &FunctionRef,
     ) -> Result<(), LambdaError> {
-        // Until cross-account policies exist, another account's function is as good as absent;
-        // another region's is not served here.
-        if fref.account.as_ref().is_some_and(|a| a != account)
-            || fref.region.as_deref().is_some_and(|r| r != self.region)
-        {
+        // Another region's function is not served here, in AWS's words; until cross-account
+        // policies exist, another account's function is as good as absent.
+        if let Some(r) = fref.region.as_deref().filter(|r| *r != self.region) {
+            return Err(LambdaError::ResourceNotFound(format!(
+                "Functions from '{r}' are not reachable in this region ('{}')",
+                self.region
+            )));
+        }
+        if fref.account.as_ref().is_some_and(|a| a != account) {
             let arn = format!(
                 "arn:aws:lambda:{}:{}:function:{}",
                 fref.region.as_deref().unwrap_or(&self.region),
@@ -362,7 +366,11 @@ impl ControlPlane {
                 Err(e) => return Err(e.into()),
             }
         }
-        Err(busy())
+        Err(update_in_progress(&stoke_core::ids::function_arn(
+            &self.region,
+            account,
+            name,
+        )))
     }
 }
 
@@ -379,6 +387,15 @@ pub(super) fn creating() -> Reason {
         message: "The function is being created.".into(),
         code: "Creating".into(),
     }
+}
+
+/// AWS's answer to a change of a function while another is being applied to it.
+pub(super) fn update_in_progress(arn: &str) -> ControlError {
+    LambdaError::ResourceConflict(format!(
+        "The operation cannot be performed at this time. An update is in progress for resource: \
+         {arn}"
+    ))
+    .into()
 }
 
 pub(super) fn busy() -> ControlError {

@@ -34,7 +34,7 @@ pub(super) fn check_tags(
     }
     if tags.len() + already > 50 {
         return Err(LambdaError::InvalidParameterValue(
-            "The number of tags exceeds the limit of 50 tags per resource.".into(),
+            "Number of tags exceeds resource tag limit.".into(),
         ));
     }
     Ok(())
@@ -55,7 +55,9 @@ impl ControlPlane {
         let fref = FunctionRef::parse("resource", arn, patterns::NAMESPACED_FUNCTION_NAME, 256)?;
         if fref.qualifier.is_some() {
             return Err(LambdaError::InvalidParameterValue(
-                "Tags are not supported on a qualified function ARN.".into(),
+                "Tags on function aliases and versions are not supported. Please specify a function \
+                 ARN."
+                    .into(),
             )
             .into());
         }
@@ -141,7 +143,10 @@ impl ControlPlane {
         let fref = self.parse_ref(account, name, None)?;
         if fref.qualifier.is_some() {
             return Err(LambdaError::InvalidParameterValue(
-                "Reserved concurrency is set on a function, not on a qualified ARN.".into(),
+                "This operation is permitted on Lambda functions only. Aliases and versions do not \
+                 support this operation. Please specify either a function name or an unqualified \
+                 function ARN."
+                    .into(),
             )
             .into());
         }
@@ -164,12 +169,21 @@ impl ControlPlane {
         }
         let written = self
             .cas(account, fref.name.as_str(), |old| {
-                let mut f = self.existing(account, &fref, old)?.clone();
+                // AWS names `$LATEST` when PutFunctionConcurrency finds no function.
+                let Some(old) = old else {
+                    let arn = self.qualified_arn(account, &fref);
+                    return Err(match reserved {
+                        Some(_) => LambdaError::function_not_found(&format!("{arn}:$LATEST")),
+                        None => LambdaError::function_not_found(&arn),
+                    }
+                    .into());
+                };
+                let mut f = old.clone();
                 f.reserved_concurrency = reserved;
                 Ok(Some(f))
             })
             .await?;
-        written.ok_or_else(super::busy)
+        written.ok_or_else(|| super::update_in_progress(&self.qualified_arn(account, &fref)))
     }
 
     /// The reserved concurrency of the account's functions, but `except`'s (the function whose

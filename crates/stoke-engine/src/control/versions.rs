@@ -258,7 +258,7 @@ impl ControlPlane {
         let name = fref.name.as_str();
         let Ok(number) = qualifier.parse::<u64>() else {
             return Err(LambdaError::InvalidParameterValue(
-                "Deletion of aliases is not supported by DeleteFunction: use DeleteAlias.".into(),
+                "Deletion of aliases is not currently supported.".into(),
             )
             .into());
         };
@@ -299,10 +299,10 @@ pub(crate) fn not_runnable(f: &Function, region: &str) -> LambdaError {
                 f.version_arn(region)
             ))
         }
-        _ => LambdaError::ResourceConflict(format!(
+        _ => LambdaError::ResourceConflict(
             "The operation cannot be performed at this time. The function is currently in the \
-             following state: Pending (function {})",
-            f.version_arn(region)
-        )),
+             following state: Pending"
+                .into(),
+        ),
     }
 }

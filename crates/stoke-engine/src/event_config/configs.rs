@@ -40,6 +40,14 @@ fn store_error(e: StoreError) -> LambdaError {
     ControlError::from(e).into()
 }
 
+/// How AWS answers an event-invoke-config operation on a function that does not exist: Put,
+/// Update and List say the function is missing; Get and Delete that it has no configuration.
+#[derive(Debug, Clone, Copy)]
+enum Missing {
+    Function,
+    Config,
+}
+
 fn not_configured(arn: &str) -> LambdaError {
     LambdaError::ResourceNotFound(format!(
         "The function {arn} doesn't have an EventInvokeConfig"
@@ -115,20 +123,34 @@ impl EventConfigs {
         }
     }
 
-    /// The function an operation names: (canonical name, unqualified ARN). Answers
-    /// ResourceNotFoundException for a function, version or alias that does not exist.
+    /// The function an operation names: (canonical name, unqualified ARN). A function, version
+    /// or alias that does not exist is answered as AWS answers it for the operation (`missing`).
     async fn function(
         &self,
         account: &AccountId,
         function: &str,
         qualifier: Option<&str>,
+        missing: Missing,
     ) -> Result<(String, String), LambdaError> {
-        let f = self
-            .invoker
-            .control()
-            .get_function(account, function, qualifier)
-            .await?;
-        Ok((f.name.as_str().to_owned(), f.arn(&self.region)))
+        let control = self.invoker.control();
+        // The name's own faults (its pattern, another region) come first, in their own words.
+        let fref = control.parse_ref(account, function, qualifier)?;
+        match control.get_function(account, function, qualifier).await {
+            Ok(f) => Ok((f.name.as_str().to_owned(), f.arn(&self.region))),
+            Err(e) => Err(match LambdaError::from(e) {
+                LambdaError::ResourceNotFound(_) => match missing {
+                    Missing::Function => {
+                        LambdaError::ResourceNotFound("The function doesn't exist.".into())
+                    }
+                    Missing::Config => not_configured(&format!(
+                        "{}:{}",
+                        stoke_core::ids::function_arn(&self.region, account, fref.name.as_str()),
+                        rules::event_qualifier(fref.qualifier.as_deref())
+                    )),
+                },
+                other => other,
+            }),
+        }
     }
 
     /// The configuration an operation names: (canonical name, qualifier, qualified ARN).
@@ -137,8 +159,9 @@ impl EventConfigs {
         account: &AccountId,
         function: &str,
         qualifier: Option<&str>,
+        missing: Missing,
     ) -> Result<(String, String, String), LambdaError> {
-        let (name, arn) = self.function(account, function, qualifier).await?;
+        let (name, arn) = self.function(account, function, qualifier, missing).await?;
         let q = rules::event_qualifier(qualifier);
         let qualified = format!("{arn}:{q}");
         Ok((name, q, qualified))
@@ -198,7 +221,9 @@ impl EventConfigs {
     ) -> Result<(EventInvokeConfig, String), LambdaError> {
         rules::validate(input, account.as_str(), &self.region)?;
         rules::check_something_to_set(input)?;
-        let (name, q, arn) = self.target(account, function, qualifier).await?;
+        let (name, q, arn) = self
+            .target(account, function, qualifier, Missing::Function)
+            .await?;
         self.check_destinations(account, &name, input).await?;
         let old = self
             .queue
@@ -236,7 +261,9 @@ impl EventConfigs {
         function: &str,
         qualifier: Option<&str>,
     ) -> Result<(EventInvokeConfig, String), LambdaError> {
-        let (name, q, arn) = self.target(account, function, qualifier).await?;
+        let (name, q, arn) = self
+            .target(account, function, qualifier, Missing::Config)
+            .await?;
         match self
             .queue
             .get_event_config(account, &name, &q)
@@ -255,7 +282,9 @@ impl EventConfigs {
         function: &str,
         qualifier: Option<&str>,
     ) -> Result<(), LambdaError> {
-        let (name, q, arn) = self.target(account, function, qualifier).await?;
+        let (name, q, arn) = self
+            .target(account, function, qualifier, Missing::Config)
+            .await?;
         let existed = self
             .queue
             .delete_event_config(account, &name, &q)
@@ -275,7 +304,9 @@ impl EventConfigs {
         account: &AccountId,
         function: &str,
     ) -> Result<Vec<(EventInvokeConfig, String)>, LambdaError> {
-        let (name, arn) = self.function(account, function, None).await?;
+        let (name, arn) = self
+            .function(account, function, None, Missing::Function)
+            .await?;
         let list = self
             .queue
             .list_event_configs(account, &name)
