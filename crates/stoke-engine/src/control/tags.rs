@@ -151,8 +151,12 @@ impl ControlPlane {
             .into());
         }
         if let Some(n) = reserved {
-            // A function that does not exist is not found, whatever it asks for.
-            self.load(account, &fref).await?;
+            // A function that does not exist is not found, whatever it asks for (AWS names
+            // `$LATEST` then, as below).
+            if self.latest(account, fref.name.as_str()).await?.is_none() {
+                let arn = self.qualified_arn(account, &fref);
+                return Err(LambdaError::function_not_found(&format!("{arn}:$LATEST")).into());
+            }
             let others = self
                 .reserved_concurrency_total(account, Some(fref.name.as_str()))
                 .await?;
