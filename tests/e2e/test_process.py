@@ -267,6 +267,30 @@ def test_python_hello_context_and_warm_counter(plam, hello_python):
     assert init_duration(log2) is None and init_duration(log3) is None
 
 
+@pytest.mark.parametrize("runtime", ["python3.12", "nodejs20.x"])
+def test_what_init_prints_is_logged_between_init_start_and_start(plam, runtime):
+    """As on Lambda: a module's output at import is in the cold call's log after INIT_START
+    and before START, and in no later call's."""
+    if runtime.startswith("python"):
+        files = {"app.py": "import sys\nprint('init says hi', file=sys.stderr, flush=True)\n"
+                           "def handler(e, c):\n    print('call says hi')\n    return 1\n"}
+        handler = "app.handler"
+    else:
+        files = {"index.js": "console.error('init says hi');\n"
+                             "exports.handler = async () => { console.log('call says hi'); return 1; };\n"}
+        handler = "index.handler"
+    name = deploy(plam, runtime, handler, files, prefix="initlog")
+    _, cold = ok(plam, name)
+    lines = [ln for ln in cold.splitlines() if ln.strip()]
+    assert lines[0].startswith("INIT_START Runtime Version: "), cold
+    init_at = next(i for i, ln in enumerate(lines) if "init says hi" in ln)
+    start_at = next(i for i, ln in enumerate(lines) if ln.startswith("START RequestId: "))
+    call_at = next(i for i, ln in enumerate(lines) if "call says hi" in ln)
+    assert 0 < init_at < start_at < call_at, cold
+    _, warm = ok(plam, name)
+    assert warm.startswith("START RequestId: ") and "init says hi" not in warm, warm
+
+
 def test_python_handler_error_is_unhandled_with_lambdas_body(plam, hello_python):
     body, log = failed(plam, hello_python, {"fail": "boom"})
     assert body["errorType"] == "ValueError"

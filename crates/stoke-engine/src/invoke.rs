@@ -309,10 +309,15 @@ impl Invoker {
         };
         let mut lines = Vec::with_capacity(8);
         lines.extend(init_start);
-        lines.push(report.start_line());
-        let log = String::from_utf8_lossy(&execution.log);
         // A line longer than a log event becomes several events, as on Lambda.
-        lines.extend(log.lines().flat_map(record::split_line).map(str::to_owned));
+        let add_log = |lines: &mut Vec<String>, log: &[u8]| {
+            let log = String::from_utf8_lossy(log);
+            lines.extend(log.lines().flat_map(record::split_line).map(str::to_owned));
+        };
+        // What the runtime wrote during its Init comes before START, as on Lambda.
+        add_log(&mut lines, &execution.init_log);
+        lines.push(report.start_line());
+        add_log(&mut lines, &execution.log);
         if execution.log_truncated {
             lines.push(format!(
                 "[stoke] the function's log was cut at {} bytes",

@@ -82,6 +82,7 @@ impl Sandbox for FakeSandbox {
             return Ok(Execution {
                 outcome: Outcome::Error(FunctionError::new(kind, message)),
                 log: Bytes::from_static(b"init output of the fake\n"),
+                init_log: Bytes::new(),
                 max_memory_bytes: 0,
                 log_truncated: false,
                 log_stream: "fake".into(),
@@ -94,6 +95,7 @@ impl Sandbox for FakeSandbox {
         Ok(Execution {
             outcome: Outcome::Success(Bytes::from(self.memory_mb.to_string())),
             log: Bytes::new(),
+            init_log: Bytes::new(),
             max_memory_bytes: 0,
             log_truncated: false,
             log_stream: "fake".into(),

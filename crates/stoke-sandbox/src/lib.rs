@@ -157,6 +157,9 @@ pub struct Execution {
     /// The function's own log lines for this call (its stderr), without Lambda's
     /// START/END/REPORT lines, which the engine adds.
     pub log: Bytes,
+    /// What the runtime wrote during its Init, for the first call after a cold start (Lambda
+    /// logs it between INIT_START and START); empty for every other call.
+    pub init_log: Bytes,
     /// Peak memory of the call, in bytes.
     pub max_memory_bytes: u64,
     /// Whether the log was cut at the limit.

@@ -378,6 +378,7 @@ impl Backend for ProcessBackend {
             runtime_version: self.interpreters.runtime_version(&spec.runtime),
             call: tokio::sync::Mutex::new(()),
             init_failure: std::sync::Mutex::new(None),
+            init_log: std::sync::Mutex::new(None),
             dead: AtomicBool::new(false),
             env: Environment {
                 events: api.events.clone(),
@@ -415,7 +416,15 @@ impl Backend for ProcessBackend {
             "cold start"
         );
         match outcome {
-            None => sandbox.env.cgroup.cap_cpu(),
+            None => {
+                sandbox.env.cgroup.cap_cpu();
+                // The runtime wrote its Init's lines before its first `next`: all in the pipe.
+                let init_log = sandbox.env.logs.take();
+                *sandbox
+                    .init_log
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(init_log);
+            }
             Some(f) => {
                 // Lambda reports the failure and starts afresh on the next call.
                 if matches!(f, InitFailure::Exited(_)) && sandbox.env.cgroup.oom_kills() > 0 {

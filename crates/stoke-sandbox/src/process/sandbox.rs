@@ -82,6 +82,8 @@ pub(super) struct ProcessSandbox {
     pub(super) runtime_version: Option<crate::RuntimeVersion>,
     pub(super) call: tokio::sync::Mutex<()>,
     pub(super) init_failure: std::sync::Mutex<Option<InitFailure>>,
+    /// What the runtime wrote during a successful Init, until the first call takes it.
+    pub(super) init_log: std::sync::Mutex<Option<(Bytes, bool)>>,
     /// The environment is gone (timeout, crash, out of memory, failed Init).
     pub(super) dead: AtomicBool,
     pub(super) env: Environment,
@@ -133,11 +135,18 @@ impl ProcessSandbox {
     }
 
     fn execution(&self, outcome: Outcome, log: (Bytes, bool), peak: u64) -> Execution {
+        let (init_log, init_truncated) = self
+            .init_log
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take()
+            .unwrap_or_default();
         Execution {
             outcome,
             log: log.0,
+            init_log,
             max_memory_bytes: peak,
-            log_truncated: log.1,
+            log_truncated: log.1 || init_truncated,
             log_stream: self.log_stream.clone(),
         }
     }

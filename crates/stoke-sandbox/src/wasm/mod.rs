@@ -533,6 +533,7 @@ impl Sandbox for WasmSandbox {
         Ok(Execution {
             outcome,
             log,
+            init_log: Bytes::new(),
             max_memory_bytes: peak as u64,
             log_truncated,
             log_stream: self.log_stream.clone(),
