@@ -39,6 +39,8 @@ PY_PINS=(boto3==1.44.5 pytest==9.2.0)
 RIC_PIN=awslambdaric==4.2.2
 APT_PACKAGES=(build-essential pkg-config python3 python3-venv zip e2fsprogs)
 if ! command -v node >/dev/null 2>&1; then APT_PACKAGES+=(nodejs); fi
+# npm installs the nodejs* runtimes' AWS SDK (scripts/runtime-libs.sh).
+if ! command -v npm >/dev/null 2>&1; then APT_PACKAGES+=(npm); fi
 
 # ---------------------------------------------------------------------------------------------
 # Stages, each timed; a summary at the end (or at the failing stage).

@@ -10,6 +10,7 @@ environment variables" (the developer guide), sbx_user1051 with no HOME set, sys
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -303,3 +304,31 @@ def test_strict_runtimes_refuse_another_version_and_debian_python_is_at_var_lang
             assert not any("dist-packages" in p for p in out["sys_path"]), out["sys_path"]
     finally:
         srv.stop()
+
+
+def test_node_functions_find_the_aws_sdk_v3_under_var_runtime(rlam):
+    """As Lambda's nodejs runtimes ship it: the AWS SDK for JavaScript v3 clients resolve from
+    /var/runtime/node_modules at the pinned versions (scripts/runtime-libs-node), and a client
+    is built from the function's environment alone."""
+    pinned = json.loads((REPO_ROOT / "scripts/runtime-libs-node/package.json").read_text())
+    probe = """
+const fs = require("fs");
+exports.handler = async () => {
+  const out = {};
+  for (const name of %s) {
+    const entry = require.resolve(name);
+    const root = entry.slice(0, entry.indexOf("/node_modules/") + "/node_modules/".length) + name;
+    out[name] = [JSON.parse(fs.readFileSync(root + "/package.json", "utf8")).version, entry];
+  }
+  const { LambdaClient } = require("@aws-sdk/client-lambda");
+  out.region = await new LambdaClient({}).config.region();
+  return out;
+};
+""" % json.dumps(sorted(pinned["dependencies"]))
+    name = deploy(rlam, "nodejs20.x", "index.handler", {"index.js": probe}, Timeout=30, MemorySize=256)
+    out, log = ok(rlam, name)
+    assert out.pop("region") == REGION, (out, log)
+    for pkg, version in pinned["dependencies"].items():
+        got_version, entry = out[pkg]
+        assert got_version == version, (pkg, out[pkg])
+        assert entry.startswith(f"/var/runtime/node_modules/{pkg}/"), (pkg, entry)
