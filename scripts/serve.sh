@@ -5,8 +5,9 @@
 #   scripts/serve.sh [stoke serve flags...]     e.g. --listen 0.0.0.0:9000 --data-dir /var/lib/stoke
 #
 # Works on a fresh Debian/Ubuntu machine with Rust (rustup, 1.95 or newer); installs the C
-# toolchain that some crates need if it is missing, and the runtime libraries of python3.x
-# functions (boto3 and botocore, scripts/runtime-libs.txt) into $STOKE_RUNTIME_LIBS (default
+# toolchain that some crates need if it is missing, and the runtime libraries (boto3 and
+# botocore for python3.x functions, scripts/runtime-libs.txt; the AWS SDK v3 clients for nodejs*
+# ones where npm is installed, scripts/runtime-libs-node) into $STOKE_RUNTIME_LIBS (default
 # ./.stoke/runtime-libs), which `stoke serve` mounts under /var/runtime.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
