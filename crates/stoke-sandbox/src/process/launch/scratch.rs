@@ -32,6 +32,11 @@ use linux_raw_sys::loop_device as ld;
 
 use super::{check, cstr};
 
+/// The most templates kept at once (see [`Scratch::template`]).
+const MOST_TEMPLATES: usize = 8;
+/// The size of the spare disks (the default EphemeralStorage), whose template is kept.
+const SPARE_SIZE_HINT: u64 = 512 * 1024 * 1024;
+
 /// Why a disk could not be made.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum ScratchError {
@@ -162,6 +167,14 @@ impl Scratch {
         let file = image.file.try_clone()?;
         drop(image);
         let file = Arc::new(file);
+        // Each size a function asks for has its template: keep a few, not one per size ever
+        // asked for (a descriptor and a few blocks each).
+        if templates.len() >= MOST_TEMPLATES {
+            let other = templates.keys().find(|&&k| k != SPARE_SIZE_HINT).copied();
+            if let Some(k) = other {
+                templates.remove(&k);
+            }
+        }
         templates.insert(bytes, Arc::clone(&file));
         Ok(file)
     }
