@@ -26,7 +26,7 @@ use super::launch;
 use super::launch::scratch::{Disk, Scratch};
 
 /// The `/tmp` size spare disks are made for (the default and smallest `EphemeralStorage`).
-pub(super) const SPARE_DISK_BYTES: u64 = 512 * 1024 * 1024;
+pub(super) const SPARE_DISK_BYTES: u64 = launch::scratch::DEFAULT_DISK_BYTES;
 /// How long the filler waits after a failure before it tries again.
 const RETRY: Duration = Duration::from_secs(1);
 

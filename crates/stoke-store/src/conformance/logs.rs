@@ -15,21 +15,26 @@ fn line(account: &stoke_core::AccountId, f: &str, m: &str) -> LogEvent {
     }
 }
 
+/// The lines `q` reads of `f`.
+async fn lines(
+    s: &impl LogStore,
+    account: &stoke_core::AccountId,
+    f: &str,
+    q: LogQuery,
+) -> Vec<LogEvent> {
+    s.read_logs(account, f, &q).await.unwrap().events
+}
+
 async fn messages(s: &impl LogStore, account: &stoke_core::AccountId, f: &str) -> Vec<String> {
-    s.read_logs(
-        account,
-        f,
-        &LogQuery {
-            limit: 10_000,
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap()
-    .events
-    .into_iter()
-    .map(|e| e.message)
-    .collect()
+    let q = LogQuery {
+        limit: 10_000,
+        ..Default::default()
+    };
+    lines(s, account, f, q)
+        .await
+        .into_iter()
+        .map(|e| e.message)
+        .collect()
 }
 
 pub async fn usage_counts_bytes_and_a_byte_trim_removes_the_oldest_first<F: Factory>(factory: &F) {
@@ -107,76 +112,67 @@ pub async fn logs_are_read_oldest_first_filtered_and_trimmed_per_function<F: Fac
         .collect();
     s.append_calls(&logs, &[]).await.unwrap();
     s.append_calls(&[line("g", 5, "other")], &[]).await.unwrap();
-    let all = s
-        .read_logs(
-            &k.account,
-            "f",
-            &LogQuery {
-                limit: 100,
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap()
-        .events;
+    let all = lines(
+        &s,
+        &k.account,
+        "f",
+        LogQuery {
+            limit: 100,
+            ..Default::default()
+        },
+    )
+    .await;
     assert_eq!(all.len(), 10);
     assert_eq!(all[0].message, "line 0");
-    let after = s
-        .read_logs(
-            &k.account,
-            "f",
-            &LogQuery {
-                after_id: Some(all[7].id),
-                limit: 100,
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap()
-        .events;
+    let after = lines(
+        &s,
+        &k.account,
+        "f",
+        LogQuery {
+            after_id: Some(all[7].id),
+            limit: 100,
+            ..Default::default()
+        },
+    )
+    .await;
     assert_eq!(after.len(), 2);
-    let since = s
-        .read_logs(
-            &k.account,
-            "f",
-            &LogQuery {
-                since_ms: Some(1005),
-                contains: Some("line 9".into()),
-                limit: 100,
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap()
-        .events;
+    let since = lines(
+        &s,
+        &k.account,
+        "f",
+        LogQuery {
+            since_ms: Some(1005),
+            contains: Some("line 9".into()),
+            limit: 100,
+            ..Default::default()
+        },
+    )
+    .await;
     assert_eq!(since.len(), 1);
     s.trim_calls(3, 10, 0).await.unwrap();
-    let kept = s
-        .read_logs(
-            &k.account,
-            "f",
-            &LogQuery {
-                limit: 100,
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap()
-        .events;
+    let kept = lines(
+        &s,
+        &k.account,
+        "f",
+        LogQuery {
+            limit: 100,
+            ..Default::default()
+        },
+    )
+    .await;
     let kept: Vec<_> = kept.iter().map(|e| e.message.as_str()).collect();
     assert_eq!(kept, ["line 7", "line 8", "line 9"]);
     assert_eq!(
-        s.read_logs(
+        lines(
+            &s,
             &k.account,
             "g",
-            &LogQuery {
+            LogQuery {
                 limit: 9,
                 ..Default::default()
             }
         )
         .await
-        .unwrap()
-        .events
         .len(),
         1
     );
@@ -299,30 +295,22 @@ pub async fn a_page_of_lines_is_cut_by_bytes_and_says_more_follow<F: Factory>(fa
         (vec![100, 200, 300, 400, 500], false)
     );
     // Nothing after the last line.
-    let all = s
-        .read_logs(
-            a,
-            "f",
-            &LogQuery {
-                limit: 10,
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
-    let last = all.events.last().map(|e| e.id);
-    let after = s
-        .read_logs(
-            a,
-            "f",
-            &LogQuery {
-                after_id: last,
-                limit: 10,
-                max_bytes: Some(1),
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
+    let all = lines(
+        &s,
+        a,
+        "f",
+        LogQuery {
+            limit: 10,
+            ..Default::default()
+        },
+    )
+    .await;
+    let q = LogQuery {
+        after_id: all.last().map(|e| e.id),
+        limit: 10,
+        max_bytes: Some(1),
+        ..Default::default()
+    };
+    let after = s.read_logs(a, "f", &q).await.unwrap();
     assert!(after.events.is_empty() && !after.more);
 }

@@ -34,8 +34,9 @@ use super::{check, cstr};
 
 /// The most templates kept at once (see [`Scratch::template`]).
 const MOST_TEMPLATES: usize = 8;
-/// The size of the spare disks (the default EphemeralStorage), whose template is kept.
-const SPARE_SIZE_HINT: u64 = 512 * 1024 * 1024;
+/// The default (and smallest) `EphemeralStorage`: the size of the spare disks, whose template
+/// is always kept.
+pub(crate) const DEFAULT_DISK_BYTES: u64 = 512 * 1024 * 1024;
 
 /// Why a disk could not be made.
 #[derive(Debug, thiserror::Error)]
@@ -170,7 +171,10 @@ impl Scratch {
         // Each size a function asks for has its template: keep a few, not one per size ever
         // asked for (a descriptor and a few blocks each).
         if templates.len() >= MOST_TEMPLATES {
-            let other = templates.keys().find(|&&k| k != SPARE_SIZE_HINT).copied();
+            let other = templates
+                .keys()
+                .find(|&&k| k != DEFAULT_DISK_BYTES)
+                .copied();
             if let Some(k) = other {
                 templates.remove(&k);
             }
