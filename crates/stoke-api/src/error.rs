@@ -90,8 +90,14 @@ pub async fn lambda_shape(req: Request, next: axum::middleware::Next) -> Respons
     }
     let resp = next.run(req).await;
     let status = resp.status();
+    // STS's errors are XML in STS's own shape (see `sts.rs`).
+    let xml = resp
+        .headers()
+        .get(http::header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"text/xml"));
     if !(status.is_client_error() || status.is_server_error())
         || resp.headers().contains_key("x-amzn-ErrorType")
+        || xml
     {
         return resp;
     }

@@ -15,6 +15,8 @@
 //! - [`event_invoke`]: the event-invoke configurations of async invocation;
 //!   [`dead_letters`]: Stoke's own (signed) API for the async dead letters.
 //! - [`logs`]: function logs through the CloudWatch Logs API (`FilterLogEvents`).
+//! - [`sts`]: STS `GetCallerIdentity` (query protocol, XML), on `/` when the signing scope's
+//!   service is `sts`.
 //! - `/metrics`: Prometheus metrics (unauthenticated, as scrapers expect).
 //! - [`wire`]: Lambda's JSON shapes.
 //! - [`presign`]: GetFunction's short-lived `Code.Location` URLs.
@@ -34,6 +36,7 @@ pub mod invoke;
 pub mod listen;
 pub mod logs;
 pub mod presign;
+pub mod sts;
 pub mod tags;
 pub mod versions;
 pub mod wire;
@@ -44,6 +47,7 @@ use std::time::SystemTime;
 
 use axum::Router;
 use axum::body::Body;
+use axum::Extension;
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::HeaderValue;
 use axum::middleware::{self, Next};
@@ -83,7 +87,10 @@ impl AppState {
             invoker: Arc::clone(&engine.invoker),
             asyncq: Arc::clone(&engine.asyncq),
             logs: Arc::clone(&engine.logs),
-            auth: Authenticator::new(Arc::clone(&engine.accounts)),
+            auth: Authenticator::new(
+                Arc::clone(&engine.accounts),
+                Arc::clone(&engine.credentials),
+            ),
             presigner,
             bodies,
         }
@@ -174,7 +181,9 @@ pub fn router(state: AppState) -> Router {
             "/stoke/2026-11-01/dead-letters/{id}/redrive",
             post(dead_letters::redrive),
         )
-        .route("/", post(logs::dispatch))
+        // `/` is CloudWatch Logs' (JSON 1.1) and STS's (query protocol): the signing scope's
+        // service says which.
+        .route("/", post(root).get(root))
         .route(
             "/2016-08-19/account-settings",
             get(functions::account_settings),
@@ -233,12 +242,49 @@ async fn unknown_operation(req: Request) -> ApiError {
     )))
 }
 
-/// Which signing service a path belongs to: the CloudWatch Logs API sits on `POST /`.
+/// The service a request is for: `/` is CloudWatch Logs' or STS's, as the signing scope
+/// says (an unsigned or unreadable claim: Logs' with `X-Amz-Target`, else STS's); every
+/// other path is Lambda's. The scope is then checked against it.
 fn service_of(parts: &http::request::Parts) -> &'static str {
-    if parts.uri.path() == "/" {
-        "logs"
+    if parts.uri.path() != "/" {
+        return "lambda";
+    }
+    match auth::claimed_service(parts).as_deref() {
+        Some("logs") => "logs",
+        Some("sts") => "sts",
+        _ if parts.headers.contains_key("x-amz-target") => "logs",
+        _ => "sts",
+    }
+}
+
+/// The signing service of an authenticated request, for the handlers of `/`.
+#[derive(Debug, Clone, Copy)]
+struct SignedFor(&'static str);
+
+/// `POST /`: CloudWatch Logs or STS, by the request's signing service.
+async fn root(
+    State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Extension(SignedFor(service)): Extension<SignedFor>,
+    headers: http::HeaderMap,
+    uri: http::Uri,
+    body: bytes::Bytes,
+) -> Response {
+    if service == "sts" {
+        sts::dispatch(Extension(caller), uri, body).await
     } else {
-        "lambda"
+        logs::dispatch(State(app), Extension(caller), headers, body)
+            .await
+            .into_response()
+    }
+}
+
+/// A refusal in the shape of the request's service (STS's XML, or Lambda's JSON).
+fn shaped_error(service: &str, e: LambdaError) -> Response {
+    if service == "sts" {
+        sts::auth_error(&e)
+    } else {
+        ApiError(e).into_response()
     }
 }
 
@@ -247,9 +293,10 @@ fn service_of(parts: &http::request::Parts) -> &'static str {
 /// caller. The budget share is held until the handler has answered.
 async fn authenticate(State(app): State<AppState>, req: Request, next: Next) -> Response {
     let (mut parts, body) = req.into_parts();
+    let service = service_of(&parts);
     let scope = auth::Scope {
         region: app.control.region(),
-        service: service_of(&parts),
+        service,
     };
     let op = body::Operation::of(&parts);
     let claim = match app
@@ -258,7 +305,10 @@ async fn authenticate(State(app): State<AppState>, req: Request, next: Next) -> 
         .await
     {
         Ok(claim) => claim,
-        Err(e) => return refuse(&app, &parts, body, body::DRAIN_UNSIGNED, ApiError(e)),
+        Err(e) => {
+            let e = shaped_error(service, e);
+            return refuse(&app, &parts, body, body::DRAIN_UNSIGNED, e);
+        }
     };
     if body::declared_length(&body).is_some_and(|n| n > op.limit as u64) {
         return refuse(
@@ -266,7 +316,7 @@ async fn authenticate(State(app): State<AppState>, req: Request, next: Next) -> 
             &parts,
             body,
             body::DRAIN_SIGNED,
-            ApiError(op.too_large()),
+            shaped_error(service, op.too_large()),
         );
     }
     let (bytes, share) = match body::read(&app.bodies, body, op.limit).await {
@@ -295,13 +345,14 @@ async fn authenticate(State(app): State<AppState>, req: Request, next: Next) -> 
     match claim.verify(&parts, &bytes) {
         Ok(caller) => {
             parts.extensions.insert(caller);
+            parts.extensions.insert(SignedFor(service));
             let resp = next
                 .run(Request::from_parts(parts, Body::from(bytes)))
                 .await;
             drop(share);
             resp
         }
-        Err(e) => ApiError(e).into_response(),
+        Err(e) => shaped_error(service, e),
     }
 }
 
@@ -313,9 +364,8 @@ fn refuse(
     parts: &http::request::Parts,
     body: Body,
     drain: u64,
-    e: ApiError,
+    resp: Response,
 ) -> Response {
-    let resp = e.into_response();
     if body::is_empty(&body) {
         return resp;
     }

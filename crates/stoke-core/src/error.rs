@@ -51,6 +51,9 @@ pub enum LambdaError {
     /// The signature does not match, or it has expired.
     #[error("{0}")]
     InvalidSignature(String),
+    /// A session token (a function's temporary credentials) past its expiry.
+    #[error("{0}")]
+    ExpiredToken(String),
     /// Authenticated, but not allowed.
     #[error("{0}")]
     AccessDenied(String),
@@ -89,6 +92,7 @@ impl LambdaError {
             Self::IncompleteSignature(_) => "IncompleteSignatureException",
             Self::UnrecognizedClient(_) => "UnrecognizedClientException",
             Self::InvalidSignature(_) => "InvalidSignatureException",
+            Self::ExpiredToken(_) => "ExpiredTokenException",
             Self::AccessDenied(_) => "AccessDeniedException",
             Self::UnknownOperation(_) => "UnknownOperationException",
             Self::RequestTooLarge(_) => "RequestTooLargeException",
@@ -116,6 +120,7 @@ impl LambdaError {
             | Self::IncompleteSignature(_)
             | Self::UnrecognizedClient(_)
             | Self::InvalidSignature(_)
+            | Self::ExpiredToken(_)
             | Self::AccessDenied(_) => 403,
             Self::Service(_) => 500,
         }
@@ -144,6 +149,7 @@ impl LambdaError {
             | Self::IncompleteSignature(m)
             | Self::UnrecognizedClient(m)
             | Self::InvalidSignature(m)
+            | Self::ExpiredToken(m)
             | Self::AccessDenied(m)
             | Self::UnknownOperation(m)
             | Self::RequestTooLarge(m)
@@ -281,6 +287,7 @@ mod tests {
             LambdaError::InvalidSignature(String::new()),
             LambdaError::UnrecognizedClient(String::new()),
             LambdaError::MissingAuthenticationToken(String::new()),
+            LambdaError::ExpiredToken(String::new()),
         ] {
             assert_eq!(e.status(), 403);
         }

@@ -24,6 +24,7 @@ use stoke_store::{Blobs, Store, StoreError};
 use crate::accounts::Accounts;
 use crate::async_invoke::{AsyncConfig, AsyncInvoker, AsyncTasks};
 use crate::control::ControlPlane;
+use crate::credentials::{DEFAULT_TTL, FunctionCredentials};
 use crate::error::ControlError;
 use crate::invoke::{Invoker, InvokerConfig, Sandboxes};
 use crate::logs::Logs;
@@ -54,6 +55,9 @@ pub struct EngineConfig {
     /// How much of the calls' history is kept.
     pub retention: Retention,
     pub async_queue: AsyncConfig,
+    /// What mints and verifies the functions' credentials (a random key unless the server
+    /// gives the one its nodes share).
+    pub credentials: Arc<FunctionCredentials>,
 }
 
 impl EngineConfig {
@@ -76,6 +80,7 @@ impl EngineConfig {
             keep_alive: Arc::new(FixedKeepAlive(Duration::from_secs(600))),
             retention: Retention::default(),
             async_queue: AsyncConfig::default(),
+            credentials: Arc::new(FunctionCredentials::new(rand::random(), DEFAULT_TTL)),
         }
     }
 }
@@ -96,6 +101,8 @@ pub struct Engine {
     pub asyncq: Arc<AsyncInvoker>,
     /// Access keys, for SigV4.
     pub accounts: Arc<Accounts>,
+    /// The functions' credentials, for SigV4 of their session tokens.
+    pub credentials: Arc<FunctionCredentials>,
     /// Stored log lines, for FilterLogEvents.
     pub logs: Arc<Logs>,
     /// Deploys resumed at start (left `Pending` or `InProgress` by the last run).
@@ -128,6 +135,7 @@ impl Engine {
             keep_alive,
             retention,
             async_queue,
+            credentials,
         } = config;
         let layout = Layout::under(&data_dir);
         let metrics = Arc::new(Metrics::default());
@@ -138,6 +146,7 @@ impl Engine {
             &invoker,
             Arc::clone(&metrics),
             keep_alive,
+            Arc::clone(&credentials),
         );
         let control = ControlPlane::new(
             Arc::clone(&store),
@@ -170,6 +179,7 @@ impl Engine {
             invoker,
             asyncq,
             accounts: Arc::new(Accounts::new(Arc::clone(&store))),
+            credentials,
             logs: Arc::new(Logs::new(store)),
             resumed,
             recorder: recorder_task,

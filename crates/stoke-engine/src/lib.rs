@@ -28,6 +28,8 @@
 //! - [`dead_letters`]: events that failed for good: list, show, redrive.
 //! - [`engine`]: [`Engine::start`] and [`Engine::shutdown`]: the object graph of a server.
 //! - [`accounts`], [`logs`]: the access keys SigV4 checks, the stored log lines.
+//! - [`credentials`]: the short-lived, stateless credentials each function's sandboxes get
+//!   (`ASIA…` key, secret, session token), minted and verified with one shared key.
 //! - [`pool`]: the warm pool per function version, admission (concurrency limits, 429s) and
 //!   the [`pool::KeepAlivePolicy`] seam that decides how long idle sandboxes stay.
 //! - [`record`]: Lambda's START/END/REPORT lines, invocation records, the batched log writer.
@@ -42,6 +44,7 @@ pub mod accounts;
 pub mod async_invoke;
 pub mod code;
 pub mod control;
+pub mod credentials;
 pub mod dead_letters;
 pub mod engine;
 pub mod error;

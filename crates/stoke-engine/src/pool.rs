@@ -4,7 +4,9 @@
 //! and gives it back. Admission happens first and never waits: a call over the account's or
 //! the function's concurrency is throttled at once (429), so an overload never becomes a queue
 //! of hung requests. How long an idle sandbox stays warm is a [`KeepAlivePolicy`]'s decision;
-//! the reaper asks it on every pass. Predictive policies plug in here.
+//! the reaper asks it on every pass. Predictive policies plug in here. An idle sandbox that is
+//! no longer [`Sandbox::reusable`] (its credentials are about to expire) is never handed out:
+//! taking or reaping lets it go.
 //!
 //! # Never a teardown under a lock
 //! Ending a sandbox can block (a process sandbox kills its tree and waits, briefly, for it to
@@ -185,7 +187,9 @@ impl FunctionPool {
         };
         let (gone, kept): (Vec<Idle>, Vec<Idle>) = std::mem::take(&mut *idle)
             .into_iter()
-            .partition(|i| now.saturating_duration_since(i.since) >= keep_alive);
+            .partition(|i| {
+                now.saturating_duration_since(i.since) >= keep_alive || !i.sandbox.reusable()
+            });
         *idle = kept;
         out.extend(gone.into_iter().map(|i| i.sandbox));
     }
@@ -202,9 +206,21 @@ impl FunctionPool {
             .collect()
     }
 
-    /// An idle sandbox, if one is warm.
+    /// An idle sandbox, if one is warm and may still serve (one that may not, such as one
+    /// whose credentials are about to expire, goes to the disposal).
     pub fn take_idle(&self) -> Option<Arc<dyn Sandbox>> {
-        self.idle.lock().ok()?.pop().map(|i| i.sandbox)
+        let mut stale = Vec::new();
+        let found = {
+            let mut idle = self.idle.lock().ok()?;
+            loop {
+                match idle.pop() {
+                    Some(i) if !i.sandbox.reusable() => stale.push(i.sandbox),
+                    other => break other.map(|i| i.sandbox),
+                }
+            }
+        };
+        self.disposal.dispose(stale);
+        found
     }
 
     /// Gives a sandbox back after a call.

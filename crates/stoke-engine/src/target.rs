@@ -75,7 +75,8 @@ impl Runnable {
         }
     }
 
-    /// The [`FunctionSpec`] a sandbox of this target runs, with its code in `code_dir`.
+    /// The [`FunctionSpec`] a sandbox of this target runs, with its code in `code_dir` and no
+    /// credentials (the sandboxes add those when they start one).
     pub fn spec(&self, code_dir: &Path, region: &str) -> FunctionSpec {
         let c = &self.deployed.config;
         FunctionSpec {
@@ -92,6 +93,7 @@ impl Runnable {
             ephemeral_mb: c.ephemeral_storage,
             timeout: Duration::from_secs(u64::from(c.timeout)),
             environment: c.environment.clone(),
+            credentials: None,
         }
     }
 }

@@ -72,6 +72,29 @@ pub struct FunctionSpec {
     pub ephemeral_mb: u32,
     pub timeout: Duration,
     pub environment: BTreeMap<String, String>,
+    /// The function's credentials for this sandbox's life (`None`: the function gets none).
+    pub credentials: Option<Credentials>,
+}
+
+/// The AWS credentials a sandbox's code gets (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
+/// `AWS_SESSION_TOKEN`), as Lambda's execution role gives them. The engine mints them; a
+/// sandbox is retired before they expire.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Credentials {
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    pub session_token: String,
+    /// When they stop being accepted.
+    pub expires: std::time::SystemTime,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("access_key_id", &self.access_key_id)
+            .field("expires", &self.expires)
+            .finish_non_exhaustive()
+    }
 }
 
 impl FunctionSpec {
@@ -81,9 +104,10 @@ impl FunctionSpec {
     }
 
     /// The environment variables Lambda gives every runtime about the function (both
-    /// backends set them, in this order), for a sandbox whose log stream is `log_stream`.
-    pub fn lambda_env(&self, log_stream: &str) -> [(&'static str, String); 7] {
-        [
+    /// backends set them, in this order), for a sandbox whose log stream is `log_stream`:
+    /// the function's own, then its credentials (if it has them).
+    pub fn lambda_env(&self, log_stream: &str) -> Vec<(&'static str, String)> {
+        let mut env = vec![
             ("AWS_LAMBDA_FUNCTION_NAME", self.function_name.clone()),
             ("AWS_LAMBDA_FUNCTION_VERSION", self.version.clone()),
             (
@@ -94,7 +118,15 @@ impl FunctionSpec {
             ("AWS_DEFAULT_REGION", self.region.clone()),
             ("AWS_LAMBDA_LOG_GROUP_NAME", self.log_group()),
             ("AWS_LAMBDA_LOG_STREAM_NAME", log_stream.to_owned()),
-        ]
+        ];
+        if let Some(c) = &self.credentials {
+            env.extend([
+                ("AWS_ACCESS_KEY_ID", c.access_key_id.clone()),
+                ("AWS_SECRET_ACCESS_KEY", c.secret_access_key.clone()),
+                ("AWS_SESSION_TOKEN", c.session_token.clone()),
+            ]);
+        }
+        env
     }
 }
 

@@ -118,6 +118,7 @@ impl Fixture {
                 .iter()
                 .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
                 .collect::<BTreeMap<_, _>>(),
+            credentials: None,
         }
     }
 

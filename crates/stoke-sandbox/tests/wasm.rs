@@ -54,6 +54,7 @@ impl Fixture {
             ephemeral_mb: 512,
             timeout,
             environment: BTreeMap::from([("GREETING".into(), "hello".into())]),
+            credentials: None,
         }
     }
 

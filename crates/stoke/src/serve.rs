@@ -18,6 +18,7 @@ use stoke_api::{AppState, BodyConfig, Budget, ListenConfig, Presigner};
 
 use stoke_engine::pool::FixedKeepAlive;
 use stoke_engine::record::Retention;
+use stoke_engine::credentials::FunctionCredentials;
 use stoke_engine::{AsyncConfig, Backends, Engine, EngineConfig, InvokerConfig};
 use stoke_sandbox::process::{Network, ProcessBackend, ProcessConfig};
 use stoke_sandbox::wasm::{WasmBackend, WasmConfig};
@@ -107,6 +108,11 @@ pub struct ServeArgs {
     /// minimum age of 60 s last 0.6 s).
     #[arg(long, env = "STOKE_ASYNC_AGE_UNIT", default_value = "1s", value_parser = parse_duration, hide = true)]
     pub async_age_unit: Duration,
+    /// How long the credentials each function's sandbox gets (AWS_ACCESS_KEY_ID,
+    /// AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN) stay valid; a sandbox is retired before
+    /// its credentials expire. From 5s (for tests) to 12h (STS's longest session).
+    #[arg(long, env = "STOKE_FUNCTION_CREDENTIALS_TTL", default_value = "1h", value_parser = parse_credentials_ttl)]
+    pub function_credentials_ttl: Duration,
     /// How long a request head (request line and headers) may take to arrive; a slower
     /// connection is closed.
     #[arg(long, env = "STOKE_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
@@ -259,6 +265,14 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     Duration::try_from_secs_f64(secs).map_err(|e| format!("{s:?}: {e}"))
 }
 
+fn parse_credentials_ttl(s: &str) -> Result<Duration, String> {
+    let d = parse_duration(s)?;
+    if d < Duration::from_secs(5) || d > Duration::from_secs(12 * 3600) {
+        return Err(format!("{s:?} is not between 5s and 12h"));
+    }
+    Ok(d)
+}
+
 fn parse_delays(s: &str) -> Result<Delays, String> {
     let v = s
         .split(',')
@@ -316,6 +330,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let url_key = store
         .setting_or_init("code-url-key", &random_hex(32))
         .await?;
+    // The key that tags the functions' session tokens: every node that shares it verifies
+    // them (one line to change to a key derived from the master key).
+    let session_key = hex_key(
+        &store
+            .setting_or_init("function-credentials-key", &random_hex(32))
+            .await?,
+    )?;
 
     let mut wasm_config = WasmConfig::new(data_dir.join("compiled"));
     // Every running call holds an instance, and a call that invokes another holds two: room
@@ -374,6 +395,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         &data_dir,
     );
     config.region = args.region.clone();
+    config.credentials = Arc::new(FunctionCredentials::new(
+        session_key,
+        args.function_credentials_ttl,
+    ));
     config.invoker = InvokerConfig {
         account_concurrency: args.concurrency,
         function_concurrency: args.function_concurrency,
@@ -483,6 +508,13 @@ fn write_credentials(path: &Path, key: &AccessKey) -> anyhow::Result<()> {
     tmp.persist(path)
         .with_context(|| format!("writing {}", path.display()))?;
     Ok(())
+}
+
+/// A 32-byte key from its 64 hex digits.
+fn hex_key(hex_digits: &str) -> anyhow::Result<[u8; 32]> {
+    let bytes = hex::decode(hex_digits.trim()).context("a stored key is not hex")?;
+    <[u8; 32]>::try_from(bytes.as_slice())
+        .map_err(|_| anyhow::anyhow!("a stored key is not 32 bytes"))
 }
 
 fn random_hex(bytes: usize) -> String {

@@ -11,6 +11,11 @@
 //! and the invoker's calls find that sandbox idle in the pool. A warm-up whose Init fails
 //! keeps no sandbox: it answers the Init's error and output ([`FailedInit`]) for the deploy
 //! to log.
+//!
+//! Every sandbox starts with credentials of its function's account, minted for it
+//! ([`FunctionCredentials`]), and never outlives them: it is wrapped so that it stops being
+//! [`Sandbox::reusable`] once a call given to it could still be running when they expire
+//! (their expiry less the function's timeout and a margin); the pool then lets it go.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -22,6 +27,7 @@ use stoke_sandbox::{Backend, Execution, InvokeInput, Sandbox};
 use tokio::sync::Semaphore;
 
 use super::InvokerConfig;
+use crate::credentials::FunctionCredentials;
 use crate::metrics::{FunctionLabels, Metrics};
 use crate::pool::{FunctionPool, KeepAlivePolicy, Pools};
 use crate::route::Router;
@@ -43,6 +49,8 @@ pub struct Sandboxes {
     policy: Arc<dyn KeepAlivePolicy>,
     /// Turns to start a sandbox (fair: first come, first served).
     inits: Arc<Semaphore>,
+    /// Mints each sandbox's credentials.
+    credentials: Arc<FunctionCredentials>,
 }
 
 impl std::fmt::Debug for Sandboxes {
@@ -64,6 +72,7 @@ impl Sandboxes {
         config: &InvokerConfig,
         metrics: Arc<Metrics>,
         policy: Arc<dyn KeepAlivePolicy>,
+        credentials: Arc<FunctionCredentials>,
     ) -> Arc<Self> {
         let me = Arc::new(Self {
             backends,
@@ -74,6 +83,7 @@ impl Sandboxes {
             metrics,
             policy,
             inits: Arc::new(Semaphore::new(config.init_concurrency.max(1) as usize)),
+            credentials,
         });
         let weak = Arc::downgrade(&me);
         let every = config.reap_every;
@@ -128,14 +138,25 @@ impl Sandboxes {
             .fetch_max(now, Ordering::AcqRel);
         let t = Instant::now();
         // Only a cold start needs the whole spec (a warm call must not pay for it).
-        let spec = target.spec(
+        let mut spec = target.spec(
             &self.layout.code_dir(&target.deployed.code.sha256_hex),
             &self.region,
         );
+        let minted = Instant::now();
+        spec.credentials = Some(self.credentials.mint(
+            &target.account,
+            target.name.as_str(),
+            &target.deployed.config.role,
+            std::time::SystemTime::now(),
+        ));
         let s = backend.start(&spec).await.map_err(|e| {
             tracing::error!(function = %target.name, error = %e, "starting a sandbox failed");
             LambdaError::Service(format!("The function's sandbox could not start: {e}"))
         })?;
+        let s: Arc<dyn Sandbox> = Arc::new(Expiring {
+            not_after: minted + usable_for(self.credentials.ttl(), spec.timeout),
+            inner: s,
+        });
         // A start that hit the init timeout ends a little after it: report the limit.
         Ok((s, Some(t.elapsed().min(self.init_timeout))))
     }
@@ -210,6 +231,43 @@ async fn failed_init(sandbox: &dyn Sandbox, init: Option<Duration>) -> FailedIni
         log,
         log_stream,
         init: init.unwrap_or_default(),
+    }
+}
+
+/// How long after its credentials were minted a sandbox may still take a call: until a call
+/// that runs for the whole `timeout` would end a margin before they expire (a tenth of their
+/// life, at most a minute). Credentials shorter than that allow one call per sandbox.
+fn usable_for(ttl: Duration, timeout: Duration) -> Duration {
+    let margin = (ttl / 10).min(Duration::from_secs(60));
+    ttl.saturating_sub(timeout).saturating_sub(margin)
+}
+
+/// A sandbox that stops being reusable before its credentials expire.
+struct Expiring {
+    inner: Arc<dyn Sandbox>,
+    not_after: Instant,
+}
+
+#[async_trait]
+impl Sandbox for Expiring {
+    async fn invoke(&self, input: InvokeInput) -> Result<Execution, stoke_sandbox::SandboxError> {
+        self.inner.invoke(input).await
+    }
+
+    fn reusable(&self) -> bool {
+        Instant::now() < self.not_after && self.inner.reusable()
+    }
+
+    fn retire(&self) {
+        self.inner.retire();
+    }
+
+    fn init_failure(&self) -> Option<String> {
+        self.inner.init_failure()
+    }
+
+    fn runtime_version(&self) -> Option<stoke_sandbox::RuntimeVersion> {
+        self.inner.runtime_version()
     }
 }
 
