@@ -163,10 +163,14 @@ def test_python_environment_is_lambdas(rlam):
     assert got == want
     assert LOG_STREAM.fullmatch(env["AWS_LAMBDA_LOG_STREAM_NAME"]), env
     assert re.fullmatch(r"127\.0\.0\.1:\d+", env["AWS_LAMBDA_RUNTIME_API"]), env
+    # The function's credentials, as Lambda's execution role gives them (issue 13).
+    assert re.fullmatch(r"ASIA[A-Z2-7]{16}", env["AWS_ACCESS_KEY_ID"]), env
+    assert len(env["AWS_SECRET_ACCESS_KEY"]) == 40 and env["AWS_SESSION_TOKEN"], env
     # Nothing of the host's environment (the server's) reaches a function.
     extra = set(env) - set(want) - {
         "AWS_LAMBDA_LOG_STREAM_NAME", "AWS_LAMBDA_RUNTIME_API", "_X_AMZN_TRACE_ID",
         "PYTHONUNBUFFERED", "PYTHONDONTWRITEBYTECODE", "LC_CTYPE",
+        "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
     }
     assert extra == set(), extra
 

@@ -45,9 +45,9 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::SystemTime;
 
+use axum::Extension;
 use axum::Router;
 use axum::body::Body;
-use axum::Extension;
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::HeaderValue;
 use axum::middleware::{self, Next};

@@ -94,8 +94,16 @@ pub fn auth_error(e: &LambdaError) -> Response {
         LambdaError::TooManyRequests { message, .. } => {
             (StatusCode::BAD_REQUEST, "Throttling", message.as_str())
         }
-        LambdaError::Service(m) => (StatusCode::INTERNAL_SERVER_ERROR, "InternalFailure", m.as_str()),
-        other => (StatusCode::BAD_REQUEST, "InvalidParameterValue", other.message()),
+        LambdaError::Service(m) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "InternalFailure",
+            m.as_str(),
+        ),
+        other => (
+            StatusCode::BAD_REQUEST,
+            "InvalidParameterValue",
+            other.message(),
+        ),
     };
     error(status, code, message)
 }
@@ -191,7 +199,10 @@ mod tests {
         };
         assert_eq!(
             identity(&key),
-            ("arn:aws:iam::123456789012:root".into(), "123456789012".into())
+            (
+                "arn:aws:iam::123456789012:root".into(),
+                "123456789012".into()
+            )
         );
         let session = Caller {
             principal: Principal::FunctionSession {

@@ -85,13 +85,20 @@ impl std::fmt::Debug for FunctionCredentials {
 /// The default lifetime: one hour, STS AssumeRole's default session duration.
 pub const DEFAULT_TTL: Duration = Duration::from_secs(3600);
 
-fn hmac(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
-    // HMAC takes a key of any length; `new_from_slice` cannot fail for it.
-    let mut mac = <HmacSha256 as Mac>::new_from_slice(key).unwrap_or_else(|_| unreachable!());
+/// HMAC-SHA256 of `parts` under a 32-byte key. HMAC pads a key shorter than its block (64
+/// bytes for SHA-256) with zeros; doing it here makes the construction infallible.
+fn mac_of(key: &[u8; 32], parts: &[&[u8]]) -> HmacSha256 {
+    let mut block = [0u8; 64];
+    block[..32].copy_from_slice(key);
+    let mut mac = <HmacSha256 as Mac>::new(&block.into());
     for p in parts {
         mac.update(p);
     }
-    mac.finalize().into_bytes().into()
+    mac
+}
+
+fn hmac(key: &[u8; 32], parts: &[&[u8]]) -> [u8; 32] {
+    mac_of(key, parts).finalize().into_bytes().into()
 }
 
 fn unix(t: SystemTime) -> u64 {
@@ -180,15 +187,14 @@ impl FunctionCredentials {
         let tag = URL_SAFE_NO_PAD
             .decode(tag)
             .map_err(|_| SessionError::Invalid)?;
-        let mut mac = <HmacSha256 as Mac>::new_from_slice(&self.token_key)
+        // In constant time.
+        mac_of(&self.token_key, &[&payload])
+            .verify_slice(&tag)
             .map_err(|_| SessionError::Invalid)?;
-        mac.update(&payload);
-        mac.verify_slice(&tag).map_err(|_| SessionError::Invalid)?;
         // Tagged by us: what follows is what we wrote.
         let payload = String::from_utf8(payload).map_err(|_| SessionError::Invalid)?;
         let fields: Vec<&str> = payload.split('|').collect();
-        let [VERSION, key_id, account, function, role, _issued, expires] = fields.as_slice()
-        else {
+        let [VERSION, key_id, account, function, role, _issued, expires] = fields.as_slice() else {
             return Err(SessionError::Invalid);
         };
         if *key_id != access_key_id {
@@ -230,7 +236,10 @@ mod tests {
         assert_eq!(m.secret_access_key.len(), 40);
         let s = c.verify(&m.access_key_id, &m.session_token, now).unwrap();
         assert_eq!(s.account, account());
-        assert_eq!((s.function_name.as_str(), s.role_name.as_str()), ("fn", "my-role"));
+        assert_eq!(
+            (s.function_name.as_str(), s.role_name.as_str()),
+            ("fn", "my-role")
+        );
         assert_eq!(s.secret_access_key, m.secret_access_key);
         assert_eq!(s.expires, m.expires);
         let later = now + Duration::from_secs(60);
@@ -273,6 +282,9 @@ mod tests {
     #[test]
     fn role_names_drop_the_path() {
         assert_eq!(role_name(ROLE), "my-role");
-        assert_eq!(role_name("arn:aws:iam::000000000000:role/stoke-default"), "stoke-default");
+        assert_eq!(
+            role_name("arn:aws:iam::000000000000:role/stoke-default"),
+            "stoke-default"
+        );
     }
 }

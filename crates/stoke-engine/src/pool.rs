@@ -185,9 +185,8 @@ impl FunctionPool {
         let Ok(mut idle) = self.idle.lock() else {
             return;
         };
-        let (gone, kept): (Vec<Idle>, Vec<Idle>) = std::mem::take(&mut *idle)
-            .into_iter()
-            .partition(|i| {
+        let (gone, kept): (Vec<Idle>, Vec<Idle>) =
+            std::mem::take(&mut *idle).into_iter().partition(|i| {
                 now.saturating_duration_since(i.since) >= keep_alive || !i.sandbox.reusable()
             });
         *idle = kept;

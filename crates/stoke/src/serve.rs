@@ -16,9 +16,9 @@ use rand::Rng;
 use std::time::Duration;
 use stoke_api::{AppState, BodyConfig, Budget, ListenConfig, Presigner};
 
+use stoke_engine::credentials::FunctionCredentials;
 use stoke_engine::pool::FixedKeepAlive;
 use stoke_engine::record::Retention;
-use stoke_engine::credentials::FunctionCredentials;
 use stoke_engine::{AsyncConfig, Backends, Engine, EngineConfig, InvokerConfig};
 use stoke_sandbox::process::{Network, ProcessBackend, ProcessConfig};
 use stoke_sandbox::wasm::{WasmBackend, WasmConfig};

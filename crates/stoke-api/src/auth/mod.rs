@@ -297,4 +297,3 @@ impl Claim {
         Ok(self.caller)
     }
 }
-

@@ -163,9 +163,23 @@ pub fn parse_query_auth(query: &str) -> Result<Signed, LambdaError> {
             )));
         }
     }
-    let [algorithm, credential, amz_date, expires, signed, signature, token] = found;
-    let (Some(algorithm), Some(credential), Some(amz_date), Some(expires), Some(signed), Some(signature)) =
-        (algorithm, credential, amz_date, expires, signed, signature)
+    let [
+        algorithm,
+        credential,
+        amz_date,
+        expires,
+        signed,
+        signature,
+        token,
+    ] = found;
+    let (
+        Some(algorithm),
+        Some(credential),
+        Some(amz_date),
+        Some(expires),
+        Some(signed),
+        Some(signature),
+    ) = (algorithm, credential, amz_date, expires, signed, signature)
     else {
         return Err(incomplete(
             "AWS query-string parameters must include 'X-Amz-Algorithm', 'X-Amz-Credential', \
@@ -263,9 +277,9 @@ pub fn claim_of(parts: &Parts) -> Result<Option<Signed>, LambdaError> {
                 .headers
                 .get("x-amz-security-token")
                 .map(|v| {
-                    v.to_str()
-                        .map(str::to_owned)
-                        .map_err(|_| incomplete("The X-Amz-Security-Token header is not valid text."))
+                    v.to_str().map(str::to_owned).map_err(|_| {
+                        incomplete("The X-Amz-Security-Token header is not valid text.")
+                    })
                 })
                 .transpose()?;
             Ok(Some(signed))
@@ -350,7 +364,10 @@ mod tests {
         assert_eq!(parse_expires("1"), Ok(1));
         assert_eq!(parse_expires("604800"), Ok(604_800));
         for (v, msg) in [
-            ("604801", "X-Amz-Expires must be less than a week (in seconds) that is 604800"),
+            (
+                "604801",
+                "X-Amz-Expires must be less than a week (in seconds) that is 604800",
+            ),
             ("-1", "X-Amz-Expires must be non-negative"),
             ("0", "X-Amz-Expires must be at least 1 second"),
             ("soon", "X-Amz-Expires should be a number"),

@@ -279,3 +279,19 @@ impl Drop for GaugeGuard {
         self.0.dec();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sandbox_takes_calls_only_while_they_end_before_its_credentials() {
+        let s = Duration::from_secs;
+        // An hour's credentials and a 15-minute timeout: 44 minutes of calls.
+        assert_eq!(usable_for(s(3600), s(900)), s(3600 - 900 - 60));
+        // Ten seconds and a 2-second timeout: a tenth of the life as the margin.
+        assert_eq!(usable_for(s(10), s(2)), s(7));
+        // Credentials shorter than the timeout: no second call.
+        assert_eq!(usable_for(s(5), s(900)), Duration::ZERO);
+    }
+}
