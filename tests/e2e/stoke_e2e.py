@@ -213,6 +213,18 @@ class StokeServer:
                 )
             time.sleep(0.05)
 
+    @contextlib.contextmanager
+    def running(self):
+        """Starts the server; at the end stops it (asserting a clean exit) if it is still up,
+        and kills whatever is left: the body of a module-scoped server fixture."""
+        self.start()
+        try:
+            yield self
+        finally:
+            if self.alive():
+                self.stop()
+            self.kill()
+
     def _preexec(self) -> None:
         import resource
 

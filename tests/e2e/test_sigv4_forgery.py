@@ -305,13 +305,8 @@ def csrv(tmp_path_factory):
         tmp_path_factory.mktemp("stoke-creds"),
         extra_args=["--function-credentials-ttl", f"{CREDS_TTL}s"],
     )
-    srv.start()
-    try:
+    with srv.running():
         yield srv
-    finally:
-        if srv.alive():
-            srv.stop()
-        srv.kill()
 
 
 @pytest.fixture(scope="module")
@@ -354,13 +349,21 @@ def test_a_functions_credentials_are_its_accounts_and_expire(csrv, clam):
     mine = with_session(csrv, env, "lambda")
     assert mine.get_function(FunctionName=name)["Configuration"]["FunctionName"] == name
     assert name in {f["FunctionName"] for f in mine.list_functions()["Functions"]}
+    # Presigned with the session (its token in the query), valid for an hour.
+    url = with_session(csrv, env, "sts").generate_presigned_url(
+        "get_caller_identity", ExpiresIn=3600, HttpMethod="GET"
+    )
+    assert "X-Amz-Security-Token=" in url, url
+    r = http_get(url)
+    assert r.status == 200 and f"<Arn>{who['Arn']}</Arn>" in r.body.decode(), r.body
 
-    # Once expired: refused, as AWS names it, by Lambda and by STS.
+    # Once expired: refused, as AWS names it, by Lambda and by STS, the presigned URL too.
     time.sleep(max(0.0, started + CREDS_TTL + 1.5 - time.time()))
     with expect_error("ExpiredTokenException", 403, EXPIRED_TOKEN):
         mine.get_function(FunctionName=name)
     with expect_error("ExpiredToken", 403, EXPIRED_TOKEN):
         with_session(csrv, env, "sts").get_caller_identity()
+    sts_error(raw_request("GET", url), 403, "ExpiredToken", EXPIRED_TOKEN)
     # The sandbox did not outlive them: the next call runs with new, valid credentials.
     fresh, _ = ok(clam, name, {})
     assert fresh["AWS_ACCESS_KEY_ID"] != env["AWS_ACCESS_KEY_ID"]
@@ -436,14 +439,3 @@ def test_a_session_token_with_a_tampered_field_or_a_wrong_pairing_is_refused(csr
 def token_field(token: str, i: int) -> str:
     payload = token.split(".")[0]
     return base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)).decode().split("|")[i]
-
-
-def test_a_presigned_url_of_a_session_expires_with_it(csrv, clam):
-    name, env, started = function_creds(clam)
-    sts = with_session(csrv, env, "sts")
-    url = sts.generate_presigned_url("get_caller_identity", ExpiresIn=3600, HttpMethod="GET")
-    assert "X-Amz-Security-Token=" in url, url
-    r = http_get(url)
-    assert r.status == 200 and f"assumed-role/lambda-role/{name}</Arn>" in r.body.decode(), r.body
-    time.sleep(max(0.0, started + CREDS_TTL + 1.5 - time.time()))
-    sts_error(raw_request("GET", url), 403, "ExpiredToken", EXPIRED_TOKEN)
