@@ -242,18 +242,32 @@ async fn unknown_operation(req: Request) -> ApiError {
     )))
 }
 
-/// The service a request is for: `/` is CloudWatch Logs' or STS's, as the signing scope
-/// says (an unsigned or unreadable claim: Logs' with `X-Amz-Target`, else STS's); every
-/// other path is Lambda's. The scope is then checked against it.
+/// The service a request is for: `/` is CloudWatch Logs' or STS's as the signing scope says
+/// (another scope is Lambda's, which has nothing there); with no readable claim, the
+/// protocol's marker says (`X-Amz-Target`: Logs; a form body or an `Action` query: STS).
+/// Every other path is Lambda's. The scope is then checked against it.
 fn service_of(parts: &http::request::Parts) -> &'static str {
     if parts.uri.path() != "/" {
         return "lambda";
     }
+    let form = parts
+        .headers
+        .get(http::header::CONTENT_TYPE)
+        .is_some_and(|v| {
+            v.as_bytes()
+                .starts_with(b"application/x-www-form-urlencoded")
+        });
+    let action = parts
+        .uri
+        .query()
+        .is_some_and(|q| form_urlencoded::parse(q.as_bytes()).any(|(k, _)| k == "Action"));
     match auth::claimed_service(parts).as_deref() {
         Some("logs") => "logs",
         Some("sts") => "sts",
-        _ if parts.headers.contains_key("x-amz-target") => "logs",
-        _ => "sts",
+        Some(_) => "lambda",
+        None if parts.headers.contains_key("x-amz-target") => "logs",
+        None if form || action => "sts",
+        None => "lambda",
     }
 }
 
@@ -261,21 +275,27 @@ fn service_of(parts: &http::request::Parts) -> &'static str {
 #[derive(Debug, Clone, Copy)]
 struct SignedFor(&'static str);
 
-/// `POST /`: CloudWatch Logs or STS, by the request's signing service.
+/// `/`: CloudWatch Logs (`POST`) or STS, by the request's signing service.
 async fn root(
     State(app): State<AppState>,
     Extension(caller): Extension<Caller>,
     Extension(SignedFor(service)): Extension<SignedFor>,
+    method: http::Method,
     headers: http::HeaderMap,
     uri: http::Uri,
     body: bytes::Bytes,
 ) -> Response {
-    if service == "sts" {
-        sts::dispatch(Extension(caller), uri, body).await
-    } else {
-        logs::dispatch(State(app), Extension(caller), headers, body)
-            .await
-            .into_response()
+    match service {
+        "sts" => sts::dispatch(Extension(caller), uri, body).await,
+        "logs" if method == http::Method::POST => {
+            logs::dispatch(State(app), Extension(caller), headers, body)
+                .await
+                .into_response()
+        }
+        _ => ApiError(LambdaError::UnknownOperation(format!(
+            "No operation matches {method} /"
+        )))
+        .into_response(),
     }
 }
 
