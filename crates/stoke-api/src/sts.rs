@@ -19,6 +19,7 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
 use stoke_core::{AccountId, LambdaError};
+use stoke_engine::credentials::aws_id;
 
 use crate::auth::{Caller, Principal};
 
@@ -111,14 +112,8 @@ pub fn auth_error(e: &LambdaError) -> Response {
 /// The unique id of a role, `AROA` and 17 characters, derived from its account and name
 /// (the same on every node).
 fn role_id(account: &AccountId, role: &str) -> String {
-    const ALPHABET: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
     let digest = Sha256::digest(format!("{account}:{role}"));
-    let tail: String = digest
-        .iter()
-        .take(17)
-        .map(|b| char::from(ALPHABET[usize::from(b % 32)]))
-        .collect();
-    format!("AROA{tail}")
+    aws_id("AROA", digest.get(..17).unwrap_or_default())
 }
 
 /// `(Arn, UserId)` of a caller, as STS answers them.

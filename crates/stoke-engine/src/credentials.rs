@@ -85,6 +85,18 @@ impl std::fmt::Debug for FunctionCredentials {
 /// The default lifetime: one hour, STS AssumeRole's default session duration.
 pub const DEFAULT_TTL: Duration = Duration::from_secs(3600);
 
+/// An AWS-style id: `prefix` and one base32 character (AWS's ids' alphabet) per byte.
+pub fn aws_id(prefix: &str, bytes: &[u8]) -> String {
+    let mut id = String::with_capacity(prefix.len() + bytes.len());
+    id.push_str(prefix);
+    id.extend(
+        bytes
+            .iter()
+            .map(|b| char::from(KEY_ID_ALPHABET[usize::from(b % 32)])),
+    );
+    id
+}
+
 /// HMAC-SHA256 of `parts` under a 32-byte key. HMAC pads a key shorter than its block (64
 /// bytes for SHA-256) with zeros; doing it here makes the construction infallible.
 fn mac_of(key: &[u8; 32], parts: &[&[u8]]) -> HmacSha256 {
@@ -143,13 +155,7 @@ impl FunctionCredentials {
         now: SystemTime,
     ) -> Credentials {
         let random: [u8; 16] = rand::random();
-        let key_id: String = std::iter::once("ASIA".to_owned())
-            .chain(
-                random
-                    .iter()
-                    .map(|b| char::from(KEY_ID_ALPHABET[usize::from(b % 32)]).to_string()),
-            )
-            .collect();
+        let key_id = aws_id("ASIA", &random);
         let issued = unix(now);
         let expires = issued.saturating_add(self.ttl.as_secs().max(1));
         let payload = format!(
