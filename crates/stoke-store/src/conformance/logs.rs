@@ -184,6 +184,7 @@ pub async fn records_are_read_newest_first_and_trimmed_by_count_and_age<F: Facto
     let record = |f: &str, n: i64| InvocationRecord {
         request_id: format!("{f}-{n}"),
         account: k.account.clone(),
+        caller_account: k.account.clone(),
         function_name: f.into(),
         version: "$LATEST".into(),
         started_ms: 1000 + n,
@@ -230,6 +231,7 @@ pub async fn every_attempt_of_a_request_keeps_its_record<F: Factory>(factory: &F
     let attempt = |n: i64, outcome: &str| InvocationRecord {
         request_id: "retried".into(),
         account: k.account.clone(),
+        caller_account: k.account.clone(),
         function_name: "f".into(),
         version: "1".into(),
         started_ms: 1000 + n,

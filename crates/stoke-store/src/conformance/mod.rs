@@ -1,5 +1,5 @@
 //! The behaviour every store implementation must show, as async test cases over a store
-//! factory ([`Factory`]): functions and their compare-and-swap, versions and aliases, logs and
+//! factory ([`Factory`]): functions and their compare-and-swap, versions and aliases, policies, logs and
 //! their trims, the queue (leases, expiry, release per owner, retries, dead letters), blobs.
 //!
 //! An implementation runs them all with [`conformance_tests!`](crate::conformance_tests), one
@@ -17,6 +17,7 @@ use crate::{BlobStore, Queue, Store};
 pub mod blobs;
 pub mod functions;
 pub mod logs;
+pub mod policies;
 pub mod queue;
 pub mod versions;
 
@@ -84,6 +85,8 @@ macro_rules! conformance_tests {
             logs::count_trims_go_in_batches_and_keep_the_newest,
             logs::records_are_read_newest_first_and_trimmed_by_count_and_age,
             logs::every_attempt_of_a_request_keeps_its_record,
+            policies::policies_are_kept_per_qualifier_with_a_compare_and_swap,
+            policies::a_record_names_the_account_that_called,
             logs::a_page_of_lines_is_cut_by_bytes_and_says_more_follow,
             queue::a_lease_hides_an_event_until_it_expires,
             queue::a_retry_waits_for_its_time_and_start_up_releases_leases,

@@ -308,6 +308,7 @@ mod stall {
                 .map(|i| InvocationRecord {
                     request_id: format!("r-{chunk}-{i}"),
                     account: a.clone(),
+                    caller_account: a.clone(),
                     function_name: "f".into(),
                     version: "$LATEST".into(),
                     started_ms: i64::try_from(chunk * 50_000 + i).unwrap(),

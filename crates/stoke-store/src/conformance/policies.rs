@@ -1,0 +1,121 @@
+//! Policies per qualifier and their compare-and-swap, the cascade from the function, and the
+//! caller an invocation record names.
+
+use stoke_core::AccountId;
+use stoke_core::policy::{Policy, Principal, Statement};
+
+use super::{Factory, function};
+use crate::{AccountStore, FunctionStore, InvocationRecord, LogStore, PolicyStore, StoreError};
+
+fn policy(revision: &str, sids: &[&str]) -> Policy {
+    Policy {
+        revision_id: revision.into(),
+        statements: sids
+            .iter()
+            .map(|sid| Statement {
+                sid: (*sid).into(),
+                principal: Principal::Any,
+                action: "lambda:InvokeFunction".into(),
+                resource: "arn:aws:lambda:us-east-1:123456789012:function:f".into(),
+                condition: None,
+            })
+            .collect(),
+    }
+}
+
+pub async fn policies_are_kept_per_qualifier_with_a_compare_and_swap<F: Factory>(factory: &F) {
+    let s = factory.store().await;
+    let (k, _) = s.ensure_default_account().await.unwrap();
+    let a = &k.account;
+    assert!(matches!(
+        s.put_policy(a, "f", "", Some(&policy("p1", &["a"])), None)
+            .await,
+        Err(StoreError::NotFound)
+    ));
+    s.insert_function(&function(a, "f", "r1")).await.unwrap();
+    assert_eq!(s.get_policy(a, "f", "").await.unwrap(), None);
+    s.put_policy(a, "f", "", Some(&policy("p1", &["a"])), None)
+        .await
+        .unwrap();
+    s.put_policy(a, "f", "prod", Some(&policy("q1", &["b"])), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        s.get_policy(a, "f", "").await.unwrap(),
+        Some(policy("p1", &["a"]))
+    );
+    assert_eq!(
+        s.get_policy(a, "f", "prod").await.unwrap(),
+        Some(policy("q1", &["b"]))
+    );
+    // A second first write, or a write over another revision, loses.
+    assert!(matches!(
+        s.put_policy(a, "f", "", Some(&policy("p2", &["x"])), None)
+            .await,
+        Err(StoreError::Stale { .. })
+    ));
+    assert!(matches!(
+        s.put_policy(a, "f", "", Some(&policy("p2", &["x"])), Some("p0"))
+            .await,
+        Err(StoreError::Stale { .. })
+    ));
+    s.put_policy(a, "f", "", Some(&policy("p2", &["a", "c"])), Some("p1"))
+        .await
+        .unwrap();
+    assert_eq!(
+        s.get_policy(a, "f", "").await.unwrap(),
+        Some(policy("p2", &["a", "c"]))
+    );
+    // Removed by revision; a qualifier's goes on its own.
+    assert!(matches!(
+        s.put_policy(a, "f", "", None, Some("p1")).await,
+        Err(StoreError::Stale { .. })
+    ));
+    s.put_policy(a, "f", "", None, Some("p2")).await.unwrap();
+    assert_eq!(s.get_policy(a, "f", "").await.unwrap(), None);
+    s.delete_policy(a, "f", "prod").await.unwrap();
+    assert_eq!(s.get_policy(a, "f", "prod").await.unwrap(), None);
+    // They go with the function.
+    s.put_policy(a, "f", "7", Some(&policy("v1", &["v"])), None)
+        .await
+        .unwrap();
+    s.delete_function(a, "f").await.unwrap();
+    s.insert_function(&function(a, "f", "r2")).await.unwrap();
+    assert_eq!(s.get_policy(a, "f", "7").await.unwrap(), None);
+}
+
+pub async fn a_record_names_the_account_that_called<F: Factory>(factory: &F) {
+    let s = factory.store().await;
+    let (k, _) = s.ensure_default_account().await.unwrap();
+    let caller = AccountId::try_from("222222222222".to_owned()).unwrap();
+    let record = |id: &str, caller: &AccountId| InvocationRecord {
+        request_id: id.into(),
+        account: k.account.clone(),
+        caller_account: caller.clone(),
+        function_name: "f".into(),
+        version: "1".into(),
+        started_ms: if id == "own" { 1 } else { 2 },
+        cold: false,
+        init_ms: None,
+        duration_ms: 1.0,
+        billed_ms: 1,
+        memory_size_mb: 128,
+        max_memory_mb: 20,
+        outcome: "Success".into(),
+        error_type: None,
+    };
+    let own = record("own", &k.account);
+    let granted = record("granted", &caller);
+    s.append_calls(&[], &[own.clone(), granted.clone()])
+        .await
+        .unwrap();
+    // Both are the owner's records; the other account's call names its caller.
+    let recent = s.recent_invocations(&k.account, "f", 10).await.unwrap();
+    assert_eq!(recent, [granted, own]);
+    assert!(
+        s.recent_invocations(&caller, "f", 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
