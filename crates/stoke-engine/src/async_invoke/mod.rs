@@ -222,6 +222,7 @@ impl AsyncInvoker {
                 next_run_ms: now,
                 // A caller's event starts a chain.
                 hops: 0,
+                caller: (*account != f.account).then(|| account.clone()),
             })
             .await?;
         Ok(request_id)

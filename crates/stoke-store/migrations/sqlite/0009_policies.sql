@@ -16,3 +16,5 @@ CREATE TABLE policies (
 -- of a function it was granted runs, logs and is recorded in the owner's account. NULL for
 -- records written before this column, which were all the owner's own.
 ALTER TABLE invocations ADD COLUMN caller_account_id TEXT;
+-- The same for an async event queued by another account (NULL: the owner's own).
+ALTER TABLE async_events ADD COLUMN caller_account_id TEXT;

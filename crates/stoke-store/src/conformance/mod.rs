@@ -87,6 +87,7 @@ macro_rules! conformance_tests {
             logs::every_attempt_of_a_request_keeps_its_record,
             policies::policies_are_kept_per_qualifier_with_a_compare_and_swap,
             policies::a_record_names_the_account_that_called,
+            policies::a_queued_event_keeps_the_account_that_asked,
             logs::a_page_of_lines_is_cut_by_bytes_and_says_more_follow,
             queue::a_lease_hides_an_event_until_it_expires,
             queue::a_retry_waits_for_its_time_and_start_up_releases_leases,

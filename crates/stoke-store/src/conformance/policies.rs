@@ -1,10 +1,11 @@
 //! Policies per qualifier and their compare-and-swap, the cascade from the function, and the
-//! caller an invocation record names.
+//! caller an invocation record and a queued event name.
 
 use stoke_core::AccountId;
 use stoke_core::policy::{Policy, Principal, Statement};
 
 use super::{Factory, function};
+use crate::queue::{NewEvent, Queue};
 use crate::{AccountStore, FunctionStore, InvocationRecord, LogStore, PolicyStore, StoreError};
 
 fn policy(revision: &str, sids: &[&str]) -> Policy {
@@ -117,5 +118,46 @@ pub async fn a_record_names_the_account_that_called<F: Factory>(factory: &F) {
             .await
             .unwrap()
             .is_empty()
+    );
+}
+
+pub async fn a_queued_event_keeps_the_account_that_asked<F: Factory>(factory: &F) {
+    let s = factory.store().await;
+    let owner = AccountId::try_from("123456789012".to_owned()).unwrap();
+    let caller = AccountId::try_from("222222222222".to_owned()).unwrap();
+    let event = |id: &str, caller: Option<AccountId>| NewEvent {
+        request_id: id.into(),
+        account: owner.clone(),
+        function_name: "f".into(),
+        qualifier: "prod".into(),
+        payload: b"{}".to_vec(),
+        trace_id: None,
+        enqueued_ms: 0,
+        next_run_ms: 0,
+        hops: 0,
+        caller,
+    };
+    s.enqueue(
+        &[
+            (event("own", None), false),
+            (event("granted", Some(caller.clone())), false),
+        ],
+        "n",
+        0,
+    )
+    .await
+    .unwrap();
+    let mut claimed = s.claim("n", 1, 1000, 10).await.unwrap();
+    claimed.sort_by(|a, b| a.request_id.cmp(&b.request_id));
+    let got: Vec<_> = claimed
+        .iter()
+        .map(|e| (e.request_id.as_str(), e.account.clone(), e.caller.clone()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("granted", owner.clone(), Some(caller)),
+            ("own", owner.clone(), None)
+        ]
     );
 }

@@ -356,6 +356,7 @@ mod stall {
                         enqueued_ms: 0,
                         next_run_ms: 0,
                         hops: 0,
+                        caller: None,
                     };
                     let t = Instant::now();
                     s.enqueue(&[(e, false)], "w", 0).await.unwrap();
