@@ -71,7 +71,9 @@ fn every_principal() -> Vec<Who> {
         .collect()
 }
 
-/// The reference: what one statement names, spelled out as sets.
+/// The reference: what one statement names, spelled out as sets (actions compared in one
+/// case, as IAM compares them, written apart from the evaluator's own comparison).
+#[allow(clippy::manual_ignore_case_cmp)]
 fn names(s: &Statement, r: &Asked) -> bool {
     let principals: Vec<Who> = match &s.principal {
         Principal::Any => every_principal(),

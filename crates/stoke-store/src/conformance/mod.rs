@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use async_trait::async_trait;
 use stoke_core::{AccountId, CodeInfo, ConfigInput, Function, FunctionName, State};
 
-use crate::{BlobStore, Queue, Store};
+use crate::{BlobStore, InvocationRecord, Queue, Store};
 
 pub mod blobs;
 pub mod functions;
@@ -64,6 +64,26 @@ pub(crate) fn function(account: &AccountId, name: &str, revision: &str) -> Funct
         serving: None,
         reserved_concurrency: None,
         runtime_version_arn: None,
+    }
+}
+
+/// A successful call's record of `f` in `account`, made by the account itself.
+pub(crate) fn record(account: &AccountId, request_id: &str, started_ms: i64) -> InvocationRecord {
+    InvocationRecord {
+        request_id: request_id.into(),
+        account: account.clone(),
+        caller_account: account.clone(),
+        function_name: "f".into(),
+        version: "1".into(),
+        started_ms,
+        cold: false,
+        init_ms: None,
+        duration_ms: 1.0,
+        billed_ms: 1,
+        memory_size_mb: 128,
+        max_memory_mb: 20,
+        outcome: "Success".into(),
+        error_type: None,
     }
 }
 

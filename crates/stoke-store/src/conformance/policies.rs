@@ -4,7 +4,7 @@
 use stoke_core::AccountId;
 use stoke_core::policy::{Policy, Principal, Statement};
 
-use super::{Factory, function};
+use super::{Factory, function, record};
 use crate::queue::{NewEvent, Queue};
 use crate::{AccountStore, FunctionStore, InvocationRecord, LogStore, PolicyStore, StoreError};
 
@@ -89,24 +89,11 @@ pub async fn a_record_names_the_account_that_called<F: Factory>(factory: &F) {
     let s = factory.store().await;
     let (k, _) = s.ensure_default_account().await.unwrap();
     let caller = AccountId::try_from("222222222222".to_owned()).unwrap();
-    let record = |id: &str, caller: &AccountId| InvocationRecord {
-        request_id: id.into(),
-        account: k.account.clone(),
+    let own = record(&k.account, "own", 1);
+    let granted = InvocationRecord {
         caller_account: caller.clone(),
-        function_name: "f".into(),
-        version: "1".into(),
-        started_ms: if id == "own" { 1 } else { 2 },
-        cold: false,
-        init_ms: None,
-        duration_ms: 1.0,
-        billed_ms: 1,
-        memory_size_mb: 128,
-        max_memory_mb: 20,
-        outcome: "Success".into(),
-        error_type: None,
+        ..record(&k.account, "granted", 2)
     };
-    let own = record("own", &k.account);
-    let granted = record("granted", &caller);
     s.append_calls(&[], &[own.clone(), granted.clone()])
         .await
         .unwrap();

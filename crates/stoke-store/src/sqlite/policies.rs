@@ -9,6 +9,20 @@ use stoke_core::policy::Policy;
 use super::{decode, encode};
 use crate::{PolicyStore, SqliteStore, StoreError};
 
+/// `sql` with the policy's key bound as `?1` (account), `?2` (function) and `?3` (qualifier);
+/// further parameters are `?4` on.
+fn keyed<'q>(
+    sql: &'q str,
+    account: &'q AccountId,
+    function: &'q str,
+    qualifier: &'q str,
+) -> sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>> {
+    sqlx::query(sql)
+        .bind(account.as_str())
+        .bind(function)
+        .bind(qualifier)
+}
+
 #[async_trait]
 impl PolicyStore for SqliteStore {
     async fn get_policy(
@@ -17,13 +31,13 @@ impl PolicyStore for SqliteStore {
         function: &str,
         qualifier: &str,
     ) -> Result<Option<Policy>, StoreError> {
-        let row = sqlx::query(
-            "SELECT record FROM policies WHERE account_id = ? AND function_name = ? \
-             AND qualifier = ?",
+        let row = keyed(
+            "SELECT record FROM policies WHERE account_id = ?1 AND function_name = ?2 \
+             AND qualifier = ?3",
+            account,
+            function,
+            qualifier,
         )
-        .bind(account.as_str())
-        .bind(function)
-        .bind(qualifier)
         .fetch_optional(self.pool())
         .await?;
         row.map(|r| decode::<Policy>(r.get::<&str, _>(0)))
@@ -39,15 +53,13 @@ impl PolicyStore for SqliteStore {
         expected: Option<&str>,
     ) -> Result<(), StoreError> {
         let mut conn = self.writer().await?;
+        let q = |sql| keyed(sql, account, function, qualifier);
         let changed = match (policy, expected) {
             (Some(p), None) => {
-                let done = sqlx::query(
-                    "INSERT INTO policies (account_id, function_name, qualifier, revision_id, \
-                     record) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                let done = q(
+                    "INSERT INTO policies (account_id, function_name, qualifier, \
+                     revision_id, record) VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING",
                 )
-                .bind(account.as_str())
-                .bind(function)
-                .bind(qualifier)
                 .bind(&p.revision_id)
                 .bind(encode(p)?)
                 .execute(&mut *conn)
@@ -60,26 +72,17 @@ impl PolicyStore for SqliteStore {
                     Err(e) => return Err(e.into()),
                 }
             }
-            (Some(p), Some(expected)) => sqlx::query(
-                "UPDATE policies SET revision_id = ?, record = ? WHERE account_id = ? \
-                 AND function_name = ? AND qualifier = ? AND revision_id = ?",
-            )
+            (Some(p), Some(expected)) => q("UPDATE policies SET revision_id = ?5, record = ?6 \
+                 WHERE account_id = ?1 AND function_name = ?2 AND qualifier = ?3 \
+                 AND revision_id = ?4")
+            .bind(expected)
             .bind(&p.revision_id)
             .bind(encode(p)?)
-            .bind(account.as_str())
-            .bind(function)
-            .bind(qualifier)
-            .bind(expected)
             .execute(&mut *conn)
             .await?
             .rows_affected(),
-            (None, Some(expected)) => sqlx::query(
-                "DELETE FROM policies WHERE account_id = ? AND function_name = ? \
-                 AND qualifier = ? AND revision_id = ?",
-            )
-            .bind(account.as_str())
-            .bind(function)
-            .bind(qualifier)
+            (None, Some(expected)) => q("DELETE FROM policies WHERE account_id = ?1 \
+                 AND function_name = ?2 AND qualifier = ?3 AND revision_id = ?4")
             .bind(expected)
             .execute(&mut *conn)
             .await?
@@ -99,12 +102,13 @@ impl PolicyStore for SqliteStore {
         function: &str,
         qualifier: &str,
     ) -> Result<(), StoreError> {
-        sqlx::query(
-            "DELETE FROM policies WHERE account_id = ? AND function_name = ? AND qualifier = ?",
+        keyed(
+            "DELETE FROM policies WHERE account_id = ?1 AND function_name = ?2 \
+             AND qualifier = ?3",
+            account,
+            function,
+            qualifier,
         )
-        .bind(account.as_str())
-        .bind(function)
-        .bind(qualifier)
         .execute(&mut *self.writer().await?)
         .await?;
         Ok(())
