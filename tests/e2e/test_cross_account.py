@@ -21,7 +21,7 @@ import time
 import pytest
 
 from accounts import create_account
-from stoke_e2e import REGION, create_wasm, error_message, expect_error, wait_active
+from stoke_e2e import REGION, create_wasm, error_message, expect_error, http_get, wait_active
 from stoke_guests import code_answer, constant_zip, deploy, deploy_constant, invoke
 
 
@@ -270,6 +270,18 @@ def test_a_read_is_the_callers_once_a_statement_grants_it(owner, friend, olam, f
     with expect_error("AccessDeniedException", 403) as ei:
         flam.get_function(FunctionName=f"{arn}:prod")
     assert error_message(ei.value) == denied(friend, "lambda:GetFunction", f"{arn}:prod")
+    # Until it is granted too: then the code's URL is the friend's to fetch.
+    olam.add_permission(
+        FunctionName=name,
+        Qualifier="prod",
+        StatementId="friend-reads-code",
+        Action="lambda:GetFunction",
+        Principal=friend.account_id,
+    )
+    got = flam.get_function(FunctionName=f"{arn}:prod")
+    assert got["Configuration"]["FunctionArn"] == f"{arn}:prod"
+    code = http_get(got["Code"]["Location"])
+    assert code.status == 200 and code.body[:2] == b"PK", code.status
 
 
 def test_an_async_call_runs_and_logs_as_the_owners(server, owner, friend, flam, shared):
@@ -308,6 +320,8 @@ def test_a_function_of_the_same_name_in_the_callers_account_is_its_own(olam, fla
     # A bare name is the caller's own; the owner's ARN is the owner's, run in its sandboxes.
     assert invoke(flam, name, {})[1] == code_answer("friend's")
     assert invoke(flam, owners, {})[1] == code_answer("owner's")
+    # A grant on the function is one on $LATEST too (they share the function's policy).
+    assert invoke(flam, f"{owners}:$LATEST", {})[1] == code_answer("owner's")
     assert invoke(olam, name, {})[1] == code_answer("owner's")
     assert invoke(flam, name, {})[1] == code_answer("friend's")
 
