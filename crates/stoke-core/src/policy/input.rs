@@ -11,13 +11,14 @@ use crate::{AccountId, LambdaError};
 use super::{Condition, Principal, Statement};
 
 /// The operations on one function that a function's policy can grant (Lambda's action
-/// names without the `lambda:` prefix). Account-wide operations (CreateFunction,
-/// ListFunctions, GetAccountSettings) name no function; the policy's own operations
-/// (AddPermission, RemovePermission) stay the owner's.
+/// names without the `lambda:` prefix), each honoured by the operation of that name (the old
+/// InvokeAsync is checked as `lambda:InvokeFunction`, as Invoke with `Event` is).
+/// Account-wide operations (CreateFunction, ListFunctions, GetAccountSettings) name no
+/// function; the policy's own operations (AddPermission, RemovePermission) and the
+/// event-invoke configurations (kept per account) stay the owner's.
 pub const GRANTABLE_ACTIONS: &[&str] = &[
     "InvokeFunction",
     "InvokeFunctionUrl",
-    "InvokeAsync",
     "GetFunction",
     "GetFunctionConfiguration",
     "GetPolicy",
@@ -26,8 +27,6 @@ pub const GRANTABLE_ACTIONS: &[&str] = &[
     "ListVersionsByFunction",
     "ListTags",
     "GetFunctionConcurrency",
-    "GetFunctionEventInvokeConfig",
-    "ListFunctionEventInvokeConfigs",
     "UpdateFunctionCode",
     "UpdateFunctionConfiguration",
     "DeleteFunction",
@@ -39,9 +38,6 @@ pub const GRANTABLE_ACTIONS: &[&str] = &[
     "DeleteFunctionConcurrency",
     "TagResource",
     "UntagResource",
-    "PutFunctionEventInvokeConfig",
-    "UpdateFunctionEventInvokeConfig",
-    "DeleteFunctionEventInvokeConfig",
 ];
 
 /// AddPermission's body (and its `Qualifier`, which the caller resolves).
