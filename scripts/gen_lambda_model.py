@@ -46,6 +46,12 @@ SHAPES = [
     "MaxListItems",
     "MaxFunctionEventInvokeConfigListItems",
     "ReservedConcurrentExecutions",
+    "StatementId",
+    "NamespacedStatementId",
+    "Action",
+    "Principal",
+    "SourceOwner",
+    "PrincipalOrgID",
 ]
 
 OUT = pathlib.Path(__file__).resolve().parent.parent / "crates/stoke-core/src/model.rs"

@@ -50,7 +50,12 @@ pub async fn get(
 ) -> Result<Response> {
     let f = app
         .control
-        .get_function(&caller.account, &name, None)
+        .get_function_as(
+            &caller.account,
+            &name,
+            None,
+            "lambda:GetFunctionConcurrency",
+        )
         .await?;
     let body = match f.reserved_concurrency {
         Some(n) => json!({ "ReservedConcurrentExecutions": n }),

@@ -199,7 +199,12 @@ pub async fn get_configuration(
 ) -> Result<Response> {
     let f = app
         .control
-        .get_function(&caller.account, &name, q.qualifier.as_deref())
+        .get_function_as(
+            &caller.account,
+            &name,
+            q.qualifier.as_deref(),
+            "lambda:GetFunctionConfiguration",
+        )
         .await?;
     Ok(axum::Json(qualified_configuration(
         &f,

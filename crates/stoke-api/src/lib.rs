@@ -11,6 +11,7 @@
 //! - [`functions`], [`versions`] (versions and aliases), [`tags`], [`invoke`]: one file per
 //!   Lambda resource; a handler decodes the
 //!   request, calls the control plane or the invoker and shapes the answer.
+//! - [`permissions`]: resource-based policies (AddPermission, RemovePermission, GetPolicy).
 //! - [`concurrency`]: reserved concurrency (Put/Get/DeleteFunctionConcurrency).
 //! - [`event_invoke`]: the event-invoke configurations of async invocation;
 //!   [`dead_letters`]: Stoke's own (signed) API for the async dead letters.
@@ -35,6 +36,7 @@ pub mod functions;
 pub mod invoke;
 pub mod listen;
 pub mod logs;
+pub mod permissions;
 pub mod presign;
 pub mod sts;
 pub mod tags;
@@ -171,6 +173,15 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/2019-09-30/functions/{name}/concurrency",
             get(concurrency::get),
+        )
+        // Resource-based policies (issue 13).
+        .route(
+            "/2015-03-31/functions/{name}/policy",
+            post(permissions::add).get(permissions::get),
+        )
+        .route(
+            "/2015-03-31/functions/{name}/policy/{sid}",
+            axum::routing::delete(permissions::remove),
         )
         .route("/stoke/2026-11-01/dead-letters", get(dead_letters::list))
         .route(

@@ -36,6 +36,9 @@ pub enum LambdaError {
     /// A `RevisionId` precondition did not hold.
     #[error("{0}")]
     PreconditionFailed(String),
+    /// A function's resource-based policy would grow past its limit (20 KB).
+    #[error("{0}")]
+    PolicyLengthExceeded(String),
     /// The request or the code it carries is too large.
     #[error("{0}")]
     RequestEntityTooLarge(String),
@@ -87,6 +90,7 @@ impl LambdaError {
             Self::ResourceNotFound(_) => "ResourceNotFoundException",
             Self::ResourceConflict(_) => "ResourceConflictException",
             Self::PreconditionFailed(_) => "PreconditionFailedException",
+            Self::PolicyLengthExceeded(_) => "PolicyLengthExceededException",
             Self::RequestEntityTooLarge(_) => "RequestEntityTooLargeException",
             Self::MissingAuthenticationToken(_) => "MissingAuthenticationTokenException",
             Self::IncompleteSignature(_) => "IncompleteSignatureException",
@@ -108,7 +112,8 @@ impl LambdaError {
         match self {
             Self::Validation(_)
             | Self::InvalidParameterValue(_)
-            | Self::InvalidRequestContent(_) => 400,
+            | Self::InvalidRequestContent(_)
+            | Self::PolicyLengthExceeded(_) => 400,
             Self::ResourceNotFound(_) | Self::UnknownOperation(_) => 404,
             Self::ResourceConflict(_) => 409,
             Self::PreconditionFailed(_) => 412,
@@ -144,6 +149,7 @@ impl LambdaError {
             | Self::ResourceNotFound(m)
             | Self::ResourceConflict(m)
             | Self::PreconditionFailed(m)
+            | Self::PolicyLengthExceeded(m)
             | Self::RequestEntityTooLarge(m)
             | Self::MissingAuthenticationToken(m)
             | Self::IncompleteSignature(m)

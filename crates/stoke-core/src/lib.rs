@@ -15,6 +15,8 @@
 //! - [`alias`]: aliases and their weighted routing, with Lambda's rules for them.
 //! - [`invocation`]: how a call ended ([`Outcome`]: the result, or the function's own
 //!   [`FunctionError`]), as the sandboxes report it and the API answers it.
+//! - [`policy`]: functions' resource-based policies: statements, principals, the document
+//!   GetPolicy answers, AddPermission's checks, and the evaluation of a request.
 //! - [`timefmt`]: Lambda's timestamp format (`2019-10-23T18:22:30.293+0000`).
 
 pub mod alias;
@@ -23,6 +25,7 @@ pub mod function;
 pub mod ids;
 pub mod invocation;
 pub mod model;
+pub mod policy;
 pub mod timefmt;
 pub mod validate;
 

@@ -214,6 +214,54 @@ pub const RESERVED_CONCURRENT_EXECUTIONS: Shape = Shape {
     pattern: r#""#,
 };
 
+/// `StatementId` (string).
+pub const STATEMENT_ID: Shape = Shape {
+    name: "StatementId",
+    min: Some(1),
+    max: Some(100),
+    pattern: r#"([a-zA-Z0-9-_]+)"#,
+};
+
+/// `NamespacedStatementId` (string).
+pub const NAMESPACED_STATEMENT_ID: Shape = Shape {
+    name: "NamespacedStatementId",
+    min: Some(1),
+    max: Some(100),
+    pattern: r#"([a-zA-Z0-9-_.]+)"#,
+};
+
+/// `Action` (string).
+pub const ACTION: Shape = Shape {
+    name: "Action",
+    min: Some(0),
+    max: Some(10000),
+    pattern: r#"(lambda:[*]|lambda:[a-zA-Z]+|[*])"#,
+};
+
+/// `Principal` (string).
+pub const PRINCIPAL: Shape = Shape {
+    name: "Principal",
+    min: Some(0),
+    max: Some(2048),
+    pattern: r#"[^\s]+"#,
+};
+
+/// `SourceOwner` (string).
+pub const SOURCE_OWNER: Shape = Shape {
+    name: "SourceOwner",
+    min: Some(0),
+    max: Some(12),
+    pattern: r#"\d{12}"#,
+};
+
+/// `PrincipalOrgID` (string).
+pub const PRINCIPAL_ORG_ID: Shape = Shape {
+    name: "PrincipalOrgID",
+    min: Some(12),
+    max: Some(34),
+    pattern: r#"o-[a-z0-9]{10,32}"#,
+};
+
 /// Every error type of the model: the member its body carries the message in, and whether
 /// the caller is at fault (the model's `senderFault`: `Type` `User`, else `Service`).
 pub const ERROR_MESSAGE_MEMBERS: &[(&str, &str, bool)] = &[

@@ -38,6 +38,18 @@ pub mod patterns {
     pub const ENV_KEY: &str = model::ENVIRONMENT_VARIABLE_NAME.pattern;
     /// A resource ARN in the tagging operations.
     pub const TAGGABLE_ARN: &str = model::TAGGABLE_RESOURCE.pattern;
+    /// AddPermission's `StatementId`.
+    pub const STATEMENT_ID: &str = model::STATEMENT_ID.pattern;
+    /// RemovePermission's `StatementId`.
+    pub const NAMESPACED_STATEMENT_ID: &str = model::NAMESPACED_STATEMENT_ID.pattern;
+    /// AddPermission's `Action`.
+    pub const ACTION: &str = model::ACTION.pattern;
+    /// AddPermission's `Principal`.
+    pub const PRINCIPAL: &str = model::PRINCIPAL.pattern;
+    /// AddPermission's `SourceAccount`.
+    pub const SOURCE_OWNER: &str = model::SOURCE_OWNER.pattern;
+    /// AddPermission's `PrincipalOrgID`.
+    pub const PRINCIPAL_ORG_ID: &str = model::PRINCIPAL_ORG_ID.pattern;
 }
 
 fn anchored(pattern: &str) -> Regex {
@@ -57,6 +69,12 @@ static COMPILED: LazyLock<Vec<(&'static str, Regex)>> = LazyLock::new(|| {
         patterns::TAGGABLE_ARN,
         patterns::VERSION,
         patterns::VERSION_NUMBER,
+        patterns::STATEMENT_ID,
+        patterns::NAMESPACED_STATEMENT_ID,
+        patterns::ACTION,
+        patterns::PRINCIPAL,
+        patterns::SOURCE_OWNER,
+        patterns::PRINCIPAL_ORG_ID,
     ]
     .into_iter()
     .map(|p| (p, anchored(p)))

@@ -71,6 +71,7 @@ impl DeadLetters {
             enqueued_ms: now,
             next_run_ms: now,
             hops: 0,
+            caller: None,
         };
         let moved = self
             .queue

@@ -184,17 +184,20 @@ impl Invoker {
             .target)
     }
 
-    /// Runs one call synchronously.
+    /// Runs one call synchronously for `caller`: of its own function, or of another account's
+    /// that the owner's policy lets it call. The call runs, logs and is recorded as the
+    /// owner's ([`Runnable::account`]); the record names the caller too.
     pub async fn invoke(
         &self,
-        account: &AccountId,
+        caller: &AccountId,
         req: InvokeRequest,
     ) -> Result<InvokeResponse, LambdaError> {
         let route = self
             .router
-            .route(account, &req.function, req.qualifier.as_deref())
+            .route(caller, &req.function, req.qualifier.as_deref())
             .await?;
         let target = route.target;
+        let account = &target.account;
         let config = &target.deployed.config;
         let version = target.version.clone();
         let function_limit = target
@@ -362,6 +365,7 @@ impl Invoker {
             record: InvocationRecord {
                 request_id: request_id.clone(),
                 account: account.clone(),
+                caller_account: caller.clone(),
                 function_name: function_name.clone(),
                 version: version.clone(),
                 started_ms,

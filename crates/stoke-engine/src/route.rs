@@ -82,8 +82,10 @@ impl Router {
         }
     }
 
-    /// What a call of `name` (with `qualifier`) runs now, choosing by weight for an alias.
-    /// `u` is a uniform sample in [0, 1) for the alias's choice.
+    /// What a call of `name` (with `qualifier`) by `account` runs now, choosing by weight for
+    /// an alias: a function of the caller's own, or of another account whose policy grants the
+    /// caller `lambda:InvokeFunction` ([`Runnable::account`] is then the owner's). `u` is a
+    /// uniform sample in [0, 1) for the alias's choice.
     pub async fn resolve(
         &self,
         account: &AccountId,
@@ -93,7 +95,12 @@ impl Router {
     ) -> Result<Runnable, ControlError> {
         let control = &self.control;
         let region = control.region();
-        let fref = control.parse_ref(account, name, qualifier)?;
+        // Another account's function is reached through its policy; the call then runs as
+        // the owner's (its sandboxes, its concurrency, its logs).
+        let (fref, owner) = control
+            .resolve_ref(account, name, qualifier, "lambda:InvokeFunction")
+            .await?;
+        let account = &owner;
         let not_found = || LambdaError::function_not_found(&control.qualified_arn(account, &fref));
         let fname = fref.name.as_str();
         let latest = control

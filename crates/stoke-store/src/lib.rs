@@ -9,6 +9,8 @@
 //!   compare its `RevisionId`, so two writers never silently overwrite each other.
 //! - `versions` ([`VersionStore`]) and `aliases` ([`AliasStore`]): published versions and
 //!   aliases, with the same compare-and-swap.
+//! - `policies` ([`PolicyStore`]): functions' resource-based policies, one per qualifier,
+//!   with the same compare-and-swap on their `RevisionId`.
 //! - `logs` ([`LogStore`]): log lines, invocation records and their retention (trims by bytes,
 //!   lines and age, in small batches so that no statement holds the store for long).
 //! - [`queue`] ([`Queue`]): the durable queue of async events, their leases (per owner), the
@@ -33,6 +35,7 @@ pub mod conformance;
 pub mod error;
 mod functions;
 mod logs;
+mod policies;
 pub mod queue;
 pub mod sqlite;
 mod versions;
@@ -43,6 +46,7 @@ pub use blobs::{BlobStore, Blobs, FsBlobStore};
 pub use error::StoreError;
 pub use functions::{AccountUsage, FunctionStore};
 pub use logs::{InvocationRecord, LogEvent, LogPage, LogQuery, LogStore, LogUsage};
+pub use policies::PolicyStore;
 pub use queue::Queue;
 pub use sqlite::SqliteStore;
 pub use versions::VersionStore;
@@ -50,11 +54,19 @@ pub use versions::VersionStore;
 /// The state of a Stoke installation: every concern's trait in one, so that consumers hold
 /// one `Arc<dyn Store>`. Implemented for whatever implements them all.
 pub trait Store:
-    AccountStore + FunctionStore + VersionStore + AliasStore + LogStore + Send + Sync + 'static
+    AccountStore
+    + FunctionStore
+    + VersionStore
+    + AliasStore
+    + PolicyStore
+    + LogStore
+    + Send
+    + Sync
+    + 'static
 {
 }
 
 impl<T> Store for T where
-    T: AccountStore + FunctionStore + VersionStore + AliasStore + LogStore + ?Sized
+    T: AccountStore + FunctionStore + VersionStore + AliasStore + PolicyStore + LogStore + ?Sized
 {
 }

@@ -22,7 +22,11 @@ pub struct LogEvent {
 #[derive(Debug, Clone, PartialEq)]
 pub struct InvocationRecord {
     pub request_id: String,
+    /// The function's owner, whose records and logs these are.
     pub account: AccountId,
+    /// The account whose key signed the call: the owner's own, or another account's that the
+    /// owner's policy let in.
+    pub caller_account: AccountId,
     pub function_name: String,
     pub version: String,
     pub started_ms: i64,

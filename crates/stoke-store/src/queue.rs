@@ -33,6 +33,9 @@ pub struct NewEvent {
     pub next_run_ms: i64,
     /// Destination deliveries that led to it (0 for an event a caller enqueued).
     pub hops: u32,
+    /// The account that asked for it when that is not the owner's (a call the owner's policy
+    /// let in); `None`: the owner's own.
+    pub caller: Option<AccountId>,
 }
 
 /// An event as a worker holds it.
@@ -54,6 +57,9 @@ pub struct QueuedEvent {
     pub backoff_ms: i64,
     /// Destination deliveries that led to it (0 for an event a caller enqueued).
     pub hops: u32,
+    /// The account that asked for it when that is not the owner's (a call the owner's policy
+    /// let in); `None`: the owner's own.
+    pub caller: Option<AccountId>,
 }
 
 /// What happens to a leased event.

@@ -268,6 +268,7 @@ mod tests {
             failures,
             backoff_ms,
             hops,
+            caller: None,
         }
     }
 

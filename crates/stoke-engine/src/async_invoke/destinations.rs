@@ -93,6 +93,7 @@ pub fn destination_event(
         enqueued_ms: now_ms,
         next_run_ms: now_ms,
         hops,
+        caller: None,
     }
 }
 
@@ -175,6 +176,7 @@ mod tests {
             failures: 2,
             backoff_ms: 0,
             hops: 4,
+            caller: None,
         }
     }
 

@@ -204,14 +204,16 @@ impl AsyncInvoker {
             .invoker
             .resolve(account, &req.function, req.qualifier.as_deref())
             .await?;
-        // `resolve` checked that the version or alias exists (and is runnable).
+        // `resolve` checked that the version or alias exists (and is runnable), and that the
+        // caller may call it: another account's event is queued, run and recorded as the
+        // owner's.
         let qualifier = event_config::event_qualifier(req.qualifier.as_deref());
         let request_id = uuid::Uuid::new_v4().to_string();
         let now = now_ms();
         self.writer
             .enqueue(NewEvent {
                 request_id: request_id.clone(),
-                account: account.clone(),
+                account: f.account.clone(),
                 function_name: f.name.as_str().to_owned(),
                 qualifier,
                 payload: req.payload.to_vec(),
@@ -220,6 +222,7 @@ impl AsyncInvoker {
                 next_run_ms: now,
                 // A caller's event starts a chain.
                 hops: 0,
+                caller: (*account != f.account).then(|| account.clone()),
             })
             .await?;
         Ok(request_id)

@@ -84,7 +84,12 @@ impl Worker {
                     function_error,
                     body: body.to_vec(),
                 };
-                (attempt, Some(response), resp.record)
+                // The run is the owner's; its record names who queued the event.
+                let mut call = resp.record;
+                if let (Some(c), Some(caller)) = (call.as_mut(), &ev.caller) {
+                    c.record.caller_account = caller.clone();
+                }
+                (attempt, Some(response), call)
             }
             // The function (or its qualifier) is gone: nothing will ever run the event.
             Err(LambdaError::ResourceNotFound(_)) => (Attempt::FunctionGone, None, None),

@@ -185,6 +185,7 @@ fn leased(e: NewEvent, id: i64) -> QueuedEvent {
         failures: 0,
         backoff_ms: 0,
         hops: e.hops,
+        caller: e.caller,
     }
 }
 
@@ -341,6 +342,7 @@ mod tests {
             enqueued_ms: now,
             next_run_ms: now,
             hops,
+            caller: None,
         }
     }
 

@@ -36,16 +36,18 @@ impl ControlPlane {
         )
     }
 
-    /// The function an alias operation names (unqualified), checked to exist.
+    /// The function an alias operation names (unqualified), checked to exist, and its owner
+    /// (the caller, or another account whose policy grants `action`).
     async fn alias_function(
         &self,
         account: &AccountId,
         name: &str,
-    ) -> Result<FunctionRef, ControlError> {
-        let fref = self.parse_ref(account, name, None)?;
+        action: &str,
+    ) -> Result<(FunctionRef, AccountId), ControlError> {
+        let (fref, owner) = self.resolve_ref(account, name, None, action).await?;
         check_unqualified(&fref)?;
-        self.load(account, &fref).await?;
-        Ok(fref)
+        self.load(&owner, &fref).await?;
+        Ok((fref, owner))
     }
 
     /// Every version a target names must exist.
@@ -90,7 +92,10 @@ impl ControlPlane {
         v.not_null("functionVersion", input.function_version.as_ref());
         input.check(&mut v);
         v.into_result()?;
-        let fref = self.alias_function(account, function).await?;
+        let (fref, owner) = self
+            .alias_function(account, function, "lambda:CreateAlias")
+            .await?;
+        let account = &owner;
         let target = AliasTarget {
             function_version: input.function_version.clone().unwrap_or_default(),
             additional_weights: input.additional_weights.clone().unwrap_or_default(),
@@ -134,7 +139,10 @@ impl ControlPlane {
             v.pattern("name", name, stoke_core::validate::patterns::ALIAS);
         }
         v.into_result()?;
-        let fref = self.alias_function(account, function).await?;
+        let (fref, owner) = self
+            .alias_function(account, function, "lambda:GetAlias")
+            .await?;
+        let account = &owner;
         self.alias(account, fref.name.as_str(), name)
             .await?
             .ok_or_else(|| alias_not_found(&self.alias_arn(account, &fref, name)).into())
@@ -151,7 +159,10 @@ impl ControlPlane {
         let mut v = Violations::new();
         input.check(&mut v);
         v.into_result()?;
-        let fref = self.alias_function(account, function).await?;
+        let (fref, owner) = self
+            .alias_function(account, function, "lambda:UpdateAlias")
+            .await?;
+        let account = &owner;
         let _guard = self.code.lock().await;
         let old = self
             .store
@@ -193,7 +204,10 @@ impl ControlPlane {
         function: &str,
         name: &str,
     ) -> Result<Alias, ControlError> {
-        let fref = self.alias_function(account, function).await?;
+        let (fref, owner) = self
+            .alias_function(account, function, "lambda:UpdateAlias")
+            .await?;
+        let account = &owner;
         let _guard = self.code.lock().await;
         let old = self
             .store
@@ -239,13 +253,18 @@ impl ControlPlane {
             v.pattern("name", name, stoke_core::validate::patterns::ALIAS);
         }
         v.into_result()?;
-        let fref = self.alias_function(account, function).await?;
+        let (fref, owner) = self
+            .alias_function(account, function, "lambda:DeleteAlias")
+            .await?;
+        let account = &owner;
         let _guard = self.code.lock().await;
         self.forget_alias(account, fref.name.as_str(), name);
         // An alias that does not exist is deleted already: 204, as AWS answers it.
         self.store
             .delete_alias(account, fref.name.as_str(), name)
             .await?;
+        // Its policy goes with it: a new alias of the name starts with none.
+        self.drop_policy(account, fref.name.as_str(), name).await?;
         Ok(())
     }
 
@@ -272,7 +291,10 @@ impl ControlPlane {
             );
         }
         v.into_result()?;
-        let fref = self.alias_function(account, function).await?;
+        let (fref, owner) = self
+            .alias_function(account, function, "lambda:ListAliases")
+            .await?;
+        let account = &owner;
         let limit = page_limit(max_items);
         let after = match marker {
             None | Some("") => None,

@@ -62,15 +62,28 @@ fn check_zip_size(zip: &[u8]) -> Result<(), LambdaError> {
 }
 
 impl ControlPlane {
-    /// Resolves a function as a caller named it, in the caller's account.
+    /// Resolves a function as a caller named it (GetFunction's access).
     pub async fn get_function(
         &self,
         account: &AccountId,
         name: &str,
         qualifier: Option<&str>,
     ) -> Result<Function, ControlError> {
-        let fref = self.parse_ref(account, name, qualifier)?;
-        self.load(account, &fref).await
+        self.get_function_as(account, name, qualifier, "lambda:GetFunction")
+            .await
+    }
+
+    /// Resolves a function as a caller named it, for `action`: in the caller's account, or
+    /// in another whose policy grants the caller that action.
+    pub async fn get_function_as(
+        &self,
+        account: &AccountId,
+        name: &str,
+        qualifier: Option<&str>,
+        action: &str,
+    ) -> Result<Function, ControlError> {
+        let (fref, owner) = self.resolve_ref(account, name, qualifier, action).await?;
+        self.load(&owner, &fref).await
     }
 
     /// ListFunctions: `$LATEST` of each function by name; with `FunctionVersion=ALL`, each
@@ -196,7 +209,8 @@ impl ControlPlane {
         req: CreateFunction,
     ) -> Result<Function, ControlError> {
         let fref = FunctionRef::parse_new("functionName", &req.function_name)?;
-        self.check_ref_account(account, &fref)?;
+        self.authorize(account, &fref, "lambda:CreateFunction")
+            .await?;
         if fref.qualifier.is_some() {
             return Err(LambdaError::InvalidParameterValue(
                 "A function's name cannot carry a qualifier when it is created.".into(),
@@ -260,7 +274,10 @@ impl ControlPlane {
         revision_id: Option<&str>,
         publish: bool,
     ) -> Result<Function, ControlError> {
-        let fref = self.parse_ref(account, name, None)?;
+        let (fref, owner) = self
+            .resolve_ref(account, name, None, "lambda:UpdateFunctionCode")
+            .await?;
+        let account = &owner;
         check_unqualified(&fref)?;
         check_zip_size(&zip)?;
         let old = self.load(account, &fref).await?;
@@ -300,7 +317,10 @@ impl ControlPlane {
         input: ConfigInput,
         revision_id: Option<&str>,
     ) -> Result<Function, ControlError> {
-        let fref = self.parse_ref(account, name, None)?;
+        let (fref, owner) = self
+            .resolve_ref(account, name, None, "lambda:UpdateFunctionConfiguration")
+            .await?;
+        let account = &owner;
         check_unqualified(&fref)?;
         // The model's checks come before anything is looked up, as on AWS.
         let mut v = Violations::new();
@@ -325,7 +345,10 @@ impl ControlPlane {
         name: &str,
         qualifier: Option<&str>,
     ) -> Result<(), ControlError> {
-        let fref = self.parse_ref(account, name, qualifier)?;
+        let (fref, owner) = self
+            .resolve_ref(account, name, qualifier, "lambda:DeleteFunction")
+            .await?;
+        let account = &owner;
         match fref.qualifier.as_deref() {
             None => {}
             Some("$LATEST") => {

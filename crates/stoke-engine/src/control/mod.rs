@@ -12,6 +12,9 @@
 //! - [`functions`](self::functions): CreateFunction, UpdateFunctionCode,
 //!   UpdateFunctionConfiguration, DeleteFunction, GetFunction, ListFunctions;
 //! - [`tags`](self::tags): tags and reserved concurrency;
+//! - [`permissions`](self::permissions): resource-based policies (AddPermission,
+//!   RemovePermission, GetPolicy) and [`ControlPlane::resolve_ref`], the gate of every
+//!   operation on a function: the caller's own, or another account's that its policy grants;
 //! - [`versions`](self::versions) and [`aliases`](self::aliases): published versions and
 //!   aliases;
 //! - [`cache`](self::cache): the one cache of records (and where invalidation across several
@@ -27,6 +30,7 @@ mod code_store;
 mod deploy;
 mod deploy_check;
 mod functions;
+mod permissions;
 mod tags;
 mod versions;
 
@@ -46,6 +50,7 @@ use crate::target::{Layout, Warmer};
 pub use aliases::AliasPage;
 pub use deploy_check::{DEPLOY_CHECK_TAG, DeployCheck};
 pub use functions::{CreateFunction, FunctionPage};
+pub use permissions::PolicyAnswer;
 pub use versions::VersionPage;
 pub(crate) use versions::{not_runnable, serving_of};
 
@@ -55,6 +60,8 @@ use code_store::CodeStore;
 type FunctionKey = (AccountId, String);
 type VersionKey = (AccountId, String, u64);
 type AliasKey = (AccountId, String, String);
+/// (owner, function, qualifier key: `""` for the function's own).
+type PolicyKey = (AccountId, String, String);
 
 /// The control plane; cheap to share behind an `Arc`.
 pub struct ControlPlane {
@@ -75,6 +82,8 @@ pub struct ControlPlane {
     functions: Cache<FunctionKey, Function>,
     versions: Cache<VersionKey, Function>,
     aliases: Cache<AliasKey, Alias>,
+    /// Policies as last read or written here (cross-account calls read them).
+    policies: Cache<PolicyKey, stoke_core::policy::Policy>,
     /// The account's concurrency (`stoke serve --concurrency`): GetAccountSettings'
     /// `ConcurrentExecutions`, of which reservations must leave some unreserved.
     account_concurrency: AtomicU32,
@@ -113,6 +122,7 @@ impl ControlPlane {
             functions: Cache::default(),
             versions: Cache::default(),
             aliases: Cache::default(),
+            policies: Cache::default(),
             account_concurrency: AtomicU32::new(stoke_core::function::limits::ACCOUNT_CONCURRENCY),
         }))
     }
@@ -153,46 +163,30 @@ impl ControlPlane {
 
     // ----- naming functions ----------------------------------------------------------------
 
-    pub(crate) fn parse_ref(
+    /// Parses a reference to an existing function (whose it is, [`Self::resolve_ref`] says).
+    pub(crate) fn parse_name(
         &self,
-        account: &AccountId,
         name: &str,
         qualifier: Option<&str>,
-    ) -> Result<FunctionRef, ControlError> {
-        let fref = FunctionRef::parse(
+    ) -> Result<FunctionRef, LambdaError> {
+        FunctionRef::parse(
             "functionName",
             name,
             patterns::NAMESPACED_FUNCTION_NAME,
             170,
         )?
-        .with_qualifier(qualifier)?;
-        self.check_ref_account(account, &fref)?;
-        Ok(fref)
+        .with_qualifier(qualifier)
     }
 
-    fn check_ref_account(
-        &self,
-        account: &AccountId,
-        fref: &FunctionRef,
-    ) -> Result<(), LambdaError> {
-        // Another region's function is not served here, in AWS's words; until cross-account
-        // policies exist, another account's function is as good as absent.
-        if let Some(r) = fref.region.as_deref().filter(|r| *r != self.region) {
-            return Err(LambdaError::ResourceNotFound(format!(
+    /// Another region's function is not served here, in AWS's words.
+    fn check_region(&self, fref: &FunctionRef) -> Result<(), LambdaError> {
+        match fref.region.as_deref().filter(|r| *r != self.region) {
+            Some(r) => Err(LambdaError::ResourceNotFound(format!(
                 "Functions from '{r}' are not reachable in this region ('{}')",
                 self.region
-            )));
+            ))),
+            None => Ok(()),
         }
-        if fref.account.as_ref().is_some_and(|a| a != account) {
-            let arn = format!(
-                "arn:aws:lambda:{}:{}:function:{}",
-                fref.region.as_deref().unwrap_or(&self.region),
-                fref.account.as_ref().unwrap_or(account),
-                fref.name
-            );
-            return Err(LambdaError::function_not_found(&arn));
-        }
-        Ok(())
     }
 
     pub(crate) fn qualified_arn(&self, account: &AccountId, fref: &FunctionRef) -> String {
@@ -335,6 +329,8 @@ impl ControlPlane {
         self.versions
             .forget_where(|(a, n, _)| a == account && n == name);
         self.aliases
+            .forget_where(|(a, n, _)| a == account && n == name);
+        self.policies
             .forget_where(|(a, n, _)| a == account && n == name);
     }
 

@@ -46,7 +46,8 @@ impl ControlPlane {
         &self,
         account: &AccountId,
         arn: &str,
-    ) -> Result<FunctionRef, ControlError> {
+        action: &str,
+    ) -> Result<(FunctionRef, AccountId), ControlError> {
         let mut v = Violations::new();
         if v.length("resource", arn, 1, 256) {
             v.pattern("resource", arn, patterns::TAGGABLE_ARN);
@@ -61,8 +62,8 @@ impl ControlPlane {
             )
             .into());
         }
-        self.check_ref_account(account, &fref)?;
-        Ok(fref)
+        let owner = self.authorize(account, &fref, action).await?;
+        Ok((fref, owner))
     }
 
     /// `old`, or the function-not-found error of `fref`.
@@ -81,7 +82,8 @@ impl ControlPlane {
         account: &AccountId,
         arn: &str,
     ) -> Result<BTreeMap<String, String>, ControlError> {
-        let fref = self.tagged_ref(account, arn).await?;
+        let (fref, owner) = self.tagged_ref(account, arn, "lambda:ListTags").await?;
+        let account = &owner;
         Ok(self.load(account, &fref).await?.tags)
     }
 
@@ -92,7 +94,8 @@ impl ControlPlane {
         arn: &str,
         tags: BTreeMap<String, String>,
     ) -> Result<(), ControlError> {
-        let fref = self.tagged_ref(account, arn).await?;
+        let (fref, owner) = self.tagged_ref(account, arn, "lambda:TagResource").await?;
+        let account = &owner;
         if tags.is_empty() {
             // AWS's answer to `Tags: {}` (the model allows an empty map; the service does not).
             return Err(LambdaError::InvalidParameterValue(
@@ -121,7 +124,10 @@ impl ControlPlane {
         arn: &str,
         keys: &[String],
     ) -> Result<(), ControlError> {
-        let fref = self.tagged_ref(account, arn).await?;
+        let (fref, owner) = self
+            .tagged_ref(account, arn, "lambda:UntagResource")
+            .await?;
+        let account = &owner;
         self.cas(account, fref.name.as_str(), |old| {
             let mut f = self.existing(account, &fref, old)?.clone();
             for k in keys {
@@ -140,7 +146,13 @@ impl ControlPlane {
         name: &str,
         reserved: Option<u32>,
     ) -> Result<Function, ControlError> {
-        let fref = self.parse_ref(account, name, None)?;
+        let action = if reserved.is_some() {
+            "lambda:PutFunctionConcurrency"
+        } else {
+            "lambda:DeleteFunctionConcurrency"
+        };
+        let (fref, owner) = self.resolve_ref(account, name, None, action).await?;
+        let account = &owner;
         if fref.qualifier.is_some() {
             return Err(LambdaError::InvalidParameterValue(
                 "This operation is permitted on Lambda functions only. Aliases and versions do not \

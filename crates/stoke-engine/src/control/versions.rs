@@ -58,7 +58,10 @@ impl ControlPlane {
         description: Option<&str>,
         revision_id: Option<&str>,
     ) -> Result<Function, ControlError> {
-        let fref = self.parse_ref(account, name, None)?;
+        let (fref, owner) = self
+            .resolve_ref(account, name, None, "lambda:PublishVersion")
+            .await?;
+        let account = &owner;
         check_unqualified(&fref)?;
         let mut v = Violations::new();
         if let Some(d) = description {
@@ -208,7 +211,10 @@ impl ControlPlane {
             v.range("maxItems", m, 1, 10_000);
         }
         v.into_result()?;
-        let fref = self.parse_ref(account, name, None)?;
+        let (fref, owner) = self
+            .resolve_ref(account, name, None, "lambda:ListVersionsByFunction")
+            .await?;
+        let account = &owner;
         check_unqualified(&fref)?;
         let latest = self.load(account, &fref).await?;
         let limit = super::page_limit(max_items) as usize;
@@ -281,6 +287,7 @@ impl ControlPlane {
         self.forget_version(account, name, number);
         match self.store.delete_version(account, name, number).await? {
             Some(v) => {
+                self.drop_policy(account, name, qualifier).await?;
                 self.code.collect(&v.code.sha256_hex).await;
                 Ok(())
             }

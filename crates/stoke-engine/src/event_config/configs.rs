@@ -131,10 +131,12 @@ impl EventConfigs {
         function: &str,
         qualifier: Option<&str>,
         missing: Missing,
+        action: &str,
     ) -> Result<(String, String), LambdaError> {
         let control = self.invoker.control();
-        // The name's own faults (its pattern, another region) come first, in their own words.
-        let fref = control.parse_ref(account, function, qualifier)?;
+        // The name's own faults (its pattern, another region) come first, in their own words;
+        // another account's configurations are its own.
+        let fref = control.own_ref(account, function, qualifier, action)?;
         match control.get_function(account, function, qualifier).await {
             Ok(f) => Ok((f.name.as_str().to_owned(), f.arn(&self.region))),
             Err(e) => Err(match LambdaError::from(e) {
@@ -160,8 +162,11 @@ impl EventConfigs {
         function: &str,
         qualifier: Option<&str>,
         missing: Missing,
+        action: &str,
     ) -> Result<(String, String, String), LambdaError> {
-        let (name, arn) = self.function(account, function, qualifier, missing).await?;
+        let (name, arn) = self
+            .function(account, function, qualifier, missing, action)
+            .await?;
         let q = rules::event_qualifier(qualifier);
         let qualified = format!("{arn}:{q}");
         Ok((name, q, qualified))
@@ -222,7 +227,17 @@ impl EventConfigs {
         rules::validate(input, account.as_str(), &self.region)?;
         rules::check_something_to_set(input)?;
         let (name, q, arn) = self
-            .target(account, function, qualifier, Missing::Function)
+            .target(
+                account,
+                function,
+                qualifier,
+                Missing::Function,
+                if replace {
+                    "lambda:PutFunctionEventInvokeConfig"
+                } else {
+                    "lambda:UpdateFunctionEventInvokeConfig"
+                },
+            )
             .await?;
         self.check_destinations(account, &name, input).await?;
         let old = self
@@ -262,7 +277,13 @@ impl EventConfigs {
         qualifier: Option<&str>,
     ) -> Result<(EventInvokeConfig, String), LambdaError> {
         let (name, q, arn) = self
-            .target(account, function, qualifier, Missing::Config)
+            .target(
+                account,
+                function,
+                qualifier,
+                Missing::Config,
+                "lambda:GetFunctionEventInvokeConfig",
+            )
             .await?;
         match self
             .queue
@@ -283,7 +304,13 @@ impl EventConfigs {
         qualifier: Option<&str>,
     ) -> Result<(), LambdaError> {
         let (name, q, arn) = self
-            .target(account, function, qualifier, Missing::Config)
+            .target(
+                account,
+                function,
+                qualifier,
+                Missing::Config,
+                "lambda:DeleteFunctionEventInvokeConfig",
+            )
             .await?;
         let existed = self
             .queue
@@ -305,7 +332,13 @@ impl EventConfigs {
         function: &str,
     ) -> Result<Vec<(EventInvokeConfig, String)>, LambdaError> {
         let (name, arn) = self
-            .function(account, function, None, Missing::Function)
+            .function(
+                account,
+                function,
+                None,
+                Missing::Function,
+                "lambda:ListFunctionEventInvokeConfigs",
+            )
             .await?;
         let list = self
             .queue

@@ -184,6 +184,7 @@ pub async fn records_are_read_newest_first_and_trimmed_by_count_and_age<F: Facto
     let record = |f: &str, n: i64| InvocationRecord {
         request_id: format!("{f}-{n}"),
         account: k.account.clone(),
+        caller_account: k.account.clone(),
         function_name: f.into(),
         version: "$LATEST".into(),
         started_ms: 1000 + n,
@@ -228,19 +229,9 @@ pub async fn every_attempt_of_a_request_keeps_its_record<F: Factory>(factory: &F
     let (k, _) = s.ensure_default_account().await.unwrap();
     // An async event's retries run under one request id; each attempt is a call of its own.
     let attempt = |n: i64, outcome: &str| InvocationRecord {
-        request_id: "retried".into(),
-        account: k.account.clone(),
-        function_name: "f".into(),
-        version: "1".into(),
-        started_ms: 1000 + n,
-        cold: false,
-        init_ms: None,
-        duration_ms: 1.0,
-        billed_ms: 1,
-        memory_size_mb: 128,
-        max_memory_mb: 20,
         outcome: outcome.into(),
         error_type: (outcome != "Success").then(|| "Unhandled".into()),
+        ..super::record(&k.account, "retried", 1000 + n)
     };
     let attempts = [
         attempt(0, "Error"),

@@ -1,5 +1,5 @@
 //! The behaviour every store implementation must show, as async test cases over a store
-//! factory ([`Factory`]): functions and their compare-and-swap, versions and aliases, logs and
+//! factory ([`Factory`]): functions and their compare-and-swap, versions and aliases, policies, logs and
 //! their trims, the queue (leases, expiry, release per owner, retries, dead letters), blobs.
 //!
 //! An implementation runs them all with [`conformance_tests!`](crate::conformance_tests), one
@@ -12,11 +12,12 @@ use std::collections::BTreeMap;
 use async_trait::async_trait;
 use stoke_core::{AccountId, CodeInfo, ConfigInput, Function, FunctionName, State};
 
-use crate::{BlobStore, Queue, Store};
+use crate::{BlobStore, InvocationRecord, Queue, Store};
 
 pub mod blobs;
 pub mod functions;
 pub mod logs;
+pub mod policies;
 pub mod queue;
 pub mod versions;
 
@@ -66,6 +67,26 @@ pub(crate) fn function(account: &AccountId, name: &str, revision: &str) -> Funct
     }
 }
 
+/// A successful call's record of `f` in `account`, made by the account itself.
+pub(crate) fn record(account: &AccountId, request_id: &str, started_ms: i64) -> InvocationRecord {
+    InvocationRecord {
+        request_id: request_id.into(),
+        account: account.clone(),
+        caller_account: account.clone(),
+        function_name: "f".into(),
+        version: "1".into(),
+        started_ms,
+        cold: false,
+        init_ms: None,
+        duration_ms: 1.0,
+        billed_ms: 1,
+        memory_size_mb: 128,
+        max_memory_mb: 20,
+        outcome: "Success".into(),
+        error_type: None,
+    }
+}
+
 /// One `#[tokio::test]` per conformance case, each on a store from `$factory` (an expression
 /// that makes a [`Factory`], evaluated once per test).
 #[macro_export]
@@ -84,6 +105,9 @@ macro_rules! conformance_tests {
             logs::count_trims_go_in_batches_and_keep_the_newest,
             logs::records_are_read_newest_first_and_trimmed_by_count_and_age,
             logs::every_attempt_of_a_request_keeps_its_record,
+            policies::policies_are_kept_per_qualifier_with_a_compare_and_swap,
+            policies::a_record_names_the_account_that_called,
+            policies::a_queued_event_keeps_the_account_that_asked,
             logs::a_page_of_lines_is_cut_by_bytes_and_says_more_follow,
             queue::a_lease_hides_an_event_until_it_expires,
             queue::a_retry_waits_for_its_time_and_start_up_releases_leases,

@@ -21,6 +21,7 @@ fn event(n: u32, now: i64) -> NewEvent {
         enqueued_ms: now,
         next_run_ms: now,
         hops: 0,
+        caller: None,
     }
 }
 

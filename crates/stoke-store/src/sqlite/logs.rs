@@ -42,7 +42,7 @@ where
         let mut q = QueryBuilder::new(
             "INSERT INTO invocations (request_id, account_id, function_name, \
              version, started_ms, cold, init_ms, duration_ms, billed_ms, memory_size_mb, \
-             max_memory_mb, outcome, error_type) ",
+             max_memory_mb, outcome, error_type, caller_account_id) ",
         );
         q.push_values(chunk, |mut b, r| {
             let r = r.borrow();
@@ -58,7 +58,8 @@ where
                 .push_bind(i64::from(r.memory_size_mb))
                 .push_bind(i64::from(r.max_memory_mb))
                 .push_bind(&r.outcome)
-                .push_bind(&r.error_type);
+                .push_bind(&r.error_type)
+                .push_bind(r.caller_account.as_str());
         });
         q.build().execute(&mut *conn).await?;
     }
@@ -220,7 +221,8 @@ impl LogStore for SqliteStore {
     ) -> Result<Vec<InvocationRecord>, StoreError> {
         let rows = sqlx::query(
             "SELECT request_id, version, started_ms, cold, init_ms, duration_ms, billed_ms, \
-             memory_size_mb, max_memory_mb, outcome, error_type FROM invocations \
+             memory_size_mb, max_memory_mb, outcome, error_type, caller_account_id \
+             FROM invocations \
              WHERE account_id = ? AND function_name = ? ORDER BY started_ms DESC LIMIT ?",
         )
         .bind(account.as_str())
@@ -244,6 +246,11 @@ impl LogStore for SqliteStore {
                 max_memory_mb: u32::try_from(r.get::<i64, _>(8)).unwrap_or(0),
                 outcome: r.get(9),
                 error_type: r.get(10),
+                // Records from before callers were kept were all the owner's own calls.
+                caller_account: r
+                    .get::<Option<String>, _>(11)
+                    .and_then(|c| AccountId::try_from(c).ok())
+                    .unwrap_or_else(|| account.clone()),
             })
             .collect())
     }

@@ -6,7 +6,7 @@
 //! columns that queries need. Writers of one process take turns on a fair gate ([`Writer`])
 //! before SQLite's lock, so a long run of short writes (retention) never keeps others out.
 //!
-//! One submodule per concern: `accounts`, `functions`, `versions`, `aliases`, `logs` (and
+//! One submodule per concern: `accounts`, `functions`, `versions`, `aliases`, `policies`, `logs` (and
 //! `retention`), `queue`; `error` turns sqlx's errors into [`StoreError`]s. The schema is
 //! `migrations/sqlite/`, applied at open.
 
@@ -30,6 +30,7 @@ mod conformance_tests;
 mod error;
 mod functions;
 mod logs;
+mod policies;
 mod queue;
 mod retention;
 mod versions;

@@ -37,6 +37,10 @@ fn queued(r: &sqlx::sqlite::SqliteRow) -> Result<QueuedEvent, StoreError> {
         failures: u32_of(r.get("failures")),
         backoff_ms: r.get("backoff_ms"),
         hops: u32_of(r.get("hops")),
+        caller: r
+            .get::<Option<String>, _>("caller_account_id")
+            .map(account)
+            .transpose()?,
     })
 }
 
@@ -92,7 +96,7 @@ async fn insert_events<E: std::borrow::Borrow<NewEvent>>(
         let mut q = QueryBuilder::new(
             "INSERT INTO async_events (request_id, account_id, function_name, qualifier, \
              payload, trace_id, enqueued_ms, next_run_ms, hops, runs, lease_owner, \
-             lease_until_ms) ",
+             lease_until_ms, caller_account_id) ",
         );
         q.push_values(chunk, |mut b, (e, leased)| {
             let e = e.borrow();
@@ -107,7 +111,8 @@ async fn insert_events<E: std::borrow::Borrow<NewEvent>>(
                 .push_bind(i64::from(e.hops))
                 .push_bind(i64::from(*leased))
                 .push_bind(leased.then_some(owner))
-                .push_bind(leased.then_some(lease_until_ms));
+                .push_bind(leased.then_some(lease_until_ms))
+                .push_bind(e.caller.as_ref().map(AccountId::as_str));
         });
         q.push(" RETURNING id, request_id");
         let rows = q.build().fetch_all(&mut *conn).await?;
@@ -255,7 +260,7 @@ impl Queue for SqliteStore {
              WHERE id IN (SELECT id FROM async_events WHERE next_run_ms <= ? \
                AND (lease_owner IS NULL OR lease_until_ms < ?) ORDER BY next_run_ms LIMIT ?) \
              RETURNING id, request_id, account_id, function_name, qualifier, payload, trace_id, \
-               enqueued_ms, runs, failures, backoff_ms, hops",
+               enqueued_ms, runs, failures, backoff_ms, hops, caller_account_id",
         )
         .bind(owner)
         .bind(lease_until_ms)

@@ -308,6 +308,7 @@ mod stall {
                 .map(|i| InvocationRecord {
                     request_id: format!("r-{chunk}-{i}"),
                     account: a.clone(),
+                    caller_account: a.clone(),
                     function_name: "f".into(),
                     version: "$LATEST".into(),
                     started_ms: i64::try_from(chunk * 50_000 + i).unwrap(),
@@ -355,6 +356,7 @@ mod stall {
                         enqueued_ms: 0,
                         next_run_ms: 0,
                         hops: 0,
+                        caller: None,
                     };
                     let t = Instant::now();
                     s.enqueue(&[(e, false)], "w", 0).await.unwrap();
