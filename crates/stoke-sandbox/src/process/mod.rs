@@ -36,6 +36,7 @@ mod backend;
 mod cgroup;
 mod cgroup_files;
 mod failure;
+mod images;
 pub mod interpreters;
 mod launch;
 mod logs;
@@ -99,6 +100,10 @@ pub struct ProcessConfig {
     /// default size are kept made ahead of cold starts (see `spares`); 0: each cold start
     /// makes its own.
     pub spare_environments: usize,
+    /// `/var/lang`, `/var/runtime` and `/var/task` as read-only images of their own (see
+    /// `images`), so that no host path shows inside a sandbox; `false`: read-only binds of
+    /// the host's paths (also what happens when images cannot be made here).
+    pub images: bool,
 }
 
 impl ProcessConfig {
@@ -118,6 +123,7 @@ impl ProcessConfig {
             gid: 990,
             waiter: "/proc/self/exe".into(),
             spare_environments: 2,
+            images: true,
         }
     }
 }

@@ -6,6 +6,8 @@
 //! - `tree`: the plan of the sandbox's file tree (mounts, folders, links).
 //! - `netns`: the Runtime API socket inside the sandbox's network namespace.
 //! - `scratch`: `/tmp` as disk (an ext4 image on a loop device per sandbox).
+//! - `image`: the read-only images of `/var/lang`, `/var/runtime` and `/var/task`, attached
+//!   and held mounted for sandboxes to mount; `loopdev`: attaching a loop device.
 //! - `waiter`: the waiter that stays outside the sandbox and the helper it `exec`s.
 //! - `fds`: descriptor hygiene (only 0–2 reach the runtime).
 //!
@@ -35,6 +37,8 @@
 #![allow(unsafe_code)]
 
 mod fds;
+pub(crate) mod image;
+mod loopdev;
 mod netns;
 pub(crate) mod scratch;
 mod tree;
@@ -182,6 +186,31 @@ fn ok_unless_exists(info: RawFd, step: i32, r: libc::c_int) -> io::Result<()> {
         return Err(fail(info, step));
     }
     Ok(())
+}
+
+/// Creates `path` (mode 644) holding `data`, in the forked child (async-signal-safe calls on
+/// memory allocated before the fork).
+fn write_file(info: RawFd, step: i32, path: &CString, data: &[u8]) -> io::Result<()> {
+    let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_CLOEXEC;
+    // SAFETY: open(2) reads the NUL-terminated path, owned by the caller for the call.
+    let fd = unsafe { libc::open(path.as_ptr(), flags, 0o644 as libc::c_uint) };
+    if fd < 0 {
+        return Err(fail(info, step));
+    }
+    let mut at = 0;
+    while at < data.len() {
+        // SAFETY: write(2) reads at most `len - at` bytes of `data`, from offset `at`.
+        let n = unsafe { libc::write(fd, data[at..].as_ptr().cast(), data.len() - at) };
+        if n <= 0 {
+            let e = fail(info, step);
+            // SAFETY: close(2) of the descriptor opened above.
+            unsafe { libc::close(fd) };
+            return Err(e);
+        }
+        at += n.unsigned_abs();
+    }
+    // SAFETY: close(2) of the descriptor opened above.
+    ok_or(info, step, unsafe { libc::close(fd) })
 }
 
 /// What the child needs, prepared before `fork` (nothing is allocated after it).
@@ -358,6 +387,18 @@ impl Child0 {
                         libc::rmdir(lost_found.as_ptr());
                     }
                 }
+                // SAFETY: see above. The sandbox mounts the image again read-only (the
+                // kernel answers with the superblock already mounted, see `image`).
+                Step::Image { dev, dst } => ok_or(info, n, unsafe {
+                    libc::mount(
+                        dev.as_ptr(),
+                        dst.as_ptr(),
+                        self.ext4.as_ptr(),
+                        libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV,
+                        std::ptr::null(),
+                    )
+                })?,
+                Step::Write { path, data } => write_file(info, n, path, data)?,
                 // SAFETY: see above.
                 Step::Proc(dst) => ok_or(info, n, unsafe {
                     libc::mount(
@@ -519,7 +560,7 @@ pub(crate) fn spawn(spec: LaunchSpec) -> Result<Launched, LaunchError> {
         .stderr(Stdio::from(err));
     // SAFETY: the closure runs in the forked child before exec. It uses only async-signal-safe
     // system calls (setns, write, unshare, fork, close_range, close, execve, waitpid, _exit,
-    // mount, mkdir, mknod, symlink, chmod, rmdir, pivot_root, umount2, chdir, sethostname,
+    // mount, mkdir, mknod, open, symlink, chmod, rmdir, pivot_root, umount2, chdir, sethostname,
     // setrlimit, prctl, setgroups, setres[ug]id, fcntl, seccomp) on memory allocated before
     // the fork, and allocates nothing.
     unsafe {
