@@ -93,6 +93,11 @@ pub struct ServeArgs {
     /// a warning at start-up).
     #[arg(long, env = "STOKE_SANDBOX_IMAGES", default_value_t = true, action = clap::ArgAction::Set)]
     pub sandbox_images: bool,
+    /// Where the images of `/var/lang` and `/var/runtime` are kept (default: under the data
+    /// dir). Several servers of one machine may share the folder: images are named by what
+    /// they hold and written by rename; it keeps the 16 most recently used.
+    #[arg(long, env = "STOKE_RUNTIME_IMAGES")]
+    pub runtime_images: Option<PathBuf>,
     /// The network of process sandboxes: `isolated` (only loopback; the default) or `host`
     /// (outbound access; see docs/decisions.md for what that gives up).
     #[arg(long, env = "STOKE_SANDBOX_NETWORK", value_enum, default_value_t = SandboxNetwork::Isolated)]
@@ -344,6 +349,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         );
         config.network = args.sandbox_network.into();
         config.images = args.sandbox_images;
+        config.runtime_images = args.runtime_images.clone();
         match ProcessBackend::new(config) {
             Ok(p) => {
                 // Which interpreter serves each runtime, never silently another version.

@@ -151,7 +151,7 @@ fn open_images(
         );
         return None;
     }
-    match Images::open(&config.dir.join("images")) {
+    match Images::open(&config.dir.join("images"), config.runtime_images.as_deref()) {
         Ok(images) => {
             let mut keys: Vec<&str> = files.composed().iter().map(|c| c.key.as_str()).collect();
             keys.extend(interpreters.all().map(|i| i.var_lang.key.as_str()));

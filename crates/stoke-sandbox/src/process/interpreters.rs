@@ -204,7 +204,7 @@ fn find_python(cmd: &Path, empty: &Path) -> Result<Interpreter, String> {
             }
         }
     }
-    let lang = Composed::new("/var/lang".into(), parts, empty.to_owned())
+    let lang = Composed::new("/var/lang".into(), parts, empty.to_owned(), "")
         .map_err(|e| format!("reading {}: {e}", stdlib.display()))?;
     Ok(Interpreter {
         lang: Lang::Python,
@@ -236,7 +236,7 @@ fn find_node(cmd: &Path, empty: &Path) -> Result<Interpreter, String> {
         src: exe.into(),
         at: "bin/node".into(),
     }];
-    let var_lang = Composed::new("/var/lang".into(), parts, empty.to_owned())
+    let var_lang = Composed::new("/var/lang".into(), parts, empty.to_owned(), "")
         .map_err(|e| format!("reading {exe}: {e}"))?;
     Ok(Interpreter {
         lang: Lang::Node,
@@ -438,7 +438,8 @@ mod tests {
             exe: "/x".into(),
             version: [3, 11, 7],
             program: "/var/lang/bin/python3.11".into(),
-            var_lang: Composed::new("/var/lang".into(), Vec::new(), "/nonexistent".into()).unwrap(),
+            var_lang: Composed::new("/var/lang".into(), Vec::new(), "/nonexistent".into(), "")
+                .unwrap(),
         };
         let v = i.runtime_version();
         assert_eq!(v.name, "python:3.11.v7");

@@ -104,6 +104,9 @@ pub struct ProcessConfig {
     /// `images`), so that no host path shows inside a sandbox; `false`: read-only binds of
     /// the host's paths (also what happens when images cannot be made here).
     pub images: bool,
+    /// Where the images of `/var/lang` and `/var/runtime` are kept, if not under `dir`: a
+    /// folder the servers of one machine may share (see `images`).
+    pub runtime_images: Option<PathBuf>,
 }
 
 impl ProcessConfig {
@@ -124,6 +127,7 @@ impl ProcessConfig {
             waiter: "/proc/self/exe".into(),
             spare_environments: 2,
             images: true,
+            runtime_images: None,
         }
     }
 }

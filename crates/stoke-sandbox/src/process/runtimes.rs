@@ -52,17 +52,31 @@ pub(crate) struct RuntimeFiles {
 }
 
 /// Writes `text` to `path` unless it is there already (by rename: a running sandbox keeps
-/// the old file).
+/// the old file), with a fixed modification time: the image key of its folder takes the
+/// text's hash instead (see [`Composed::new`]), the same in every data dir.
 fn write_file(path: &Path, text: &str) -> std::io::Result<()> {
     use std::os::unix::fs::PermissionsExt;
+    let fixed = |p: &Path| {
+        std::fs::File::options()
+            .write(true)
+            .open(p)?
+            .set_modified(std::time::SystemTime::UNIX_EPOCH)
+    };
     if std::fs::read_to_string(path).ok().as_deref() == Some(text) {
-        return Ok(());
+        return fixed(path);
     }
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
     let tmp = path.with_file_name(format!(".{name}.{}", std::process::id()));
     std::fs::write(&tmp, text)?;
     std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o644))?;
+    fixed(&tmp)?;
     std::fs::rename(&tmp, path)
+}
+
+/// The hash of a runtime file's text (the salt of its folder's image key).
+fn text_hash(text: &str) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(text.as_bytes()))
 }
 
 /// A fresh folder at `dir` holding only `keep` (mode 755).
@@ -90,12 +104,13 @@ fn runtime_dir(
     libs: Option<&Path>,
     names: &mut Vec<String>,
     empty: &Path,
+    salt: &str,
 ) -> std::io::Result<Composed> {
     let mut parts = vec![Part::Tree {
         src: stoke.to_owned(),
         at: PathBuf::new(),
     }];
-    let compose = |parts| Composed::new("/var/runtime".into(), parts, empty.to_owned());
+    let compose = |parts| Composed::new("/var/runtime".into(), parts, empty.to_owned(), salt);
     let Some(libs) = libs.filter(|l| l.is_dir()) else {
         return compose(parts);
     };
@@ -149,6 +164,7 @@ impl RuntimeFiles {
             libs.map(|l| l.join("python")).as_deref(),
             &mut names,
             &empty,
+            &text_hash(PYTHON_BOOTSTRAP),
         )?;
         let node_dir = runtime.join("node");
         clean_dir(&node_dir, "bootstrap.js")?;
@@ -158,6 +174,7 @@ impl RuntimeFiles {
             libs.map(|l| l.join("node")).as_deref(),
             &mut names,
             &empty,
+            &text_hash(NODE_BOOTSTRAP),
         )?;
         // Written into each sandbox's root, so no host file shows for them.
         let passwd = format!(

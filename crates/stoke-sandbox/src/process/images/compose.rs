@@ -46,15 +46,22 @@ const FORMAT: &str = "stoke image v1";
 
 impl Composed {
     /// The folder at `root` made of `parts`; reads what they hold for its key (every path, its
-    /// kind and mode, and each file's size and time).
-    pub(crate) fn new(root: PathBuf, parts: Vec<Part>, empty: PathBuf) -> io::Result<Self> {
+    /// kind and mode, and each file's size and time), to which `salt` is added (what the times
+    /// do not say: Stoke writes its own runtime files with a fixed time, and salts with their
+    /// hash, so that every data dir's copy of them gives the same key).
+    pub(crate) fn new(
+        root: PathBuf,
+        parts: Vec<Part>,
+        empty: PathBuf,
+        salt: &str,
+    ) -> io::Result<Self> {
         let mut c = Self {
             root,
             parts,
             empty,
             key: String::new(),
         };
-        c.key = c.content_key()?;
+        c.key = c.content_key(salt)?;
         Ok(c)
     }
 
@@ -95,9 +102,10 @@ impl Composed {
             .collect()
     }
 
-    fn content_key(&self) -> io::Result<String> {
+    fn content_key(&self, salt: &str) -> io::Result<String> {
         let mut h = Sha256::new();
         h.update(FORMAT.as_bytes());
+        h.update(salt.as_bytes());
         h.update(self.root.as_os_str().as_encoded_bytes());
         let masked = self.masked();
         for p in &self.parts {

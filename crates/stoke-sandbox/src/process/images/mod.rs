@@ -11,7 +11,9 @@
 //! - **Kept** under the backend's folder (`<data dir>/process/images/`) across restarts, and
 //!   bounded: a code image goes with its code ([`Images::forget_code`], when the engine removes
 //!   a code blob nothing uses), runtime images whose key no interpreter or runtime of this
-//!   start has any more are removed at start-up ([`Images::keep_runtime`]).
+//!   start has any more are removed at start-up ([`Images::keep_runtime`]). Runtime images may
+//!   instead be in a folder shared by the servers of one machine (`stoke serve
+//!   --runtime-images`: the tests' servers make them once), which keeps the most recently used.
 //! - **Attached** on first use ([`Images::attach`]: a read-only loop device, its ext4 held
 //!   mounted outside every namespace, see `launch::image`), and kept attached for the next
 //!   cold starts; at most [`MOST_ATTACHED`] at once (the least recently used is let go: its
@@ -35,6 +37,11 @@ use super::launch::image::Attached;
 
 /// The most images kept attached at once, beyond those that running sandboxes still mount.
 pub(crate) const MOST_ATTACHED: usize = 32;
+/// The most runtime images kept in a folder shared by several servers (the least recently
+/// used beyond are removed at start-up).
+const MOST_SHARED: usize = 16;
+/// A temporary image older than this in a shared folder is a crashed build's.
+const STALE_BUILD: std::time::Duration = std::time::Duration::from_secs(3600);
 
 /// Why an image could not be made or attached.
 #[derive(Debug, thiserror::Error)]
@@ -59,6 +66,9 @@ pub(crate) enum ImageError {
 #[derive(Debug)]
 pub(crate) struct Images {
     dir: PathBuf,
+    /// Where runtime images are (`<dir>/runtime`, or a folder shared by several servers).
+    runtime: PathBuf,
+    shared: bool,
     tools: build::Tools,
     /// Attached images, the most recently used last.
     attached: Mutex<Vec<(PathBuf, Arc<Attached>)>>,
@@ -73,8 +83,10 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 impl Images {
     /// Opens the images under `dir` (removing what an interrupted build left) and checks, with
-    /// an image of an empty folder, that images can be made and attached here.
-    pub(crate) fn open(dir: &Path) -> Result<Self, ImageError> {
+    /// an image of an empty folder, that images can be made and attached here. Runtime images
+    /// are in `shared` if given (a folder that several servers of this machine may use: images
+    /// are named by their content and written by rename), else in `dir/runtime`.
+    pub(crate) fn open(dir: &Path, shared: Option<&Path>) -> Result<Self, ImageError> {
         let tools = build::Tools::find()?;
         let fs = std::fs::read_to_string("/proc/filesystems")?;
         if !fs
@@ -83,12 +95,19 @@ impl Images {
         {
             return Err(ImageError::NoExt4);
         }
-        for sub in ["code", "runtime"] {
-            let d = dir.join(sub);
+        let runtime = shared.map_or_else(|| dir.join("runtime"), Path::to_owned);
+        for d in [dir.join("code"), runtime.clone()] {
             std::fs::create_dir_all(&d)?;
             for e in std::fs::read_dir(&d)?.flatten() {
                 let name = e.file_name();
-                if !name.to_string_lossy().ends_with(".ext4") {
+                let young = || {
+                    e.metadata()
+                        .and_then(|m| m.modified())
+                        .is_ok_and(|t| t.elapsed().is_ok_and(|age| age < STALE_BUILD))
+                };
+                // Another server may be writing one in a shared folder.
+                let keep = name.to_string_lossy().ends_with(".ext4") || shared.is_some() && young();
+                if !keep {
                     let _ = std::fs::remove_file(e.path());
                 }
             }
@@ -98,6 +117,8 @@ impl Images {
         std::fs::create_dir_all(&staging)?;
         let images = Self {
             dir: dir.to_owned(),
+            runtime,
+            shared: shared.is_some(),
             tools,
             attached: Mutex::new(Vec::new()),
             building: Mutex::new(HashMap::new()),
@@ -129,7 +150,7 @@ impl Images {
 
     /// The image of a composed folder, made (staged, then imaged) if missing.
     pub(crate) fn composed(&self, c: &Composed) -> Result<PathBuf, ImageError> {
-        let path = self.dir.join("runtime").join(format!("{}.ext4", c.key));
+        let path = self.runtime.join(format!("{}.ext4", c.key));
         self.ensure(&path, |p| {
             let n = self.next.fetch_add(1, Ordering::Relaxed);
             let stage =
@@ -211,18 +232,35 @@ impl Images {
         }
     }
 
-    /// Removes the runtime images whose key is not one of `keys` (those of this start).
+    /// Removes the runtime images whose key is not one of `keys` (those of this start); in a
+    /// shared folder, marks those as used and keeps the [`MOST_SHARED`] most recently used.
     pub(crate) fn keep_runtime(&self, keys: &[&str]) {
-        let Ok(entries) = std::fs::read_dir(self.dir.join("runtime")) else {
+        let Ok(entries) = std::fs::read_dir(&self.runtime) else {
             return;
         };
+        let mut others = Vec::new();
         for e in entries.flatten() {
             let name = e.file_name();
             let name = name.to_string_lossy();
-            let key = name.strip_suffix(".ext4").unwrap_or(&name);
-            if !keys.contains(&key) {
+            let Some(key) = name.strip_suffix(".ext4") else {
+                continue;
+            };
+            if keys.contains(&key) {
+                if self.shared {
+                    let now = std::time::SystemTime::now();
+                    let _ = std::fs::File::open(e.path()).and_then(|f| f.set_modified(now));
+                }
+            } else if !self.shared {
                 let _ = std::fs::remove_file(e.path());
+            } else if let Ok(t) = e.metadata().and_then(|m| m.modified()) {
+                others.push((t, e.path()));
             }
+        }
+        others.sort();
+        let room = MOST_SHARED.saturating_sub(keys.len());
+        let excess = others.len().saturating_sub(room);
+        for (_, p) in others.into_iter().take(excess) {
+            let _ = std::fs::remove_file(p);
         }
     }
 
