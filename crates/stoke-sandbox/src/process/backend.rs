@@ -124,15 +124,16 @@ impl Sources {
         Ok(m)
     }
 
-    /// Makes the images that are missing (at deploy time), attaching none.
+    /// Makes the images that are missing and attaches them (at deploy time: the next cold
+    /// start finds them ready, unless other images took their places meanwhile).
     fn make(&self) -> Result<(), ImageError> {
         let Some(images) = &self.images else {
             return Ok(());
         };
         for c in self.var_lang.iter().chain(&self.var_runtime) {
-            images.composed(c)?;
+            images.attach(&images.composed(c)?)?;
         }
-        images.code(&self.code_sha256, &self.code_dir)?;
+        images.attach(&images.code(&self.code_sha256, &self.code_dir)?)?;
         Ok(())
     }
 }

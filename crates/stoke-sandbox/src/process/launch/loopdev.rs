@@ -19,6 +19,9 @@ pub(crate) struct LoopFlags {
     pub read_only: bool,
     /// The name the device reports (`lo_file_name`, at most 63 bytes).
     pub name: &'static [u8],
+    /// Direct I/O (where the image's file system allows it): the image's pages are not cached
+    /// twice, but every read the device's own cache misses goes to the disk.
+    pub direct_io: bool,
 }
 
 fn ioctl_result(r: libc::c_int) -> io::Result<libc::c_int> {
@@ -29,8 +32,7 @@ fn ioctl_result(r: libc::c_int) -> io::Result<libc::c_int> {
     }
 }
 
-/// Attaches `image` to a free loop device (autoclear, direct I/O where the image's file system
-/// allows it): its path and an open descriptor on it.
+/// Attaches `image` to a free loop device (autoclear): its path and an open descriptor on it.
 pub(crate) fn attach(image: &File, flags: LoopFlags) -> io::Result<(PathBuf, OwnedFd)> {
     let ctl = OpenOptions::new()
         .read(true)
@@ -75,8 +77,8 @@ fn open_device(path: &Path, read_only: bool) -> io::Result<File> {
     }
 }
 
-/// `LOOP_CONFIGURE` (Linux 5.8), else `LOOP_SET_FD` and `LOOP_SET_STATUS64`; direct I/O where
-/// the image's file system allows it.
+/// `LOOP_CONFIGURE` (Linux 5.8), else `LOOP_SET_FD` and `LOOP_SET_STATUS64` (without direct
+/// I/O).
 fn configure(dev: &File, image: &File, flags: LoopFlags) -> io::Result<()> {
     let fd = u32::try_from(image.as_raw_fd()).map_err(|_| io::Error::other("bad descriptor"))?;
     let mut base = ld::LO_FLAGS_AUTOCLEAR as u32;
@@ -85,7 +87,10 @@ fn configure(dev: &File, image: &File, flags: LoopFlags) -> io::Result<()> {
     }
     // SAFETY: `loop_info64` is plain data; all-zero is a valid value.
     let mut info: ld::loop_info64 = unsafe { std::mem::zeroed() };
-    info.lo_flags = base | ld::LO_FLAGS_DIRECT_IO as u32;
+    info.lo_flags = base;
+    if flags.direct_io {
+        info.lo_flags |= ld::LO_FLAGS_DIRECT_IO as u32;
+    }
     for (d, s) in info.lo_file_name.iter_mut().take(63).zip(flags.name) {
         *d = *s;
     }

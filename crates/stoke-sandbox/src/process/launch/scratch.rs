@@ -35,6 +35,7 @@ use super::{check, cstr};
 const FLAGS: LoopFlags = LoopFlags {
     read_only: false,
     name: b"stoke-sandbox-tmp",
+    direct_io: true,
 };
 
 /// The most templates kept at once (see [`Scratch::template`]).
