@@ -9,12 +9,13 @@
 //!   never silently: [`Interpreters::mapping`] says so at start-up, the `INIT_START` line and
 //!   `RuntimeVersionConfig` name the version that really serves ([`RuntimeVersion`]), and with
 //!   `strict` such a runtime is refused instead.
-//! - `/var/lang` is composed of only what the interpreter needs: for Python the executable at
-//!   `/var/lang/bin/pythonX.Y`, the standard library at `/var/lang/lib/pythonX.Y` (its
-//!   `site-packages` masked by an empty folder, so the host's packages never show) and
-//!   `libpythonX.Y` where the build has one; CPython finds `sys.prefix` (`/var/lang`) from the
-//!   executable's location, whether the host's install is Debian's `/usr` or a self-contained
-//!   prefix. For Node.js: the executable at `/var/lang/bin/node`.
+//! - `/var/lang` is composed of only what the interpreter needs ([`Composed`]): for Python the
+//!   executable at `/var/lang/bin/pythonX.Y`, the standard library at `/var/lang/lib/pythonX.Y`
+//!   (its `site-packages` and CPython's own `test` package left empty, so the host's packages
+//!   never show) and `libpythonX.Y` where the build has one; CPython finds `sys.prefix`
+//!   (`/var/lang`) from the executable's location, whether the host's install is Debian's
+//!   `/usr` or a self-contained prefix. For Node.js: the executable at `/var/lang/bin/node`.
+//!   Sandboxes mount it as an image of its own (see `images`), or bind its pieces.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

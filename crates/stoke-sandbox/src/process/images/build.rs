@@ -8,28 +8,15 @@ use std::fs;
 use std::io;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 
 use super::ImageError;
+use crate::process::e2fs::{self, MKFS_COMMON, find_tool};
 
 /// `mkfs.ext4` and `debugfs` (e2fsprogs).
 #[derive(Debug, Clone)]
 pub(crate) struct Tools {
     mkfs: PathBuf,
     debugfs: PathBuf,
-}
-
-/// A program in the usual places or on `PATH`.
-fn find_tool(name: &str) -> Option<PathBuf> {
-    let fixed = ["/usr/sbin", "/sbin", "/usr/bin", "/bin"].map(|d| Path::new(d).join(name));
-    let on_path = std::env::var_os("PATH")
-        .map(|p| {
-            std::env::split_paths(&p)
-                .map(|d| d.join(name))
-                .collect::<Vec<_>>()
-        })
-        .unwrap_or_default();
-    fixed.into_iter().chain(on_path).find(|p| p.is_file())
 }
 
 impl Tools {
@@ -64,12 +51,12 @@ impl Tools {
                     r => r?,
                 }
             }
-            self.run(
-                &self.debugfs,
-                &["-w", "-R", "rmdir lost+found"],
-                &tmp,
-                "debugfs",
-            )?;
+            e2fs::run(&self.debugfs, &["-w", "-R", "rmdir lost+found"], &tmp).map_err(|why| {
+                ImageError::Tool {
+                    name: "debugfs",
+                    why,
+                }
+            })?;
             fs::rename(&tmp, image)?;
             Ok(())
         })();
@@ -82,55 +69,18 @@ impl Tools {
     fn mkfs(&self, src: &Path, image: &Path, inodes: u64) -> Result<(), ImageError> {
         let n = inodes.to_string();
         let d = src.as_os_str().to_str().ok_or(ImageError::Path)?;
-        let args = [
-            "-q",
-            "-F",
-            "-t",
-            "ext4",
-            "-b",
-            "4096",
-            "-m",
-            "0",
+        let mut args = MKFS_COMMON.to_vec();
+        args.extend([
             "-N",
             &n,
-            "-O",
-            "^has_journal,^resize_inode",
             "-E",
             "lazy_itable_init=1,nodiscard,root_owner=0:0",
             "-d",
             d,
-        ];
-        self.run(&self.mkfs, &args, image, "mkfs.ext4")
-    }
-
-    /// Runs `program args image`; stderr is the error (debugfs reports a failed request on
-    /// stderr and exits 0, after a version banner).
-    fn run(
-        &self,
-        program: &Path,
-        args: &[&str],
-        image: &Path,
-        name: &'static str,
-    ) -> Result<(), ImageError> {
-        let out = Command::new(program)
-            .args(args)
-            .arg(image)
-            .env_clear()
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .output()?;
-        let text = String::from_utf8_lossy(&out.stderr);
-        let complaint: Vec<&str> = text
-            .lines()
-            .filter(|l| !l.starts_with("debugfs ") && !l.trim().is_empty())
-            .collect();
-        if out.status.success() && complaint.is_empty() {
-            return Ok(());
-        }
-        Err(ImageError::Tool {
-            name,
-            why: format!("{}: {}", out.status, complaint.join(" ")),
+        ]);
+        e2fs::run(&self.mkfs, &args, image).map_err(|why| ImageError::Tool {
+            name: "mkfs.ext4",
+            why,
         })
     }
 }

@@ -24,12 +24,12 @@ use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use super::loopdev::{self, LoopFlags};
 use super::{check, cstr};
+use crate::process::e2fs;
 
 /// How a sandbox's `/tmp` device is attached.
 const FLAGS: LoopFlags = LoopFlags {
@@ -92,18 +92,6 @@ impl Disk {
     }
 }
 
-fn find_mkfs() -> Option<PathBuf> {
-    let fixed = ["/usr/sbin/mkfs.ext4", "/sbin/mkfs.ext4"].map(PathBuf::from);
-    let on_path = std::env::var_os("PATH")
-        .map(|p| {
-            std::env::split_paths(&p)
-                .map(|d| d.join("mkfs.ext4"))
-                .collect::<Vec<_>>()
-        })
-        .unwrap_or_default();
-    fixed.into_iter().chain(on_path).find(|p| p.is_file())
-}
-
 impl Scratch {
     /// Removes what an earlier run left in `dir` and checks, with a small disk mounted in a
     /// private mount namespace, that disks can be made here. An error says why not (the
@@ -113,7 +101,7 @@ impl Scratch {
         for e in std::fs::read_dir(dir)?.flatten() {
             let _ = std::fs::remove_file(e.path());
         }
-        let mkfs = find_mkfs().ok_or(ScratchError::NoMkfs)?;
+        let mkfs = e2fs::find_tool("mkfs.ext4").ok_or(ScratchError::NoMkfs)?;
         let fs = std::fs::read_to_string("/proc/filesystems")?;
         if !fs
             .lines()
@@ -191,38 +179,14 @@ impl Scratch {
 
     /// Formats the image at `path` as ext4.
     fn format(&self, path: &Path) -> Result<(), ScratchError> {
-        let out = Command::new(&self.mkfs)
-            .args([
-                "-q",
-                "-F",
-                "-t",
-                "ext4",
-                "-b",
-                "4096",
-                "-i",
-                "16384",
-                "-m",
-                "0",
-                "-O",
-                "^has_journal,^resize_inode",
-                "-E",
-                "lazy_itable_init=1,lazy_journal_init=1,nodiscard",
-            ])
-            .arg(path)
-            .env_clear()
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .output()?;
-        if out.status.success() {
-            return Ok(());
-        }
-        let text = String::from_utf8_lossy(&out.stderr);
-        Err(ScratchError::Mkfs(format!(
-            "{}: {}",
-            out.status,
-            text.split_whitespace().collect::<Vec<_>>().join(" ")
-        )))
+        let mut args = e2fs::MKFS_COMMON.to_vec();
+        args.extend([
+            "-i",
+            "16384",
+            "-E",
+            "lazy_itable_init=1,lazy_journal_init=1,nodiscard",
+        ]);
+        e2fs::run(&self.mkfs, &args, path).map_err(ScratchError::Mkfs)
     }
 }
 
