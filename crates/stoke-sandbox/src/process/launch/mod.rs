@@ -10,6 +10,7 @@
 //!   and held mounted for sandboxes to mount; `loopdev`: attaching a loop device.
 //! - `waiter`: the waiter that stays outside the sandbox and the helper it `exec`s.
 //! - `fds`: descriptor hygiene (only 0–2 reach the runtime).
+//! - `child`: the forked child's reports through the info pipe, and its file writes.
 //!
 //! # The sequence
 //! 1. [`runtime_socket`]: the Runtime API's listening socket in a new network namespace.
@@ -36,6 +37,7 @@
 // The one module of the process backend allowed `unsafe`; every block says why it is sound.
 #![allow(unsafe_code)]
 
+mod child;
 mod fds;
 pub(crate) mod image;
 mod loopdev;
@@ -49,6 +51,7 @@ pub(crate) use netns::runtime_socket;
 pub(crate) use tree::Mount;
 pub use waiter::{WAITER_ARG, waiter_main};
 
+use child::{MSG_FAIL, MSG_PID, fail, ok_or, ok_unless_exists, send, write_file};
 use tree::{Step, cstr, plan};
 
 use std::ffi::CString;
@@ -153,65 +156,6 @@ const S_CAPS: i32 = 24;
 const S_USER: i32 = 25;
 const S_SECCOMP: i32 = 26;
 const S_CHDIR: i32 = 27;
-
-const MSG_PID: i32 = 1;
-const MSG_FAIL: i32 = 2;
-
-/// Writes a 12-byte message to the info pipe (async-signal-safe).
-fn send(fd: RawFd, kind: i32, a: i32, b: i32) {
-    let mut buf = [0u8; 12];
-    buf[..4].copy_from_slice(&kind.to_ne_bytes());
-    buf[4..8].copy_from_slice(&a.to_ne_bytes());
-    buf[8..].copy_from_slice(&b.to_ne_bytes());
-    // SAFETY: writes 12 bytes from a buffer on this stack to a descriptor we hold.
-    unsafe {
-        libc::write(fd, buf.as_ptr().cast(), buf.len());
-    }
-}
-
-/// Reports a failed step and turns errno into the error `pre_exec` returns.
-fn fail(info: RawFd, step: i32) -> io::Error {
-    let e = io::Error::last_os_error();
-    send(info, MSG_FAIL, step, e.raw_os_error().unwrap_or(0));
-    e
-}
-
-fn ok_or(info: RawFd, step: i32, r: libc::c_int) -> io::Result<()> {
-    if r < 0 { Err(fail(info, step)) } else { Ok(()) }
-}
-
-/// Like [`ok_or`], but a path that already exists is fine.
-fn ok_unless_exists(info: RawFd, step: i32, r: libc::c_int) -> io::Result<()> {
-    if r < 0 && io::Error::last_os_error().raw_os_error() != Some(libc::EEXIST) {
-        return Err(fail(info, step));
-    }
-    Ok(())
-}
-
-/// Creates `path` (mode 644) holding `data`, in the forked child (async-signal-safe calls on
-/// memory allocated before the fork).
-fn write_file(info: RawFd, step: i32, path: &CString, data: &[u8]) -> io::Result<()> {
-    let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_CLOEXEC;
-    // SAFETY: open(2) reads the NUL-terminated path, owned by the caller for the call.
-    let fd = unsafe { libc::open(path.as_ptr(), flags, 0o644 as libc::c_uint) };
-    if fd < 0 {
-        return Err(fail(info, step));
-    }
-    let mut at = 0;
-    while at < data.len() {
-        // SAFETY: write(2) reads at most `len - at` bytes of `data`, from offset `at`.
-        let n = unsafe { libc::write(fd, data[at..].as_ptr().cast(), data.len() - at) };
-        if n <= 0 {
-            let e = fail(info, step);
-            // SAFETY: close(2) of the descriptor opened above.
-            unsafe { libc::close(fd) };
-            return Err(e);
-        }
-        at += n.unsigned_abs();
-    }
-    // SAFETY: close(2) of the descriptor opened above.
-    ok_or(info, step, unsafe { libc::close(fd) })
-}
 
 /// What the child needs, prepared before `fork` (nothing is allocated after it).
 struct Child0 {
