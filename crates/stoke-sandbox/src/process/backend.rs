@@ -103,7 +103,7 @@ impl Sources {
         let image = |c: &Composed| -> Result<Mount, ImageError> {
             Ok(Mount::Image {
                 dst: c.root.clone(),
-                image: images.attach(&images.composed(c)?)?,
+                image: images.attach_composed(c)?,
             })
         };
         let mut m = Vec::with_capacity(3);
@@ -131,7 +131,7 @@ impl Sources {
             return Ok(());
         };
         for c in self.var_lang.iter().chain(&self.var_runtime) {
-            images.attach(&images.composed(c)?)?;
+            images.attach_composed(c)?;
         }
         images.attach(&images.code(&self.code_sha256, &self.code_dir)?)?;
         Ok(())

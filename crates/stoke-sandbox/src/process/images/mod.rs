@@ -193,28 +193,47 @@ impl Images {
         Ok(())
     }
 
+    /// The image of a composed folder, made if missing and attached; a new attachment starts
+    /// reading its single files (the executable, `libpython`) into its cache.
+    pub(crate) fn attach_composed(&self, c: &Composed) -> Result<Arc<Attached>, ImageError> {
+        let (attached, new) = self.attach_new(&self.composed(c)?)?;
+        if new {
+            for part in &c.parts {
+                if let Part::File { at, .. } = part {
+                    attached.prefetch(at);
+                }
+            }
+        }
+        Ok(attached)
+    }
+
     /// The image at `path`, attached (see the module doc).
     pub(crate) fn attach(&self, path: &Path) -> Result<Arc<Attached>, ImageError> {
+        self.attach_new(path).map(|(a, _)| a)
+    }
+
+    /// The image at `path`, attached, and whether it was attached now.
+    fn attach_new(&self, path: &Path) -> Result<(Arc<Attached>, bool), ImageError> {
         {
             let mut list = lock(&self.attached);
             if let Some(i) = list.iter().position(|(p, _)| p == path) {
                 let entry = list.remove(i);
                 let a = Arc::clone(&entry.1);
                 list.push(entry);
-                return Ok(a);
+                return Ok((a, false));
             }
         }
         let new = Arc::new(Attached::open(path).map_err(ImageError::Attach)?);
         let mut list = lock(&self.attached);
         // Another cold start may have attached it meanwhile: keep one.
         if let Some((_, a)) = list.iter().find(|(p, _)| p == path) {
-            return Ok(Arc::clone(a));
+            return Ok((Arc::clone(a), false));
         }
         list.push((path.to_owned(), Arc::clone(&new)));
         if list.len() > MOST_ATTACHED {
             list.remove(0);
         }
-        Ok(new)
+        Ok((new, true))
     }
 
     /// Lets go of a code blob's image (the engine removed the blob: nothing runs it any more).
