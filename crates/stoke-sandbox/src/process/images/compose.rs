@@ -245,3 +245,96 @@ fn link_or_copy(src: &Path, dst: &Path) -> io::Result<()> {
     }
     fs::copy(src, dst).map(|_| ())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{Composed, Part};
+    use std::path::{Path, PathBuf};
+
+    fn compose(src: &Path, empty: &Path) -> Composed {
+        let parts = vec![
+            Part::Tree {
+                src: src.join("stdlib"),
+                at: "lib/py".into(),
+            },
+            Part::Empty {
+                at: "lib/py/site-packages".into(),
+            },
+            Part::File {
+                src: src.join("exe"),
+                at: "bin/py".into(),
+            },
+            Part::Link {
+                target: "py".into(),
+                at: "bin/python3".into(),
+            },
+        ];
+        Composed::new("/var/lang".into(), parts, empty.to_owned(), "salt").unwrap()
+    }
+
+    #[test]
+    fn the_key_names_the_content_and_the_stage_holds_it_masked() {
+        let dir = tempfile::tempdir().unwrap();
+        let (src, empty) = (dir.path().join("src"), dir.path().join("empty"));
+        std::fs::create_dir_all(src.join("stdlib/site-packages/host_pkg")).unwrap();
+        std::fs::create_dir_all(&empty).unwrap();
+        std::fs::write(src.join("stdlib/os.py"), "import sys\n").unwrap();
+        std::fs::write(src.join("stdlib/site-packages/host_pkg/x.py"), "x").unwrap();
+        std::fs::write(src.join("exe"), "ELF").unwrap();
+        let key = compose(&src, &empty).key;
+        assert_eq!(
+            key,
+            compose(&src, &empty).key,
+            "the same content, the same key"
+        );
+        // An empty file made afresh (a placeholder) and what a masked folder holds do not
+        // change it; a file's content does.
+        std::fs::write(src.join("stdlib/placeholder"), "").unwrap();
+        let with_placeholder = compose(&src, &empty).key;
+        std::fs::remove_file(src.join("stdlib/placeholder")).unwrap();
+        std::fs::write(src.join("stdlib/placeholder"), "").unwrap();
+        assert_eq!(with_placeholder, compose(&src, &empty).key);
+        std::fs::write(src.join("stdlib/site-packages/host_pkg/x.py"), "xyz").unwrap();
+        assert_eq!(with_placeholder, compose(&src, &empty).key);
+        std::fs::write(src.join("stdlib/os.py"), "import sys, os\n").unwrap();
+        assert_ne!(with_placeholder, compose(&src, &empty).key);
+
+        let stage = dir.path().join("stage");
+        std::fs::create_dir(&stage).unwrap();
+        compose(&src, &empty).stage(&stage).unwrap();
+        let mut found: Vec<PathBuf> = Vec::new();
+        let mut todo = vec![stage.clone()];
+        while let Some(d) = todo.pop() {
+            for e in std::fs::read_dir(&d).unwrap().flatten() {
+                let p = e.path();
+                found.push(p.strip_prefix(&stage).unwrap().to_owned());
+                if e.file_type().unwrap().is_dir() {
+                    todo.push(p);
+                }
+            }
+        }
+        found.sort();
+        let want: Vec<PathBuf> = [
+            "bin",
+            "bin/py",
+            "bin/python3",
+            "lib",
+            "lib/py",
+            "lib/py/os.py",
+            "lib/py/placeholder",
+            "lib/py/site-packages",
+        ]
+        .iter()
+        .map(PathBuf::from)
+        .collect();
+        assert_eq!(found, want);
+        assert_eq!(
+            std::fs::read_to_string(stage.join("lib/py/os.py")).unwrap(),
+            "import sys, os\n"
+        );
+        assert_eq!(
+            std::fs::read_link(stage.join("bin/python3")).unwrap(),
+            PathBuf::from("py")
+        );
+    }
+}
