@@ -17,7 +17,8 @@ SUDO=()
 if [[ "$(id -u)" -ne 0 ]] && command -v sudo >/dev/null 2>&1; then SUDO=(sudo); fi
 if command -v apt-get >/dev/null 2>&1; then
   missing=()
-  for p in build-essential pkg-config python3 python3-venv; do
+  # e2fsprogs: mkfs.ext4 and debugfs, for process sandboxes' /tmp disks and read-only images.
+  for p in build-essential pkg-config python3 python3-venv e2fsprogs; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
   done
   if [[ ${#missing[@]} -gt 0 ]]; then

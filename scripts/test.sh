@@ -13,6 +13,9 @@
 #   STOKE_RUNTIME_LIBS the runtime libraries of python3.x functions (scripts/runtime-libs.txt,
 #                      default /var/tmp/stoke-runtime-libs; installed before the e2e tests when
 #                      missing, even with STOKE_SKIP_SETUP=1), passed to `stoke serve --runtime-libs`
+#   STOKE_RUNTIME_IMAGES the images of process sandboxes' /var/lang and /var/runtime, shared by
+#                      every server of the e2e tests (default /var/tmp/stoke-runtime-images;
+#                      `stoke serve --runtime-images`)
 #   STOKE_GUEST_TARGET_DIR  cargo's target dir for the wasm guests and the guest SDK's tests
 #                      (default /var/tmp/stoke-guest-target; see scripts/build-guests.sh), and
 #                      under native/ for the `lambda_runtime` example (scripts/build-native.sh)
@@ -20,7 +23,8 @@
 # The process-sandbox tests need root (namespaces, cgroups), Node.js (apt `nodejs` when `node`
 # is missing) and AWS's runtime interface client `awslambdaric`, vendored for the system
 # python3 under $STOKE_VENV/vendor/awslambdaric (as users vendor it into a zip); their `/tmp`
-# disks need mkfs.ext4 (apt `e2fsprogs`) and loop devices.
+# disks and the read-only images of /var/lang, /var/runtime and /var/task need mkfs.ext4 and
+# debugfs (apt `e2fsprogs`) and loop devices.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -260,6 +264,7 @@ e2e() {
   echo "STOKE_GUESTS_DIR=$STOKE_GUESTS_DIR"
   echo "STOKE_NATIVE_BOOTSTRAP=$STOKE_NATIVE_BOOTSTRAP"
   echo "STOKE_RUNTIME_LIBS=$STOKE_RUNTIME_LIBS"
+  export STOKE_RUNTIME_IMAGES="${STOKE_RUNTIME_IMAGES:-/var/tmp/stoke-runtime-images}"
   STOKE_RIC_DIR="$VENV/vendor/awslambdaric" STOKE_BIN="$bin" "$VENV/bin/python" -m pytest tests/e2e "${PYTEST_ARGS[@]}" 2>&1 | tee "$PYTEST_LOG"
 }
 

@@ -79,7 +79,11 @@ def runtime_libs_args() -> list[str]:
     """`--runtime-libs` for every server: the boto3 and botocore of the python3.x runtimes
     (scripts/runtime-libs.sh, which scripts/test.sh runs and names in STOKE_RUNTIME_LIBS)."""
     d = os.environ.get("STOKE_RUNTIME_LIBS")
-    return ["--runtime-libs", d] if d else []
+    args = ["--runtime-libs", d] if d else []
+    # The images of /var/lang and /var/runtime, made once for every server of the run (named
+    # by their content; scripts/test.sh sets STOKE_RUNTIME_IMAGES).
+    images = os.environ.get("STOKE_RUNTIME_IMAGES")
+    return args + (["--runtime-images", images] if images else [])
 
 
 def free_port() -> int:

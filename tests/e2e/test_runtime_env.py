@@ -10,6 +10,7 @@ environment variables" (the developer guide), sbx_user1051 with no HOME set, sys
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -336,3 +337,118 @@ exports.handler = async () => {
         got_version, entry = out[pkg]
         assert got_version == version, (pkg, out[pkg])
         assert entry.startswith(f"/var/runtime/node_modules/{pkg}/"), (pkg, entry)
+
+
+# Reads the sandbox's mount table, tries to write into each read-only tree, and imports the
+# runtime's own SDK (so /var/runtime still works from its image).
+MOUNTS_PY = r'''
+import errno, os
+
+def handler(event, context):
+    out = {"mountinfo": open("/proc/self/mountinfo").read().splitlines(), "writes": {}}
+    for d in ("/var/task", "/var/lang", "/var/runtime"):
+        try:
+            open(d + "/written", "w").close()
+            out["writes"][d] = "written"
+        except OSError as e:
+            out["writes"][d] = errno.errorcode.get(e.errno, str(e.errno))
+    import boto3
+    out["sdk"] = boto3.__file__
+    out["task"] = sorted(os.listdir("/var/task"))
+    return out
+'''
+
+MOUNTS_JS = r'''
+const fs = require("fs");
+exports.handler = async () => {
+  const out = {mountinfo: fs.readFileSync("/proc/self/mountinfo", "utf8").split("\n").filter(Boolean),
+               writes: {}};
+  for (const d of ["/var/task", "/var/lang", "/var/runtime"]) {
+    try { fs.writeFileSync(d + "/written", "x"); out.writes[d] = "written"; } catch (e) { out.writes[d] = e.code; }
+  }
+  out.sdk = require.resolve("@aws-sdk/client-lambda");
+  out.task = fs.readdirSync("/var/task").sort();
+  return out;
+};
+'''
+
+
+def loop_backing_files() -> list[str]:
+    """The image file of every attached loop device of this machine."""
+    out = []
+    for dev in Path("/sys/block").glob("loop*"):
+        try:
+            out.append((dev / "loop" / "backing_file").read_text().strip())
+        except OSError:
+            pass
+    return out
+
+
+def check_mountinfo(out: dict, banned: list[str], handler_file: str, sdk_prefix: str) -> None:
+    lines = out["mountinfo"]
+    named = [line for line in lines if any(b in line for b in banned)]
+    assert named == [], f"host paths in /proc/self/mountinfo: {named}"
+    by_point = {}
+    for line in lines:
+        f = line.split(" ")
+        dash = f.index("-")
+        by_point[f[4]] = {"root": f[3], "options": f[5].split(","), "fs": f[dash + 1], "source": f[dash + 2]}
+    for d in ("/var/task", "/var/lang", "/var/runtime"):
+        m = by_point[d]
+        # A file system of its own: its root is the mount's, on a loop device, read-only.
+        assert m["root"] == "/" and m["fs"] == "ext4" and m["source"].startswith("/dev/loop"), (d, m)
+        assert "ro" in m["options"], (d, m)
+        assert out["writes"][d] == "EROFS", out["writes"]
+    # /etc/passwd and /etc/group are files of the sandbox's root, not mounts of the host's.
+    assert "/etc/passwd" not in by_point and "/etc/group" not in by_point, by_point
+    assert out["task"] == [handler_file], out["task"]
+    assert out["sdk"].startswith(sdk_prefix), out["sdk"]
+
+
+def test_mountinfo_names_no_host_path_and_images_go_with_their_code(tmp_path_factory):
+    """Issue 12: inside a Python and a Node sandbox, /proc/self/mountinfo names no host path:
+    /var/lang, /var/runtime and /var/task are read-only ext4 images of their own (made at deploy
+    time under the data dir), still working. A code image goes when its function is deleted, a
+    missing one is made again at the next cold start after a restart, and a stopped server
+    leaves no loop device attached to any of its images."""
+    srv = StokeServer(tmp_path_factory.mktemp("stoke-mounts"))
+    srv.start()
+    try:
+        lam = srv.client(read_timeout=120)
+        py = deploy(lam, "python3.12", "mounts.handler", {"mounts.py": MOUNTS_PY}, Timeout=30)
+        js = deploy(lam, "nodejs20.x", "mounts.handler", {"mounts.js": MOUNTS_JS}, Timeout=30)
+        exe, prefix, _ = interpreter("python3")
+        banned = ["/root", "/home", "/var/tmp", str(srv.data_dir), str(srv.workdir),
+                  str(REPO_ROOT), prefix, os.path.dirname(exe)]
+        if os.environ.get("STOKE_RUNTIME_LIBS"):
+            banned.append(os.environ["STOKE_RUNTIME_LIBS"])
+        out, log = ok(lam, py)
+        check_mountinfo(out, banned, "mounts.py", "/var/runtime/boto3/")
+        out, log = ok(lam, js)
+        check_mountinfo(out, banned, "mounts.js", "/var/runtime/node_modules/@aws-sdk/client-lambda/")
+
+        code = lam.get_function(FunctionName=py)["Configuration"]["CodeSha256"]
+        image = srv.data_dir / "process" / "images" / "code" / f"{base64.b64decode(code).hex()}.ext4"
+        assert image.is_file(), sorted((srv.data_dir / "process" / "images" / "code").iterdir())
+        srv.stop()
+        mine = [f for f in loop_backing_files() if f.startswith(str(srv.data_dir))]
+        assert mine == [], mine
+
+        # A restart finds the images again; one removed by hand is made again.
+        image.unlink()
+        srv.start()
+        out, _ = ok(lam, py)
+        check_mountinfo(out, banned, "mounts.py", "/var/runtime/boto3/")
+        assert image.is_file()
+        lam.delete_function(FunctionName=py)
+        for _ in range(100):
+            if not image.exists():
+                break
+            time.sleep(0.05)
+        assert not image.exists(), "the deleted function's code image is still there"
+    finally:
+        if srv.alive():
+            srv.stop()
+        srv.kill()
+    mine = [f for f in loop_backing_files() if f.startswith(str(srv.data_dir))]
+    assert mine == [], mine

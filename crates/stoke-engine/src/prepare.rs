@@ -23,6 +23,9 @@ pub trait Preparer: Send + Sync + 'static {
     fn runtime_version_arn(&self, _runtime: &Runtime) -> Option<String> {
         None
     }
+
+    /// A code blob was removed (nothing uses it): what preparing it made can go. Blocking.
+    fn forget_code(&self, _code_sha256: &str) {}
 }
 
 fn invalid(message: String) -> Reason {
@@ -105,5 +108,12 @@ impl Preparer for BackendPreparer {
     fn runtime_version_arn(&self, runtime: &Runtime) -> Option<String> {
         let backend = self.backends.for_family(runtime.family())?;
         Some(backend.runtime_version(runtime)?.arn(&self.region))
+    }
+
+    fn forget_code(&self, code_sha256: &str) {
+        self.backends.wasm.forget_code(code_sha256);
+        if let Some(p) = &self.backends.process {
+            p.forget_code(code_sha256);
+        }
     }
 }

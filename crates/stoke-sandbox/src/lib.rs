@@ -292,4 +292,8 @@ pub trait Backend: Send + Sync {
 
     /// Starts a sandbox: a cold start.
     async fn start(&self, spec: &FunctionSpec) -> Result<Arc<dyn Sandbox>, SandboxError>;
+
+    /// The engine removed a code blob (no function or version uses it): what this backend
+    /// made of it at [`Backend::prepare`] can go. Blocking.
+    fn forget_code(&self, _code_sha256: &str) {}
 }

@@ -58,8 +58,10 @@ while True:
                 pass
         st = os.statvfs("/tmp")
         tmp = [l.split()[2] for l in open("/proc/self/mounts") if l.split()[1] == "/tmp"]
+        info = open("/proc/self/mountinfo").read()
         post(f"/invocation/{rid}/response", {"fds": fds, "tmp_fs": tmp,
-            "tmp_bytes": st.f_blocks * st.f_frsize, "tmp_list": os.listdir("/tmp")})
+            "tmp_bytes": st.f_blocks * st.f_frsize, "tmp_list": os.listdir("/tmp"),
+            "mountinfo": info, "task_list": sorted(os.listdir("/var/task"))})
         continue
     if "fail" in event:
         post(f"/invocation/{rid}/error", {"errorMessage": event["fail"], "errorType": "Boom"})
@@ -110,7 +112,8 @@ impl Fixture {
             runtime: stoke_core::Runtime::parse("provided.al2023").unwrap(),
             handler: "x".into(),
             code_dir,
-            code_sha256: "0".repeat(64),
+            // Each name's code is a blob of its own (its image is named by this).
+            code_sha256: hex::encode(<sha2::Sha256 as sha2::Digest>::digest(name.as_bytes())),
             memory_mb: 256,
             ephemeral_mb: 512,
             timeout,
@@ -120,6 +123,11 @@ impl Fixture {
                 .collect::<BTreeMap<_, _>>(),
             credentials: None,
         }
+    }
+
+    /// Where the `/tmp` disks' images are (the code's images are under `process/images`).
+    fn tmp_disks(&self) -> std::path::PathBuf {
+        self.dir.path().join("process/tmp")
     }
 
     /// The sandboxes' cgroups left after a drop: removed at once unless the kernel still
@@ -173,12 +181,13 @@ async fn loop_devices_become(dir: &Path, n: usize) {
     panic!("loop devices: {:?}, not {n}", loop_devices_under(dir));
 }
 
-/// Waits (up to 10 s) until no loop device and no image of `dir` is left.
-async fn nothing_left_under(dir: &Path) {
+/// Waits (up to 10 s) until no loop device whose image is under `devices` and no `/tmp`
+/// image of `dir` is left.
+async fn nothing_left_under(dir: &Path, devices: &Path) {
     let images = dir.join("process/tmp");
     let mut left = Vec::new();
     for _ in 0..1000 {
-        left = loop_devices_under(dir);
+        left = loop_devices_under(devices);
         left.extend(
             std::fs::read_dir(&images)
                 .unwrap()
@@ -324,7 +333,23 @@ async fn environments_run_fail_and_leave_nothing_behind() {
     let tmp = probe["tmp_bytes"].as_u64().unwrap();
     assert!((480 << 20..=512 << 20).contains(&tmp), "{tmp}");
     assert_eq!(probe["tmp_list"], serde_json::json!([]));
-    assert!(!loop_devices_under(fx.dir.path()).is_empty());
+    assert!(!loop_devices_under(&fx.tmp_disks()).is_empty());
+    // /var/task is an image of its own: `/` of an ext4 on a loop device, read-only, with only
+    // the code in it; no mount names the backend's folder.
+    let info = probe["mountinfo"].as_str().unwrap();
+    let task: Vec<&str> = info
+        .lines()
+        .map(|l| l.split(' ').collect::<Vec<_>>())
+        .find(|f| f[4] == "/var/task")
+        .unwrap();
+    assert_eq!(task[3], "/", "{info}");
+    assert!(task[5].split(',').any(|o| o == "ro"), "{info}");
+    let dash = task.iter().position(|f| *f == "-").unwrap();
+    assert_eq!(task[dash + 1], "ext4", "{info}");
+    assert!(task[dash + 2].starts_with("/dev/loop"), "{info}");
+    let dir = fx.dir.path().to_string_lossy().into_owned();
+    assert!(!info.contains(&dir), "{info}");
+    assert_eq!(probe["task_list"], serde_json::json!(["bootstrap"]));
 
     // The waiter is the exec'd helper, waiting for PID 1 by pid, and small.
     let w = waiters();
@@ -340,7 +365,8 @@ async fn environments_run_fail_and_leave_nothing_behind() {
         "a dropped sandbox leaves no cgroup"
     );
     assert!(waiters().is_empty());
-    nothing_left_under(fx.dir.path()).await;
+    // (The code's image stays attached for the next cold start, until shutdown.)
+    nothing_left_under(fx.dir.path(), &fx.tmp_disks()).await;
     drop(inherited);
 
     // A timeout kills the environment.
@@ -376,13 +402,13 @@ async fn environments_run_fail_and_leave_nothing_behind() {
 
     fx.backend.shutdown();
     assert!(fx.backend.cgroup_dirs().iter().all(|d| !d.exists()));
-    nothing_left_under(fx.dir.path()).await;
+    nothing_left_under(fx.dir.path(), fx.dir.path()).await;
     drop(fx);
 
     // Spare environments (network namespaces and /tmp disks made ahead): a cold start takes
     // one, which is as isolated and empty as one made for it, and another is made.
     let fx = Fixture::with_spares(2);
-    loop_devices_become(fx.dir.path(), 2).await;
+    loop_devices_become(&fx.tmp_disks(), 2).await;
     assert_eq!(fx.sandbox_groups(), 0, "spares hold no cgroup");
     let s = fx.backend.start(&fx.spec("spare", t, &[])).await.unwrap();
     let probe = success(&call(&s, r#"{"probe":1}"#, t).await);
@@ -393,11 +419,11 @@ async fn environments_run_fail_and_leave_nothing_behind() {
     let v = success(&call(&s, "{}", t).await);
     assert_eq!(v["pid"], 1);
     assert_eq!(v["uid"], 993);
-    loop_devices_become(fx.dir.path(), 3).await;
+    loop_devices_become(&fx.tmp_disks(), 3).await;
     drop(s);
     assert_eq!(fx.groups_left().await, 0);
-    loop_devices_become(fx.dir.path(), 2).await;
+    loop_devices_become(&fx.tmp_disks(), 2).await;
     fx.backend.shutdown();
     assert!(fx.backend.cgroup_dirs().iter().all(|d| !d.exists()));
-    nothing_left_under(fx.dir.path()).await;
+    nothing_left_under(fx.dir.path(), fx.dir.path()).await;
 }

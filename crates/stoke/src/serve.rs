@@ -87,6 +87,18 @@ pub struct ServeArgs {
     /// `runtime-libs/` (scripts/serve.sh installs them).
     #[arg(long, env = "STOKE_RUNTIME_LIBS")]
     pub runtime_libs: Option<PathBuf>,
+    /// `/var/lang`, `/var/runtime` and `/var/task` of process sandboxes as read-only ext4
+    /// images of their own (made at deploy time under the data dir's `process/images/`), so
+    /// that no host path shows in a sandbox's `/proc/self/mountinfo`; `false`: read-only binds
+    /// of the host's paths (what a machine without mkfs.ext4 or loop devices gets anyway, with
+    /// a warning at start-up).
+    #[arg(long, env = "STOKE_SANDBOX_IMAGES", default_value_t = true, action = clap::ArgAction::Set)]
+    pub sandbox_images: bool,
+    /// Where the images of `/var/lang` and `/var/runtime` are kept (default: under the data
+    /// dir). Several servers of one machine may share the folder: images are named by what
+    /// they hold and written by rename; it keeps the 16 most recently used.
+    #[arg(long, env = "STOKE_RUNTIME_IMAGES")]
+    pub runtime_images: Option<PathBuf>,
     /// The network of process sandboxes: `isolated` (only loopback; the default) or `host`
     /// (outbound access; see docs/decisions.md for what that gives up).
     #[arg(long, env = "STOKE_SANDBOX_NETWORK", value_enum, default_value_t = SandboxNetwork::Isolated)]
@@ -357,6 +369,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
                 .unwrap_or_else(|| data_dir.join("runtime-libs")),
         );
         config.network = args.sandbox_network.into();
+        config.images = args.sandbox_images;
+        config.runtime_images = args.runtime_images.clone();
         match ProcessBackend::new(config) {
             Ok(p) => {
                 // Which interpreter serves each runtime, never silently another version.

@@ -20,6 +20,7 @@ use stoke_store::{Blobs, Store};
 
 use crate::ControlError;
 use crate::code::{self, CodeError, UnpackLimits};
+use crate::prepare::Preparer;
 use crate::target::Layout;
 
 /// A zip unpacked into its staging folder, ready to commit.
@@ -36,6 +37,8 @@ pub(super) struct CodeStore {
     blobs: Blobs,
     layout: Layout,
     limits: UnpackLimits,
+    /// Told when a blob is removed (a backend's images of it go too).
+    preparer: Arc<dyn Preparer>,
     /// Orders blob writes and references against blob removal (see the module doc).
     lock: tokio::sync::Mutex<()>,
 }
@@ -46,6 +49,7 @@ impl CodeStore {
         store: Arc<dyn Store>,
         blobs: Blobs,
         layout: Layout,
+        preparer: Arc<dyn Preparer>,
     ) -> Result<Arc<Self>, ControlError> {
         for dir in [&layout.code_root, &layout.staging_root] {
             std::fs::create_dir_all(dir).map_err(|e| ControlError::Code(CodeError::Io(e)))?;
@@ -61,6 +65,7 @@ impl CodeStore {
             blobs,
             layout,
             limits: UnpackLimits::default(),
+            preparer,
             lock: tokio::sync::Mutex::new(()),
         }))
     }
@@ -154,7 +159,11 @@ impl CodeStore {
                 let blobs = self.blobs.clone();
                 let tree = self.dir(sha);
                 let sha = sha.to_owned();
+                let preparer = Arc::clone(&self.preparer);
                 let done = tokio::task::spawn_blocking(move || {
+                    // What the backends made of it first: a crash after leaves the tree for
+                    // the next start's sweep, which tells them again.
+                    preparer.forget_code(&sha);
                     let _ = std::fs::remove_dir_all(tree);
                     blobs.remove(&sha)
                 })

@@ -111,7 +111,7 @@ impl ControlPlane {
         preparer: Arc<dyn Preparer>,
         warmer: Arc<dyn Warmer>,
     ) -> Result<Arc<Self>, ControlError> {
-        let code = CodeStore::open(Arc::clone(&store), blobs, layout)?;
+        let code = CodeStore::open(Arc::clone(&store), blobs, layout, Arc::clone(&preparer))?;
         Ok(Arc::new(Self {
             store,
             code,

@@ -14,6 +14,7 @@ use tokio::sync::watch;
 
 use super::api::{InitState, RuntimeApi};
 use super::failure::InitFailure;
+use super::images::{Composed, ImageError, Images};
 use super::launch::{self, LaunchError, LaunchSpec, Mount};
 use super::logs::Logs;
 use super::runtimes::{Command0, RuntimeFiles};
@@ -34,6 +35,9 @@ pub struct ProcessBackend {
     /// Where sandboxes' `/tmp` disks are made; `None`: loop devices are unavailable and `/tmp`
     /// is a tmpfs.
     scratch: Option<Arc<launch::scratch::Scratch>>,
+    /// The images of `/var/lang`, `/var/runtime` and `/var/task`; `None`: they are read-only
+    /// binds of the host's paths (images are off or cannot be made here).
+    images: Option<Arc<Images>>,
     /// Network namespaces and `/tmp` disks made ahead.
     spares: Spares,
 }
@@ -68,7 +72,116 @@ fn new_id() -> String {
     hex::encode(&sha2::Sha256::digest(seed.as_bytes())[..8])
 }
 
+/// What a sandbox's `/var/lang`, `/var/runtime` and `/var/task` come from.
+struct Sources {
+    images: Option<Arc<Images>>,
+    var_lang: Option<Composed>,
+    /// `None`: an empty `/var/runtime` (`provided*`).
+    var_runtime: Option<Composed>,
+    code_sha256: String,
+    code_dir: PathBuf,
+}
+
+impl Sources {
+    /// Their mounts: images (made if missing, attached), or binds without them. Blocking.
+    fn mounts(&self) -> Result<Vec<Mount>, ImageError> {
+        let Some(images) = &self.images else {
+            let mut m: Vec<Mount> = self.var_lang.iter().flat_map(Composed::binds).collect();
+            match &self.var_runtime {
+                Some(r) => m.extend(r.binds()),
+                None => m.push(Mount::Dir {
+                    dst: "/var/runtime".into(),
+                }),
+            }
+            m.push(Mount::Bind {
+                src: self.code_dir.clone(),
+                dst: "/var/task".into(),
+                writable: false,
+            });
+            return Ok(m);
+        };
+        let image = |c: &Composed| -> Result<Mount, ImageError> {
+            Ok(Mount::Image {
+                dst: c.root.clone(),
+                image: images.attach_composed(c)?,
+            })
+        };
+        let mut m = Vec::with_capacity(3);
+        if let Some(lang) = &self.var_lang {
+            m.push(image(lang)?);
+        }
+        m.push(match &self.var_runtime {
+            Some(r) => image(r)?,
+            None => Mount::Dir {
+                dst: "/var/runtime".into(),
+            },
+        });
+        let code = images.code(&self.code_sha256, &self.code_dir)?;
+        m.push(Mount::Image {
+            dst: "/var/task".into(),
+            image: images.attach(&code)?,
+        });
+        Ok(m)
+    }
+
+    /// Makes the images that are missing and attaches them (at deploy time: the next cold
+    /// start finds them ready, unless other images took their places meanwhile).
+    fn make(&self) -> Result<(), ImageError> {
+        let Some(images) = &self.images else {
+            return Ok(());
+        };
+        for c in self.var_lang.iter().chain(&self.var_runtime) {
+            images.attach_composed(c)?;
+        }
+        images.attach(&images.code(&self.code_sha256, &self.code_dir)?)?;
+        Ok(())
+    }
+}
+
+/// The images of sandboxes, unless they are off or cannot be made here (then sandboxes bind
+/// the host's paths, and the warning says why). Removes runtime images of earlier starts that
+/// this one has no use for.
+fn open_images(
+    config: &ProcessConfig,
+    files: &RuntimeFiles,
+    interpreters: &Interpreters,
+) -> Option<Arc<Images>> {
+    if !config.images {
+        tracing::info!(
+            "sandbox images are off: /var/lang, /var/runtime and /var/task are binds of host paths"
+        );
+        return None;
+    }
+    match Images::open(&config.dir.join("images"), config.runtime_images.as_deref()) {
+        Ok(images) => {
+            let mut keys: Vec<&str> = files.composed().iter().map(|c| c.key.as_str()).collect();
+            keys.extend(interpreters.all().map(|i| i.var_lang.key.as_str()));
+            images.keep_runtime(&keys);
+            Some(Arc::new(images))
+        }
+        Err(e) => {
+            tracing::warn!(
+                "/var/lang, /var/runtime and /var/task of process sandboxes are read-only binds \
+                 of host paths, which /proc/self/mountinfo shows inside them: their images \
+                 cannot be made here: {e}"
+            );
+            None
+        }
+    }
+}
+
 impl ProcessBackend {
+    /// What the sandboxes of `spec` mount at `/var/lang`, `/var/runtime` and `/var/task`.
+    fn sources(&self, spec: &FunctionSpec, command: &Command0) -> Sources {
+        Sources {
+            images: self.images.clone(),
+            var_lang: command.var_lang.clone(),
+            var_runtime: self.files.runtime(spec.runtime.family()).cloned(),
+            code_sha256: spec.code_sha256.clone(),
+            code_dir: spec.code_dir.clone(),
+        }
+    }
+
     /// Checks what sandboxes need (root, cgroups, namespaces, seccomp) and says clearly what
     /// is missing.
     pub fn new(config: ProcessConfig) -> Result<Self, SandboxError> {
@@ -128,6 +241,7 @@ impl ProcessBackend {
             config.strict_runtimes,
             &files.empty,
         );
+        let images = open_images(&config, &files, &interpreters);
         let spares = Spares::start(
             config.spare_environments,
             config.network == Network::Isolated,
@@ -141,6 +255,7 @@ impl ProcessBackend {
             files,
             root_dir,
             scratch,
+            images,
             spares,
         };
         Ok(backend)
@@ -160,10 +275,13 @@ impl ProcessBackend {
     /// gone.
     pub fn shutdown(&self) {
         self.spares.stop();
+        if let Some(images) = &self.images {
+            images.detach_all();
+        }
         self.hierarchy.remove();
     }
 
-    fn mounts(&self, spec: &FunctionSpec, command: &Command0) -> Vec<Mount> {
+    fn mounts(&self, spec: &FunctionSpec, filesystems: Vec<Mount>) -> Vec<Mount> {
         let ro = |p: &str| Mount::Bind {
             src: p.into(),
             dst: p.into(),
@@ -206,14 +324,9 @@ impl ProcessBackend {
                 });
             }
         }
-        // `/var/lang`, then `/var/runtime`, `/etc/passwd`, the home folder, `/opt`.
-        m.extend(command.mounts.iter().cloned());
-        m.extend(self.files.mounts(spec.runtime.family()).cloned());
-        m.push(Mount::Bind {
-            src: spec.code_dir.clone(),
-            dst: "/var/task".into(),
-            writable: false,
-        });
+        // `/etc/passwd`, the home folder, `/opt`, then `/var/lang`, `/var/runtime`, `/var/task`.
+        m.extend(self.files.common().iter().cloned());
+        m.extend(filesystems);
         let bytes = tmp_bytes(spec);
         m.push(match &self.scratch {
             Some(scratch) => Mount::Disk {
@@ -285,7 +398,20 @@ impl ProcessBackend {
 impl Backend for ProcessBackend {
     fn prepare(&self, spec: &FunctionSpec) -> Result<(), PrepareError> {
         // What `check_code` refuses is a runtime this server cannot run.
-        runtimes::check_code(spec, &self.interpreters).map_err(PrepareError::RuntimeUnavailable)
+        runtimes::check_code(spec, &self.interpreters).map_err(PrepareError::RuntimeUnavailable)?;
+        let command = self
+            .interpreters
+            .command(spec)
+            .map_err(PrepareError::RuntimeUnavailable)?;
+        self.sources(spec, &command).make().map_err(|e| {
+            PrepareError::Internal(format!("making the sandbox's file system images: {e}"))
+        })
+    }
+
+    fn forget_code(&self, code_sha256: &str) {
+        if let Some(images) = &self.images {
+            images.forget_code(code_sha256);
+        }
     }
 
     fn runtime_version(&self, runtime: &stoke_core::Runtime) -> Option<RuntimeVersion> {
@@ -298,6 +424,11 @@ impl Backend for ProcessBackend {
             .command(spec)
             .map_err(SandboxError::NotPrepared)?;
         let t0 = std::time::Instant::now();
+        let sources = self.sources(spec, &command);
+        let filesystems = tokio::task::spawn_blocking(move || sources.mounts())
+            .await
+            .map_err(internal)?
+            .map_err(|e| internal(format!("the sandbox's file systems: {e}")))?;
         // Init's limit counts from here (the engine calls `start` when the init's turn comes).
         let init_deadline = tokio::time::Instant::now() + self.config.init_timeout;
         let id = new_id();
@@ -332,7 +463,7 @@ impl Backend for ProcessBackend {
         let log_stream = crate::log_stream_name(spec);
         let launch = LaunchSpec {
             root: self.root_dir.clone(),
-            mounts: self.mounts(spec, &command),
+            mounts: self.mounts(spec, filesystems),
             program: command.program.clone(),
             args: command.args.clone(),
             env: self.environment(spec, &api_addr, &log_stream, &command),

@@ -9,19 +9,20 @@
 //!   never silently: [`Interpreters::mapping`] says so at start-up, the `INIT_START` line and
 //!   `RuntimeVersionConfig` name the version that really serves ([`RuntimeVersion`]), and with
 //!   `strict` such a runtime is refused instead.
-//! - `/var/lang` is composed of only what the interpreter needs: for Python the executable at
-//!   `/var/lang/bin/pythonX.Y`, the standard library at `/var/lang/lib/pythonX.Y` (its
-//!   `site-packages` masked by an empty folder, so the host's packages never show) and
-//!   `libpythonX.Y` where the build has one; CPython finds `sys.prefix` (`/var/lang`) from the
-//!   executable's location, whether the host's install is Debian's `/usr` or a self-contained
-//!   prefix. For Node.js: the executable at `/var/lang/bin/node`.
+//! - `/var/lang` is composed of only what the interpreter needs ([`Composed`]): for Python the
+//!   executable at `/var/lang/bin/pythonX.Y`, the standard library at `/var/lang/lib/pythonX.Y`
+//!   (its `site-packages` and CPython's own `test` package left empty, so the host's packages
+//!   never show) and `libpythonX.Y` where the build has one; CPython finds `sys.prefix`
+//!   (`/var/lang`) from the executable's location, whether the host's install is Debian's
+//!   `/usr` or a self-contained prefix. For Node.js: the executable at `/var/lang/bin/node`.
+//!   Sandboxes mount it as an image of its own (see `images`), or bind its pieces.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use stoke_core::Runtime;
 
-use super::launch::Mount;
+use super::images::{Composed, Part};
 use crate::RuntimeVersion;
 
 /// The runtimes listed at start-up beside the configured ones (Lambda's recent ones).
@@ -46,7 +47,7 @@ pub struct Interpreter {
     /// Where the executable is inside a sandbox (under `/var/lang/bin`).
     pub(crate) program: PathBuf,
     /// What makes up `/var/lang` inside a sandbox.
-    pub(crate) mounts: Vec<Mount>,
+    pub(crate) var_lang: Composed,
 }
 
 impl Interpreter {
@@ -133,15 +134,6 @@ const PY_PROBE: &str = "import os,sys;print(os.path.realpath(sys.executable));\
      print(os.path.realpath(sys.base_prefix));print('%d.%d.%d' % sys.version_info[:3]);\
      print(getattr(sys, 'platlibdir', 'lib'))";
 
-/// The read-only bind of a host path at `dst`.
-fn ro(src: impl Into<PathBuf>, dst: impl Into<PathBuf>) -> Mount {
-    Mount::Bind {
-        src: src.into(),
-        dst: dst.into(),
-        writable: false,
-    }
-}
-
 fn find_python(cmd: &Path, empty: &Path) -> Result<Interpreter, String> {
     let lines = ask(cmd, &["-c", PY_PROBE])?;
     let [exe, prefix, version, libdir, ..] = lines.as_slice() else {
@@ -163,54 +155,68 @@ fn find_python(cmd: &Path, empty: &Path) -> Result<Interpreter, String> {
         ));
     }
     let program = PathBuf::from("/var/lang/bin").join(&xy);
-    let lang_lib = PathBuf::from("/var/lang/lib");
-    let mut mounts = vec![
-        ro(&exe, &program),
-        Mount::Symlink {
-            target: xy.clone().into(),
-            link: "/var/lang/bin/python3".into(),
+    let lib_xy = PathBuf::from("lib").join(&xy);
+    let mut parts = vec![
+        Part::File {
+            src: exe.clone(),
+            at: PathBuf::from("bin").join(&xy),
         },
-        ro(&stdlib, lang_lib.join(&xy)),
+        Part::Link {
+            target: xy.clone().into(),
+            at: "bin/python3".into(),
+        },
+        Part::Tree {
+            src: stdlib.clone(),
+            at: lib_xy.clone(),
+        },
     ];
-    // The install's own packages stay out of sight: Lambda's runtime brings its own.
-    if stdlib.join("site-packages").is_dir() {
-        mounts.push(ro(empty, lang_lib.join(&xy).join("site-packages")));
+    // The install's own packages stay out of sight: Lambda's runtime brings its own. So does
+    // CPython's own test suite (`test`, half of the standard library's size), which Debian's
+    // and Lambda's Pythons leave out too.
+    for masked in ["site-packages", "test"] {
+        if stdlib.join(masked).is_dir() {
+            parts.push(Part::Empty {
+                at: lib_xy.join(masked),
+            });
+        }
     }
     // A shared build's libpython (found through LD_LIBRARY_PATH's /var/lang/lib).
     let lib = prefix.join(libdir);
     if let Ok(entries) = std::fs::read_dir(&lib) {
         let stem = format!("lib{xy}");
-        for e in entries.flatten() {
+        let mut entries: Vec<_> = entries.flatten().collect();
+        entries.sort_by_key(std::fs::DirEntry::file_name);
+        for e in entries {
             let name = e.file_name();
             let Some(n) = name.to_str() else { continue };
             if !n.starts_with(&stem) || !n.contains(".so") {
                 continue;
             }
             let path = e.path();
+            let at = PathBuf::from("lib").join(n);
             match std::fs::read_link(&path) {
-                // Relative links stay links; others are bound as the file they name.
-                Ok(t) if t.is_relative() => mounts.push(Mount::Symlink {
-                    target: t,
-                    link: lang_lib.join(n),
-                }),
+                // Relative links stay links; others are the file they name.
+                Ok(t) if t.is_relative() => parts.push(Part::Link { target: t, at }),
                 _ => {
                     if let Ok(real) = std::fs::canonicalize(&path) {
-                        mounts.push(ro(real, lang_lib.join(n)));
+                        parts.push(Part::File { src: real, at });
                     }
                 }
             }
         }
     }
+    let lang = Composed::new("/var/lang".into(), parts, empty.to_owned(), "")
+        .map_err(|e| format!("reading {}: {e}", stdlib.display()))?;
     Ok(Interpreter {
         lang: Lang::Python,
         exe,
         version,
         program,
-        mounts,
+        var_lang: lang,
     })
 }
 
-fn find_node(cmd: &Path) -> Result<Interpreter, String> {
+fn find_node(cmd: &Path, empty: &Path) -> Result<Interpreter, String> {
     let lines = ask(
         cmd,
         &[
@@ -227,11 +233,17 @@ fn find_node(cmd: &Path) -> Result<Interpreter, String> {
     let version = parse_version(version)
         .ok_or_else(|| format!("'{}' gave no version ({version})", cmd.display()))?;
     let program = PathBuf::from("/var/lang/bin/node");
+    let parts = vec![Part::File {
+        src: exe.into(),
+        at: "bin/node".into(),
+    }];
+    let var_lang = Composed::new("/var/lang".into(), parts, empty.to_owned(), "")
+        .map_err(|e| format!("reading {exe}: {e}"))?;
     Ok(Interpreter {
         lang: Lang::Node,
         exe: PathBuf::from(exe),
         version,
-        mounts: vec![ro(exe, &program)],
+        var_lang,
         program,
     })
 }
@@ -279,7 +291,7 @@ impl Interpreters {
                 let (runtime, command) = split_spec(spec);
                 let found = match lang {
                     Lang::Python => find_python(Path::new(command), empty),
-                    Lang::Node => find_node(Path::new(command)),
+                    Lang::Node => find_node(Path::new(command), empty),
                 };
                 let flag = if lang == Lang::Python {
                     "--python"
@@ -294,6 +306,11 @@ impl Interpreters {
             }
         }
         Self { configured, strict }
+    }
+
+    /// Every interpreter found.
+    pub(crate) fn all(&self) -> impl Iterator<Item = &Interpreter> {
+        self.configured.iter().filter_map(|c| c.found.as_ref().ok())
     }
 
     fn of(&self, lang: Lang) -> impl Iterator<Item = &Configured> {
@@ -422,7 +439,8 @@ mod tests {
             exe: "/x".into(),
             version: [3, 11, 7],
             program: "/var/lang/bin/python3.11".into(),
-            mounts: Vec::new(),
+            var_lang: Composed::new("/var/lang".into(), Vec::new(), "/nonexistent".into(), "")
+                .unwrap(),
         };
         let v = i.runtime_version();
         assert_eq!(v.name, "python:3.11.v7");

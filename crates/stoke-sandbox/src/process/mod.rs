@@ -16,16 +16,21 @@
 //!   `cgroup_files`: the control files both of them write.
 //! - `seccomp`: the system-call filter.
 //! - `spares`: network namespaces and `/tmp` disks made ahead of the cold starts that use them.
+//! - `e2fs`: running `mkfs.ext4` and `debugfs` (the `/tmp` disks and the images).
+//! - `images`: the read-only ext4 images of `/var/lang`, `/var/runtime` and `/var/task` (made
+//!   at deploy time, cached, attached), so that no host path shows inside a sandbox.
 //! - [`runtimes`]: what runs for each runtime, Stoke's runtime files and the runtime
 //!   libraries under `/var/runtime`, the sandbox user's `/etc/passwd`;
 //!   [`interpreters`]: which interpreter serves each runtime, its version, its `/var/lang`.
 //!
 //! # On disk
 //! Under the backend's folder (`<data dir>/process/`): `runtime/` (Stoke's runtime files,
-//! `python/` and `node/`, each mounted at `/var/runtime` of its runtime), `etc/` (the
-//! sandbox's `passwd` and `group`), `empty/` (covers an interpreter's own `site-packages`), `root/` (an empty folder over which each sandbox mounts its
-//! own root in its own mount namespace) and `tmp/` (each sandbox's `/tmp` image, for the
-//! moment between its creation and its attachment to a loop device; swept at start-up).
+//! `python/` and `node/`, the base of `/var/runtime` of each runtime), `images/` (the
+//! read-only images of `/var/lang`, `/var/runtime` and `/var/task`, see [`images`]), `empty/`
+//! (covers an interpreter's own `site-packages` in the binds of the fallback), `root/` (an
+//! empty folder over which each sandbox mounts its own root in its own mount namespace) and
+//! `tmp/` (each sandbox's `/tmp` image, for the moment between its creation and its
+//! attachment to a loop device; swept at start-up).
 //! cgroups: `/sys/fs/cgroup/<controller>/stoke/s<server pid>/<sandbox id>` (v1) or
 //! `/sys/fs/cgroup/stoke/s<pid>/<id>` (v2).
 
@@ -35,7 +40,9 @@ mod api_conn;
 mod backend;
 mod cgroup;
 mod cgroup_files;
+mod e2fs;
 mod failure;
+mod images;
 pub mod interpreters;
 mod launch;
 mod logs;
@@ -99,6 +106,13 @@ pub struct ProcessConfig {
     /// default size are kept made ahead of cold starts (see `spares`); 0: each cold start
     /// makes its own.
     pub spare_environments: usize,
+    /// `/var/lang`, `/var/runtime` and `/var/task` as read-only images of their own (see
+    /// `images`), so that no host path shows inside a sandbox; `false`: read-only binds of
+    /// the host's paths (also what happens when images cannot be made here).
+    pub images: bool,
+    /// Where the images of `/var/lang` and `/var/runtime` are kept, if not under `dir`: a
+    /// folder the servers of one machine may share (see `images`).
+    pub runtime_images: Option<PathBuf>,
 }
 
 impl ProcessConfig {
@@ -118,6 +132,8 @@ impl ProcessConfig {
             gid: 990,
             waiter: "/proc/self/exe".into(),
             spare_environments: 2,
+            images: true,
+            runtime_images: None,
         }
     }
 }

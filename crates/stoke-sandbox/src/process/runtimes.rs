@@ -11,16 +11,19 @@
 //!   `/var/runtime/node_modules` when there are some.
 //!
 //! The runtime files are compiled into the binary and written under the backend's folder at
-//! start-up ([`RuntimeFiles::write`]), with the sandbox user's `/etc/passwd` and `/etc/group`.
-//! The runtime libraries come from the folder `stoke serve --runtime-libs` names
-//! (`python/`: `pip install --target`; `node/node_modules/`), never from the host's
-//! interpreter: each of its entries is bound over a placeholder of the same name in Stoke's
-//! `/var/runtime` folder (a bind needs something to cover inside the read-only one).
+//! start-up ([`RuntimeFiles::write`]). The runtime libraries come from the folder `stoke serve
+//! --runtime-libs` names (`python/`: `pip install --target`; `node/node_modules/`), never from
+//! the host's interpreter. `/var/runtime` is composed of Stoke's folder and each entry of the
+//! libraries' ([`Composed`]): one image (see `images`), or in the fallback each entry bound
+//! over a placeholder of the same name in Stoke's folder (a bind needs something to cover
+//! inside the read-only one). The sandbox user's `/etc/passwd` and `/etc/group` are files of
+//! each sandbox's root, written at its launch.
 
 use std::path::{Path, PathBuf};
 
 use stoke_core::RuntimeFamily;
 
+use super::images::{Composed, Part};
 use super::interpreters::{Interpreters, Lang};
 use super::launch::Mount;
 use crate::FunctionSpec;
@@ -36,12 +39,11 @@ pub(crate) const SANDBOX_HOME: &str = "/home/sbx_user1051";
 #[derive(Debug, Clone)]
 pub(crate) struct RuntimeFiles {
     /// `/var/runtime` of Python functions: Stoke's folder, then each runtime library.
-    python: Vec<Mount>,
+    python: Composed,
     /// `/var/runtime` of Node.js functions.
-    node: Vec<Mount>,
-    /// `/var/runtime` of `provided*` functions (empty).
-    provided: Vec<Mount>,
-    /// What every sandbox has: `/etc/passwd`, `/etc/group`, the user's home, `/opt`.
+    node: Composed,
+    /// What every sandbox has: `/etc/passwd` and `/etc/group` (files of the sandbox's root),
+    /// the user's home, `/opt`.
     common: Vec<Mount>,
     /// An empty folder (masks an interpreter's own `site-packages`).
     pub empty: PathBuf,
@@ -49,26 +51,32 @@ pub(crate) struct RuntimeFiles {
     pub libs: Vec<String>,
 }
 
-fn ro(src: impl Into<PathBuf>, dst: impl Into<PathBuf>) -> Mount {
-    Mount::Bind {
-        src: src.into(),
-        dst: dst.into(),
-        writable: false,
-    }
-}
-
 /// Writes `text` to `path` unless it is there already (by rename: a running sandbox keeps
-/// the old file).
+/// the old file), with a fixed modification time: the image key of its folder takes the
+/// text's hash instead (see [`Composed::new`]), the same in every data dir.
 fn write_file(path: &Path, text: &str) -> std::io::Result<()> {
     use std::os::unix::fs::PermissionsExt;
+    let fixed = |p: &Path| {
+        std::fs::File::options()
+            .write(true)
+            .open(p)?
+            .set_modified(std::time::SystemTime::UNIX_EPOCH)
+    };
     if std::fs::read_to_string(path).ok().as_deref() == Some(text) {
-        return Ok(());
+        return fixed(path);
     }
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
     let tmp = path.with_file_name(format!(".{name}.{}", std::process::id()));
     std::fs::write(&tmp, text)?;
     std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o644))?;
+    fixed(&tmp)?;
     std::fs::rename(&tmp, path)
+}
+
+/// The hash of a runtime file's text (the salt of its folder's image key).
+fn text_hash(text: &str) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(text.as_bytes()))
 }
 
 /// A fresh folder at `dir` holding only `keep` (mode 755).
@@ -89,16 +97,22 @@ fn clean_dir(dir: &Path, keep: &str) -> std::io::Result<()> {
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))
 }
 
-/// Binds each entry of `libs` at `/var/runtime/<entry>`, over a placeholder made in `stoke`
-/// (Stoke's folder, bound at `/var/runtime` first).
+/// `/var/runtime`: Stoke's folder `stoke`, then each entry of `libs` at `/var/runtime/<entry>`
+/// (over a placeholder made in `stoke`, which the binds of the fallback need).
 fn runtime_dir(
     stoke: &Path,
     libs: Option<&Path>,
     names: &mut Vec<String>,
-) -> std::io::Result<Vec<Mount>> {
-    let mut mounts = vec![ro(stoke, "/var/runtime")];
+    empty: &Path,
+    salt: &str,
+) -> std::io::Result<Composed> {
+    let mut parts = vec![Part::Tree {
+        src: stoke.to_owned(),
+        at: PathBuf::new(),
+    }];
+    let compose = |parts| Composed::new("/var/runtime".into(), parts, empty.to_owned(), salt);
     let Some(libs) = libs.filter(|l| l.is_dir()) else {
-        return Ok(mounts);
+        return compose(parts);
     };
     let mut entries: Vec<_> = std::fs::read_dir(libs)?.flatten().collect();
     entries.sort_by_key(std::fs::DirEntry::file_name);
@@ -113,15 +127,17 @@ fn runtime_dir(
             continue;
         };
         let stub = stoke.join(n);
+        let at = PathBuf::from(n);
         if real.is_dir() {
             std::fs::create_dir_all(&stub)?;
+            parts.push(Part::Tree { src: real, at });
         } else {
             std::fs::File::create(&stub)?;
+            parts.push(Part::File { src: real, at });
         }
-        mounts.push(ro(real, Path::new("/var/runtime").join(n)));
         names.push(n.to_owned());
     }
-    Ok(mounts)
+    compose(parts)
 }
 
 impl RuntimeFiles {
@@ -138,6 +154,8 @@ impl RuntimeFiles {
         std::fs::create_dir_all(&runtime)?;
         std::fs::set_permissions(&runtime, std::fs::Permissions::from_mode(0o755))?;
         let mut names = Vec::new();
+        let empty = dir.join("empty");
+        clean_dir(&empty, "")?;
         let python_dir = runtime.join("python");
         clean_dir(&python_dir, "bootstrap.py")?;
         write_file(&python_dir.join("bootstrap.py"), PYTHON_BOOTSTRAP)?;
@@ -145,6 +163,8 @@ impl RuntimeFiles {
             &python_dir,
             libs.map(|l| l.join("python")).as_deref(),
             &mut names,
+            &empty,
+            &text_hash(PYTHON_BOOTSTRAP),
         )?;
         let node_dir = runtime.join("node");
         clean_dir(&node_dir, "bootstrap.js")?;
@@ -153,56 +173,61 @@ impl RuntimeFiles {
             &node_dir,
             libs.map(|l| l.join("node")).as_deref(),
             &mut names,
+            &empty,
+            &text_hash(NODE_BOOTSTRAP),
         )?;
-        let empty = dir.join("empty");
-        clean_dir(&empty, "")?;
-        let etc = dir.join("etc");
-        std::fs::create_dir_all(&etc)?;
-        std::fs::set_permissions(&etc, std::fs::Permissions::from_mode(0o755))?;
-        write_file(
-            &etc.join("passwd"),
-            &format!(
-                "root:x:0:0:root:/root:/sbin/nologin\n\
-                 {SANDBOX_USER}:x:{uid}:{gid}::{SANDBOX_HOME}:/sbin/nologin\n"
-            ),
-        )?;
-        write_file(
-            &etc.join("group"),
-            &format!("root:x:0:\n{SANDBOX_USER}:x:{gid}:\n"),
-        )?;
+        // Written into each sandbox's root, so no host file shows for them.
+        let passwd = format!(
+            "root:x:0:0:root:/root:/sbin/nologin\n\
+             {SANDBOX_USER}:x:{uid}:{gid}::{SANDBOX_HOME}:/sbin/nologin\n"
+        );
+        let group = format!("root:x:0:\n{SANDBOX_USER}:x:{gid}:\n");
         let common = vec![
-            ro(etc.join("passwd"), "/etc/passwd"),
-            ro(etc.join("group"), "/etc/group"),
+            Mount::File {
+                dst: "/etc/passwd".into(),
+                data: passwd.into_bytes().into(),
+            },
+            Mount::File {
+                dst: "/etc/group".into(),
+                data: group.into_bytes().into(),
+            },
             Mount::Dir {
                 dst: SANDBOX_HOME.into(),
             },
             Mount::Dir { dst: "/opt".into() },
         ];
+        // What earlier versions wrote there (bound at /etc/passwd and /etc/group).
+        let _ = std::fs::remove_dir_all(dir.join("etc"));
         Ok(Self {
             python,
             node,
-            provided: vec![Mount::Dir {
-                dst: "/var/runtime".into(),
-            }],
             common,
             empty,
             libs: names,
         })
     }
 
-    /// The mounts of the runtime's side for `family` (after the host's `/usr` and `/etc`).
-    pub(crate) fn mounts(&self, family: RuntimeFamily) -> impl Iterator<Item = &Mount> {
-        let runtime = match family {
-            RuntimeFamily::Python => &self.python,
-            RuntimeFamily::Nodejs => &self.node,
-            RuntimeFamily::Provided | RuntimeFamily::Wasm => &self.provided,
-        };
-        self.common.iter().chain(runtime)
+    /// What every sandbox has (after the host's `/usr` and `/etc`).
+    pub(crate) fn common(&self) -> &[Mount] {
+        &self.common
+    }
+
+    /// `/var/runtime` of `family`; `None`: an empty folder (`provided*`).
+    pub(crate) fn runtime(&self, family: RuntimeFamily) -> Option<&Composed> {
+        match family {
+            RuntimeFamily::Python => Some(&self.python),
+            RuntimeFamily::Nodejs => Some(&self.node),
+            RuntimeFamily::Provided | RuntimeFamily::Wasm => None,
+        }
+    }
+
+    /// Every composed folder (for the start-up sweep of images no longer used).
+    pub(crate) fn composed(&self) -> [&Composed; 2] {
+        [&self.python, &self.node]
     }
 }
-
-/// What to run for a function: program, arguments, environment and the mounts of its
-/// interpreter (`/var/lang`).
+/// What to run for a function: program, arguments, environment and its interpreter's
+/// `/var/lang`.
 #[derive(Debug, Clone)]
 pub(crate) struct Command0 {
     pub program: PathBuf,
@@ -211,7 +236,8 @@ pub(crate) struct Command0 {
     pub env: Vec<(String, String)>,
     /// Lambda's values of variables the function's configuration may replace (`PATH`, …).
     pub defaults: Vec<(String, String)>,
-    pub mounts: Vec<Mount>,
+    /// `/var/lang`; `None` for `provided*` (none).
+    pub var_lang: Option<Composed>,
 }
 
 fn pairs(v: &[(&str, String)]) -> Vec<(String, String)> {
@@ -236,7 +262,7 @@ impl Interpreters {
                     ("PATH", "/usr/local/bin:/usr/bin/:/bin:/opt/bin".into()),
                     ("LD_LIBRARY_PATH", LIBRARY_PATH.into()),
                 ]),
-                mounts: Vec::new(),
+                var_lang: None,
             });
         }
         if family == RuntimeFamily::Wasm {
@@ -282,7 +308,7 @@ impl Interpreters {
             args: vec![script.into()],
             env: pairs(&[("AWS_EXECUTION_ENV", format!("AWS_Lambda_{}", spec.runtime))]),
             defaults: pairs(&defaults),
-            mounts: i.mounts.clone(),
+            var_lang: Some(i.var_lang.clone()),
         })
     }
 }

@@ -6,8 +6,11 @@
 //! - `tree`: the plan of the sandbox's file tree (mounts, folders, links).
 //! - `netns`: the Runtime API socket inside the sandbox's network namespace.
 //! - `scratch`: `/tmp` as disk (an ext4 image on a loop device per sandbox).
+//! - `image`: the read-only images of `/var/lang`, `/var/runtime` and `/var/task`, attached
+//!   and held mounted for sandboxes to mount; `loopdev`: attaching a loop device.
 //! - `waiter`: the waiter that stays outside the sandbox and the helper it `exec`s.
 //! - `fds`: descriptor hygiene (only 0–2 reach the runtime).
+//! - `child`: the forked child's reports through the info pipe, and its file writes.
 //!
 //! # The sequence
 //! 1. [`runtime_socket`]: the Runtime API's listening socket in a new network namespace.
@@ -34,7 +37,10 @@
 // The one module of the process backend allowed `unsafe`; every block says why it is sound.
 #![allow(unsafe_code)]
 
+mod child;
 mod fds;
+pub(crate) mod image;
+mod loopdev;
 mod netns;
 pub(crate) mod scratch;
 mod tree;
@@ -45,6 +51,7 @@ pub(crate) use netns::runtime_socket;
 pub(crate) use tree::Mount;
 pub use waiter::{WAITER_ARG, waiter_main};
 
+use child::{MSG_FAIL, MSG_PID, fail, ok_or, ok_unless_exists, send, write_file};
 use tree::{Step, cstr, plan};
 
 use std::ffi::CString;
@@ -149,40 +156,6 @@ const S_CAPS: i32 = 24;
 const S_USER: i32 = 25;
 const S_SECCOMP: i32 = 26;
 const S_CHDIR: i32 = 27;
-
-const MSG_PID: i32 = 1;
-const MSG_FAIL: i32 = 2;
-
-/// Writes a 12-byte message to the info pipe (async-signal-safe).
-fn send(fd: RawFd, kind: i32, a: i32, b: i32) {
-    let mut buf = [0u8; 12];
-    buf[..4].copy_from_slice(&kind.to_ne_bytes());
-    buf[4..8].copy_from_slice(&a.to_ne_bytes());
-    buf[8..].copy_from_slice(&b.to_ne_bytes());
-    // SAFETY: writes 12 bytes from a buffer on this stack to a descriptor we hold.
-    unsafe {
-        libc::write(fd, buf.as_ptr().cast(), buf.len());
-    }
-}
-
-/// Reports a failed step and turns errno into the error `pre_exec` returns.
-fn fail(info: RawFd, step: i32) -> io::Error {
-    let e = io::Error::last_os_error();
-    send(info, MSG_FAIL, step, e.raw_os_error().unwrap_or(0));
-    e
-}
-
-fn ok_or(info: RawFd, step: i32, r: libc::c_int) -> io::Result<()> {
-    if r < 0 { Err(fail(info, step)) } else { Ok(()) }
-}
-
-/// Like [`ok_or`], but a path that already exists is fine.
-fn ok_unless_exists(info: RawFd, step: i32, r: libc::c_int) -> io::Result<()> {
-    if r < 0 && io::Error::last_os_error().raw_os_error() != Some(libc::EEXIST) {
-        return Err(fail(info, step));
-    }
-    Ok(())
-}
 
 /// What the child needs, prepared before `fork` (nothing is allocated after it).
 struct Child0 {
@@ -358,6 +331,18 @@ impl Child0 {
                         libc::rmdir(lost_found.as_ptr());
                     }
                 }
+                // SAFETY: see above. The sandbox mounts the image again read-only (the
+                // kernel answers with the superblock already mounted, see `image`).
+                Step::Image { dev, dst } => ok_or(info, n, unsafe {
+                    libc::mount(
+                        dev.as_ptr(),
+                        dst.as_ptr(),
+                        self.ext4.as_ptr(),
+                        libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV,
+                        std::ptr::null(),
+                    )
+                })?,
+                Step::Write { path, data } => write_file(info, n, path, data)?,
                 // SAFETY: see above.
                 Step::Proc(dst) => ok_or(info, n, unsafe {
                     libc::mount(
@@ -519,7 +504,7 @@ pub(crate) fn spawn(spec: LaunchSpec) -> Result<Launched, LaunchError> {
         .stderr(Stdio::from(err));
     // SAFETY: the closure runs in the forked child before exec. It uses only async-signal-safe
     // system calls (setns, write, unshare, fork, close_range, close, execve, waitpid, _exit,
-    // mount, mkdir, mknod, symlink, chmod, rmdir, pivot_root, umount2, chdir, sethostname,
+    // mount, mkdir, mknod, open, symlink, chmod, rmdir, pivot_root, umount2, chdir, sethostname,
     // setrlimit, prctl, setgroups, setres[ug]id, fcntl, seccomp) on memory allocated before
     // the fork, and allocates nothing.
     unsafe {

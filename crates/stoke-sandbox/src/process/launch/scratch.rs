@@ -3,8 +3,8 @@
 //! Per sandbox: a sparse image file of EphemeralStorage bytes in `<backend dir>/tmp/`, a copy
 //! of a template formatted ext4 once per size by `mkfs.ext4` (no journal, lazy inode tables:
 //! ~10–30 ms whatever the size, while the copy of its ~60 KB of written blocks takes well under
-//! a millisecond), attached by the host to a free loop device (`/dev/loop-control`, `LOOP_CONFIGURE` with
-//! `LO_FLAGS_AUTOCLEAR` and direct I/O, so the image's pages are not cached twice) and
+//! a millisecond), attached by the host to a free loop device (`loopdev`: autoclear and direct
+//! I/O, so the image's pages are not cached twice) and
 //! unlinked at once. The sandbox's PID 1 mounts the device at `/tmp` (nosuid, nodev, mode
 //! 1777) in its own mount namespace, so the host never sees the mount; the host's descriptor
 //! on the device closes as soon as the runtime has started. From then on the mount is the
@@ -24,13 +24,19 @@ use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use linux_raw_sys::loop_device as ld;
-
+use super::loopdev::{self, LoopFlags};
 use super::{check, cstr};
+use crate::process::e2fs;
+
+/// How a sandbox's `/tmp` device is attached.
+const FLAGS: LoopFlags = LoopFlags {
+    read_only: false,
+    name: b"stoke-sandbox-tmp",
+    direct_io: true,
+};
 
 /// The most templates kept at once (see [`Scratch::template`]).
 const MOST_TEMPLATES: usize = 8;
@@ -86,18 +92,6 @@ impl Disk {
     }
 }
 
-fn find_mkfs() -> Option<PathBuf> {
-    let fixed = ["/usr/sbin/mkfs.ext4", "/sbin/mkfs.ext4"].map(PathBuf::from);
-    let on_path = std::env::var_os("PATH")
-        .map(|p| {
-            std::env::split_paths(&p)
-                .map(|d| d.join("mkfs.ext4"))
-                .collect::<Vec<_>>()
-        })
-        .unwrap_or_default();
-    fixed.into_iter().chain(on_path).find(|p| p.is_file())
-}
-
 impl Scratch {
     /// Removes what an earlier run left in `dir` and checks, with a small disk mounted in a
     /// private mount namespace, that disks can be made here. An error says why not (the
@@ -107,7 +101,7 @@ impl Scratch {
         for e in std::fs::read_dir(dir)?.flatten() {
             let _ = std::fs::remove_file(e.path());
         }
-        let mkfs = find_mkfs().ok_or(ScratchError::NoMkfs)?;
+        let mkfs = e2fs::find_tool("mkfs.ext4").ok_or(ScratchError::NoMkfs)?;
         let fs = std::fs::read_to_string("/proc/filesystems")?;
         if !fs
             .lines()
@@ -137,7 +131,7 @@ impl Scratch {
         let template = self.template(bytes)?;
         let image = Image::create(&self.new_path(), bytes)?;
         copy_data(&template, &image.file)?;
-        let (device, dev) = attach(&image.file).map_err(ScratchError::Attach)?;
+        let (device, dev) = loopdev::attach(&image.file, FLAGS).map_err(ScratchError::Attach)?;
         drop(image);
         Ok(Disk {
             device,
@@ -185,38 +179,14 @@ impl Scratch {
 
     /// Formats the image at `path` as ext4.
     fn format(&self, path: &Path) -> Result<(), ScratchError> {
-        let out = Command::new(&self.mkfs)
-            .args([
-                "-q",
-                "-F",
-                "-t",
-                "ext4",
-                "-b",
-                "4096",
-                "-i",
-                "16384",
-                "-m",
-                "0",
-                "-O",
-                "^has_journal,^resize_inode",
-                "-E",
-                "lazy_itable_init=1,lazy_journal_init=1,nodiscard",
-            ])
-            .arg(path)
-            .env_clear()
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .output()?;
-        if out.status.success() {
-            return Ok(());
-        }
-        let text = String::from_utf8_lossy(&out.stderr);
-        Err(ScratchError::Mkfs(format!(
-            "{}: {}",
-            out.status,
-            text.split_whitespace().collect::<Vec<_>>().join(" ")
-        )))
+        let mut args = e2fs::MKFS_COMMON.to_vec();
+        args.extend([
+            "-i",
+            "16384",
+            "-E",
+            "lazy_itable_init=1,lazy_journal_init=1,nodiscard",
+        ]);
+        e2fs::run(&self.mkfs, &args, path).map_err(ScratchError::Mkfs)
     }
 }
 
@@ -292,111 +262,6 @@ impl Drop for Image {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.path);
     }
-}
-
-fn ioctl_result(r: libc::c_int) -> io::Result<libc::c_int> {
-    if r < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(r)
-    }
-}
-
-/// The flags a sandbox's loop device gets.
-const FLAGS: u32 = ld::LO_FLAGS_AUTOCLEAR as u32 | ld::LO_FLAGS_DIRECT_IO as u32;
-
-/// Attaches `image` to a free loop device: its path and an open descriptor on it.
-fn attach(image: &File) -> io::Result<(PathBuf, OwnedFd)> {
-    let ctl = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open("/dev/loop-control")?;
-    let mut last = io::Error::other("every free loop device was taken meanwhile");
-    // Another process may take the device between LOOP_CTL_GET_FREE and LOOP_CONFIGURE
-    // (EBUSY): ask again.
-    for _ in 0..64 {
-        // SAFETY: LOOP_CTL_GET_FREE takes no argument and returns a device number.
-        let n = ioctl_result(unsafe {
-            libc::ioctl(ctl.as_raw_fd(), ld::LOOP_CTL_GET_FREE as libc::Ioctl)
-        })?;
-        let device = PathBuf::from(format!("/dev/loop{n}"));
-        let dev = match open_device(&device) {
-            Ok(d) => d,
-            Err(e) => {
-                last = e;
-                continue;
-            }
-        };
-        match configure(&dev, image) {
-            Ok(()) => return Ok((device, OwnedFd::from(dev))),
-            Err(e) if e.raw_os_error() == Some(libc::EBUSY) => last = e,
-            Err(e) => return Err(e),
-        }
-    }
-    Err(last)
-}
-
-/// Opens a loop device, waiting briefly for its node (devtmpfs makes it as the device appears).
-fn open_device(path: &Path) -> io::Result<File> {
-    let mut tries = 0;
-    loop {
-        match OpenOptions::new().read(true).write(true).open(path) {
-            Err(e) if e.kind() == io::ErrorKind::NotFound && tries < 100 => {
-                tries += 1;
-                std::thread::sleep(std::time::Duration::from_millis(1));
-            }
-            r => return r,
-        }
-    }
-}
-
-/// `LOOP_CONFIGURE` (Linux 5.8), else `LOOP_SET_FD` and `LOOP_SET_STATUS64`; direct I/O where
-/// the image's file system allows it.
-fn configure(dev: &File, image: &File) -> io::Result<()> {
-    let fd = u32::try_from(image.as_raw_fd()).map_err(|_| io::Error::other("bad descriptor"))?;
-    // SAFETY: `loop_info64` is plain data; all-zero is a valid value.
-    let mut info: ld::loop_info64 = unsafe { std::mem::zeroed() };
-    info.lo_flags = FLAGS;
-    for (d, s) in info.lo_file_name.iter_mut().zip(b"stoke-sandbox-tmp") {
-        *d = *s;
-    }
-    // SAFETY: as above.
-    let mut config: ld::loop_config = unsafe { std::mem::zeroed() };
-    config.fd = fd;
-    config.info = info;
-    for attempt in 0..2 {
-        // SAFETY: LOOP_CONFIGURE reads a `loop_config` that lives on this stack.
-        let r = unsafe { libc::ioctl(dev.as_raw_fd(), ld::LOOP_CONFIGURE as libc::Ioctl, &config) };
-        match ioctl_result(r) {
-            Ok(_) => return Ok(()),
-            // Older kernels reject an unknown flag or ioctl: without direct I/O, then the
-            // old pair of calls.
-            Err(e) if attempt == 0 && e.raw_os_error() == Some(libc::EINVAL) => {
-                config.info.lo_flags = ld::LO_FLAGS_AUTOCLEAR as u32;
-            }
-            Err(e) if matches!(e.raw_os_error(), Some(libc::ENOTTY | libc::EINVAL)) => break,
-            Err(e) => return Err(e),
-        }
-    }
-    // SAFETY: LOOP_SET_FD takes the backing file's descriptor as its argument.
-    ioctl_result(unsafe {
-        libc::ioctl(
-            dev.as_raw_fd(),
-            ld::LOOP_SET_FD as libc::Ioctl,
-            libc::c_ulong::from(fd),
-        )
-    })?;
-    info.lo_flags = ld::LO_FLAGS_AUTOCLEAR as u32;
-    // SAFETY: LOOP_SET_STATUS64 reads a `loop_info64` that lives on this stack.
-    let r = unsafe { libc::ioctl(dev.as_raw_fd(), ld::LOOP_SET_STATUS64 as libc::Ioctl, &info) };
-    if let Err(e) = ioctl_result(r) {
-        // SAFETY: LOOP_CLR_FD takes no argument.
-        unsafe {
-            libc::ioctl(dev.as_raw_fd(), ld::LOOP_CLR_FD as libc::Ioctl, 0);
-        }
-        return Err(e);
-    }
-    Ok(())
 }
 
 /// Mounts the ext4 on `device` at `at` and unmounts it again, in a mount namespace of the

@@ -8,7 +8,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::scratch;
+use super::{image, scratch};
 
 /// One step of building the new root; paths are absolute on the host (under the root folder).
 #[derive(Debug)]
@@ -35,6 +35,16 @@ pub(super) enum Step {
         lost_found: CString,
     },
     Proc(CString),
+    /// A read-only ext4 on an attached loop device.
+    Image {
+        dev: CString,
+        dst: CString,
+    },
+    /// A new file of the root's tmpfs, holding `data` (mode 644).
+    Write {
+        path: CString,
+        data: Vec<u8>,
+    },
 }
 
 /// What goes where in a sandbox's file tree.
@@ -60,6 +70,13 @@ pub(crate) enum Mount {
     },
     /// `/proc` of the sandbox's pid namespace.
     Proc { dst: PathBuf },
+    /// A read-only image (its own file system, whose root is `dst`), attached (see `image`).
+    Image {
+        dst: PathBuf,
+        image: Arc<image::Attached>,
+    },
+    /// A small file of the root itself (read-only once the root is), e.g. `/etc/passwd`.
+    File { dst: PathBuf, data: Arc<[u8]> },
 }
 
 pub(super) fn cstr(p: impl AsRef<OsStr>) -> io::Result<CString> {
@@ -148,6 +165,22 @@ pub(super) fn plan(
                 let target = cstr(under(dst))?;
                 steps.push(Step::Dir(target.clone()));
                 steps.push(Step::Proc(target));
+            }
+            Mount::Image { dst, image } => {
+                parents(&mut steps, dst)?;
+                let target = cstr(under(dst))?;
+                steps.push(Step::Dir(target.clone()));
+                steps.push(Step::Image {
+                    dev: cstr(image.device())?,
+                    dst: target,
+                });
+            }
+            Mount::File { dst, data } => {
+                parents(&mut steps, dst)?;
+                steps.push(Step::Write {
+                    path: cstr(under(dst))?,
+                    data: data.to_vec(),
+                });
             }
         }
     }
