@@ -366,7 +366,7 @@ pub async fn account_settings(
         .control
         .reserved_concurrency_total(&caller.account, None)
         .await?;
-    let concurrency = app.control.account_concurrency();
+    let concurrency = app.control.account_concurrency(&caller.account);
     let unreserved = i64::from(concurrency).saturating_sub(reserved);
     Ok(axum::Json(json!({
         "AccountLimit": {

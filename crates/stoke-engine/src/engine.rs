@@ -150,7 +150,16 @@ impl Engine {
             }),
             sandboxes.clone(),
         )?;
-        control.set_account_concurrency(invoker.account_concurrency);
+        control.set_account_concurrency(
+            invoker
+                .default_account_concurrency
+                .unwrap_or(invoker.account_concurrency),
+        );
+        let accounts = Arc::new(Accounts::new(
+            Arc::clone(&store),
+            Arc::clone(control.limits()),
+        ));
+        accounts.load_limits().await?;
         let (recorder, recorder_task) =
             Recorder::start(Arc::clone(&store), Arc::clone(&metrics), retention);
         let invoker = Invoker::new(
@@ -169,7 +178,7 @@ impl Engine {
             control,
             invoker,
             asyncq,
-            accounts: Arc::new(Accounts::new(Arc::clone(&store))),
+            accounts,
             logs: Arc::new(Logs::new(store)),
             resumed,
             recorder: recorder_task,

@@ -40,8 +40,11 @@ pub use sandboxes::Sandboxes;
 /// Limits of the invoker.
 #[derive(Debug, Clone, Copy)]
 pub struct InvokerConfig {
-    /// Calls running at once in the whole server (Lambda's account concurrency).
+    /// Calls running at once in the whole server.
     pub account_concurrency: u32,
+    /// Calls running at once of one account's functions, for accounts the admin gave no limit
+    /// of their own (Lambda's account concurrency); `None`: the server's.
+    pub default_account_concurrency: Option<u32>,
     /// Calls of one function at once.
     pub function_concurrency: u32,
     /// How deep functions may invoke functions.
@@ -66,6 +69,7 @@ impl Default for InvokerConfig {
     fn default() -> Self {
         Self {
             account_concurrency: 256,
+            default_account_concurrency: None,
             function_concurrency: 256,
             max_depth: 16,
             reap_every: Duration::from_secs(1),
@@ -202,7 +206,12 @@ impl Invoker {
             .map_or(self.config.function_concurrency, |r| {
                 r.min(self.config.function_concurrency)
             });
-        let lease = match self.sandboxes.pools.admit(&route.pool, function_limit) {
+        let account_limit = self.control().account_concurrency(&target.account);
+        let lease = match self
+            .sandboxes
+            .pools
+            .admit(&route.pool, function_limit, account_limit)
+        {
             Ok(l) => l,
             Err(t) => {
                 let labels = FunctionLabels {

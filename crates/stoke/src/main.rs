@@ -3,12 +3,13 @@
 //!
 //! # Layout
 //! - `main.rs`: the command line, logging set-up, and the one place errors become an exit code.
-//! - [`serve`] — `stoke serve`.
+//! - [`serve`] — `stoke serve`; [`master_key`], the key that seals secrets at rest.
 //! - [`cli`] — `stoke deploy`, `stoke functions …`, `stoke versions`, `stoke publish`,
 //!   `stoke alias …`, `stoke rollback`, `stoke invoke`, `stoke logs` (clients of the HTTP API)
 //!   and `stoke bench`.
 
 mod cli;
+mod master_key;
 mod serve;
 
 use std::io::IsTerminal as _;

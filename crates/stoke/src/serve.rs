@@ -3,8 +3,10 @@
 //!
 //! The data dir holds everything: `stoke.db` (SQLite, WAL), `blobs/` (code zips by SHA-256),
 //! `code/` (unpacked code), `staging/` (unpacks in progress), `compiled/` (wasm artifacts),
-//! `process/` (the process sandboxes' runtime files and root mount point) and `credentials` (the default account's access key, in the AWS shared-credentials format under
-//! the profile `stoke`).
+//! `process/` (the process sandboxes' runtime files and root mount point), `credentials` (the
+//! default account's access key, in the AWS shared-credentials format under the profile
+//! `stoke`) and `master.key` (the key that seals the access keys' secrets in the store, unless
+//! `STOKE_MASTER_KEY` gives it; see [`crate::master_key`]).
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -42,6 +44,10 @@ pub struct ServeArgs {
     /// are throttled with 429.
     #[arg(long, env = "STOKE_CONCURRENCY", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub concurrency: u32,
+    /// Calls of one account's functions that may run at once, for accounts the admin gave no
+    /// limit of their own (`stoke accounts set-limits`). Default: `--concurrency`.
+    #[arg(long, env = "STOKE_ACCOUNT_CONCURRENCY", value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub account_concurrency: Option<u32>,
     /// Calls of one function that may run at once.
     #[arg(long, env = "STOKE_FUNCTION_CONCURRENCY", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub function_concurrency: u32,
@@ -301,18 +307,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .canonicalize()
         .with_context(|| format!("resolving {}", args.data_dir.display()))?;
 
-    let sqlite = SqliteStore::open(&data_dir.join("stoke.db"))
+    let master = crate::master_key::load(std::env::var(crate::master_key::ENV).ok(), &data_dir)?;
+    let sqlite = SqliteStore::open(&data_dir.join("stoke.db"), master)
         .await
         .context("opening the store")?;
     let store: Arc<dyn Store> = Arc::new(sqlite.clone());
     let blobs =
         Arc::new(FsBlobStore::open(data_dir.join("blobs")).context("opening the blob store")?);
-    let (key, created) = store.ensure_default_account().await?;
-    let credentials = data_dir.join("credentials");
-    write_credentials(&credentials, &key)?;
-    if created {
-        tracing::info!(account = %key.account, "created the default account");
-    }
     let url_key = store
         .setting_or_init("code-url-key", &random_hex(32))
         .await?;
@@ -376,6 +377,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     config.region = args.region.clone();
     config.invoker = InvokerConfig {
         account_concurrency: args.concurrency,
+        default_account_concurrency: args.account_concurrency,
         function_concurrency: args.function_concurrency,
         init_concurrency: args
             .init_concurrency
@@ -398,6 +400,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         ..AsyncConfig::default()
     };
     let engine = Engine::start(config).await.context("starting the engine")?;
+    let (key, created) = engine.accounts.ensure_admin().await?;
+    let credentials = data_dir.join("credentials");
+    write_credentials(&credentials, &key)?;
+    if created {
+        tracing::info!(account = %key.account, "created the default account");
+    }
     if engine.resumed > 0 {
         tracing::info!(
             resumed = engine.resumed,
