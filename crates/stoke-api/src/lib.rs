@@ -14,6 +14,7 @@
 //! - [`concurrency`]: reserved concurrency (Put/Get/DeleteFunctionConcurrency).
 //! - [`event_invoke`]: the event-invoke configurations of async invocation;
 //!   [`dead_letters`]: Stoke's own (signed) API for the async dead letters.
+//! - [`admin`]: Stoke's admin API (accounts, access keys, limits), for the admin account only.
 //! - [`logs`]: function logs through the CloudWatch Logs API (`FilterLogEvents`).
 //! - `/metrics`: Prometheus metrics (unauthenticated, as scrapers expect).
 //! - [`wire`]: Lambda's JSON shapes.
@@ -23,6 +24,7 @@
 //!
 //! Every answer carries `x-amzn-RequestId`.
 
+pub mod admin;
 pub mod auth;
 pub mod body;
 pub mod concurrency;
@@ -70,6 +72,8 @@ pub struct AppState {
     /// Stored log lines (the CloudWatch Logs API).
     pub logs: Arc<Logs>,
     pub auth: Authenticator,
+    /// Accounts, keys and limits (the admin API).
+    pub accounts: Arc<stoke_engine::accounts::Accounts>,
     pub presigner: Presigner,
     /// The budget of request bodies being buffered, and how long a body may stall.
     pub bodies: Budget,
@@ -84,6 +88,7 @@ impl AppState {
             asyncq: Arc::clone(&engine.asyncq),
             logs: Arc::clone(&engine.logs),
             auth: Authenticator::new(Arc::clone(&engine.accounts)),
+            accounts: Arc::clone(&engine.accounts),
             presigner,
             bodies,
         }
@@ -173,6 +178,27 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/stoke/2026-11-01/dead-letters/{id}/redrive",
             post(dead_letters::redrive),
+        )
+        // The admin API (accounts, keys, limits): the admin account only.
+        .route(
+            "/stoke/admin/2026-11-01/accounts",
+            post(admin::create).get(admin::list),
+        )
+        .route(
+            "/stoke/admin/2026-11-01/accounts/{account}",
+            get(admin::show).delete(admin::delete),
+        )
+        .route(
+            "/stoke/admin/2026-11-01/accounts/{account}/limits",
+            put(admin::set_limits),
+        )
+        .route(
+            "/stoke/admin/2026-11-01/accounts/{account}/keys",
+            post(admin::create_key).get(admin::list_keys),
+        )
+        .route(
+            "/stoke/admin/2026-11-01/accounts/{account}/keys/{key}",
+            axum::routing::delete(admin::revoke_key),
         )
         .route("/", post(logs::dispatch))
         .route(
