@@ -141,22 +141,12 @@ pub async fn show(
         .iter()
         .map(key_json)
         .collect();
-    let usage = app.control.account_usage(&a.id).await?;
-    let reserved = app.control.reserved_concurrency_total(&a.id, None).await?;
-    let concurrency = app.control.account_concurrency(&a.id);
-    Ok(axum::Json(json!({
-        "Account": account_json(&a, default_limit(&app)),
-        "AccessKeys": keys,
-        "AccountLimit": {
-            "ConcurrentExecutions": concurrency,
-            "UnreservedConcurrentExecutions": i64::from(concurrency).saturating_sub(reserved),
-        },
-        "AccountUsage": {
-            "TotalCodeSize": usage.total_code_size,
-            "FunctionCount": usage.function_count,
-        },
-    }))
-    .into_response())
+    let mut doc = crate::functions::settings_of(&app, &a.id).await?;
+    if let Some(o) = doc.as_object_mut() {
+        o.insert("Account".into(), account_json(&a, default_limit(&app)));
+        o.insert("AccessKeys".into(), Value::Array(keys));
+    }
+    Ok(axum::Json(doc).into_response())
 }
 
 /// DeleteAccount.

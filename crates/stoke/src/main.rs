@@ -3,14 +3,15 @@
 //!
 //! # Layout
 //! - `main.rs`: the command line, logging set-up, and the one place errors become an exit code.
-//! - [`serve`] — `stoke serve`; [`master_key`], the key that seals secrets at rest.
+//! - [`serve`] — `stoke serve`; [`keys`], the master key that seals secrets at rest and the
+//!   admin's credentials file.
 //! - [`cli`] — `stoke deploy`, `stoke functions …`, `stoke versions`, `stoke publish`,
 //!   `stoke alias …`, `stoke rollback`, `stoke invoke`, `stoke logs`, `stoke accounts …`,
 //!   `stoke keys …` (clients of the HTTP API)
 //!   and `stoke bench`.
 
 mod cli;
-mod master_key;
+mod keys;
 mod serve;
 
 use std::io::IsTerminal as _;

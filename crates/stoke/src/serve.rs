@@ -6,11 +6,11 @@
 //! `process/` (the process sandboxes' runtime files and root mount point), `credentials` (the
 //! default account's access key, in the AWS shared-credentials format under the profile
 //! `stoke`) and `master.key` (the key that seals the access keys' secrets in the store, unless
-//! `STOKE_MASTER_KEY` gives it; see [`crate::master_key`]).
+//! `STOKE_MASTER_KEY` gives it; see [`crate::keys`]).
 
 use std::io::Write;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -23,7 +23,7 @@ use stoke_engine::record::Retention;
 use stoke_engine::{AsyncConfig, Backends, Engine, EngineConfig, InvokerConfig};
 use stoke_sandbox::process::{Network, ProcessBackend, ProcessConfig};
 use stoke_sandbox::wasm::{WasmBackend, WasmConfig};
-use stoke_store::{AccessKey, FsBlobStore, SqliteStore, Store};
+use stoke_store::{FsBlobStore, SqliteStore, Store};
 
 /// The profile the credentials file names.
 pub const PROFILE: &str = "stoke";
@@ -307,7 +307,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .canonicalize()
         .with_context(|| format!("resolving {}", args.data_dir.display()))?;
 
-    let master = crate::master_key::load(std::env::var(crate::master_key::ENV).ok(), &data_dir)?;
+    let master = crate::keys::load(std::env::var(crate::keys::ENV).ok(), &data_dir)?;
     let sqlite = SqliteStore::open(&data_dir.join("stoke.db"), master)
         .await
         .context("opening the store")?;
@@ -402,7 +402,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let engine = Engine::start(config).await.context("starting the engine")?;
     let (key, created) = engine.accounts.ensure_admin().await?;
     let credentials = data_dir.join("credentials");
-    write_credentials(&credentials, &key)?;
+    crate::keys::write_credentials(&credentials, &key)?;
     if created {
         tracing::info!(account = %key.account, "created the default account");
     }
@@ -463,33 +463,6 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(p) = process {
         p.shutdown();
     }
-    Ok(())
-}
-
-/// Writes the shared-credentials file (mode 0600) unless it already holds this key.
-fn write_credentials(path: &Path, key: &AccessKey) -> anyhow::Result<()> {
-    let text = format!(
-        "# Written by `stoke serve` for account {}.\n[{PROFILE}]\naws_access_key_id = {}\n\
-         aws_secret_access_key = {}\n",
-        key.account, key.access_key_id, key.secret
-    );
-    if std::fs::read_to_string(path).is_ok_and(|old| old == text) {
-        return Ok(());
-    }
-    let dir = path
-        .parent()
-        .context("the credentials file has no folder")?;
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        tmp.as_file()
-            .set_permissions(std::fs::Permissions::from_mode(0o600))?;
-    }
-    tmp.write_all(text.as_bytes())?;
-    tmp.as_file().sync_all()?;
-    tmp.persist(path)
-        .with_context(|| format!("writing {}", path.display()))?;
     Ok(())
 }
 

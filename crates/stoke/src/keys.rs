@@ -1,13 +1,18 @@
-//! The master key that seals secrets at rest: `STOKE_MASTER_KEY` (64 hexadecimal characters,
-//! the same on every node of a cluster) or else the data dir's `master.key`, made with mode
-//! 0600 on the first start. A key file that others may read is refused, not repaired: a key
-//! that was readable may have been read, which only its owner can judge.
+//! The server's keys on disk: the master key that seals secrets at rest, and the admin's
+//! `credentials` file.
+//!
+//! The master key is `STOKE_MASTER_KEY` (64 hexadecimal characters, the same on every node of a
+//! cluster) or else the data dir's `master.key`, made with mode 0600 on the first start. A key
+//! file that others may read is refused, not repaired: a key that was readable may have been
+//! read, which only its owner can judge.
 
 use std::io::Write as _;
 use std::path::Path;
 
 use anyhow::Context as _;
-use stoke_store::MasterKey;
+use stoke_store::{AccessKey, MasterKey};
+
+use crate::serve::PROFILE;
 
 /// The environment variable with the master key.
 pub const ENV: &str = "STOKE_MASTER_KEY";
@@ -64,6 +69,33 @@ fn create(path: &Path) -> anyhow::Result<MasterKey> {
         .with_context(|| format!("writing {}", path.display()))?;
     tracing::info!(path = %path.display(), "created the master key");
     Ok(key)
+}
+
+/// Writes the shared-credentials file (mode 0600) unless it already holds this key.
+pub fn write_credentials(path: &Path, key: &AccessKey) -> anyhow::Result<()> {
+    let text = format!(
+        "# Written by `stoke serve` for account {}.\n[{PROFILE}]\naws_access_key_id = {}\n\
+         aws_secret_access_key = {}\n",
+        key.account, key.access_key_id, key.secret
+    );
+    if std::fs::read_to_string(path).is_ok_and(|old| old == text) {
+        return Ok(());
+    }
+    let dir = path
+        .parent()
+        .context("the credentials file has no folder")?;
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        tmp.as_file()
+            .set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    }
+    tmp.write_all(text.as_bytes())?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
 }
 
 #[cfg(test)]
