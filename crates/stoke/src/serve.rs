@@ -428,6 +428,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         max_connections_per_ip: args.max_connections_per_ip as usize,
     };
 
+    let shutdown = shutdown_signal()?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("binding {}", args.listen))?;
@@ -454,7 +455,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     );
     let _ = std::io::stdout().flush();
 
-    stoke_api::serve(listener, state, listen, shutdown_signal()).await?;
+    stoke_api::serve(listener, state, listen, shutdown).await?;
     tracing::info!("shutting down");
     // The router is gone with the server: the engine finishes what is under way.
     engine.shutdown().await;
@@ -473,26 +474,19 @@ fn random_hex(bytes: usize) -> String {
         .collect()
 }
 
-/// Completes on SIGINT or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+/// Completes on SIGINT or SIGTERM. The handlers are installed at the call, not at the first
+/// poll: called before the port is bound, a signal sent as soon as the server answers is never
+/// met by the default action (death by the signal, no clean shutdown).
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()> + Send + 'static> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    Ok(async move {
+        tokio::select! {
+            _ = int.recv() => {},
+            _ = term.recv() => {},
         }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
-    }
+    })
 }
 
 #[cfg(test)]

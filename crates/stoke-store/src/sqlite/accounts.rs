@@ -101,6 +101,10 @@ impl SqliteStore {
         if rows.is_empty() {
             return Ok(());
         }
+        // The clear text is overwritten where it was, not left in free space.
+        sqlx::query("PRAGMA secure_delete = ON")
+            .execute(&mut *w)
+            .await?;
         let mut tx = sqlx::Connection::begin(&mut *w).await?;
         for row in &rows {
             let id: String = row.get(0);
@@ -118,6 +122,9 @@ impl SqliteStore {
         // The WAL still holds page images with the clear text: write them back (zeroed by
         // secure_delete) and empty it.
         sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+            .execute(&mut *w)
+            .await?;
+        sqlx::query("PRAGMA secure_delete = OFF")
             .execute(&mut *w)
             .await?;
         tracing::info!(

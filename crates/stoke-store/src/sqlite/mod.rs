@@ -86,9 +86,6 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10))
-            // What is deleted (a clear-text secret once sealed) is overwritten, not left in
-            // free pages.
-            .pragma("secure_delete", "ON")
             // A burst of large commits grows the WAL; once checkpointed, it goes back to this.
             .pragma("journal_size_limit", (16 * 1024 * 1024).to_string());
         let store = Self::connect(options, master).await?;
@@ -111,7 +108,11 @@ impl SqliteStore {
         // SQLITE_BUSY at once, whatever the busy timeout.
         {
             use sqlx::Connection as _;
-            let mut conn = sqlx::SqliteConnection::connect_with(&options).await?;
+            // What a migration deletes (the clear-text secrets 0008 moves) is overwritten, not
+            // left in free pages. Only here and in the sealing pass: on every connection it
+            // would slow the log trims, which delete a lot.
+            let migrating = options.clone().pragma("secure_delete", "ON");
+            let mut conn = sqlx::SqliteConnection::connect_with(&migrating).await?;
             MIGRATOR.run(&mut conn).await?;
             conn.close().await?;
         }
