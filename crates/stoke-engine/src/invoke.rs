@@ -206,25 +206,33 @@ impl Invoker {
             .map_or(self.config.function_concurrency, |r| {
                 r.min(self.config.function_concurrency)
             });
+        // The owner's limit, and the caller's when another account calls.
         let account_limit = self.control().account_concurrency(&target.account);
-        let lease = match self
-            .sandboxes
-            .pools
-            .admit(&route.pool, function_limit, account_limit)
-        {
-            Ok(l) => l,
-            Err(t) => {
-                let labels = FunctionLabels {
-                    account: route.pool.account.clone(),
-                    function: route.pool.function_name.clone(),
-                };
-                self.metrics.throttles.get_or_create(&labels).inc();
-                return Err(LambdaError::TooManyRequests {
-                    reason: t.reason().to_owned(),
-                    message: "Rate Exceeded.".to_owned(),
-                });
-            }
-        };
+        let caller = (account != &target.account).then(|| {
+            (
+                account.as_str(),
+                self.control().account_concurrency(account),
+            )
+        });
+        let lease =
+            match self
+                .sandboxes
+                .pools
+                .admit_as(&route.pool, function_limit, account_limit, caller)
+            {
+                Ok(l) => l,
+                Err(t) => {
+                    let labels = FunctionLabels {
+                        account: route.pool.account.clone(),
+                        function: route.pool.function_name.clone(),
+                    };
+                    self.metrics.throttles.get_or_create(&labels).inc();
+                    return Err(LambdaError::TooManyRequests {
+                        reason: t.reason().to_owned(),
+                        message: "Rate Exceeded.".to_owned(),
+                    });
+                }
+            };
         let request_id = req
             .request_id
             .clone()

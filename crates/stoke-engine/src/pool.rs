@@ -3,9 +3,11 @@
 //! A call takes an idle sandbox of its function version (warm) or starts one (cold), runs,
 //! and gives it back. Admission happens first and never waits: a call over its account's
 //! concurrency, the function's, or the server's is throttled at once (429), so an overload
-//! never becomes a queue of hung requests. Each account is counted apart (the account that
-//! owns the function: a cross-account call counts against the owner), so an account that
-//! exhausts its own limit leaves the others' untouched. How long an idle sandbox stays warm is a [`KeepAlivePolicy`]'s decision;
+//! never becomes a queue of hung requests. Each account is counted apart: a call counts against
+//! the account that owns the function and, when another account calls it, against the
+//! caller's too ([`Pools::admit_as`]), so an account that exhausts its own limit leaves the
+//! others' untouched and a caller can never hold more of an owner's concurrency than its own
+//! limit. How long an idle sandbox stays warm is a [`KeepAlivePolicy`]'s decision;
 //! the reaper asks it on every pass. Predictive policies plug in here.
 //!
 //! # Never a teardown under a lock
@@ -270,6 +272,17 @@ impl Throttle {
 pub struct Lease {
     pub pool: Arc<FunctionPool>,
     _permit: OwnedSemaphorePermit,
+    /// The caller's share, when another account than the owner calls.
+    _caller: Option<Held>,
+}
+
+/// One call counted on an account's counter, given back when dropped.
+struct Held(Arc<AtomicU32>);
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 impl Drop for Lease {
@@ -327,10 +340,7 @@ impl Pools {
                     .or_default(),
             )
         };
-        let account = {
-            let mut accounts = self.accounts.lock().ok()?;
-            Arc::clone(accounts.entry(key.account.clone()).or_default())
-        };
+        let account = self.account_counter(&key.account)?;
         let pool = Arc::new(FunctionPool::new(
             key.clone(),
             counter,
@@ -339,6 +349,12 @@ impl Pools {
         ));
         pools.insert(key.clone(), Arc::clone(&pool));
         Some(pool)
+    }
+
+    /// The counter of calls running for `account`.
+    fn account_counter(&self, account: &str) -> Option<Arc<AtomicU32>> {
+        let mut accounts = self.accounts.lock().ok()?;
+        Some(Arc::clone(accounts.entry(account.to_owned()).or_default()))
     }
 
     /// Admits a call to `key`'s pool, within `function_limit` calls of that function at once
@@ -350,6 +366,28 @@ impl Pools {
         function_limit: u32,
         account_limit: u32,
     ) -> Result<Lease, Throttle> {
+        self.admit_as(key, function_limit, account_limit, None)
+    }
+
+    /// [`Pools::admit`] for a call made by `caller` (its account and its limit): when that is
+    /// another account than the owner, the call also takes one of the caller's own.
+    pub fn admit_as(
+        &self,
+        key: &PoolKey,
+        function_limit: u32,
+        account_limit: u32,
+        caller: Option<(&str, u32)>,
+    ) -> Result<Lease, Throttle> {
+        let caller = match caller {
+            Some((account, limit)) if account != key.account => {
+                let counter = self.account_counter(account).ok_or(Throttle::Account)?;
+                if !take_one(&counter, limit) {
+                    return Err(Throttle::Account);
+                }
+                Some(Held(counter))
+            }
+            _ => None,
+        };
         let pool = self.pool(key).ok_or(Throttle::Account)?;
         if !take_one(&pool.account_in_flight, account_limit) {
             return Err(Throttle::Account);
@@ -367,6 +405,7 @@ impl Pools {
         Ok(Lease {
             pool,
             _permit: permit,
+            _caller: caller,
         })
     }
 

@@ -226,3 +226,24 @@ fn an_account_that_exhausts_its_limit_leaves_the_others_theirs() {
         Some(Throttle::Account)
     );
 }
+
+#[test]
+fn a_caller_of_another_accounts_function_counts_against_both() {
+    let pools = Pools::new(10);
+    let owners = key(1);
+    let caller = "222222222222";
+    let a = pools.admit_as(&owners, 10, 5, Some((caller, 1))).unwrap();
+    assert_eq!(
+        pools.admit_as(&owners, 10, 5, Some((caller, 1))).err(),
+        Some(Throttle::Account),
+        "the caller holds no more than its own limit of the owner's"
+    );
+    // The owner's own calls still get in, and the caller's share came back when refused.
+    let _own = pools.admit(&owners, 10, 5).unwrap();
+    drop(a);
+    let _again = pools.admit_as(&owners, 10, 5, Some((caller, 1))).unwrap();
+    // The owner calling its own function is counted once.
+    let _mine = pools
+        .admit_as(&owners, 10, 5, Some((owners.account.as_str(), 1)))
+        .unwrap();
+}
