@@ -293,3 +293,61 @@ impl Accounts {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use stoke_store::SqliteStore;
+
+    async fn accounts() -> Accounts {
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::in_memory().await.unwrap());
+        Accounts::new(store, Arc::new(AccountLimits::new(10)))
+    }
+
+    #[tokio::test]
+    async fn a_cached_key_is_refused_once_revoked_or_its_account_deleted() {
+        let a = accounts().await;
+        a.ensure_admin().await.unwrap();
+        let (acct, first) = a.create("cached").await.unwrap();
+        let second = a.create_key("cached").await.unwrap();
+        for k in [&first, &second] {
+            assert_eq!(
+                a.access_key(&k.access_key_id).await.unwrap().as_ref(),
+                Some(k)
+            );
+        }
+        a.revoke_key("cached", &first.access_key_id).await.unwrap();
+        assert_eq!(a.access_key(&first.access_key_id).await.unwrap(), None);
+        assert!(a.access_key(&second.access_key_id).await.unwrap().is_some());
+        a.delete(acct.id.as_str()).await.unwrap();
+        assert_eq!(a.access_key(&second.access_key_id).await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn limits_are_the_accounts_own_or_the_default() {
+        let a = accounts().await;
+        let (acct, _) = a.create("limits").await.unwrap();
+        assert_eq!(a.limits().concurrency(acct.id.as_str()), 10);
+        a.set_concurrency(&acct.id, Some(3)).await.unwrap();
+        assert_eq!(a.limits().concurrency(acct.id.as_str()), 3);
+        let fresh = Accounts::new(Arc::clone(&a.store), Arc::new(AccountLimits::new(10)));
+        fresh.load_limits().await.unwrap();
+        assert_eq!(
+            fresh.limits().concurrency(acct.id.as_str()),
+            3,
+            "read back at start"
+        );
+        a.set_concurrency(&acct.id, None).await.unwrap();
+        assert_eq!(a.limits().concurrency(acct.id.as_str()), 10);
+    }
+
+    #[test]
+    fn names_are_checked() {
+        for ok in ["alice", "team-2", "a.b_c", "x"] {
+            assert!(check_name(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "123456789012", "has space", "ünï", &"x".repeat(65)] {
+            assert!(check_name(bad).is_err(), "{bad}");
+        }
+    }
+}
