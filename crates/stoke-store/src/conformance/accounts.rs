@@ -113,24 +113,11 @@ pub async fn an_accounts_concurrency_limit_is_kept<F: Factory>(factory: &F) {
     let s = factory.store().await;
     s.ensure_default_account().await.unwrap();
     let (a, _) = s.create_account("limited").await.unwrap();
-    s.set_account_concurrency(&a.id, Some(150)).await.unwrap();
-    assert_eq!(
-        s.find_account("limited")
-            .await
-            .unwrap()
-            .unwrap()
-            .concurrency,
-        Some(150)
-    );
-    s.set_account_concurrency(&a.id, None).await.unwrap();
-    assert_eq!(
-        s.find_account("limited")
-            .await
-            .unwrap()
-            .unwrap()
-            .concurrency,
-        None
-    );
+    for limit in [Some(150), None] {
+        s.set_account_concurrency(&a.id, limit).await.unwrap();
+        let kept = s.find_account("limited").await.unwrap().unwrap();
+        assert_eq!(kept.concurrency, limit);
+    }
     let nobody = AccountId::try_from("999999999999".to_owned()).unwrap();
     assert!(matches!(
         s.set_account_concurrency(&nobody, Some(1)).await,
