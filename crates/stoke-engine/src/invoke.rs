@@ -188,6 +188,43 @@ impl Invoker {
             .target)
     }
 
+    /// Admits a call by `account` of `target` into `pool`, or answers Lambda's 429: within the
+    /// function's limit, the owner's account limit, and the caller's when another account
+    /// calls.
+    fn admit(
+        &self,
+        account: &AccountId,
+        pool: &crate::pool::PoolKey,
+        target: &Runnable,
+    ) -> Result<crate::pool::Lease, LambdaError> {
+        let function_limit = target
+            .reserved_concurrency
+            .map_or(self.config.function_concurrency, |r| {
+                r.min(self.config.function_concurrency)
+            });
+        let owner_limit = self.control().account_concurrency(&target.account);
+        let caller = (account != &target.account).then(|| {
+            (
+                account.as_str(),
+                self.control().account_concurrency(account),
+            )
+        });
+        let pools = &self.sandboxes.pools;
+        pools
+            .admit_as(pool, function_limit, owner_limit, caller)
+            .map_err(|t| {
+                let labels = FunctionLabels {
+                    account: pool.account.clone(),
+                    function: pool.function_name.clone(),
+                };
+                self.metrics.throttles.get_or_create(&labels).inc();
+                LambdaError::TooManyRequests {
+                    reason: t.reason().to_owned(),
+                    message: "Rate Exceeded.".to_owned(),
+                }
+            })
+    }
+
     /// Runs one call synchronously.
     pub async fn invoke(
         &self,
@@ -201,38 +238,7 @@ impl Invoker {
         let target = route.target;
         let config = &target.deployed.config;
         let version = target.version.clone();
-        let function_limit = target
-            .reserved_concurrency
-            .map_or(self.config.function_concurrency, |r| {
-                r.min(self.config.function_concurrency)
-            });
-        // The owner's limit, and the caller's when another account calls.
-        let account_limit = self.control().account_concurrency(&target.account);
-        let caller = (account != &target.account).then(|| {
-            (
-                account.as_str(),
-                self.control().account_concurrency(account),
-            )
-        });
-        let lease =
-            match self
-                .sandboxes
-                .pools
-                .admit_as(&route.pool, function_limit, account_limit, caller)
-            {
-                Ok(l) => l,
-                Err(t) => {
-                    let labels = FunctionLabels {
-                        account: route.pool.account.clone(),
-                        function: route.pool.function_name.clone(),
-                    };
-                    self.metrics.throttles.get_or_create(&labels).inc();
-                    return Err(LambdaError::TooManyRequests {
-                        reason: t.reason().to_owned(),
-                        message: "Rate Exceeded.".to_owned(),
-                    });
-                }
-            };
+        let lease = self.admit(account, &route.pool, &target)?;
         let request_id = req
             .request_id
             .clone()
