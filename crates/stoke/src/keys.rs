@@ -12,7 +12,8 @@ use std::path::Path;
 use anyhow::Context as _;
 use stoke_store::{AccessKey, MasterKey};
 
-use crate::serve::PROFILE;
+/// The profile the credentials file names.
+pub const PROFILE: &str = "stoke";
 
 /// The environment variable with the master key.
 pub const ENV: &str = "STOKE_MASTER_KEY";

@@ -25,8 +25,7 @@ use stoke_sandbox::process::{Network, ProcessBackend, ProcessConfig};
 use stoke_sandbox::wasm::{WasmBackend, WasmConfig};
 use stoke_store::{FsBlobStore, SqliteStore, Store};
 
-/// The profile the credentials file names.
-pub const PROFILE: &str = "stoke";
+use crate::keys::PROFILE;
 
 /// Flags of `stoke serve`; each has an environment variable.
 #[derive(Debug, Clone, clap::Args)]
