@@ -1,27 +1,27 @@
 """Accounts for the tests that need several of them (issue 13).
 
-`create_account(server, name)` makes an account on a running `StokeServer` and returns an
-`Account` (its id and one access key); `Account.client(server, service)` is a boto3 client
-signed with that key.
+`create_account(server, name)` makes an account on a running `StokeServer` with
+`stoke accounts create NAME --json`, signed with the admin's key (the one the server's first
+start wrote to DIR/credentials), and returns an `Account` (its id and its access key);
+`Account.client(server, service)` is a boto3 client signed with that key.
 
-TEMPORARY: until `stoke accounts create NAME --json` lands, the account is written straight
-into the server's SQLite file (the server reads an access key it has not seen from the store).
-The `accounts` branch replaces the body of `create_account` with the CLI call; the interface
-(the function, `Account` and its fields) stays as it is here, so that tests written against it
-keep working.
+Account names are unique on a server: `create_account` adds a random suffix to `name`, so that
+tests sharing the session's server may use the same names. `stoke_cli(server, *args)` runs
+any other `stoke` command as the admin (or with `credentials=` another account's key).
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import random
-import sqlite3
-import string
+import json
+import os
+import re
+import subprocess
+import uuid
 from dataclasses import dataclass
 
 import boto3
 
-from stoke_e2e import REGION, StokeServer
+from stoke_e2e import REGION, StokeServer, stoke_bin
 
 
 @dataclass(frozen=True)
@@ -43,20 +43,27 @@ class Account:
         )
 
 
+def stoke_cli(
+    server: StokeServer, *args: str, credentials: tuple[str, str] | None = None
+) -> subprocess.CompletedProcess:
+    """Runs `stoke ARGS…` against `server`, signed with the admin's key, or with
+    `credentials` (access key id, secret) when given."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "STOKE_"))}
+    env.update(AWS_ENDPOINT_URL=server.endpoint, AWS_DEFAULT_REGION=REGION)
+    if credentials is None:
+        env.update(AWS_SHARED_CREDENTIALS_FILE=str(server.credentials_file), AWS_PROFILE="stoke")
+    else:
+        env.update(AWS_ACCESS_KEY_ID=credentials[0], AWS_SECRET_ACCESS_KEY=credentials[1])
+    return subprocess.run(
+        [str(stoke_bin()), *args], capture_output=True, text=True, env=env, timeout=60
+    )
+
+
 def create_account(server: StokeServer, name: str) -> Account:
-    """A new account on `server` with one access key (TEMPORARY body: see the module doc)."""
-    rng = random.SystemRandom()
-    account_id = str(rng.randint(10**11, 10**12 - 1))
-    key_id = "AKIA" + "".join(rng.choice(string.ascii_uppercase + "234567") for _ in range(16))
-    secret = "".join(rng.choice(string.ascii_letters + string.digits + "+/") for _ in range(40))
-    at = dt.datetime.now(dt.timezone.utc).isoformat()
-    with sqlite3.connect(server.data_dir / "stoke.db", timeout=30) as db:
-        db.execute(
-            "INSERT INTO accounts (id, is_default, created_at) VALUES (?, 0, ?)", (account_id, at)
-        )
-        db.execute(
-            "INSERT INTO access_keys (access_key_id, secret, account_id, created_at) "
-            "VALUES (?, ?, ?, ?)",
-            (key_id, secret, account_id, at),
-        )
-    return Account(account_id, key_id, secret)
+    """A new account on `server` with one access key (`stoke accounts create NAME --json`)."""
+    safe = re.sub(r"[^A-Za-z0-9._-]", "-", name)[:48] or "account"
+    unique = f"{safe}-{uuid.uuid4().hex[:8]}"
+    proc = stoke_cli(server, "accounts", "create", unique, "--json")
+    assert proc.returncode == 0, f"stoke accounts create {unique} failed: {proc.stderr}"
+    out = json.loads(proc.stdout)
+    return Account(out["AccountId"], out["AccessKeyId"], out["SecretAccessKey"])

@@ -12,7 +12,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
-use serde_json::json;
+use serde_json::{Value, json};
 use stoke_core::ConfigInput;
 use stoke_core::LambdaError;
 use stoke_core::function::limits;
@@ -366,14 +366,19 @@ pub async fn account_settings(
     State(app): State<AppState>,
     Extension(caller): Extension<Caller>,
 ) -> Result<Response> {
-    let usage = app.control.account_usage(&caller.account).await?;
+    Ok(axum::Json(settings_of(&app, &caller.account).await?).into_response())
+}
+
+/// GetAccountSettings' answer for `account`: its own limits and usage.
+pub(crate) async fn settings_of(app: &AppState, account: &stoke_core::AccountId) -> Result<Value> {
+    let usage = app.control.account_usage(account).await?;
     let reserved = app
         .control
-        .reserved_concurrency_total(&caller.account, None)
+        .reserved_concurrency_total(account, None)
         .await?;
-    let concurrency = app.control.account_concurrency();
+    let concurrency = app.control.account_concurrency(account);
     let unreserved = i64::from(concurrency).saturating_sub(reserved);
-    Ok(axum::Json(json!({
+    Ok(json!({
         "AccountLimit": {
             "TotalCodeSize": limits::TOTAL_CODE_BYTES,
             "CodeSizeUnzipped": limits::MAX_UNZIPPED_BYTES,
@@ -386,7 +391,6 @@ pub async fn account_settings(
             "FunctionCount": usage.function_count,
         },
     }))
-    .into_response())
 }
 
 /// `GET /code/{sha256}`: the zip behind a presigned `Code.Location`; no SigV4.

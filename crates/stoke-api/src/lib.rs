@@ -15,6 +15,7 @@
 //! - [`concurrency`]: reserved concurrency (Put/Get/DeleteFunctionConcurrency).
 //! - [`event_invoke`]: the event-invoke configurations of async invocation;
 //!   [`dead_letters`]: Stoke's own (signed) API for the async dead letters.
+//! - [`admin`]: Stoke's admin API (accounts, access keys, limits), for the admin account only.
 //! - [`logs`]: function logs through the CloudWatch Logs API (`FilterLogEvents`).
 //! - [`sts`]: STS `GetCallerIdentity` (query protocol, XML), on `/` when the signing scope's
 //!   service is `sts`.
@@ -26,6 +27,7 @@
 //!
 //! Every answer carries `x-amzn-RequestId`.
 
+pub mod admin;
 pub mod auth;
 pub mod body;
 pub mod concurrency;
@@ -76,6 +78,8 @@ pub struct AppState {
     /// Stored log lines (the CloudWatch Logs API).
     pub logs: Arc<Logs>,
     pub auth: Authenticator,
+    /// Accounts, keys and limits (the admin API).
+    pub accounts: Arc<stoke_engine::accounts::Accounts>,
     pub presigner: Presigner,
     /// The budget of request bodies being buffered, and how long a body may stall.
     pub bodies: Budget,
@@ -93,6 +97,7 @@ impl AppState {
                 Arc::clone(&engine.accounts),
                 Arc::clone(&engine.credentials),
             ),
+            accounts: Arc::clone(&engine.accounts),
             presigner,
             bodies,
         }
@@ -195,6 +200,27 @@ pub fn router(state: AppState) -> Router {
         // `/` is CloudWatch Logs' (JSON 1.1) and STS's (query protocol): the signing scope's
         // service says which.
         .route("/", post(root).get(root))
+        // The admin API (accounts, keys, limits): the admin account only.
+        .route(
+            "/stoke/admin/2026-11-01/accounts",
+            post(admin::create).get(admin::list),
+        )
+        .route(
+            "/stoke/admin/2026-11-01/accounts/{account}",
+            get(admin::show).delete(admin::delete),
+        )
+        .route(
+            "/stoke/admin/2026-11-01/accounts/{account}/limits",
+            put(admin::set_limits),
+        )
+        .route(
+            "/stoke/admin/2026-11-01/accounts/{account}/keys",
+            post(admin::create_key).get(admin::list_keys),
+        )
+        .route(
+            "/stoke/admin/2026-11-01/accounts/{account}/keys/{key}",
+            axum::routing::delete(admin::revoke_key),
+        )
         .route(
             "/2016-08-19/account-settings",
             get(functions::account_settings),

@@ -7,7 +7,8 @@
 //! - [`credentials`]: the AWS credential chain, ending at the file `stoke serve` writes.
 //! - [`client`]: [`LambdaClient`], the endpoint and key, and the one path a call takes (sign,
 //!   send, read the error).
-//! - [`functions`], [`aliases`], [`invoke`]: the operations, one method each.
+//! - [`functions`], [`aliases`], [`invoke`]: the operations, one method each;
+//!   [`accounts`]: Stoke's admin API (accounts, keys, limits).
 //! - [`sign`]: SigV4 signing, public for load generators that build their own requests.
 //! - [`paths`]: the operations' paths and queries, percent-encoded.
 //! - [`model`]: the typed parts of the API's shapes.
@@ -15,6 +16,7 @@
 //! - [`wait`]: waiting for a function to become Active, as boto3's waiters do.
 //! - [`progress`]: the upload bar and the spinner on stderr (hidden off a terminal).
 
+pub mod accounts;
 pub mod aliases;
 pub mod client;
 pub mod credentials;

@@ -1,20 +1,102 @@
-//! Accounts and their access keys, as the API's SigV4 check asks for them.
+//! Accounts, their access keys and their limits, as the API's SigV4 check and the admin API
+//! ask for them.
 //!
-//! An access key never changes once made, so a key read once is kept (keys cannot be deleted
-//! yet; when they can, deleting one must forget it here).
+//! An access key read once is kept in memory (its secret opened, never written anywhere);
+//! revoking a key or deleting its account goes through [`Accounts`], which forgets it at once,
+//! so the very next request signed with it is refused. (Several nodes sharing one store will
+//! need the revocation told to every node's cache; today one node serves a store.)
+//!
+//! [`AccountLimits`] holds each account's concurrency limit, shared with the control plane
+//! (GetAccountSettings, reservations) and the invoker (admission per account).
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
-use stoke_store::{AccessKey, Store};
+use stoke_core::{AccountId, LambdaError};
+use stoke_store::{
+    AccessKey, Account, DeleteRefused, KeyInfo, MAX_KEYS_PER_ACCOUNT, Store, StoreError,
+};
 
 use crate::ControlError;
 
-/// Looks up access keys.
+/// The concurrency limit of every account: its own if the admin set one, else the default.
+#[derive(Debug)]
+pub struct AccountLimits {
+    default: AtomicU32,
+    own: RwLock<HashMap<String, u32>>,
+}
+
+impl AccountLimits {
+    pub fn new(default: u32) -> Self {
+        Self {
+            default: AtomicU32::new(default),
+            own: RwLock::default(),
+        }
+    }
+
+    /// The limit of accounts the admin set none for.
+    pub fn default_concurrency(&self) -> u32 {
+        self.default.load(Ordering::Relaxed)
+    }
+
+    pub fn set_default(&self, n: u32) {
+        self.default.store(n, Ordering::Relaxed);
+    }
+
+    /// Calls of `account`'s functions that may run at once.
+    pub fn concurrency(&self, account: &str) -> u32 {
+        self.own
+            .read()
+            .ok()
+            .and_then(|o| o.get(account).copied())
+            .unwrap_or_else(|| self.default_concurrency())
+    }
+
+    /// Sets (`Some`) or clears (`None`) an account's own limit.
+    pub fn set(&self, account: &str, limit: Option<u32>) {
+        if let Ok(mut own) = self.own.write() {
+            match limit {
+                Some(n) => own.insert(account.to_owned(), n),
+                None => own.remove(account),
+            };
+        }
+    }
+}
+
+/// An account's name: 1 to 64 letters, digits, `-`, `_` or `.`, not all digits (an id is).
+pub fn check_name(name: &str) -> Result<(), LambdaError> {
+    let ok = (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        && !name.bytes().all(|b| b.is_ascii_digit());
+    if ok {
+        Ok(())
+    } else {
+        Err(LambdaError::InvalidParameterValue(format!(
+            "1 validation error detected: Value '{name}' at 'accountName' failed to satisfy \
+             constraint: Member must be 1 to 64 letters, digits, '-', '_' or '.', and not only \
+             digits"
+        )))
+    }
+}
+
+fn no_such_account(id_or_name: &str) -> ControlError {
+    LambdaError::ResourceNotFound(format!("Account not found: {id_or_name}")).into()
+}
+
+/// Accounts, access keys and limits.
 pub struct Accounts {
     store: Arc<dyn Store>,
     /// Keys already read, by access key id.
     keys: RwLock<HashMap<String, AccessKey>>,
+    /// Bumped (under the keys' lock) whenever keys are forgotten: a key read from the store
+    /// before a revocation is not put in the cache after it.
+    forgotten: AtomicU64,
+    /// The default account: the admin.
+    admin: tokio::sync::OnceCell<AccountId>,
+    limits: Arc<AccountLimits>,
 }
 
 impl std::fmt::Debug for Accounts {
@@ -24,11 +106,44 @@ impl std::fmt::Debug for Accounts {
 }
 
 impl Accounts {
-    pub fn new(store: Arc<dyn Store>) -> Self {
+    pub fn new(store: Arc<dyn Store>, limits: Arc<AccountLimits>) -> Self {
         Self {
             store,
             keys: RwLock::default(),
+            forgotten: AtomicU64::new(0),
+            admin: tokio::sync::OnceCell::new(),
+            limits,
         }
+    }
+
+    /// Reads every account's own limit from the store (at start).
+    pub async fn load_limits(&self) -> Result<(), ControlError> {
+        for a in self.store.list_accounts().await? {
+            self.limits.set(a.id.as_str(), a.concurrency);
+        }
+        Ok(())
+    }
+
+    pub fn limits(&self) -> &Arc<AccountLimits> {
+        &self.limits
+    }
+
+    /// The default account and its first key, made on the first start (the flag says whether
+    /// they were made now).
+    pub async fn ensure_admin(&self) -> Result<(AccessKey, bool), ControlError> {
+        let (key, created) = self.store.ensure_default_account().await?;
+        let _ = self.admin.set(key.account.clone());
+        Ok((key, created))
+    }
+
+    /// The admin account's id.
+    pub async fn admin(&self) -> Result<&AccountId, ControlError> {
+        self.admin
+            .get_or_try_init(|| async {
+                let (key, _) = self.store.ensure_default_account().await?;
+                Ok::<_, ControlError>(key.account)
+            })
+            .await
     }
 
     /// The access key `access_key_id` names, with its secret and account, if there is one.
@@ -41,10 +156,198 @@ impl Accounts {
         {
             return Ok(Some(k));
         }
+        let epoch = self.forgotten.load(Ordering::Acquire);
         let k = self.store.access_key(access_key_id).await?;
-        if let (Some(k), Ok(mut keys)) = (&k, self.keys.write()) {
+        if let (Some(k), Ok(mut keys)) = (&k, self.keys.write())
+            && self.forgotten.load(Ordering::Acquire) == epoch
+        {
             keys.insert(k.access_key_id.clone(), k.clone());
         }
         Ok(k)
+    }
+
+    fn forget(&self, ids: &[String]) {
+        let mut keys = self
+            .keys
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        self.forgotten.fetch_add(1, Ordering::AcqRel);
+        for id in ids {
+            keys.remove(id);
+        }
+    }
+
+    /// A new account and its first key.
+    pub async fn create(&self, name: &str) -> Result<(Account, AccessKey), ControlError> {
+        check_name(name)?;
+        match self.store.create_account(name).await {
+            Err(StoreError::Conflict) => Err(LambdaError::ResourceConflict(format!(
+                "An account named {name} already exists."
+            ))
+            .into()),
+            other => Ok(other?),
+        }
+    }
+
+    pub async fn list(&self) -> Result<Vec<Account>, ControlError> {
+        Ok(self.store.list_accounts().await?)
+    }
+
+    /// The account with this id or name.
+    pub async fn find(&self, id_or_name: &str) -> Result<Account, ControlError> {
+        self.store
+            .find_account(id_or_name)
+            .await?
+            .ok_or_else(|| no_such_account(id_or_name))
+    }
+
+    /// Deletes an account and its keys (refused for the admin and for an account that still
+    /// owns functions).
+    pub async fn delete(&self, id_or_name: &str) -> Result<Account, ControlError> {
+        let account = self.find(id_or_name).await?;
+        match self.store.delete_account(&account.id).await {
+            Ok(Ok(keys)) => {
+                self.forget(&keys);
+                self.limits.set(account.id.as_str(), None);
+                Ok(account)
+            }
+            Ok(Err(DeleteRefused::Admin)) => Err(LambdaError::InvalidParameterValue(
+                "The admin account cannot be deleted.".into(),
+            )
+            .into()),
+            Ok(Err(DeleteRefused::OwnsFunctions(n))) => {
+                Err(LambdaError::ResourceConflict(format!(
+                    "Account {} ({}) still owns {n} function(s); delete them first.",
+                    account.name, account.id
+                ))
+                .into())
+            }
+            Err(StoreError::NotFound) => Err(no_such_account(id_or_name)),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Sets an account's concurrency limit (`None`: the server's default).
+    pub async fn set_concurrency(
+        &self,
+        account: &AccountId,
+        limit: Option<u32>,
+    ) -> Result<(), ControlError> {
+        match self.store.set_account_concurrency(account, limit).await {
+            Err(StoreError::NotFound) => Err(no_such_account(account.as_str())),
+            other => {
+                other?;
+                self.limits.set(account.as_str(), limit);
+                Ok(())
+            }
+        }
+    }
+
+    /// A new access key for the account (at most [`MAX_KEYS_PER_ACCOUNT`]).
+    pub async fn create_key(&self, id_or_name: &str) -> Result<AccessKey, ControlError> {
+        let account = self.find(id_or_name).await?;
+        match self.store.create_access_key(&account.id).await {
+            Ok(Some(k)) => Ok(k),
+            Ok(None) => Err(LambdaError::InvalidParameterValue(format!(
+                "Cannot exceed quota for AccessKeysPerAccount: {MAX_KEYS_PER_ACCOUNT}"
+            ))
+            .into()),
+            Err(StoreError::NotFound) => Err(no_such_account(id_or_name)),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub async fn list_keys(&self, id_or_name: &str) -> Result<Vec<KeyInfo>, ControlError> {
+        let account = self.find(id_or_name).await?;
+        Ok(self.store.list_access_keys(&account.id).await?)
+    }
+
+    /// Revokes (deletes) an access key: the next request signed with it is refused. The
+    /// admin's last key is kept, so that the admin is never locked out.
+    pub async fn revoke_key(
+        &self,
+        id_or_name: &str,
+        access_key_id: &str,
+    ) -> Result<(), ControlError> {
+        let account = self.find(id_or_name).await?;
+        if account.is_admin && self.store.list_access_keys(&account.id).await?.len() <= 1 {
+            return Err(LambdaError::InvalidParameterValue(
+                "The admin account's last access key cannot be revoked; create another first."
+                    .into(),
+            )
+            .into());
+        }
+        // Forgotten after the delete: a request that read it from the store before sees the
+        // epoch moved and does not keep it.
+        let gone = self
+            .store
+            .delete_access_key(&account.id, access_key_id)
+            .await?;
+        self.forget(&[access_key_id.to_owned()]);
+        if !gone {
+            return Err(LambdaError::ResourceNotFound(format!(
+                "The Access Key with id {access_key_id} cannot be found."
+            ))
+            .into());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use stoke_store::SqliteStore;
+
+    async fn accounts() -> Accounts {
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::in_memory().await.unwrap());
+        Accounts::new(store, Arc::new(AccountLimits::new(10)))
+    }
+
+    #[tokio::test]
+    async fn a_cached_key_is_refused_once_revoked_or_its_account_deleted() {
+        let a = accounts().await;
+        a.ensure_admin().await.unwrap();
+        let (acct, first) = a.create("cached").await.unwrap();
+        let second = a.create_key("cached").await.unwrap();
+        for k in [&first, &second] {
+            assert_eq!(
+                a.access_key(&k.access_key_id).await.unwrap().as_ref(),
+                Some(k)
+            );
+        }
+        a.revoke_key("cached", &first.access_key_id).await.unwrap();
+        assert_eq!(a.access_key(&first.access_key_id).await.unwrap(), None);
+        assert!(a.access_key(&second.access_key_id).await.unwrap().is_some());
+        a.delete(acct.id.as_str()).await.unwrap();
+        assert_eq!(a.access_key(&second.access_key_id).await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn limits_are_the_accounts_own_or_the_default() {
+        let a = accounts().await;
+        let (acct, _) = a.create("limits").await.unwrap();
+        assert_eq!(a.limits().concurrency(acct.id.as_str()), 10);
+        a.set_concurrency(&acct.id, Some(3)).await.unwrap();
+        assert_eq!(a.limits().concurrency(acct.id.as_str()), 3);
+        let fresh = Accounts::new(Arc::clone(&a.store), Arc::new(AccountLimits::new(10)));
+        fresh.load_limits().await.unwrap();
+        assert_eq!(
+            fresh.limits().concurrency(acct.id.as_str()),
+            3,
+            "read back at start"
+        );
+        a.set_concurrency(&acct.id, None).await.unwrap();
+        assert_eq!(a.limits().concurrency(acct.id.as_str()), 10);
+    }
+
+    #[test]
+    fn names_are_checked() {
+        for ok in ["alice", "team-2", "a.b_c", "x"] {
+            assert!(check_name(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "123456789012", "has space", "ünï", &"x".repeat(65)] {
+            assert!(check_name(bad).is_err(), "{bad}");
+        }
     }
 }

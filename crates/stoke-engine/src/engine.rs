@@ -159,7 +159,16 @@ impl Engine {
             }),
             sandboxes.clone(),
         )?;
-        control.set_account_concurrency(invoker.account_concurrency);
+        control.set_account_concurrency(
+            invoker
+                .default_account_concurrency
+                .unwrap_or(invoker.account_concurrency),
+        );
+        let accounts = Arc::new(Accounts::new(
+            Arc::clone(&store),
+            Arc::clone(control.limits()),
+        ));
+        accounts.load_limits().await?;
         let (recorder, recorder_task) =
             Recorder::start(Arc::clone(&store), Arc::clone(&metrics), retention);
         let invoker = Invoker::new(
@@ -178,7 +187,7 @@ impl Engine {
             control,
             invoker,
             asyncq,
-            accounts: Arc::new(Accounts::new(Arc::clone(&store))),
+            accounts,
             credentials,
             logs: Arc::new(Logs::new(store)),
             resumed,
@@ -197,6 +206,7 @@ impl Engine {
             invoker,
             asyncq,
             accounts,
+            credentials,
             logs,
             recorder,
             async_tasks,
@@ -211,7 +221,7 @@ impl Engine {
             tracing::warn!("the async queue's writers did not finish in time");
         }
         control.drain().await;
-        drop((invoker, control, accounts, logs));
+        drop((invoker, control, accounts, credentials, logs));
         // The last invoker is gone: the recorder flushes what is left.
         if tokio::time::timeout(Duration::from_secs(10), recorder.finish())
             .await

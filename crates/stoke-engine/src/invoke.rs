@@ -40,8 +40,11 @@ pub use sandboxes::Sandboxes;
 /// Limits of the invoker.
 #[derive(Debug, Clone, Copy)]
 pub struct InvokerConfig {
-    /// Calls running at once in the whole server (Lambda's account concurrency).
+    /// Calls running at once in the whole server.
     pub account_concurrency: u32,
+    /// Calls running at once of one account's functions, for accounts the admin gave no limit
+    /// of their own (Lambda's account concurrency); `None`: the server's.
+    pub default_account_concurrency: Option<u32>,
     /// Calls of one function at once.
     pub function_concurrency: u32,
     /// How deep functions may invoke functions.
@@ -66,6 +69,7 @@ impl Default for InvokerConfig {
     fn default() -> Self {
         Self {
             account_concurrency: 256,
+            default_account_concurrency: None,
             function_concurrency: 256,
             max_depth: 16,
             reap_every: Duration::from_secs(1),
@@ -184,6 +188,43 @@ impl Invoker {
             .target)
     }
 
+    /// Admits a call by `account` of `target` into `pool`, or answers Lambda's 429: within the
+    /// function's limit, the owner's account limit, and the caller's when another account
+    /// calls.
+    fn admit(
+        &self,
+        account: &AccountId,
+        pool: &crate::pool::PoolKey,
+        target: &Runnable,
+    ) -> Result<crate::pool::Lease, LambdaError> {
+        let function_limit = target
+            .reserved_concurrency
+            .map_or(self.config.function_concurrency, |r| {
+                r.min(self.config.function_concurrency)
+            });
+        let owner_limit = self.control().account_concurrency(&target.account);
+        let caller = (account != &target.account).then(|| {
+            (
+                account.as_str(),
+                self.control().account_concurrency(account),
+            )
+        });
+        let pools = &self.sandboxes.pools;
+        pools
+            .admit_as(pool, function_limit, owner_limit, caller)
+            .map_err(|t| {
+                let labels = FunctionLabels {
+                    account: pool.account.clone(),
+                    function: pool.function_name.clone(),
+                };
+                self.metrics.throttles.get_or_create(&labels).inc();
+                LambdaError::TooManyRequests {
+                    reason: t.reason().to_owned(),
+                    message: "Rate Exceeded.".to_owned(),
+                }
+            })
+    }
+
     /// Runs one call synchronously for `caller`: of its own function, or of another account's
     /// that the owner's policy lets it call. The call runs, logs and is recorded as the
     /// owner's ([`Runnable::account`]); the record names the caller too.
@@ -200,25 +241,7 @@ impl Invoker {
         let account = &target.account;
         let config = &target.deployed.config;
         let version = target.version.clone();
-        let function_limit = target
-            .reserved_concurrency
-            .map_or(self.config.function_concurrency, |r| {
-                r.min(self.config.function_concurrency)
-            });
-        let lease = match self.sandboxes.pools.admit(&route.pool, function_limit) {
-            Ok(l) => l,
-            Err(t) => {
-                let labels = FunctionLabels {
-                    account: route.pool.account.clone(),
-                    function: route.pool.function_name.clone(),
-                };
-                self.metrics.throttles.get_or_create(&labels).inc();
-                return Err(LambdaError::TooManyRequests {
-                    reason: t.reason().to_owned(),
-                    message: "Rate Exceeded.".to_owned(),
-                });
-            }
-        };
+        let lease = self.admit(caller, &route.pool, &target)?;
         let request_id = req
             .request_id
             .clone()

@@ -1,9 +1,13 @@
 //! The warm pool: idle sandboxes per function version, admission, and keep-alive.
 //!
 //! A call takes an idle sandbox of its function version (warm) or starts one (cold), runs,
-//! and gives it back. Admission happens first and never waits: a call over the account's or
-//! the function's concurrency is throttled at once (429), so an overload never becomes a queue
-//! of hung requests. How long an idle sandbox stays warm is a [`KeepAlivePolicy`]'s decision;
+//! and gives it back. Admission happens first and never waits: a call over its account's
+//! concurrency, the function's, or the server's is throttled at once (429), so an overload
+//! never becomes a queue of hung requests. Each account is counted apart: a call counts against
+//! the account that owns the function and, when another account calls it, against the
+//! caller's too ([`Pools::admit_as`]), so an account that exhausts its own limit leaves the
+//! others' untouched and a caller can never hold more of an owner's concurrency than its own
+//! limit. How long an idle sandbox stays warm is a [`KeepAlivePolicy`]'s decision;
 //! the reaper asks it on every pass. Predictive policies plug in here. An idle sandbox that is
 //! no longer [`Sandbox::reusable`] (its credentials are about to expire) is never handed out:
 //! taking or reaping lets it go.
@@ -143,6 +147,8 @@ pub struct FunctionPool {
     /// Calls running now in every pool of the function (all versions and generations): what
     /// the function's concurrency limit counts.
     function_in_flight: Arc<AtomicU32>,
+    /// Calls running now in every pool of the account: what its concurrency limit counts.
+    account_in_flight: Arc<AtomicU32>,
     /// Whether a call was ever admitted here (a pool warmed by a deploy has had none until
     /// calls move to it, and does not supersede the generation still serving them).
     called: AtomicBool,
@@ -163,7 +169,12 @@ impl std::fmt::Debug for FunctionPool {
 }
 
 impl FunctionPool {
-    fn new(key: PoolKey, function_in_flight: Arc<AtomicU32>, disposal: Disposal) -> Self {
+    fn new(
+        key: PoolKey,
+        function_in_flight: Arc<AtomicU32>,
+        account_in_flight: Arc<AtomicU32>,
+        disposal: Disposal,
+    ) -> Self {
         Self {
             metrics: FunctionMetrics::new(FunctionLabels {
                 account: key.account.clone(),
@@ -173,6 +184,7 @@ impl FunctionPool {
             idle: Mutex::new(Vec::new()),
             in_flight: AtomicU32::new(0),
             function_in_flight,
+            account_in_flight,
             called: AtomicBool::new(false),
             last_used: Mutex::new(Instant::now()),
             disposal,
@@ -256,7 +268,7 @@ impl Drop for FunctionPool {
 /// Why a call was refused admission (Lambda's `Reason` of a 429).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Throttle {
-    /// The account (server) limit.
+    /// The account's limit, or the server's.
     Account,
     /// The function's own limit.
     Function,
@@ -275,24 +287,39 @@ impl Throttle {
 pub struct Lease {
     pub pool: Arc<FunctionPool>,
     _permit: OwnedSemaphorePermit,
+    /// The caller's share, when another account than the owner calls.
+    _caller: Option<Held>,
+}
+
+/// One call counted on an account's counter, given back when dropped.
+struct Held(Arc<AtomicU32>);
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 impl Drop for Lease {
     fn drop(&mut self) {
         self.pool.in_flight.fetch_sub(1, Ordering::AcqRel);
         self.pool.function_in_flight.fetch_sub(1, Ordering::AcqRel);
+        self.pool.account_in_flight.fetch_sub(1, Ordering::AcqRel);
         if let Ok(mut l) = self.pool.last_used.lock() {
             *l = Instant::now();
         }
     }
 }
 
-/// Every function's pool, and the account-wide concurrency.
+/// Every function's pool, and the concurrency of each account and of the server.
 pub struct Pools {
     pools: Mutex<HashMap<PoolKey, Arc<FunctionPool>>>,
     /// Calls running per (account, function), shared by that function's pools.
     functions: Mutex<HashMap<(String, String), Arc<AtomicU32>>>,
-    account: Arc<Semaphore>,
+    /// Calls running per account, shared by its pools.
+    accounts: Mutex<HashMap<String, Arc<AtomicU32>>>,
+    /// Calls running in the whole server.
+    server: Arc<Semaphore>,
     disposal: Disposal,
 }
 
@@ -303,11 +330,13 @@ impl std::fmt::Debug for Pools {
 }
 
 impl Pools {
-    pub fn new(account_concurrency: u32) -> Self {
+    /// Pools admitting at most `server_concurrency` calls at once in all.
+    pub fn new(server_concurrency: u32) -> Self {
         Self {
             pools: Mutex::new(HashMap::new()),
             functions: Mutex::new(HashMap::new()),
-            account: Arc::new(Semaphore::new(account_concurrency as usize)),
+            accounts: Mutex::new(HashMap::new()),
+            server: Arc::new(Semaphore::new(server_concurrency as usize)),
             disposal: Disposal::start(),
         }
     }
@@ -326,30 +355,64 @@ impl Pools {
                     .or_default(),
             )
         };
+        let account = self.account_counter(&key.account)?;
         let pool = Arc::new(FunctionPool::new(
             key.clone(),
             counter,
+            account,
             self.disposal.clone(),
         ));
         pools.insert(key.clone(), Arc::clone(&pool));
         Some(pool)
     }
 
+    /// The counter of calls running for `account`.
+    fn account_counter(&self, account: &str) -> Option<Arc<AtomicU32>> {
+        let mut accounts = self.accounts.lock().ok()?;
+        Some(Arc::clone(accounts.entry(account.to_owned()).or_default()))
+    }
+
     /// Admits a call to `key`'s pool, within `function_limit` calls of that function at once
     /// (counted over all its versions and generations, as Lambda counts a function's reserved
-    /// concurrency).
-    pub fn admit(&self, key: &PoolKey, function_limit: u32) -> Result<Lease, Throttle> {
-        let permit = Arc::clone(&self.account)
-            .try_acquire_owned()
-            .map_err(|_| Throttle::Account)?;
+    /// concurrency) and `account_limit` calls of its account's functions at once.
+    pub fn admit(
+        &self,
+        key: &PoolKey,
+        function_limit: u32,
+        account_limit: u32,
+    ) -> Result<Lease, Throttle> {
+        self.admit_as(key, function_limit, account_limit, None)
+    }
+
+    /// [`Pools::admit`] for a call made by `caller` (its account and its limit): when that is
+    /// another account than the owner, the call also takes one of the caller's own.
+    pub fn admit_as(
+        &self,
+        key: &PoolKey,
+        function_limit: u32,
+        account_limit: u32,
+        caller: Option<(&str, u32)>,
+    ) -> Result<Lease, Throttle> {
+        let caller = match caller {
+            Some((account, limit)) if account != key.account => {
+                let counter = self.account_counter(account).ok_or(Throttle::Account)?;
+                if !take_one(&counter, limit) {
+                    return Err(Throttle::Account);
+                }
+                Some(Held(counter))
+            }
+            _ => None,
+        };
         let pool = self.pool(key).ok_or(Throttle::Account)?;
-        let admitted = pool
-            .function_in_flight
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                (n < function_limit).then_some(n + 1)
-            })
-            .is_ok();
-        if !admitted {
+        if !take_one(&pool.account_in_flight, account_limit) {
+            return Err(Throttle::Account);
+        }
+        let Ok(permit) = Arc::clone(&self.server).try_acquire_owned() else {
+            pool.account_in_flight.fetch_sub(1, Ordering::AcqRel);
+            return Err(Throttle::Account);
+        };
+        if !take_one(&pool.function_in_flight, function_limit) {
+            pool.account_in_flight.fetch_sub(1, Ordering::AcqRel);
             return Err(Throttle::Function);
         }
         pool.in_flight.fetch_add(1, Ordering::AcqRel);
@@ -357,6 +420,7 @@ impl Pools {
         Ok(Lease {
             pool,
             _permit: permit,
+            _caller: caller,
         })
     }
 
@@ -430,6 +494,15 @@ impl Pools {
             .map(|p| p.values().map(|p| p.idle_count()).sum())
             .unwrap_or(0)
     }
+}
+
+/// Counts one more on `counter` if it is below `limit`.
+fn take_one(counter: &AtomicU32, limit: u32) -> bool {
+    counter
+        .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+            (n < limit).then_some(n + 1)
+        })
+        .is_ok()
 }
 
 impl Drop for Pools {

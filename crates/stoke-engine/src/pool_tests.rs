@@ -27,13 +27,19 @@ fn key(generation: u64) -> PoolKey {
 #[test]
 fn admission_throttles_past_the_function_and_the_account_limit() {
     let pools = Pools::new(3);
-    let a = pools.admit(&key(1), 2).unwrap();
-    let _b = pools.admit(&key(1), 2).unwrap();
-    assert_eq!(pools.admit(&key(1), 2).err(), Some(Throttle::Function));
+    let a = pools.admit(&key(1), 2, u32::MAX).unwrap();
+    let _b = pools.admit(&key(1), 2, u32::MAX).unwrap();
+    assert_eq!(
+        pools.admit(&key(1), 2, u32::MAX).err(),
+        Some(Throttle::Function)
+    );
     drop(a);
-    let _c = pools.admit(&key(1), 2).unwrap();
-    let _d = pools.admit(&key(2), 5).unwrap();
-    assert_eq!(pools.admit(&key(3), 5).err(), Some(Throttle::Account));
+    let _c = pools.admit(&key(1), 2, u32::MAX).unwrap();
+    let _d = pools.admit(&key(2), 5, u32::MAX).unwrap();
+    assert_eq!(
+        pools.admit(&key(3), 5, u32::MAX).err(),
+        Some(Throttle::Account)
+    );
 }
 
 #[test]
@@ -43,26 +49,32 @@ fn a_functions_limit_counts_all_its_versions_and_generations() {
         version: "1".into(),
         ..key(1)
     };
-    let _a = pools.admit(&key(1), 2).unwrap();
-    let b = pools.admit(&v1, 2).unwrap();
-    assert_eq!(pools.admit(&key(2), 2).err(), Some(Throttle::Function));
-    assert_eq!(pools.admit(&v1, 2).err(), Some(Throttle::Function));
+    let _a = pools.admit(&key(1), 2, u32::MAX).unwrap();
+    let b = pools.admit(&v1, 2, u32::MAX).unwrap();
+    assert_eq!(
+        pools.admit(&key(2), 2, u32::MAX).err(),
+        Some(Throttle::Function)
+    );
+    assert_eq!(
+        pools.admit(&v1, 2, u32::MAX).err(),
+        Some(Throttle::Function)
+    );
     let other = PoolKey {
         function_name: "g".into(),
         ..key(1)
     };
     assert!(
-        pools.admit(&other, 2).is_ok(),
+        pools.admit(&other, 2, u32::MAX).is_ok(),
         "another function has its own count"
     );
     drop(b);
-    assert!(pools.admit(&v1, 2).is_ok());
+    assert!(pools.admit(&v1, 2, u32::MAX).is_ok());
 }
 
 #[test]
 fn idle_sandboxes_go_after_their_keep_alive_and_when_superseded() {
     let pools = Pools::new(10);
-    let lease = pools.admit(&key(1), 10).unwrap();
+    let lease = pools.admit(&key(1), 10, u32::MAX).unwrap();
     lease.pool.put_idle(Arc::new(Nothing));
     drop(lease);
     let policy = FixedKeepAlive(Duration::from_secs(60));
@@ -74,7 +86,7 @@ fn idle_sandboxes_go_after_their_keep_alive_and_when_superseded() {
     );
     assert_eq!(pools.idle_total(), 0);
 
-    let old = pools.admit(&key(2), 10).unwrap();
+    let old = pools.admit(&key(2), 10, u32::MAX).unwrap();
     old.pool.put_idle(Arc::new(Nothing));
     drop(old);
     // A deploy warms generation 3: generation 2 keeps its sandboxes until calls move.
@@ -84,7 +96,7 @@ fn idle_sandboxes_go_after_their_keep_alive_and_when_superseded() {
         0,
         "calls still go to 2"
     );
-    let _new = pools.admit(&key(3), 10).unwrap();
+    let _new = pools.admit(&key(3), 10, u32::MAX).unwrap();
     assert_eq!(
         pools.reap(&policy, Instant::now()),
         1,
@@ -133,7 +145,7 @@ fn admissions_and_placements_go_on_while_a_sandbox_is_being_killed() {
     let pools = Arc::new(Pools::new(10));
     let (started, dropping) = mpsc::channel();
     let ended = Arc::new(AtomicBool::new(false));
-    let lease = pools.admit(&key(1), 10).unwrap();
+    let lease = pools.admit(&key(1), 10, u32::MAX).unwrap();
     lease.pool.put_idle(Arc::new(SlowToDrop {
         drop_time,
         started,
@@ -161,7 +173,7 @@ fn admissions_and_placements_go_on_while_a_sandbox_is_being_killed() {
     // While it is being torn down: an admission on another pool (which takes the pools'
     // lock), a warm placement there, a new pool made, and the same function admitted again.
     let t = Instant::now();
-    let lease = pools.admit(&other, 10).expect("admitted");
+    let lease = pools.admit(&other, 10, u32::MAX).expect("admitted");
     let warm = lease.pool.take_idle().expect("the warm sandbox of g");
     lease.pool.put_idle(warm);
     drop(lease);
@@ -169,8 +181,8 @@ fn admissions_and_placements_go_on_while_a_sandbox_is_being_killed() {
         function_name: "h".into(),
         ..key(1)
     };
-    drop(pools.admit(&third, 10).expect("admitted"));
-    drop(pools.admit(&key(1), 10).expect("admitted"));
+    drop(pools.admit(&third, 10, u32::MAX).expect("admitted"));
+    drop(pools.admit(&key(1), 10, u32::MAX).expect("admitted"));
     assert_eq!(pools.idle_total(), 1);
     let took = t.elapsed();
     assert!(
@@ -187,4 +199,51 @@ fn admissions_and_placements_go_on_while_a_sandbox_is_being_killed() {
     // The teardown ends on its own; dropping the pools waits for it.
     drop(Arc::into_inner(pools).expect("the last reference"));
     assert!(ended.load(Ordering::SeqCst), "gone with the pools");
+}
+
+#[test]
+fn an_account_that_exhausts_its_limit_leaves_the_others_theirs() {
+    let pools = Pools::new(10);
+    let of = |account: &str, function: &str| PoolKey {
+        account: account.into(),
+        function_name: function.into(),
+        ..key(1)
+    };
+    let _a1 = pools.admit(&of("111111111111", "f"), 10, 2).unwrap();
+    let a2 = pools.admit(&of("111111111111", "g"), 10, 2).unwrap();
+    assert_eq!(
+        pools.admit(&of("111111111111", "h"), 10, 2).err(),
+        Some(Throttle::Account),
+        "the account's limit counts all its functions"
+    );
+    let _b = pools.admit(&of("222222222222", "f"), 10, 2).unwrap();
+    let _b2 = pools.admit(&of("222222222222", "f"), 10, 2).unwrap();
+    drop(a2);
+    assert!(pools.admit(&of("111111111111", "h"), 10, 2).is_ok());
+    // A limit lowered while calls run admits none until they end.
+    assert_eq!(
+        pools.admit(&of("222222222222", "g"), 10, 1).err(),
+        Some(Throttle::Account)
+    );
+}
+
+#[test]
+fn a_caller_of_another_accounts_function_counts_against_both() {
+    let pools = Pools::new(10);
+    let owners = key(1);
+    let caller = "222222222222";
+    let a = pools.admit_as(&owners, 10, 5, Some((caller, 1))).unwrap();
+    assert_eq!(
+        pools.admit_as(&owners, 10, 5, Some((caller, 1))).err(),
+        Some(Throttle::Account),
+        "the caller holds no more than its own limit of the owner's"
+    );
+    // The owner's own calls still get in, and the caller's share came back when refused.
+    let _own = pools.admit(&owners, 10, 5).unwrap();
+    drop(a);
+    let _again = pools.admit_as(&owners, 10, 5, Some((caller, 1))).unwrap();
+    // The owner calling its own function is counted once.
+    let _mine = pools
+        .admit_as(&owners, 10, 5, Some((owners.account.as_str(), 1)))
+        .unwrap();
 }

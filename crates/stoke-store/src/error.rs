@@ -30,6 +30,10 @@ pub enum StoreError {
     },
     #[error("the disk is full")]
     DiskFull,
+    /// The store's secrets are sealed with another master key than the one given (or the
+    /// check value is damaged): nothing is served with the wrong key.
+    #[error("{0}")]
+    MasterKey(String),
 }
 
 impl StoreError {

@@ -5,6 +5,7 @@
 //! second implementation (PostgreSQL, for several nodes) implements the same traits and passes
 //! the same `conformance` suite:
 //! - `accounts` ([`AccountStore`]): accounts, access keys and server settings.
+//! - [`seal`]: the [`MasterKey`] and the sealed form of secrets at rest (AES-256-GCM).
 //! - `functions` ([`FunctionStore`]): functions (`$LATEST`). Writes that change a function
 //!   compare its `RevisionId`, so two writers never silently overwrite each other.
 //! - `versions` ([`VersionStore`]) and `aliases` ([`AliasStore`]): published versions and
@@ -37,10 +38,13 @@ mod functions;
 mod logs;
 mod policies;
 pub mod queue;
+pub mod seal;
 pub mod sqlite;
 mod versions;
 
-pub use accounts::{AccessKey, AccountStore};
+pub use accounts::{
+    AccessKey, Account, AccountStore, DeleteRefused, KeyInfo, MAX_KEYS_PER_ACCOUNT,
+};
 pub use aliases::AliasStore;
 pub use blobs::{BlobStore, Blobs, FsBlobStore};
 pub use error::StoreError;
@@ -48,6 +52,7 @@ pub use functions::{AccountUsage, FunctionStore};
 pub use logs::{InvocationRecord, LogEvent, LogPage, LogQuery, LogStore, LogUsage};
 pub use policies::PolicyStore;
 pub use queue::Queue;
+pub use seal::{MasterKey, SealError};
 pub use sqlite::SqliteStore;
 pub use versions::VersionStore;
 

@@ -3,12 +3,15 @@
 //!
 //! # Layout
 //! - `main.rs`: the command line, logging set-up, and the one place errors become an exit code.
-//! - [`serve`] — `stoke serve`.
+//! - [`serve`] — `stoke serve`; [`keys`], the master key that seals secrets at rest and the
+//!   admin's credentials file.
 //! - [`cli`] — `stoke deploy`, `stoke functions …`, `stoke versions`, `stoke publish`,
-//!   `stoke alias …`, `stoke rollback`, `stoke invoke`, `stoke logs` (clients of the HTTP API)
+//!   `stoke alias …`, `stoke rollback`, `stoke invoke`, `stoke logs`, `stoke accounts …`,
+//!   `stoke keys …` (clients of the HTTP API)
 //!   and `stoke bench`.
 
 mod cli;
+mod keys;
 mod serve;
 
 use std::io::IsTerminal as _;
@@ -50,6 +53,10 @@ enum Command {
     Logs(cli::logs::LogsArgs),
     /// List, show or redrive the async events that failed for good.
     DeadLetters(cli::dead_letters::DeadLettersArgs),
+    /// Create, list, show or delete accounts, or set their limits (the admin account only).
+    Accounts(cli::accounts::AccountsArgs),
+    /// Create, list or revoke an account's access keys (the admin account only).
+    Keys(cli::accounts::KeysArgs),
     /// Start a server of its own and measure warm calls, cold starts and code updates.
     Bench(cli::bench::BenchArgs),
 }
@@ -98,6 +105,8 @@ async fn run(cli: Cli) -> ExitCode {
         Command::Logs(args) => cli::logs::run(args).await,
         Command::Bench(args) => cli::bench::run(args).await,
         Command::DeadLetters(args) => cli::dead_letters::run(args).await,
+        Command::Accounts(args) => cli::accounts::run(args).await,
+        Command::Keys(args) => cli::accounts::run_keys(args).await,
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

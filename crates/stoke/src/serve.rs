@@ -3,16 +3,17 @@
 //!
 //! The data dir holds everything: `stoke.db` (SQLite, WAL), `blobs/` (code zips by SHA-256),
 //! `code/` (unpacked code), `staging/` (unpacks in progress), `compiled/` (wasm artifacts),
-//! `process/` (the process sandboxes' runtime files and root mount point) and `credentials` (the default account's access key, in the AWS shared-credentials format under
-//! the profile `stoke`).
+//! `process/` (the process sandboxes' runtime files and root mount point), `credentials` (the
+//! default account's access key, in the AWS shared-credentials format under the profile
+//! `stoke`) and `master.key` (the key that seals the access keys' secrets in the store, unless
+//! `STOKE_MASTER_KEY` gives it; see [`crate::keys`]).
 
 use std::io::Write;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
-use rand::Rng;
 use std::time::Duration;
 use stoke_api::{AppState, BodyConfig, Budget, ListenConfig, Presigner};
 
@@ -22,10 +23,9 @@ use stoke_engine::record::Retention;
 use stoke_engine::{AsyncConfig, Backends, Engine, EngineConfig, InvokerConfig};
 use stoke_sandbox::process::{Network, ProcessBackend, ProcessConfig};
 use stoke_sandbox::wasm::{WasmBackend, WasmConfig};
-use stoke_store::{AccessKey, FsBlobStore, SqliteStore, Store};
+use stoke_store::{FsBlobStore, SqliteStore, Store};
 
-/// The profile the credentials file names.
-pub const PROFILE: &str = "stoke";
+use crate::keys::PROFILE;
 
 /// Flags of `stoke serve`; each has an environment variable.
 #[derive(Debug, Clone, clap::Args)]
@@ -43,6 +43,10 @@ pub struct ServeArgs {
     /// are throttled with 429.
     #[arg(long, env = "STOKE_CONCURRENCY", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub concurrency: u32,
+    /// Calls of one account's functions that may run at once, for accounts the admin gave no
+    /// limit of their own (`stoke accounts set-limits`). Default: `--concurrency`.
+    #[arg(long, env = "STOKE_ACCOUNT_CONCURRENCY", value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub account_concurrency: Option<u32>,
     /// Calls of one function that may run at once.
     #[arg(long, env = "STOKE_FUNCTION_CONCURRENCY", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub function_concurrency: u32,
@@ -327,28 +331,18 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .canonicalize()
         .with_context(|| format!("resolving {}", args.data_dir.display()))?;
 
-    let sqlite = SqliteStore::open(&data_dir.join("stoke.db"))
+    let master = crate::keys::load(std::env::var(crate::keys::ENV).ok(), &data_dir)?;
+    // Keys derived from the master key, never stored: the one that tags the functions' session
+    // tokens (every node sharing the master key verifies them) and the one of presigned code
+    // URLs.
+    let session_key = master.derive("function-credentials");
+    let url_key = master.derive("code-urls");
+    let sqlite = SqliteStore::open(&data_dir.join("stoke.db"), master)
         .await
         .context("opening the store")?;
     let store: Arc<dyn Store> = Arc::new(sqlite.clone());
     let blobs =
         Arc::new(FsBlobStore::open(data_dir.join("blobs")).context("opening the blob store")?);
-    let (key, created) = store.ensure_default_account().await?;
-    let credentials = data_dir.join("credentials");
-    write_credentials(&credentials, &key)?;
-    if created {
-        tracing::info!(account = %key.account, "created the default account");
-    }
-    let url_key = store
-        .setting_or_init("code-url-key", &random_hex(32))
-        .await?;
-    // The key that tags the functions' session tokens: every node that shares it verifies
-    // them (one line to change to a key derived from the master key).
-    let session_key = hex_key(
-        &store
-            .setting_or_init("function-credentials-key", &random_hex(32))
-            .await?,
-    )?;
 
     let mut wasm_config = WasmConfig::new(data_dir.join("compiled"));
     // Every running call holds an instance, and a call that invokes another holds two: room
@@ -415,6 +409,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     ));
     config.invoker = InvokerConfig {
         account_concurrency: args.concurrency,
+        default_account_concurrency: args.account_concurrency,
         function_concurrency: args.function_concurrency,
         init_concurrency: args
             .init_concurrency
@@ -437,6 +432,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         ..AsyncConfig::default()
     };
     let engine = Engine::start(config).await.context("starting the engine")?;
+    let (key, created) = engine.accounts.ensure_admin().await?;
+    let credentials = data_dir.join("credentials");
+    crate::keys::write_credentials(&credentials, &key)?;
+    if created {
+        tracing::info!(account = %key.account, "created the default account");
+    }
     if engine.resumed > 0 {
         tracing::info!(
             resumed = engine.resumed,
@@ -445,7 +446,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     }
     let state = AppState::new(
         &engine,
-        Presigner::new(url_key.into_bytes()),
+        Presigner::new(url_key.to_vec()),
         Budget::new(BodyConfig {
             budget_bytes: args.body_budget,
             stall_timeout: args.body_read_timeout,
@@ -459,6 +460,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         max_connections_per_ip: args.max_connections_per_ip as usize,
     };
 
+    let shutdown = shutdown_signal()?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("binding {}", args.listen))?;
@@ -485,7 +487,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     );
     let _ = std::io::stdout().flush();
 
-    stoke_api::serve(listener, state, listen, shutdown_signal()).await?;
+    stoke_api::serve(listener, state, listen, shutdown).await?;
     tracing::info!("shutting down");
     // The router is gone with the server: the engine finishes what is under way.
     engine.shutdown().await;
@@ -497,67 +499,19 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Writes the shared-credentials file (mode 0600) unless it already holds this key.
-fn write_credentials(path: &Path, key: &AccessKey) -> anyhow::Result<()> {
-    let text = format!(
-        "# Written by `stoke serve` for account {}.\n[{PROFILE}]\naws_access_key_id = {}\n\
-         aws_secret_access_key = {}\n",
-        key.account, key.access_key_id, key.secret
-    );
-    if std::fs::read_to_string(path).is_ok_and(|old| old == text) {
-        return Ok(());
-    }
-    let dir = path
-        .parent()
-        .context("the credentials file has no folder")?;
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        tmp.as_file()
-            .set_permissions(std::fs::Permissions::from_mode(0o600))?;
-    }
-    tmp.write_all(text.as_bytes())?;
-    tmp.as_file().sync_all()?;
-    tmp.persist(path)
-        .with_context(|| format!("writing {}", path.display()))?;
-    Ok(())
-}
-
-/// A 32-byte key from its 64 hex digits.
-fn hex_key(hex_digits: &str) -> anyhow::Result<[u8; 32]> {
-    let bytes = hex::decode(hex_digits.trim()).context("a stored key is not hex")?;
-    <[u8; 32]>::try_from(bytes.as_slice())
-        .map_err(|_| anyhow::anyhow!("a stored key is not 32 bytes"))
-}
-
-fn random_hex(bytes: usize) -> String {
-    let mut rng = rand::rng();
-    (0..bytes)
-        .map(|_| format!("{:02x}", rng.random::<u8>()))
-        .collect()
-}
-
-/// Completes on SIGINT or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+/// Completes on SIGINT or SIGTERM. The handlers are installed at the call, not at the first
+/// poll: called before the port is bound, a signal sent as soon as the server answers is never
+/// met by the default action (death by the signal, no clean shutdown).
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()> + Send + 'static> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    Ok(async move {
+        tokio::select! {
+            _ = int.recv() => {},
+            _ = term.recv() => {},
         }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
-    }
+    })
 }
 
 #[cfg(test)]

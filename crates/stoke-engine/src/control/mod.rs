@@ -36,7 +36,6 @@ mod versions;
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
 
 use base64::Engine as _;
 use stoke_core::validate::patterns;
@@ -44,6 +43,7 @@ use stoke_core::{AccountId, Alias, Function, FunctionRef, LambdaError, Reason};
 use stoke_store::{Blobs, Store, StoreError};
 
 use crate::ControlError;
+use crate::accounts::AccountLimits;
 use crate::prepare::Preparer;
 use crate::target::{Layout, Warmer};
 
@@ -84,9 +84,9 @@ pub struct ControlPlane {
     aliases: Cache<AliasKey, Alias>,
     /// Policies as last read or written here (cross-account calls read them).
     policies: Cache<PolicyKey, stoke_core::policy::Policy>,
-    /// The account's concurrency (`stoke serve --concurrency`): GetAccountSettings'
-    /// `ConcurrentExecutions`, of which reservations must leave some unreserved.
-    account_concurrency: AtomicU32,
+    /// Each account's concurrency: GetAccountSettings' `ConcurrentExecutions`, of which
+    /// reservations must leave some unreserved, and what the invoker admits per account.
+    limits: Arc<AccountLimits>,
 }
 
 impl std::fmt::Debug for ControlPlane {
@@ -123,18 +123,26 @@ impl ControlPlane {
             versions: Cache::default(),
             aliases: Cache::default(),
             policies: Cache::default(),
-            account_concurrency: AtomicU32::new(stoke_core::function::limits::ACCOUNT_CONCURRENCY),
+            limits: Arc::new(AccountLimits::new(
+                stoke_core::function::limits::ACCOUNT_CONCURRENCY,
+            )),
         }))
     }
 
-    /// The account's concurrency, as the invoker admits calls (Lambda's default, 1000, until
-    /// the engine sets the server's).
-    pub fn account_concurrency(&self) -> u32 {
-        self.account_concurrency.load(Ordering::Relaxed)
+    /// `account`'s concurrency, as the invoker admits its calls (its own limit if the admin
+    /// set one, else the default: Lambda's, 1000, until the engine sets the server's).
+    pub fn account_concurrency(&self, account: &AccountId) -> u32 {
+        self.limits.concurrency(account.as_str())
     }
 
+    /// The concurrency of accounts with no limit of their own.
     pub fn set_account_concurrency(&self, n: u32) {
-        self.account_concurrency.store(n, Ordering::Relaxed);
+        self.limits.set_default(n);
+    }
+
+    /// Every account's limits (shared with the invoker and the accounts).
+    pub fn limits(&self) -> &Arc<AccountLimits> {
+        &self.limits
     }
 
     /// `RuntimeVersionConfig.RuntimeVersionArn` for a function of `runtime` on this server.

@@ -172,7 +172,7 @@ impl ControlPlane {
             let others = self
                 .reserved_concurrency_total(account, Some(fref.name.as_str()))
                 .await?;
-            let account_limit = self.account_concurrency();
+            let account_limit = self.account_concurrency(account);
             let minimum = limits::min_unreserved(account_limit);
             let unreserved = i64::from(account_limit) - others - i64::from(n);
             if unreserved < i64::from(minimum) {

@@ -1,5 +1,6 @@
 //! The behaviour every store implementation must show, as async test cases over a store
-//! factory ([`Factory`]): functions and their compare-and-swap, versions and aliases, policies, logs and
+//! factory ([`Factory`]): accounts and their keys, functions and their compare-and-swap, versions
+//! and aliases, policies, logs and
 //! their trims, the queue (leases, expiry, release per owner, retries, dead letters), blobs.
 //!
 //! An implementation runs them all with [`conformance_tests!`](crate::conformance_tests), one
@@ -14,6 +15,7 @@ use stoke_core::{AccountId, CodeInfo, ConfigInput, Function, FunctionName, State
 
 use crate::{BlobStore, InvocationRecord, Queue, Store};
 
+pub mod accounts;
 pub mod blobs;
 pub mod functions;
 pub mod logs;
@@ -94,6 +96,10 @@ macro_rules! conformance_tests {
     ($factory:expr) => {
         $crate::conformance_tests!(@cases $factory;
             functions::the_default_account_is_created_once,
+            accounts::accounts_have_unique_names_and_keys_of_their_own,
+            accounts::an_account_has_at_most_two_keys_and_a_deleted_key_is_gone,
+            accounts::an_account_owning_functions_or_the_admin_is_not_deleted,
+            accounts::an_accounts_concurrency_limit_is_kept,
             functions::a_setting_keeps_its_first_value,
             functions::a_duplicate_name_conflicts_and_a_stale_revision_is_refused,
             functions::listing_pages_in_name_order_and_usage_counts,

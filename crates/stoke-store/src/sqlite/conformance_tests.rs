@@ -4,17 +4,19 @@
 use async_trait::async_trait;
 
 use crate::conformance::Factory;
-use crate::{FsBlobStore, SqliteStore};
+use crate::{FsBlobStore, MasterKey, SqliteStore};
 
-/// A temporary folder for one test's database and blobs.
+/// A temporary folder for one test's database and blobs, and the master key it is sealed with.
 struct Sqlite {
     dir: tempfile::TempDir,
+    master: MasterKey,
 }
 
 impl Sqlite {
     fn new() -> Self {
         Self {
             dir: tempfile::tempdir().unwrap(),
+            master: MasterKey::generate(),
         }
     }
 }
@@ -25,7 +27,7 @@ impl Factory for Sqlite {
     type Blobs = FsBlobStore;
 
     async fn store(&self) -> SqliteStore {
-        SqliteStore::open(&self.dir.path().join("stoke.db"))
+        SqliteStore::open(&self.dir.path().join("stoke.db"), self.master.clone())
             .await
             .unwrap()
     }

@@ -22,6 +22,7 @@ use sqlx::sqlite::{
 };
 
 use crate::StoreError;
+use crate::seal::MasterKey;
 
 mod accounts;
 mod aliases;
@@ -43,6 +44,8 @@ pub struct SqliteStore {
     pub(crate) pool: SqlitePool,
     /// Writers take turns here, first come first served, before they take SQLite's lock.
     gate: Arc<tokio::sync::Mutex<()>>,
+    /// Seals and opens the access keys' secrets.
+    master: MasterKey,
 }
 
 /// A pooled connection that may write, held with the store's write gate.
@@ -72,8 +75,11 @@ impl std::ops::DerefMut for Writer {
 }
 
 impl SqliteStore {
-    /// Opens (creating if needed) the database file and brings its schema up to date.
-    pub async fn open(path: &Path) -> Result<Self, StoreError> {
+    /// Opens (creating if needed) the database file, brings its schema up to date and checks
+    /// that `master` is the key its secrets are sealed with (a store sealed with another key
+    /// is [`StoreError::MasterKey`]); secrets a database from before sealing holds in clear
+    /// are sealed now.
+    pub async fn open(path: &Path, master: MasterKey) -> Result<Self, StoreError> {
         let options = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true)
@@ -83,29 +89,42 @@ impl SqliteStore {
             .busy_timeout(Duration::from_secs(10))
             // A burst of large commits grows the WAL; once checkpointed, it goes back to this.
             .pragma("journal_size_limit", (16 * 1024 * 1024).to_string());
-        Self::connect(options).await
+        let store = Self::connect(options, master).await?;
+        store.check_master_key().await?;
+        store.seal_legacy_secrets().await?;
+        Ok(store)
     }
 
-    /// A private in-memory database, for tests.
+    /// A private in-memory database, for tests (sealed with a random master key).
     pub async fn in_memory() -> Result<Self, StoreError> {
         let options = SqliteConnectOptions::from_str("sqlite::memory:")?.foreign_keys(true);
-        Self::connect_with(options, 1).await
+        let store = Self::connect_with(options, 1, MasterKey::generate()).await?;
+        store.check_master_key().await?;
+        Ok(store)
     }
 
-    async fn connect(options: SqliteConnectOptions) -> Result<Self, StoreError> {
+    async fn connect(options: SqliteConnectOptions, master: MasterKey) -> Result<Self, StoreError> {
         // Bring the schema up to date on one connection before the pool opens others: a second
         // connection switching a brand-new file to WAL while the first migrates can meet
         // SQLITE_BUSY at once, whatever the busy timeout.
         {
             use sqlx::Connection as _;
-            let mut conn = sqlx::SqliteConnection::connect_with(&options).await?;
+            // What a migration deletes (the clear-text secrets 0008 moves) is overwritten, not
+            // left in free pages. Only here and in the sealing pass: on every connection it
+            // would slow the log trims, which delete a lot.
+            let migrating = options.clone().pragma("secure_delete", "ON");
+            let mut conn = sqlx::SqliteConnection::connect_with(&migrating).await?;
             MIGRATOR.run(&mut conn).await?;
             conn.close().await?;
         }
-        Self::connect_with(options, 4).await
+        Self::connect_with(options, 4, master).await
     }
 
-    async fn connect_with(options: SqliteConnectOptions, max: u32) -> Result<Self, StoreError> {
+    async fn connect_with(
+        options: SqliteConnectOptions,
+        max: u32,
+        master: MasterKey,
+    ) -> Result<Self, StoreError> {
         let pool = SqlitePoolOptions::new()
             .max_connections(max)
             .min_connections(1)
@@ -120,6 +139,7 @@ impl SqliteStore {
         Ok(Self {
             pool,
             gate: Arc::new(tokio::sync::Mutex::new(())),
+            master,
         })
     }
 
@@ -181,17 +201,101 @@ mod tests {
     async fn state_survives_reopening_the_file() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("stoke.db");
-        let s = SqliteStore::open(&path).await.unwrap();
+        let master = MasterKey::generate();
+        let s = SqliteStore::open(&path, master.clone()).await.unwrap();
         let (k, _) = s.ensure_default_account().await.unwrap();
         s.insert_function(&function(&k.account, "kept", "r"))
             .await
             .unwrap();
         s.close().await;
-        let s = SqliteStore::open(&path).await.unwrap();
+        let s = SqliteStore::open(&path, master).await.unwrap();
         let (k2, created) = s.ensure_default_account().await.unwrap();
         assert!(!created);
         assert_eq!(k, k2);
         assert!(s.get_function(&k.account, "kept").await.unwrap().is_some());
+    }
+
+    /// The bytes of the database file and its WAL.
+    fn file_bytes(path: &Path) -> Vec<u8> {
+        let mut all = std::fs::read(path).unwrap();
+        if let Ok(wal) = std::fs::read(path.with_extension("db-wal")) {
+            all.extend(wal);
+        }
+        all
+    }
+
+    #[tokio::test]
+    async fn clear_text_secrets_of_an_old_database_are_sealed_at_open_and_leave_no_trace() {
+        use sqlx::Connection as _;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("stoke.db");
+        const SECRET: &str = "LegacyClearTextSecretXXXXXXXXXXXXXXXXXXX";
+        {
+            // The schema as it was before sealing (migrations 1 to 7), and a key in clear.
+            let before = sqlx::migrate::Migrator {
+                migrations: std::borrow::Cow::Owned(MIGRATOR.iter().take(7).cloned().collect()),
+                ignore_missing: false,
+                locking: true,
+                no_tx: false,
+            };
+            let options = SqliteConnectOptions::new()
+                .filename(&path)
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal);
+            let mut conn = sqlx::SqliteConnection::connect_with(&options)
+                .await
+                .unwrap();
+            before.run(&mut conn).await.unwrap();
+            sqlx::raw_sql(&format!(
+                "INSERT INTO accounts (id, is_default, created_at) VALUES ('111111111111', 1, 't');\
+                 INSERT INTO access_keys (access_key_id, secret, account_id, created_at) \
+                 VALUES ('AKIAOLDOLDOLDOLDOLD1', '{SECRET}', '111111111111', 't');"
+            ))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+            conn.close().await.unwrap();
+        }
+        assert!(
+            file_bytes(&path)
+                .windows(SECRET.len())
+                .any(|w| w == SECRET.as_bytes())
+        );
+
+        let master = MasterKey::generate();
+        let s = SqliteStore::open(&path, master.clone()).await.unwrap();
+        let (k, created) = s.ensure_default_account().await.unwrap();
+        assert!(!created);
+        assert_eq!(
+            (k.access_key_id.as_str(), k.secret.as_str()),
+            ("AKIAOLDOLDOLDOLDOLD1", SECRET)
+        );
+        let left: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM access_keys WHERE legacy_secret IS NOT NULL")
+                .fetch_one(s.pool())
+                .await
+                .unwrap();
+        assert_eq!(left, 0);
+        let (_, fresh) = s.create_account("fresh").await.unwrap();
+        s.close().await;
+        let bytes = file_bytes(&path);
+        for secret in [SECRET, fresh.secret.as_str()] {
+            assert!(
+                !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
+                "a secret is in the database file in clear"
+            );
+        }
+
+        let err = SqliteStore::open(&path, MasterKey::generate())
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::MasterKey(_)), "{err}");
+        assert!(err.to_string().contains("another master key"), "{err}");
+        let s = SqliteStore::open(&path, master).await.unwrap();
+        assert_eq!(
+            s.access_key(&fresh.access_key_id).await.unwrap(),
+            Some(fresh)
+        );
     }
 
     #[test]

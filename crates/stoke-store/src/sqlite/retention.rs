@@ -286,7 +286,7 @@ mod stall {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn retention_never_stalls_other_writers_for_long() {
         let dir = tempfile::tempdir().unwrap();
-        let s = SqliteStore::open(&dir.path().join("stoke.db"))
+        let s = SqliteStore::open(&dir.path().join("stoke.db"), crate::MasterKey::generate())
             .await
             .unwrap();
         let (k, _) = s.ensure_default_account().await.unwrap();

@@ -9,6 +9,7 @@
 //! - [`alias`] — `stoke alias set|list|delete` and `stoke rollback`.
 //! - [`invoke`] — `stoke invoke`, one synchronous call.
 //! - [`dead_letters`] — `stoke dead-letters list|show|redrive`, the async events that failed.
+//! - [`accounts`] — `stoke accounts …` and `stoke keys …`, the admin API (admin account only).
 //! - [`logs`] — `stoke logs`, a function's log lines through the CloudWatch Logs API.
 //! - [`bench`] — `stoke bench`'s flags; the benchmark itself is the `stoke-bench` crate.
 //!
@@ -18,6 +19,7 @@
 //! `--region` are spelled the same everywhere (they are not top-level flags because
 //! `stoke serve` has a `--region` of its own, for the ARNs it makes).
 
+pub mod accounts;
 pub mod alias;
 pub mod bench;
 pub mod dead_letters;
