@@ -17,6 +17,8 @@ from unittest import mock
 
 import boto3
 import botocore.auth
+import botocore.awsrequest
+import botocore.credentials
 import pytest
 from botocore.exceptions import ClientError
 
@@ -387,6 +389,29 @@ def test_a_functions_credentials_reach_only_its_own_account(csrv, clam):
         ("AccessDeniedException", 403),
         ("ResourceNotFoundException", 404),
     }, ei.value.response
+
+
+def test_a_functions_credentials_never_reach_the_admin_api(csrv, clam):
+    # Even a function of the admin account: code does not manage accounts.
+    name, env, _ = function_creds(clam)
+    req = botocore.awsrequest.AWSRequest(
+        method="GET", url=csrv.endpoint + "/stoke/admin/2026-11-01/accounts"
+    )
+    creds = botocore.credentials.Credentials(
+        env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"], env["AWS_SESSION_TOKEN"]
+    )
+    botocore.auth.SigV4Auth(creds, "lambda", REGION).add_auth(req)
+    p = req.prepare()
+    r = raw_request(p.method, p.url, p.body or b"", dict(p.headers))
+    account = clam.get_function(FunctionName=name)["Configuration"]["FunctionArn"].split(":")[4]
+    role = ROLE.rsplit("/", 1)[1]
+    refused(
+        r,
+        403,
+        "AccessDeniedException",
+        f"User: arn:aws:sts::{account}:assumed-role/{role}/{name} is not authorized to "
+        "perform: stoke:ListAccounts because only the admin account may manage accounts",
+    )
 
 
 def tampered(token: str, old: str, new: str) -> str:

@@ -26,21 +26,23 @@ use stoke_core::validate::Violations;
 use stoke_store::{AccessKey, Account, KeyInfo};
 
 use crate::AppState;
-use crate::auth::Caller;
+use crate::auth::{Caller, Principal};
 use crate::error::{ApiError, LambdaJson};
 
 type Result<T, E = ApiError> = std::result::Result<T, E>;
 
-/// Refuses every caller but the admin account, in AWS's words.
+/// Refuses every caller but the admin account's own keys, in AWS's words: another account, or
+/// a function's session credentials (even one of the admin's functions: code must not manage
+/// accounts).
 async fn admin_only(app: &AppState, caller: &Caller, action: &str) -> Result<()> {
     let admin = app.accounts.admin().await?;
-    if &caller.account == admin {
+    if &caller.account == admin && caller.principal == Principal::AccountKey {
         return Ok(());
     }
     Err(ApiError(LambdaError::AccessDenied(format!(
-        "User: arn:aws:iam::{}:root is not authorized to perform: stoke:{action} because only \
-         the admin account may manage accounts",
-        caller.account
+        "User: {} is not authorized to perform: stoke:{action} because only the admin \
+         account may manage accounts",
+        crate::sts::identity(caller).0
     ))))
 }
 
