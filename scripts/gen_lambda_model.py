@@ -52,6 +52,7 @@ SHAPES = [
     "Principal",
     "SourceOwner",
     "PrincipalOrgID",
+    "Arn",
 ]
 
 OUT = pathlib.Path(__file__).resolve().parent.parent / "crates/stoke-core/src/model.rs"

@@ -340,6 +340,37 @@ def test_a_service_principal_lets_no_account_in(olam, flam, friend):
     assert error_message(ei.value) == denied(friend, "lambda:InvokeFunction", arn)
 
 
+def test_a_grant_with_a_source_condition_lets_no_direct_call_in(olam, flam, friend, owner):
+    # An account's own call comes from no service's resource: `AWS:SourceAccount` and
+    # `AWS:SourceArn` are absent from it, so a statement that requires them never matches.
+    name = deploy_constant(olam, "src", prefix="xa-src")
+    arn = olam.get_function(FunctionName=name)["Configuration"]["FunctionArn"]
+    for sid, extra in [
+        ("by-account", dict(SourceAccount=friend.account_id)),
+        ("by-arn", dict(SourceArn=f"arn:aws:events:{REGION}:{friend.account_id}:rule/*")),
+    ]:
+        olam.add_permission(
+            FunctionName=name,
+            StatementId=sid,
+            Action="lambda:InvokeFunction",
+            Principal=friend.account_id,
+            **extra,
+        )
+        with expect_error("AccessDeniedException", 403) as ei:
+            invoke(flam, arn, {})
+        assert error_message(ei.value) == denied(friend, "lambda:InvokeFunction", arn)
+        olam.remove_permission(FunctionName=name, StatementId=sid)
+    # The same grant without the condition lets the call in.
+    olam.add_permission(
+        FunctionName=name,
+        StatementId="plain",
+        Action="lambda:InvokeFunction",
+        Principal=friend.account_id,
+    )
+    resp, body = invoke(flam, arn, {})
+    assert resp["StatusCode"] == 200 and body == code_answer("src"), (resp, body)
+
+
 def test_a_revoked_grant_is_refused_on_the_next_call(olam, flam, friend, shared):
     name, arn = shared
     assert invoke(flam, f"{arn}:prod", {"name": "one"})[1] == {"message": "Hello, one!"}

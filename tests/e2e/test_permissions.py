@@ -95,6 +95,27 @@ def test_a_url_auth_type_becomes_the_statements_condition(olam, fn):
     assert statement["Action"] == "lambda:InvokeFunctionUrl"
 
 
+def test_a_source_becomes_the_statements_condition_as_lambda_writes_it(olam, fn):
+    # Botocore's own example of AddPermission (examples-1.json), to the byte.
+    name, arn = fn
+    r = olam.add_permission(
+        FunctionName=name,
+        StatementId="s3",
+        Action="lambda:InvokeFunction",
+        Principal="s3.amazonaws.com",
+        SourceAccount="123456789012",
+        SourceArn="arn:aws:s3:::my-bucket-1xpuxmplzrlbh",
+    )
+    assert r["Statement"] == (
+        '{"Sid":"s3","Effect":"Allow","Principal":{"Service":"s3.amazonaws.com"},'
+        f'"Action":"lambda:InvokeFunction","Resource":"{arn}",'
+        '"Condition":{"StringEquals":{"AWS:SourceAccount":"123456789012"},'
+        '"ArnLike":{"AWS:SourceArn":"arn:aws:s3:::my-bucket-1xpuxmplzrlbh"}}}'
+    ), r["Statement"]
+    doc, _ = policy_of(olam, name)
+    assert doc["Statement"][0]["Condition"] == json.loads(r["Statement"])["Condition"]
+
+
 def test_each_qualifier_has_a_policy_of_its_own(olam, fn):
     name, arn = fn
     olam.add_permission(
@@ -213,21 +234,22 @@ ADD_ERRORS = [
         "PrincipalOrgID is not supported by Stoke: …",
     ),
     (
-        "SourceArn",
-        dict(
-            Principal="events.amazonaws.com",
-            SourceArn="arn:aws:events:us-east-1:210987654321:rule/r",
-        ),
-        "InvalidParameterValueException",
+        "a SourceArn that is no ARN",
+        dict(Principal="events.amazonaws.com", SourceArn="rule/r"),
+        "ValidationException",
         400,
-        "SourceArn is not supported by Stoke: …",
+        "1 validation error detected: Value 'rule/r' at 'sourceArn' failed to satisfy "
+        "constraint: Member must satisfy regular expression pattern: "
+        r"arn:(aws[a-zA-Z0-9-]*):([a-zA-Z0-9\-])+:((eusc-)?[a-z]{2}((-gov)|(-iso([a-z]?)))?-"
+        r"[a-z]+-\d{1})?:(\d{12})?:(.*)",
     ),
     (
-        "SourceAccount",
-        dict(Principal="events.amazonaws.com", SourceAccount="210987654321"),
-        "InvalidParameterValueException",
+        "a SourceAccount that is no account",
+        dict(Principal="events.amazonaws.com", SourceAccount="2109"),
+        "ValidationException",
         400,
-        "SourceAccount is not supported by Stoke: …",
+        "1 validation error detected: Value '2109' at 'sourceAccount' failed to satisfy "
+        r"constraint: Member must satisfy regular expression pattern: \d{12}",
     ),
     (
         "$LATEST",

@@ -262,6 +262,14 @@ pub const PRINCIPAL_ORG_ID: Shape = Shape {
     pattern: r#"o-[a-z0-9]{10,32}"#,
 };
 
+/// `Arn` (string).
+pub const ARN: Shape = Shape {
+    name: "Arn",
+    min: Some(0),
+    max: Some(10000),
+    pattern: r#"arn:(aws[a-zA-Z0-9-]*):([a-zA-Z0-9\-])+:((eusc-)?[a-z]{2}((-gov)|(-iso([a-z]?)))?-[a-z]+-\d{1})?:(\d{12})?:(.*)"#,
+};
+
 /// Every error type of the model: the member its body carries the message in, and whether
 /// the caller is at fault (the model's `senderFault`: `Type` `User`, else `Service`).
 pub const ERROR_MESSAGE_MEMBERS: &[(&str, &str, bool)] = &[

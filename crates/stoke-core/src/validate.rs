@@ -50,6 +50,8 @@ pub mod patterns {
     pub const SOURCE_OWNER: &str = model::SOURCE_OWNER.pattern;
     /// AddPermission's `PrincipalOrgID`.
     pub const PRINCIPAL_ORG_ID: &str = model::PRINCIPAL_ORG_ID.pattern;
+    /// AddPermission's `SourceArn`.
+    pub const SOURCE_ARN: &str = model::ARN.pattern;
 }
 
 fn anchored(pattern: &str) -> Regex {
@@ -75,6 +77,7 @@ static COMPILED: LazyLock<Vec<(&'static str, Regex)>> = LazyLock::new(|| {
         patterns::PRINCIPAL,
         patterns::SOURCE_OWNER,
         patterns::PRINCIPAL_ORG_ID,
+        patterns::SOURCE_ARN,
     ]
     .into_iter()
     .map(|p| (p, anchored(p)))

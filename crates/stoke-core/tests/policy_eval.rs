@@ -1,8 +1,9 @@
 //! A property test of policy evaluation: random policies and requests, each decided by
 //! [`Policy::allows`] and by a reference evaluator written from the rules as sets (what each
-//! statement names: its principals, actions, resources and auth types, with `*` spelled out
-//! over a finite universe). The two must agree, and no statement may allow a request outside
-//! what it names.
+//! statement names: its principals, actions, resources, auth types and sources, with `*`
+//! spelled out over a finite universe, and `ArnLike` as regular expressions rather than the
+//! evaluator's own wildcard matching). The two must agree, and no statement may allow a
+//! request outside what it names.
 
 use proptest::prelude::*;
 use stoke_core::AccountId;
@@ -39,6 +40,46 @@ fn resources() -> Vec<String> {
 
 const AUTH_TYPES: &[Option<&str>] = &[None, Some("NONE"), Some("AWS_IAM")];
 
+/// The sources a service may call for (`AWS:SourceArn`), and patterns statements name them by.
+const SOURCE_ARNS: &[Option<&str>] = &[
+    None,
+    Some("arn:aws:events:us-east-1:111111111111:rule/nightly"),
+    Some("arn:aws:events:us-east-1:222222222222:rule/nightly"),
+    Some("arn:aws:events:us-west-2:111111111111:rule/hourly"),
+    Some("arn:aws:scheduler:us-east-1:111111111111:schedule/default/s:1"),
+];
+
+const SOURCE_ARN_PATTERNS: &[&str] = &[
+    "arn:aws:events:us-east-1:111111111111:rule/nightly",
+    "arn:aws:events:*:111111111111:rule/*",
+    "arn:aws:events:us-east-1:*:rule/night?y",
+    "arn:aws:*:*:111111111111:*",
+    "arn:aws:scheduler:us-east-1:111111111111:schedule/*",
+    "arn:aws:events:*:rule/nightly",
+    "*",
+];
+
+const SOURCE_ACCOUNTS: &[Option<&str>] = &[None, Some("111111111111"), Some("222222222222")];
+
+/// The reference's `ArnLike`: each of the six parts as an anchored regular expression.
+fn arn_like_reference(pattern: &str, arn: &str) -> bool {
+    let parts = |s: &str| s.splitn(6, ':').map(str::to_owned).collect::<Vec<_>>();
+    let (p, a) = (parts(pattern), parts(arn));
+    p.len() == 6
+        && a.len() == 6
+        && p.iter().zip(&a).all(|(p, a)| {
+            let re = p
+                .chars()
+                .map(|c| match c {
+                    '*' => ".*".to_owned(),
+                    '?' => ".".to_owned(),
+                    c => regex::escape(&c.to_string()),
+                })
+                .collect::<String>();
+            regex::Regex::new(&format!("^{re}$")).is_ok_and(|re| re.is_match(a))
+        })
+}
+
 /// A principal of a request, owned (so strategies can make them).
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Who {
@@ -61,6 +102,8 @@ struct Asked {
     action: &'static str,
     resource: String,
     auth: Option<&'static str>,
+    source_account: Option<&'static str>,
+    source_arn: Option<&'static str>,
 }
 
 fn every_principal() -> Vec<Who> {
@@ -90,14 +133,28 @@ fn names(s: &Statement, r: &Asked) -> bool {
         .copied()
         .filter(|a| wildcard || a.to_ascii_lowercase() == s.action.to_ascii_lowercase())
         .collect();
-    let auths: Vec<Option<&str>> = match &s.condition {
+    let auths: Vec<Option<&str>> = match &s.condition.function_url_auth_type {
         None => AUTH_TYPES.to_vec(),
-        Some(Condition::FunctionUrlAuthType(t)) => vec![Some(t.as_str())],
+        Some(t) => vec![Some(t.as_str())],
+    };
+    let source_accounts: Vec<Option<&str>> = match &s.condition.source_account {
+        None => SOURCE_ACCOUNTS.to_vec(),
+        Some(a) => vec![Some(a.as_str())],
+    };
+    let source_arns: Vec<Option<&str>> = match &s.condition.source_arn {
+        None => SOURCE_ARNS.to_vec(),
+        Some(p) => SOURCE_ARNS
+            .iter()
+            .copied()
+            .filter(|a| a.is_some_and(|a| arn_like_reference(p, a)))
+            .collect(),
     };
     principals.contains(&r.who)
         && actions.contains(&r.action)
         && s.resource == r.resource
         && auths.contains(&r.auth)
+        && source_accounts.contains(&r.source_account)
+        && source_arns.contains(&r.source_arn)
 }
 
 fn any_account() -> impl Strategy<Value = AccountId> {
@@ -129,14 +186,22 @@ fn any_statement() -> impl Strategy<Value = Statement> {
         any_statement_action(),
         prop::sample::select(resources()),
         prop::option::of(prop::sample::select(vec!["NONE", "AWS_IAM"])),
+        prop::option::of(prop::sample::select(vec!["111111111111", "222222222222"])),
+        prop::option::of(prop::sample::select(SOURCE_ARN_PATTERNS)),
     )
-        .prop_map(|(principal, action, resource, auth)| Statement {
-            sid: "s".into(),
-            principal,
-            action,
-            resource,
-            condition: auth.map(|t| Condition::FunctionUrlAuthType(t.to_owned())),
-        })
+        .prop_map(
+            |(principal, action, resource, auth, source_account, source_arn)| Statement {
+                sid: "s".into(),
+                principal,
+                action,
+                resource,
+                condition: Condition {
+                    source_account: source_account.map(str::to_owned),
+                    source_arn: source_arn.map(str::to_owned),
+                    function_url_auth_type: auth.map(str::to_owned),
+                },
+            },
+        )
 }
 
 fn any_request() -> impl Strategy<Value = Asked> {
@@ -145,13 +210,19 @@ fn any_request() -> impl Strategy<Value = Asked> {
         prop::sample::select(ACTIONS),
         prop::sample::select(resources()),
         prop::sample::select(AUTH_TYPES),
+        prop::sample::select(SOURCE_ACCOUNTS),
+        prop::sample::select(SOURCE_ARNS),
     )
-        .prop_map(|(who, action, resource, auth)| Asked {
-            who,
-            action,
-            resource,
-            auth,
-        })
+        .prop_map(
+            |(who, action, resource, auth, source_account, source_arn)| Asked {
+                who,
+                action,
+                resource,
+                auth,
+                source_account,
+                source_arn,
+            },
+        )
 }
 
 fn ask(p: &Policy, r: &Asked) -> bool {
@@ -160,6 +231,8 @@ fn ask(p: &Policy, r: &Asked) -> bool {
         action: r.action,
         resource: &r.resource,
         function_url_auth_type: r.auth,
+        source_account: r.source_account,
+        source_arn: r.source_arn,
     })
 }
 

@@ -3,7 +3,9 @@
 //! when one statement names its principal (`*` names every one), its action (`*` and
 //! `lambda:*` name every action; names match without regard to case), its resource (the exact
 //! ARN the request addressed: a grant on an alias is not a grant on the version behind it) and
-//! meets the statement's condition. Nothing else allows: no statement, no access.
+//! meets the statement's condition (each key it sets: the source account equal, the source ARN
+//! alike in IAM's `ArnLike` sense, the URL's auth type equal; a key the request lacks fails).
+//! Nothing else allows: no statement, no access.
 
 use crate::{AccountId, LambdaError};
 
@@ -29,6 +31,11 @@ pub struct Request<'a> {
     pub resource: &'a str,
     /// The auth type of the function URL the call came through, if it came through one.
     pub function_url_auth_type: Option<&'a str>,
+    /// The account owning the resource a service calls for (`AWS:SourceAccount`), if a
+    /// service calls on a resource's behalf.
+    pub source_account: Option<&'a str>,
+    /// The ARN of that resource (`AWS:SourceArn`): a rule, a schedule, an API's route.
+    pub source_arn: Option<&'a str>,
 }
 
 fn principal_matches(p: &Principal, r: RequestPrincipal<'_>) -> bool {
@@ -46,11 +53,57 @@ fn action_matches(granted: &str, asked: &str) -> bool {
         || granted.eq_ignore_ascii_case(asked)
 }
 
-fn condition_holds(c: Option<&Condition>, r: &Request<'_>) -> bool {
-    match c {
-        None => true,
-        Some(Condition::FunctionUrlAuthType(t)) => r.function_url_auth_type == Some(t.as_str()),
+fn condition_holds(c: &Condition, r: &Request<'_>) -> bool {
+    let equal =
+        |want: &Option<String>, got: Option<&str>| want.as_deref().is_none_or(|w| got == Some(w));
+    equal(&c.source_account, r.source_account)
+        && equal(&c.function_url_auth_type, r.function_url_auth_type)
+        && c.source_arn
+            .as_deref()
+            .is_none_or(|pattern| r.source_arn.is_some_and(|arn| arn_like(pattern, arn)))
+}
+
+/// IAM's `ArnLike`: both split into their six parts (`arn`, partition, service, region,
+/// account, resource; the resource keeps its own `:`), each part matched by the pattern's part
+/// with `*` (any run of characters) and `?` (any one), case-sensitively. A wildcard never
+/// reaches across a `:` between parts.
+pub fn arn_like(pattern: &str, arn: &str) -> bool {
+    let (p, a): (Vec<&str>, Vec<&str>) = (
+        pattern.splitn(6, ':').collect(),
+        arn.splitn(6, ':').collect(),
+    );
+    p.len() == 6 && a.len() == 6 && p.iter().zip(&a).all(|(p, a)| glob(p, a))
+}
+
+/// `*`/`?` wildcard matching, in time linear in the text for each backtrack to the last `*`
+/// (at most `pattern.len() * text.len()` steps; no recursion).
+fn glob(pattern: &str, text: &str) -> bool {
+    let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
+    let (mut i, mut j) = (0, 0);
+    // Where the last `*` was, and the text position it was tried against.
+    let mut star: Option<(usize, usize)> = None;
+    while j < t.len() {
+        match p.get(i) {
+            Some('*') => {
+                star = Some((i, j));
+                i += 1;
+            }
+            Some(&c) if c == '?' || c == t[j] => {
+                i += 1;
+                j += 1;
+            }
+            _ => match star {
+                // Let the last `*` swallow one more character, and try again after it.
+                Some((si, sj)) => {
+                    star = Some((si, sj + 1));
+                    i = si + 1;
+                    j = sj + 1;
+                }
+                None => return false,
+            },
+        }
     }
+    p[i..].iter().all(|c| *c == '*')
 }
 
 impl Statement {
@@ -59,7 +112,7 @@ impl Statement {
         principal_matches(&self.principal, r.principal)
             && action_matches(&self.action, r.action)
             && self.resource == r.resource
-            && condition_holds(self.condition.as_ref(), r)
+            && condition_holds(&self.condition, r)
     }
 }
 
@@ -94,7 +147,7 @@ mod tests {
             principal,
             action: action.into(),
             resource: resource.into(),
-            condition: None,
+            condition: Condition::default(),
         }
     }
 
@@ -116,6 +169,8 @@ mod tests {
                 action,
                 resource,
                 function_url_auth_type: None,
+                source_account: None,
+                source_arn: None,
             })
         };
         assert!(ask(&alias, "lambda:InvokeFunction", &caller));
@@ -123,6 +178,71 @@ mod tests {
         assert!(!ask(ARN, "lambda:InvokeFunction", &caller));
         assert!(!ask(&alias, "lambda:GetFunction", &caller));
         assert!(!ask(&alias, "lambda:InvokeFunction", &id("333333333333")));
+    }
+
+    #[test]
+    fn arn_like_matches_within_each_part_only() {
+        let rule = "arn:aws:events:us-east-1:210987654321:rule/nightly";
+        assert!(arn_like(rule, rule));
+        assert!(arn_like(
+            "arn:aws:events:us-east-1:210987654321:rule/*",
+            rule
+        ));
+        assert!(arn_like("arn:aws:events:*:*:rule/night?y", rule));
+        assert!(arn_like(
+            "arn:aws:s3:::bucket/*",
+            "arn:aws:s3:::bucket/a/b:c"
+        ));
+        assert!(!arn_like(
+            "arn:aws:events:us-east-1:210987654321:rule/other",
+            rule
+        ));
+        // A `*` does not reach across the parts: the account is not matched by the region's.
+        assert!(!arn_like("arn:aws:events:*:rule/nightly", rule));
+        assert!(!arn_like(
+            "arn:aws:events:us-east-1:210987654321:Rule/nightly",
+            rule
+        ));
+        assert!(!arn_like("*", rule));
+        assert!(!arn_like(rule, "arn:aws:events:us-east-1"));
+    }
+
+    #[test]
+    fn a_source_condition_lets_in_only_that_source() {
+        let rule = "arn:aws:events:us-east-1:111111111111:rule/r";
+        let p = Policy {
+            revision_id: "r".into(),
+            statements: vec![Statement {
+                condition: Condition {
+                    source_account: Some("111111111111".into()),
+                    source_arn: Some("arn:aws:events:us-east-1:111111111111:rule/*".into()),
+                    function_url_auth_type: None,
+                },
+                ..statement(
+                    Principal::Service("events.amazonaws.com".into()),
+                    "lambda:InvokeFunction",
+                    ARN,
+                )
+            }],
+        };
+        let ask = |account: Option<&str>, arn: Option<&str>| {
+            p.allows(&Request {
+                principal: RequestPrincipal::Service("events.amazonaws.com"),
+                action: "lambda:InvokeFunction",
+                resource: ARN,
+                function_url_auth_type: None,
+                source_account: account,
+                source_arn: arn,
+            })
+        };
+        assert!(ask(Some("111111111111"), Some(rule)));
+        assert!(!ask(Some("222222222222"), Some(rule)));
+        assert!(!ask(
+            Some("111111111111"),
+            Some("arn:aws:events:us-east-1:111111111111:bus/b")
+        ));
+        assert!(!ask(None, Some(rule)));
+        assert!(!ask(Some("111111111111"), None));
     }
 
     #[test]

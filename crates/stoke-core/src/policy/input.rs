@@ -1,8 +1,7 @@
 //! AddPermission's input, checked as Lambda checks it: the model's constraints first (one
 //! `ValidationException` listing them all), then what a function policy can hold: the forms of
 //! a principal, the actions a function's policy grants, and the conditions Stoke refuses
-//! because it has nothing to check them against (organizations, the source of a service's
-//! call, Alexa's event source tokens).
+//! because it has nothing to check them against (organizations, Alexa's event source tokens).
 
 use crate::model::{self, Shape};
 use crate::validate::{Violations, patterns};
@@ -61,7 +60,7 @@ pub struct NewStatement {
     pub sid: String,
     pub principal: Principal,
     pub action: String,
-    pub condition: Option<Condition>,
+    pub condition: Condition,
 }
 
 impl NewStatement {
@@ -183,6 +182,9 @@ impl PermissionInput {
                 patterns::SOURCE_OWNER,
             );
         }
+        if let Some(a) = &self.source_arn {
+            shaped(&mut v, "sourceArn", a, &model::ARN, patterns::SOURCE_ARN);
+        }
         if let Some(o) = &self.principal_org_id {
             shaped(
                 &mut v,
@@ -201,18 +203,6 @@ impl PermissionInput {
             return Err(refused(
                 "PrincipalOrgID",
                 "Stoke has no organizations to check a caller's against",
-            ));
-        }
-        if self.source_arn.is_some() {
-            return Err(refused(
-                "SourceArn",
-                "Stoke does not check which resource a service calls on behalf of",
-            ));
-        }
-        if self.source_account.is_some() {
-            return Err(refused(
-                "SourceAccount",
-                "Stoke does not check which account a service calls on behalf of",
             ));
         }
         if self.event_source_token.is_some() {
@@ -236,10 +226,11 @@ impl PermissionInput {
             sid: self.statement_id.clone().unwrap_or_default(),
             principal,
             action,
-            condition: self
-                .function_url_auth_type
-                .clone()
-                .map(Condition::FunctionUrlAuthType),
+            condition: Condition {
+                source_account: self.source_account.clone(),
+                source_arn: self.source_arn.clone(),
+                function_url_auth_type: self.function_url_auth_type.clone(),
+            },
         })
     }
 }

@@ -37,12 +37,24 @@ pub enum Principal {
     Service(String),
 }
 
-/// What a statement requires beyond principal, action and resource.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Condition {
-    /// `lambda:FunctionUrlAuthType` (`NONE` or `AWS_IAM`): the statement grants calls
-    /// through the function's URL of that auth type only.
-    FunctionUrlAuthType(String),
+/// What a statement requires beyond principal, action and resource, as AddPermission writes
+/// it: every key that is set must hold. A key the request does not carry fails its test, as
+/// IAM's `StringEquals` and `ArnLike` fail on an absent key: a statement with a source
+/// condition never lets in a call that no service makes on a resource's behalf.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Condition {
+    /// `StringEquals` `AWS:SourceAccount` (AddPermission's `SourceAccount`): the account that
+    /// owns the resource a service calls for.
+    #[serde(default)]
+    pub source_account: Option<String>,
+    /// `ArnLike` `AWS:SourceArn` (`SourceArn`): the resource a service calls for; `*` and `?`
+    /// match within one of the ARN's six parts.
+    #[serde(default)]
+    pub source_arn: Option<String>,
+    /// `StringEquals` `lambda:FunctionUrlAuthType` (`NONE` or `AWS_IAM`): the statement grants
+    /// calls through the function's URL of that auth type only.
+    #[serde(default)]
+    pub function_url_auth_type: Option<String>,
 }
 
 /// One statement of a policy (always `Effect: Allow`, as AddPermission writes them).
@@ -54,7 +66,8 @@ pub struct Statement {
     pub action: String,
     /// The ARN the statement names: the function's, or a version's or alias's.
     pub resource: String,
-    pub condition: Option<Condition>,
+    #[serde(default)]
+    pub condition: Condition,
 }
 
 /// One qualifier's policy: its statements and the revision every change renews.
@@ -96,7 +109,7 @@ struct StatementJson<'a> {
     #[serde(rename = "Resource")]
     resource: &'a str,
     #[serde(rename = "Condition", skip_serializing_if = "Option::is_none")]
-    condition: Option<serde_json::Value>,
+    condition: Option<ConditionJson<'a>>,
 }
 
 #[derive(Serialize)]
@@ -119,13 +132,57 @@ impl Principal {
     }
 }
 
+/// `Condition` as Lambda writes it: `StringEquals` (source account, then URL auth type)
+/// before `ArnLike` (source ARN).
+#[derive(Serialize)]
+struct ConditionJson<'a> {
+    #[serde(rename = "StringEquals", skip_serializing_if = "Option::is_none")]
+    string_equals: Option<StringEqualsJson<'a>>,
+    #[serde(rename = "ArnLike", skip_serializing_if = "Option::is_none")]
+    arn_like: Option<ArnLikeJson<'a>>,
+}
+
+#[derive(Serialize)]
+struct StringEqualsJson<'a> {
+    #[serde(rename = "AWS:SourceAccount", skip_serializing_if = "Option::is_none")]
+    source_account: Option<&'a str>,
+    #[serde(
+        rename = "lambda:FunctionUrlAuthType",
+        skip_serializing_if = "Option::is_none"
+    )]
+    function_url_auth_type: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct ArnLikeJson<'a> {
+    #[serde(rename = "AWS:SourceArn")]
+    source_arn: &'a str,
+}
+
 impl Condition {
-    fn json(&self) -> serde_json::Value {
-        match self {
-            Condition::FunctionUrlAuthType(t) => {
-                serde_json::json!({ "StringEquals": { "lambda:FunctionUrlAuthType": t } })
-            }
+    /// Whether the statement has no condition at all.
+    pub fn is_empty(&self) -> bool {
+        self.source_account.is_none()
+            && self.source_arn.is_none()
+            && self.function_url_auth_type.is_none()
+    }
+
+    fn json(&self) -> Option<ConditionJson<'_>> {
+        if self.is_empty() {
+            return None;
         }
+        let account = self.source_account.as_deref();
+        let url = self.function_url_auth_type.as_deref();
+        Some(ConditionJson {
+            string_equals: (account.is_some() || url.is_some()).then_some(StringEqualsJson {
+                source_account: account,
+                function_url_auth_type: url,
+            }),
+            arn_like: self
+                .source_arn
+                .as_deref()
+                .map(|source_arn| ArnLikeJson { source_arn }),
+        })
     }
 }
 
@@ -137,7 +194,7 @@ impl Statement {
             principal: self.principal.json(),
             action: &self.action,
             resource: &self.resource,
-            condition: self.condition.as_ref().map(Condition::json),
+            condition: self.condition.json(),
         }
     }
 
@@ -185,18 +242,31 @@ mod tests {
         let cases = [
             (
                 Principal::Account(account("222222222222")),
-                None,
+                Condition::default(),
                 r#"{"Sid":"s","Effect":"Allow","Principal":{"AWS":"arn:aws:iam::222222222222:root"},"Action":"lambda:InvokeFunction","Resource":"arn:aws:lambda:us-east-1:111111111111:function:f"}"#,
             ),
             (
                 Principal::Any,
-                None,
+                Condition::default(),
                 r#"{"Sid":"s","Effect":"Allow","Principal":"*","Action":"lambda:InvokeFunction","Resource":"arn:aws:lambda:us-east-1:111111111111:function:f"}"#,
             ),
             (
                 Principal::Service("events.amazonaws.com".into()),
-                Some(Condition::FunctionUrlAuthType("NONE".into())),
+                Condition {
+                    function_url_auth_type: Some("NONE".into()),
+                    ..Condition::default()
+                },
                 r#"{"Sid":"s","Effect":"Allow","Principal":{"Service":"events.amazonaws.com"},"Action":"lambda:InvokeFunction","Resource":"arn:aws:lambda:us-east-1:111111111111:function:f","Condition":{"StringEquals":{"lambda:FunctionUrlAuthType":"NONE"}}}"#,
+            ),
+            // As Lambda's own example answers it (botocore's examples-1.json).
+            (
+                Principal::Service("s3.amazonaws.com".into()),
+                Condition {
+                    source_account: Some("123456789012".into()),
+                    source_arn: Some("arn:aws:s3:::my-bucket-1xpuxmplzrlbh".into()),
+                    ..Condition::default()
+                },
+                r#"{"Sid":"s","Effect":"Allow","Principal":{"Service":"s3.amazonaws.com"},"Action":"lambda:InvokeFunction","Resource":"arn:aws:lambda:us-east-1:111111111111:function:f","Condition":{"StringEquals":{"AWS:SourceAccount":"123456789012"},"ArnLike":{"AWS:SourceArn":"arn:aws:s3:::my-bucket-1xpuxmplzrlbh"}}}"#,
             ),
         ];
         for (principal, condition, want) in cases {

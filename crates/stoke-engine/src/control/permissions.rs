@@ -96,6 +96,8 @@ impl ControlPlane {
                     action,
                     resource: &resource,
                     function_url_auth_type: None,
+                    source_account: None,
+                    source_arn: None,
                 })
             });
         if allowed {

@@ -18,7 +18,7 @@ fn policy(revision: &str, sids: &[&str]) -> Policy {
                 principal: Principal::Any,
                 action: "lambda:InvokeFunction".into(),
                 resource: "arn:aws:lambda:us-east-1:123456789012:function:f".into(),
-                condition: None,
+                condition: Default::default(),
             })
             .collect(),
     }
