@@ -22,7 +22,7 @@ import botocore.credentials
 import pytest
 from botocore.exceptions import ClientError
 
-from accounts import create_account
+from accounts import create_account, stoke_cli
 from stoke_e2e import (
     REGION,
     ROLE,
@@ -464,3 +464,23 @@ def test_a_session_token_with_a_tampered_field_or_a_wrong_pairing_is_refused(csr
 def token_field(token: str, i: int) -> str:
     payload = token.split(".")[0]
     return base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)).decode().split("|")[i]
+
+
+def test_a_deleted_accounts_function_credentials_are_refused_at_once(csrv):
+    # Stateless tokens: without the check, they would stay good until they expire.
+    gone = create_account(csrv, "creds-gone")
+    theirs = gone.client(csrv)
+    name, env, _ = function_creds(theirs)
+    assert with_session(csrv, env, "sts").get_caller_identity()["Account"] == gone.account_id
+    theirs.delete_function(FunctionName=name)
+    proc = stoke_cli(csrv, "accounts", "delete", gone.account_id)
+    assert proc.returncode == 0, proc.stderr
+    with expect_error("UnrecognizedClientException", 403, INVALID_TOKEN):
+        with_session(csrv, env, "lambda").list_functions()
+    with expect_error("InvalidClientTokenId", 403, INVALID_TOKEN):
+        with_session(csrv, env, "sts").get_caller_identity()
+    # Nothing was made for it either: the session cannot create a function in its name.
+    with expect_error("UnrecognizedClientException", 403, INVALID_TOKEN):
+        create_wasm(with_session(csrv, env, "lambda"), unique_name("creds-gone"))
+    assert gone.account_id not in stoke_cli(csrv, "accounts", "list", "--json").stdout
+

@@ -21,7 +21,6 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use stoke_core::LambdaError;
-use stoke_core::function::limits;
 use stoke_core::validate::Violations;
 use stoke_store::{AccessKey, Account, KeyInfo};
 
@@ -188,7 +187,7 @@ pub async fn set_limits(
     let limit = body.concurrency.and_then(|n| u32::try_from(n).ok());
     let effective = limit.unwrap_or_else(|| default_limit(&app));
     let reserved = app.control.reserved_concurrency_total(&a.id, None).await?;
-    let minimum = limits::min_unreserved(effective);
+    let minimum = app.accounts.limits().min_unreserved(effective);
     if i64::from(effective) - reserved < i64::from(minimum) {
         return Err(ApiError(LambdaError::InvalidParameterValue(format!(
             "Specified ConcurrentExecutions for account decreases account's \

@@ -20,11 +20,20 @@ use stoke_store::{
 
 use crate::ControlError;
 
-/// The concurrency limit of every account: its own if the admin set one, else the default.
+/// The concurrency limit of every account (its own if the admin set one, else the default),
+/// the least that reservations must leave unreserved, and the sum of each account's
+/// reservations as last read (what the invoker admits unreserved functions within).
 #[derive(Debug)]
 pub struct AccountLimits {
     default: AtomicU32,
     own: RwLock<HashMap<String, u32>>,
+    /// Lambda's 100 unless the server was told otherwise.
+    min_unreserved: AtomicU32,
+    /// Each account's reserved concurrency in all, by account id, as last read.
+    reserved: RwLock<HashMap<String, i64>>,
+    /// Bumped (under `reserved`'s lock) whenever a sum is forgotten: a sum read from the store
+    /// before a reservation changed is not kept after it.
+    reserved_epoch: AtomicU64,
 }
 
 impl AccountLimits {
@@ -32,6 +41,51 @@ impl AccountLimits {
         Self {
             default: AtomicU32::new(default),
             own: RwLock::default(),
+            min_unreserved: AtomicU32::new(
+                stoke_core::function::limits::MIN_UNRESERVED_CONCURRENCY,
+            ),
+            reserved: RwLock::default(),
+            reserved_epoch: AtomicU64::new(0),
+        }
+    }
+
+    /// What reservations must leave unreserved of an account limit of `limit` (Lambda's 100,
+    /// or all of a smaller limit).
+    pub fn min_unreserved(&self, limit: u32) -> u32 {
+        self.min_unreserved.load(Ordering::Relaxed).min(limit)
+    }
+
+    /// Sets the least unreserved concurrency (`stoke serve --min-unreserved-concurrency`).
+    pub fn set_min_unreserved(&self, n: u32) {
+        self.min_unreserved.store(n, Ordering::Relaxed);
+    }
+
+    /// The sum of `account`'s reservations, if known, with the epoch to give
+    /// [`Self::keep_reserved`] when it is not.
+    pub fn reserved(&self, account: &str) -> Result<i64, u64> {
+        let cached = self.reserved.read().ok();
+        match cached.as_ref().and_then(|c| c.get(account)) {
+            Some(n) => Ok(*n),
+            None => Err(self.reserved_epoch.load(Ordering::Acquire)),
+        }
+    }
+
+    /// Keeps the sum of `account`'s reservations read from the store, unless one changed since
+    /// `epoch` (when the read began).
+    pub fn keep_reserved(&self, account: &str, total: i64, epoch: u64) {
+        if let Ok(mut cached) = self.reserved.write()
+            && self.reserved_epoch.load(Ordering::Acquire) == epoch
+        {
+            cached.insert(account.to_owned(), total);
+        }
+    }
+
+    /// Forgets the sum of `account`'s reservations (one was set, removed, or its function
+    /// deleted): the next call reads it again.
+    pub fn forget_reserved(&self, account: &str) {
+        if let Ok(mut cached) = self.reserved.write() {
+            self.reserved_epoch.fetch_add(1, Ordering::AcqRel);
+            cached.remove(account);
         }
     }
 
@@ -94,6 +148,9 @@ pub struct Accounts {
     /// Bumped (under the keys' lock) whenever keys are forgotten: a key read from the store
     /// before a revocation is not put in the cache after it.
     forgotten: AtomicU64,
+    /// Accounts known to exist (a deleted one is taken out when it goes): a function's session
+    /// token, which verifies without the store, is refused once its account is gone.
+    live: RwLock<std::collections::HashSet<String>>,
     /// The default account: the admin.
     admin: tokio::sync::OnceCell<AccountId>,
     limits: Arc<AccountLimits>,
@@ -111,6 +168,7 @@ impl Accounts {
             store,
             keys: RwLock::default(),
             forgotten: AtomicU64::new(0),
+            live: RwLock::default(),
             admin: tokio::sync::OnceCell::new(),
             limits,
         }
@@ -166,6 +224,28 @@ impl Accounts {
         Ok(k)
     }
 
+    /// Whether `account` exists (known accounts from memory; a deleted one is forgotten when
+    /// it goes, and a read that raced the deletion is not kept).
+    pub async fn exists(&self, account: &AccountId) -> Result<bool, ControlError> {
+        if self
+            .live
+            .read()
+            .is_ok_and(|live| live.contains(account.as_str()))
+        {
+            return Ok(true);
+        }
+        let epoch = self.forgotten.load(Ordering::Acquire);
+        let found = self.store.find_account(account.as_str()).await?;
+        let found = found.is_some_and(|a| a.id == *account);
+        if found
+            && let Ok(mut live) = self.live.write()
+            && self.forgotten.load(Ordering::Acquire) == epoch
+        {
+            live.insert(account.as_str().to_owned());
+        }
+        Ok(found)
+    }
+
     fn forget(&self, ids: &[String]) {
         let mut keys = self
             .keys
@@ -208,6 +288,9 @@ impl Accounts {
         match self.store.delete_account(&account.id).await {
             Ok(Ok(keys)) => {
                 self.forget(&keys);
+                if let Ok(mut live) = self.live.write() {
+                    live.remove(account.id.as_str());
+                }
                 self.limits.set(account.id.as_str(), None);
                 Ok(account)
             }
@@ -339,6 +422,19 @@ mod tests {
         );
         a.set_concurrency(&acct.id, None).await.unwrap();
         assert_eq!(a.limits().concurrency(acct.id.as_str()), 10);
+    }
+
+    #[tokio::test]
+    async fn an_account_exists_until_it_is_deleted() {
+        let a = accounts().await;
+        a.ensure_admin().await.unwrap();
+        let (acct, _) = a.create("exists").await.unwrap();
+        assert!(a.exists(&acct.id).await.unwrap());
+        assert!(a.exists(&acct.id).await.unwrap(), "from memory now");
+        a.delete(acct.id.as_str()).await.unwrap();
+        assert!(!a.exists(&acct.id).await.unwrap(), "gone at once");
+        let never = AccountId::try_from("999999999999".to_owned()).unwrap();
+        assert!(!a.exists(&never).await.unwrap());
     }
 
     #[test]

@@ -26,6 +26,7 @@ use stoke_store::{InvocationRecord, LogEvent};
 
 use crate::ControlPlane;
 use crate::metrics::{CallOutcome, FunctionLabels, Metrics};
+use crate::pool::Share;
 use crate::record::{self, CallRecord, Recorder, Report};
 use crate::route::Router;
 use crate::target::Runnable;
@@ -189,40 +190,51 @@ impl Invoker {
     }
 
     /// Admits a call by `account` of `target` into `pool`, or answers Lambda's 429: within the
-    /// function's limit, the owner's account limit, and the caller's when another account
-    /// calls.
-    fn admit(
+    /// function's reservation if it has one, else within the server's limit per function and
+    /// the owner's unreserved concurrency (its limit less its reservations); and within the
+    /// caller's unreserved concurrency when another account calls.
+    async fn admit(
         &self,
         account: &AccountId,
         pool: &crate::pool::PoolKey,
         target: &Runnable,
     ) -> Result<crate::pool::Lease, LambdaError> {
-        let function_limit = target
-            .reserved_concurrency
-            .map_or(self.config.function_concurrency, |r| {
-                r.min(self.config.function_concurrency)
-            });
-        let owner_limit = self.control().account_concurrency(&target.account);
-        let caller = (account != &target.account).then(|| {
-            (
-                account.as_str(),
-                self.control().account_concurrency(account),
-            )
-        });
+        let share = match target.reserved_concurrency {
+            Some(r) => Share::Reserved(r.min(self.config.function_concurrency)),
+            None => Share::Unreserved {
+                function: self.config.function_concurrency,
+                account: self.unreserved(&target.account).await?,
+            },
+        };
+        let caller = if account == &target.account {
+            None
+        } else {
+            Some((account.as_str(), self.unreserved(account).await?))
+        };
         let pools = &self.sandboxes.pools;
-        pools
-            .admit_as(pool, function_limit, owner_limit, caller)
-            .map_err(|t| {
-                let labels = FunctionLabels {
-                    account: pool.account.clone(),
-                    function: pool.function_name.clone(),
-                };
-                self.metrics.throttles.get_or_create(&labels).inc();
-                LambdaError::TooManyRequests {
-                    reason: t.reason().to_owned(),
-                    message: "Rate Exceeded.".to_owned(),
-                }
-            })
+        pools.admit_as(pool, share, caller).map_err(|t| {
+            let labels = FunctionLabels {
+                account: pool.account.clone(),
+                function: pool.function_name.clone(),
+            };
+            self.metrics.throttles.get_or_create(&labels).inc();
+            LambdaError::TooManyRequests {
+                reason: t.reason().to_owned(),
+                message: "Rate Exceeded.".to_owned(),
+            }
+        })
+    }
+
+    /// `account`'s unreserved concurrency: its limit less its functions' reservations
+    /// (GetAccountSettings' `UnreservedConcurrentExecutions`).
+    async fn unreserved(&self, account: &AccountId) -> Result<u32, LambdaError> {
+        let control = self.control();
+        let reserved = control
+            .reserved_concurrency_total(account, None)
+            .await
+            .map_err(LambdaError::from)?;
+        let limit = i64::from(control.account_concurrency(account));
+        Ok(u32::try_from(limit.saturating_sub(reserved).max(0)).unwrap_or(0))
     }
 
     /// Runs one call synchronously for `caller`: of its own function, or of another account's
@@ -241,7 +253,7 @@ impl Invoker {
         let account = &target.account;
         let config = &target.deployed.config;
         let version = target.version.clone();
-        let lease = self.admit(caller, &route.pool, &target)?;
+        let lease = self.admit(caller, &route.pool, &target).await?;
         let request_id = req
             .request_id
             .clone()

@@ -3,11 +3,13 @@
 //! A call takes an idle sandbox of its function version (warm) or starts one (cold), runs,
 //! and gives it back. Admission happens first and never waits: a call over its account's
 //! concurrency, the function's, or the server's is throttled at once (429), so an overload
-//! never becomes a queue of hung requests. Each account is counted apart: a call counts against
-//! the account that owns the function and, when another account calls it, against the
-//! caller's too ([`Pools::admit_as`]), so an account that exhausts its own limit leaves the
-//! others' untouched and a caller can never hold more of an owner's concurrency than its own
-//! limit. How long an idle sandbox stays warm is a [`KeepAlivePolicy`]'s decision;
+//! never becomes a queue of hung requests. Each account is counted apart, as Lambda counts it
+//! ([`Share`]): a function with reserved concurrency draws on its reservation alone (it can
+//! always run that many at once, whatever the account's other functions do), and the others
+//! share what is left unreserved of the account's limit. When another account calls, the call
+//! also takes one of the caller's own unreserved concurrency ([`Pools::admit_as`]), so an
+//! account that exhausts its own limit leaves the others' untouched and a caller can never
+//! hold more of an owner's concurrency than its own limit. How long an idle sandbox stays warm is a [`KeepAlivePolicy`]'s decision;
 //! the reaper asks it on every pass. Predictive policies plug in here. An idle sandbox that is
 //! no longer [`Sandbox::reusable`] (its credentials are about to expire) is never handed out:
 //! taking or reaping lets it go.
@@ -147,7 +149,8 @@ pub struct FunctionPool {
     /// Calls running now in every pool of the function (all versions and generations): what
     /// the function's concurrency limit counts.
     function_in_flight: Arc<AtomicU32>,
-    /// Calls running now in every pool of the account: what its concurrency limit counts.
+    /// Calls running now of the account's unreserved functions (and of the functions of
+    /// others it calls): what its unreserved concurrency counts.
     account_in_flight: Arc<AtomicU32>,
     /// Whether a call was ever admitted here (a pool warmed by a deploy has had none until
     /// calls move to it, and does not supersede the generation still serving them).
@@ -268,10 +271,22 @@ impl Drop for FunctionPool {
 /// Why a call was refused admission (Lambda's `Reason` of a 429).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Throttle {
-    /// The account's limit, or the server's.
+    /// The account's unreserved concurrency, the caller's, or the server's.
     Account,
-    /// The function's own limit.
+    /// The function's reservation, or the server's limit per function.
     Function,
+}
+
+/// What concurrency a call of a function draws on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Share {
+    /// The function's reserved concurrency: its own calls, at most this many at once (counted
+    /// over all its versions and generations), and nothing of the account's unreserved.
+    Reserved(u32),
+    /// No reservation: at most `function` calls of the function at once, and one of the
+    /// `account` calls its account's unreserved functions may run at once (the account's limit
+    /// less its reservations).
+    Unreserved { function: u32, account: u32 },
 }
 
 impl Throttle {
@@ -287,12 +302,22 @@ impl Throttle {
 pub struct Lease {
     pub pool: Arc<FunctionPool>,
     _permit: OwnedSemaphorePermit,
+    /// One of the owner's unreserved concurrency, unless the function's reservation admitted
+    /// the call (what the call took is given back, whatever the reservation is by then).
+    _account: Option<Held>,
     /// The caller's share, when another account than the owner calls.
     _caller: Option<Held>,
 }
 
 /// One call counted on an account's counter, given back when dropped.
 struct Held(Arc<AtomicU32>);
+
+impl Held {
+    /// One more on `counter`, if it is below `limit`.
+    fn take(counter: Arc<AtomicU32>, limit: u32) -> Option<Self> {
+        take_one(&counter, limit).then(|| Held(counter))
+    }
+}
 
 impl Drop for Held {
     fn drop(&mut self) {
@@ -304,7 +329,6 @@ impl Drop for Lease {
     fn drop(&mut self) {
         self.pool.in_flight.fetch_sub(1, Ordering::AcqRel);
         self.pool.function_in_flight.fetch_sub(1, Ordering::AcqRel);
-        self.pool.account_in_flight.fetch_sub(1, Ordering::AcqRel);
         if let Ok(mut l) = self.pool.last_used.lock() {
             *l = Instant::now();
         }
@@ -372,47 +396,53 @@ impl Pools {
         Some(Arc::clone(accounts.entry(account.to_owned()).or_default()))
     }
 
-    /// Admits a call to `key`'s pool, within `function_limit` calls of that function at once
-    /// (counted over all its versions and generations, as Lambda counts a function's reserved
-    /// concurrency) and `account_limit` calls of its account's functions at once.
+    /// Admits a call to `key`'s pool of a function without a reservation, within
+    /// `function_limit` calls of that function at once (counted over all its versions and
+    /// generations) and `account_limit` calls of its account's unreserved functions at once.
     pub fn admit(
         &self,
         key: &PoolKey,
         function_limit: u32,
         account_limit: u32,
     ) -> Result<Lease, Throttle> {
-        self.admit_as(key, function_limit, account_limit, None)
+        let share = Share::Unreserved {
+            function: function_limit,
+            account: account_limit,
+        };
+        self.admit_as(key, share, None)
     }
 
-    /// [`Pools::admit`] for a call made by `caller` (its account and its limit): when that is
-    /// another account than the owner, the call also takes one of the caller's own.
+    /// Admits a call to `key`'s pool drawing on `share`, made by `caller` (its account and its
+    /// unreserved limit): when that is another account than the owner, the call also takes one
+    /// of the caller's own.
     pub fn admit_as(
         &self,
         key: &PoolKey,
-        function_limit: u32,
-        account_limit: u32,
+        share: Share,
         caller: Option<(&str, u32)>,
     ) -> Result<Lease, Throttle> {
         let caller = match caller {
             Some((account, limit)) if account != key.account => {
                 let counter = self.account_counter(account).ok_or(Throttle::Account)?;
-                if !take_one(&counter, limit) {
-                    return Err(Throttle::Account);
-                }
-                Some(Held(counter))
+                Some(Held::take(counter, limit).ok_or(Throttle::Account)?)
             }
             _ => None,
         };
         let pool = self.pool(key).ok_or(Throttle::Account)?;
-        if !take_one(&pool.account_in_flight, account_limit) {
-            return Err(Throttle::Account);
-        }
+        let (function_limit, account) = match share {
+            Share::Reserved(n) => (n, None),
+            Share::Unreserved { function, account } => {
+                let counter = Arc::clone(&pool.account_in_flight);
+                (
+                    function,
+                    Some(Held::take(counter, account).ok_or(Throttle::Account)?),
+                )
+            }
+        };
         let Ok(permit) = Arc::clone(&self.server).try_acquire_owned() else {
-            pool.account_in_flight.fetch_sub(1, Ordering::AcqRel);
             return Err(Throttle::Account);
         };
         if !take_one(&pool.function_in_flight, function_limit) {
-            pool.account_in_flight.fetch_sub(1, Ordering::AcqRel);
             return Err(Throttle::Function);
         }
         pool.in_flight.fetch_add(1, Ordering::AcqRel);
@@ -420,6 +450,7 @@ impl Pools {
         Ok(Lease {
             pool,
             _permit: permit,
+            _account: account,
             _caller: caller,
         })
     }

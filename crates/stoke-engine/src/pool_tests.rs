@@ -1,5 +1,5 @@
-//! Tests of the warm pool: admission limits per function and account, keep-alive and
-//! superseded generations, and that a sandbox's teardown never holds up admissions.
+//! Tests of the warm pool: admission limits per function and account (reservations apart from
+//! the unreserved rest), keep-alive and superseded generations, and that a sandbox's teardown never holds up admissions.
 
 use async_trait::async_trait;
 use stoke_sandbox::{Execution, InvokeInput, SandboxError};
@@ -13,6 +13,10 @@ impl Sandbox for Nothing {
     async fn invoke(&self, _input: InvokeInput) -> Result<Execution, SandboxError> {
         Err(SandboxError::Internal("not for running".into()))
     }
+}
+
+fn unreserved(function: u32, account: u32) -> Share {
+    Share::Unreserved { function, account }
 }
 
 fn key(generation: u64) -> PoolKey {
@@ -232,18 +236,100 @@ fn a_caller_of_another_accounts_function_counts_against_both() {
     let pools = Pools::new(10);
     let owners = key(1);
     let caller = "222222222222";
-    let a = pools.admit_as(&owners, 10, 5, Some((caller, 1))).unwrap();
+    let a = pools
+        .admit_as(&owners, unreserved(10, 5), Some((caller, 1)))
+        .unwrap();
     assert_eq!(
-        pools.admit_as(&owners, 10, 5, Some((caller, 1))).err(),
+        pools
+            .admit_as(&owners, unreserved(10, 5), Some((caller, 1)))
+            .err(),
         Some(Throttle::Account),
         "the caller holds no more than its own limit of the owner's"
     );
     // The owner's own calls still get in, and the caller's share came back when refused.
     let _own = pools.admit(&owners, 10, 5).unwrap();
     drop(a);
-    let _again = pools.admit_as(&owners, 10, 5, Some((caller, 1))).unwrap();
+    let _again = pools
+        .admit_as(&owners, unreserved(10, 5), Some((caller, 1)))
+        .unwrap();
     // The owner calling its own function is counted once.
     let _mine = pools
-        .admit_as(&owners, 10, 5, Some((owners.account.as_str(), 1)))
+        .admit_as(
+            &owners,
+            unreserved(10, 5),
+            Some((owners.account.as_str(), 1)),
+        )
         .unwrap();
+}
+
+#[test]
+fn a_reserved_function_draws_on_its_reservation_alone() {
+    let pools = Pools::new(10);
+    let of = |function: &str| PoolKey {
+        function_name: function.into(),
+        ..key(1)
+    };
+    let reserved = of("reserved");
+    // The account's unreserved functions fill the unreserved rest (2 here)...
+    let _u1 = pools.admit(&of("u1"), 10, 2).unwrap();
+    let _u2 = pools.admit(&of("u2"), 10, 2).unwrap();
+    assert_eq!(pools.admit(&of("u3"), 10, 2).err(), Some(Throttle::Account));
+    // ...and the reserved function still runs its 2, and no more.
+    let r1 = pools.admit_as(&reserved, Share::Reserved(2), None).unwrap();
+    let _r2 = pools.admit_as(&reserved, Share::Reserved(2), None).unwrap();
+    assert_eq!(
+        pools.admit_as(&reserved, Share::Reserved(2), None).err(),
+        Some(Throttle::Function),
+        "a reservation is the function's limit too"
+    );
+    // Its calls never took any of the unreserved rest.
+    drop(r1);
+    assert_eq!(pools.admit(&of("u3"), 10, 2).err(), Some(Throttle::Account));
+    let _r3 = pools.admit_as(&reserved, Share::Reserved(2), None).unwrap();
+}
+
+#[test]
+fn a_change_of_reservation_counts_from_the_next_call() {
+    let pools = Pools::new(10);
+    let f = key(1);
+    // Admitted unreserved, then the function gets a reservation of 1.
+    let before = pools.admit(&f, 10, 1).unwrap();
+    let reserved = pools.admit_as(&f, Share::Reserved(2), None).unwrap();
+    assert_eq!(
+        pools.admit_as(&f, Share::Reserved(2), None).err(),
+        Some(Throttle::Function),
+        "the calls running count against the new reservation"
+    );
+    // The unreserved call gives back the unreserved concurrency it took.
+    drop(before);
+    let other = PoolKey {
+        function_name: "other".into(),
+        ..key(1)
+    };
+    let _o = pools.admit(&other, 10, 1).unwrap();
+    // The reservation removed: the function's next call is unreserved again.
+    drop(reserved);
+    assert_eq!(pools.admit(&f, 10, 1).err(), Some(Throttle::Account));
+}
+
+#[test]
+fn a_caller_of_a_reserved_function_still_counts_against_its_own() {
+    let pools = Pools::new(10);
+    let owners = key(1);
+    let caller = "222222222222";
+    let _a = pools
+        .admit_as(&owners, Share::Reserved(5), Some((caller, 1)))
+        .unwrap();
+    assert_eq!(
+        pools
+            .admit_as(&owners, Share::Reserved(5), Some((caller, 1)))
+            .err(),
+        Some(Throttle::Account),
+        "the caller's limit holds whatever the owner reserved"
+    );
+    // The caller's refused call took nothing of the reservation.
+    let own: Vec<Lease> = (0..4)
+        .map(|_| pools.admit_as(&owners, Share::Reserved(5), None).unwrap())
+        .collect();
+    assert_eq!(own.len(), 4);
 }

@@ -47,6 +47,10 @@ pub struct ServeArgs {
     /// limit of their own (`stoke accounts set-limits`). Default: `--concurrency`.
     #[arg(long, env = "STOKE_ACCOUNT_CONCURRENCY", value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub account_concurrency: Option<u32>,
+    /// The least of an account's concurrency that reservations (PutFunctionConcurrency) must
+    /// leave unreserved: Lambda's 100 (all of a smaller limit).
+    #[arg(long, env = "STOKE_MIN_UNRESERVED_CONCURRENCY", default_value_t = stoke_core::function::limits::MIN_UNRESERVED_CONCURRENCY, value_parser = clap::value_parser!(u32).range(0..=100_000))]
+    pub min_unreserved_concurrency: u32,
     /// Calls of one function that may run at once.
     #[arg(long, env = "STOKE_FUNCTION_CONCURRENCY", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub function_concurrency: u32,
@@ -432,6 +436,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         ..AsyncConfig::default()
     };
     let engine = Engine::start(config).await.context("starting the engine")?;
+    engine
+        .accounts
+        .limits()
+        .set_min_unreserved(args.min_unreserved_concurrency);
     let (key, created) = engine.accounts.ensure_admin().await?;
     let credentials = data_dir.join("credentials");
     crate::keys::write_credentials(&credentials, &key)?;

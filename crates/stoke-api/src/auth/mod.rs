@@ -239,6 +239,16 @@ impl Authenticator {
                         SessionError::Invalid => invalid(),
                         SessionError::Expired => LambdaError::ExpiredToken(EXPIRED_TOKEN.into()),
                     })?;
+                // The token outlives nothing: once its account is deleted it is refused as AWS
+                // refuses a token whose role or account has gone.
+                if !self
+                    .accounts
+                    .exists(&s.account)
+                    .await
+                    .map_err(LambdaError::from)?
+                {
+                    return Err(invalid());
+                }
                 let caller = Caller {
                     account: s.account,
                     access_key_id: signed.access_key_id.clone(),

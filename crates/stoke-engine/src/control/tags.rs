@@ -1,11 +1,10 @@
 //! Tags (ListTags, TagResource, UntagResource) and reserved concurrency
 //! (Put/DeleteFunctionConcurrency, which leaves the account at least
-//! [`limits::min_unreserved`] of its concurrency unreserved, as Lambda does): small changes of
+//! [`crate::accounts::AccountLimits::min_unreserved`] of its concurrency unreserved, as Lambda does): small changes of
 //! `$LATEST`'s record, each one compare-and-swap ([`ControlPlane::cas`]).
 
 use std::collections::BTreeMap;
 
-use stoke_core::function::limits;
 use stoke_core::validate::{Violations, patterns};
 use stoke_core::{AccountId, Function, FunctionRef, LambdaError};
 
@@ -173,7 +172,7 @@ impl ControlPlane {
                 .reserved_concurrency_total(account, Some(fref.name.as_str()))
                 .await?;
             let account_limit = self.account_concurrency(account);
-            let minimum = limits::min_unreserved(account_limit);
+            let minimum = self.limits.min_unreserved(account_limit);
             let unreserved = i64::from(account_limit) - others - i64::from(n);
             if unreserved < i64::from(minimum) {
                 return Err(LambdaError::InvalidParameterValue(format!(
@@ -198,13 +197,35 @@ impl ControlPlane {
                 f.reserved_concurrency = reserved;
                 Ok(Some(f))
             })
-            .await?;
-        written.ok_or_else(|| super::update_in_progress(&self.qualified_arn(account, &fref)))
+            .await;
+        // The next call admits within the new reservations (whatever the write came to).
+        self.limits.forget_reserved(account.as_str());
+        written?.ok_or_else(|| super::update_in_progress(&self.qualified_arn(account, &fref)))
     }
 
     /// The reserved concurrency of the account's functions, but `except`'s (the function whose
-    /// reservation is being replaced).
+    /// reservation is being replaced). The sum of all of them is kept in memory (the invoker
+    /// asks it on every call of an unreserved function) until a reservation changes.
     pub async fn reserved_concurrency_total(
+        &self,
+        account: &AccountId,
+        except: Option<&str>,
+    ) -> Result<i64, ControlError> {
+        if except.is_some() {
+            return self.read_reserved_total(account, except).await;
+        }
+        match self.limits.reserved(account.as_str()) {
+            Ok(total) => Ok(total),
+            Err(epoch) => {
+                let total = self.read_reserved_total(account, None).await?;
+                self.limits.keep_reserved(account.as_str(), total, epoch);
+                Ok(total)
+            }
+        }
+    }
+
+    /// [`Self::reserved_concurrency_total`] read from the store.
+    async fn read_reserved_total(
         &self,
         account: &AccountId,
         except: Option<&str>,
