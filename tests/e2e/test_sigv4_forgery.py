@@ -484,3 +484,36 @@ def test_a_deleted_accounts_function_credentials_are_refused_at_once(csrv):
         create_wasm(with_session(csrv, env, "lambda"), unique_name("creds-gone"))
     assert gone.account_id not in stoke_cli(csrv, "accounts", "list", "--json").stdout
 
+
+def test_a_cross_account_refusal_names_the_functions_session(csrv, clam):
+    name, env, _ = function_creds(clam)
+    account = clam.get_function(FunctionName=name)["Configuration"]["FunctionArn"].split(":")[4]
+    role = ROLE.rsplit("/", 1)[1]
+    session = f"arn:aws:sts::{account}:assumed-role/{role}/{name}"
+    other = create_account(csrv, "creds-refuser")
+    theirs = other.client(csrv)
+    their_fn = unique_name("creds-refuser")
+    their_arn = create_wasm(theirs, their_fn)["FunctionArn"]
+    wait_active(theirs, their_fn)
+    mine = with_session(csrv, env, "lambda")
+    for action, call in (
+        ("lambda:InvokeFunction", lambda: mine.invoke(FunctionName=their_arn, Payload=b"{}")),
+        ("lambda:GetFunction", lambda: mine.get_function(FunctionName=their_arn)),
+    ):
+        with expect_error(
+            "AccessDeniedException",
+            403,
+            f"User: {session} is not authorized to perform: {action} on resource: {their_arn} "
+            f"because no resource-based policy allows the {action} action",
+        ):
+            call()
+    # The account's own key is still named as its root.
+    with expect_error(
+        "AccessDeniedException",
+        403,
+        f"User: arn:aws:iam::{account}:root is not authorized to perform: lambda:GetFunction",
+    ):
+        clam.get_function(FunctionName=their_arn)
+    # Nothing ran: the owner's function has never been called.
+    metrics = http_get(f"{csrv.endpoint}/metrics").body.decode()
+    assert not re.search(rf'stoke_invocations_total{{[^}}]*function="{their_fn}"', metrics)

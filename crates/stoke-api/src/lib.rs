@@ -401,13 +401,14 @@ async fn authenticate(State(app): State<AppState>, req: Request, next: Next) -> 
     };
     match claim.verify(&parts, &bytes) {
         Ok(caller) => {
-            parts.extensions.insert(caller);
+            parts.extensions.insert(caller.clone());
             parts.extensions.insert(SignedFor(service));
             let resp = next
                 .run(Request::from_parts(parts, Body::from(bytes)))
                 .await;
             drop(share);
-            resp
+            // A refusal names the function's session that signed, as AWS's does.
+            auth::name_the_session(&caller, resp).await
         }
         Err(e) => shaped_error(service, e),
     }

@@ -31,6 +31,7 @@
 //! by its first.
 
 mod parse;
+mod refusal;
 mod sign;
 
 #[cfg(test)]
@@ -47,6 +48,7 @@ use time::OffsetDateTime;
 
 pub use parse::{Form, MAX_EXPIRES, MIN_EXPIRES, Signed, claimed_service};
 use parse::{amz_date, claim_of, incomplete, parse_amz_date};
+pub use refusal::name_the_session;
 
 /// The region and service a request must be signed for.
 #[derive(Debug, Clone, Copy)]
