@@ -57,3 +57,23 @@ def test_delete_by_arn(lam, account_id):
 def test_delete_missing_function_is_not_found(lam):
     with expect_error("ResourceNotFoundException", 404):
         lam.delete_function(FunctionName=unique_name("del-missing"))
+
+
+def test_the_compiled_artifact_goes_with_the_last_function_using_its_code(server, lam):
+    import hashlib
+    import uuid
+
+    code = wasm_zip(extra={"unique": uuid.uuid4().hex.encode()})
+    sha = hashlib.sha256(code).hexdigest()
+    artifacts = lambda: sorted((server.data_dir / "compiled").glob(f"{sha}-*.cwasm"))  # noqa: E731
+    first, second = unique_name("del-art"), unique_name("del-art")
+    for name in (first, second):
+        create_wasm(lam, name, zip_bytes=code)
+        wait_active(lam, name)
+    assert len(artifacts()) == 1, artifacts()
+    # Another function still uses the code: its artifact stays, and it still runs.
+    lam.delete_function(FunctionName=first)
+    assert len(artifacts()) == 1, "the code is still in use"
+    assert lam.invoke(FunctionName=second, Payload=b"{}")["StatusCode"] == 200
+    lam.delete_function(FunctionName=second)
+    assert artifacts() == [], "no function uses the code any more"

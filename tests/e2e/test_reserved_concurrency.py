@@ -35,12 +35,8 @@ def small_server(tmp_path_factory):
         extra_args=["--min-unreserved-concurrency", "1"],
     )
     _servers.append(srv)
-    srv.start()
-    try:
+    with srv.running():
         yield srv
-        srv.stop()
-    finally:
-        srv.kill()
 
 
 def _unreserved(lam) -> int:

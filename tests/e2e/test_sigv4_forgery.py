@@ -372,13 +372,18 @@ def test_a_functions_credentials_are_its_accounts_and_expire(csrv, clam):
     assert with_session(csrv, fresh, "sts").get_caller_identity()["Arn"] == who["Arn"]
 
 
+def another_accounts_function(csrv, label: str) -> tuple[str, str]:
+    """A function of a new account: its name and its ARN."""
+    theirs = create_account(csrv, label).client(csrv)
+    name = unique_name(label)
+    arn = create_wasm(theirs, name)["FunctionArn"]
+    wait_active(theirs, name)
+    return name, arn
+
+
 def test_a_functions_credentials_reach_only_its_own_account(csrv, clam):
     name, env, _ = function_creds(clam)
-    other = create_account(csrv, "creds-other")
-    theirs = other.client(csrv)
-    their_fn = unique_name("creds-theirs")
-    their_arn = create_wasm(theirs, their_fn)["FunctionArn"]
-    wait_active(theirs, their_fn)
+    their_fn, their_arn = another_accounts_function(csrv, "creds-theirs")
     mine = with_session(csrv, env, "lambda")
     assert their_fn not in {f["FunctionName"] for f in mine.list_functions()["Functions"]}
     with expect_error("ResourceNotFoundException", 404):
@@ -490,11 +495,7 @@ def test_a_cross_account_refusal_names_the_functions_session(csrv, clam):
     account = clam.get_function(FunctionName=name)["Configuration"]["FunctionArn"].split(":")[4]
     role = ROLE.rsplit("/", 1)[1]
     session = f"arn:aws:sts::{account}:assumed-role/{role}/{name}"
-    other = create_account(csrv, "creds-refuser")
-    theirs = other.client(csrv)
-    their_fn = unique_name("creds-refuser")
-    their_arn = create_wasm(theirs, their_fn)["FunctionArn"]
-    wait_active(theirs, their_fn)
+    their_fn, their_arn = another_accounts_function(csrv, "creds-refuser")
     mine = with_session(csrv, env, "lambda")
     for action, call in (
         ("lambda:InvokeFunction", lambda: mine.invoke(FunctionName=their_arn, Payload=b"{}")),

@@ -19,6 +19,7 @@
 //! - [`logs`]: function logs through the CloudWatch Logs API (`FilterLogEvents`).
 //! - [`sts`]: STS `GetCallerIdentity` (query protocol, XML), on `/` when the signing scope's
 //!   service is `sts`.
+//! - [`refusal`]: a refusal of a call a function's session signed names that session.
 //! - `/metrics`: Prometheus metrics (unauthenticated, as scrapers expect).
 //! - [`wire`]: Lambda's JSON shapes.
 //! - [`presign`]: GetFunction's short-lived `Code.Location` URLs.
@@ -40,6 +41,7 @@ pub mod listen;
 pub mod logs;
 pub mod permissions;
 pub mod presign;
+pub mod refusal;
 pub mod sts;
 pub mod tags;
 pub mod versions;
@@ -408,7 +410,7 @@ async fn authenticate(State(app): State<AppState>, req: Request, next: Next) -> 
                 .await;
             drop(share);
             // A refusal names the function's session that signed, as AWS's does.
-            auth::name_the_session(&caller, resp).await
+            refusal::name_the_session(&caller, resp).await
         }
         Err(e) => shaped_error(service, e),
     }

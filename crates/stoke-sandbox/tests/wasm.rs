@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use stoke_sandbox::wasm::{WasmBackend, WasmConfig};
-use stoke_sandbox::{Backend, Execution, FunctionSpec, InvokeInput, Outcome};
+use stoke_sandbox::{Backend, Execution, FunctionSpec, InvokeInput, Outcome, SandboxError};
 
 fn guest(name: &str) -> Vec<u8> {
     let path = format!(
@@ -280,4 +280,48 @@ fn artifacts_half_written_by_a_crash_are_swept_at_start_and_finished_ones_kept()
         .collect();
     left.sort();
     assert_eq!(left, ["ab12-cd34-ef56.cwasm"]);
+}
+
+#[tokio::test]
+async fn forgetting_code_removes_its_artifacts_and_only_its() {
+    let f = Fixture::new();
+    let mut gone = f.spec("echo", Duration::from_secs(1), 128);
+    gone.code_sha256 = "ab".repeat(32);
+    let mut other_handler = gone.clone();
+    other_handler.handler = "g.wasm".into();
+    std::fs::copy(gone.code_dir.join("f.wasm"), gone.code_dir.join("g.wasm")).unwrap();
+    let mut kept = f.spec("echo", Duration::from_secs(1), 128);
+    kept.code_sha256 = "cd".repeat(32);
+    for s in [&gone, &other_handler, &kept] {
+        f.backend.prepare(s).unwrap();
+        assert!(f.backend.artifact_path(s).exists());
+    }
+    let running = f.backend.start(&gone).await.unwrap();
+    f.backend.forget_code(&gone.code_sha256);
+    assert!(
+        !f.backend.artifact_path(&gone).exists(),
+        "its artifact goes"
+    );
+    assert!(
+        !f.backend.artifact_path(&other_handler).exists(),
+        "of each handler"
+    );
+    assert!(
+        f.backend.artifact_path(&kept).exists(),
+        "another code's stays"
+    );
+    // A sandbox started before keeps running; a new start finds nothing prepared.
+    let e = running
+        .invoke(input("[2]", Duration::from_secs(1)))
+        .await
+        .unwrap();
+    assert_eq!(e.outcome, Outcome::Success(Bytes::from_static(b"[2]")));
+    assert!(matches!(
+        f.backend.start(&gone).await.err(),
+        Some(SandboxError::NotPrepared(_))
+    ));
+    // Nothing that is not a digest is taken for one.
+    f.backend.forget_code("");
+    f.backend.forget_code("../compiled");
+    assert!(f.backend.artifact_path(&kept).exists());
 }

@@ -31,7 +31,6 @@
 //! by its first.
 
 mod parse;
-mod refusal;
 mod sign;
 
 #[cfg(test)]
@@ -48,7 +47,6 @@ use time::OffsetDateTime;
 
 pub use parse::{Form, MAX_EXPIRES, MIN_EXPIRES, Signed, claimed_service};
 use parse::{amz_date, claim_of, incomplete, parse_amz_date};
-pub use refusal::name_the_session;
 
 /// The region and service a request must be signed for.
 #[derive(Debug, Clone, Copy)]

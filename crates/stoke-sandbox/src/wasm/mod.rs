@@ -3,7 +3,8 @@
 //! - **Deploy** ([`Backend::prepare`]): the handler's `.wasm` is compiled once, checked to link
 //!   against what Stoke provides (WASI preview 1 and the `stoke` imports), and the artifact is
 //!   written to `cache_dir/<code sha256>-<handler hash>-<engine hash>.cwasm`; a restart finds it
-//!   there and compiles nothing.
+//!   there and compiles nothing. When the engine removes the code ([`Backend::forget_code`]:
+//!   no function or version uses it any more), its artifacts go with it.
 //! - **Cold start** ([`Backend::start`]): the artifact is mapped (`Module::deserialize_file`) and
 //!   linked into an `InstancePre`: tens of microseconds.
 //! - **A call** ([`Sandbox::invoke`]): a fresh instance from the pooling allocator (so no state
@@ -277,6 +278,29 @@ impl Backend for WasmBackend {
             )));
         }
         Ok(())
+    }
+
+    /// Removes every artifact of the code (of each handler, and of other engine builds): a
+    /// sandbox started from one keeps its mapping.
+    fn forget_code(&self, code_sha256: &str) {
+        // A digest only, never a pattern or a path.
+        if code_sha256.is_empty() || !code_sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return;
+        }
+        let Ok(entries) = std::fs::read_dir(&self.config.cache_dir) else {
+            return;
+        };
+        let prefix = format!("{code_sha256}-");
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if name.starts_with(&prefix)
+                && name.ends_with(".cwasm")
+                && let Err(e) = std::fs::remove_file(entry.path())
+            {
+                tracing::warn!(file = %entry.path().display(), error = %e, "removing a compiled artifact");
+            }
+        }
     }
 
     async fn start(&self, spec: &FunctionSpec) -> Result<Arc<dyn Sandbox>, SandboxError> {

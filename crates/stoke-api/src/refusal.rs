@@ -10,7 +10,7 @@
 use axum::response::{IntoResponse, Response};
 use stoke_core::LambdaError;
 
-use super::{Caller, Principal};
+use crate::auth::{Caller, Principal};
 use crate::error::ApiError;
 
 /// The most of a refusal's body read back (a refusal is a short JSON object).
