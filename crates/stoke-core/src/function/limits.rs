@@ -21,9 +21,5 @@ pub const ACCOUNT_CONCURRENCY: u32 = 1000;
 /// account whose concurrency is lower keeps all of it unreserved).
 pub const MIN_UNRESERVED_CONCURRENCY: u32 = 100;
 
-/// The unreserved minimum of an account whose concurrency is `account`.
-pub fn min_unreserved(account: u32) -> u32 {
-    MIN_UNRESERVED_CONCURRENCY.min(account)
-}
 /// Lambda's default total code storage.
 pub const TOTAL_CODE_BYTES: u64 = 80 * 1024 * 1024 * 1024;
