@@ -25,6 +25,9 @@
 //!   types: a backend's failures are [`StoreError::Backend`]).
 //! - [`sqlite`]: the embedded default, one SQLite file in WAL mode with synchronous commits,
 //!   one submodule per concern; its migrations are in `migrations/sqlite/`.
+//! - [`postgres`]: the shared store, [`PgStore`] (one PostgreSQL database for several nodes,
+//!   migrated under an advisory lock), and [`PgBlobStore`] (code blobs in the database, in
+//!   chunks, with a verified local cache); its migrations are in `migrations/postgres/`.
 //! - `conformance` (tests, or the `conformance` feature): the behaviour every
 //!   implementation must show, as async test cases over a store factory.
 
@@ -37,6 +40,7 @@ pub mod error;
 mod functions;
 mod logs;
 mod policies;
+pub mod postgres;
 pub mod queue;
 pub mod seal;
 pub mod sqlite;
@@ -53,6 +57,7 @@ pub use logs::{InvocationRecord, LogEvent, LogPage, LogQuery, LogStore, LogUsage
 pub use policies::PolicyStore;
 pub use queue::Queue;
 pub use seal::{MasterKey, SealError};
+pub use postgres::{PgBlobStore, PgStore};
 pub use sqlite::SqliteStore;
 pub use versions::VersionStore;
 

@@ -93,7 +93,7 @@ fn filtered<'q>(
 
 /// How many of the lines (ids and sizes, in order) a page of `limit` lines and `max_bytes`
 /// bytes holds: the first always, then each while the total fits.
-fn lines_that_fit(sizes: &[(i64, i64)], limit: u32, max_bytes: Option<u64>) -> usize {
+pub(crate) fn lines_that_fit(sizes: &[(i64, i64)], limit: u32, max_bytes: Option<u64>) -> usize {
     let limit = usize::try_from(limit).unwrap_or(usize::MAX);
     let Some(max) = max_bytes else {
         return sizes.len().min(limit);
@@ -117,7 +117,7 @@ const MOST_ROWS: usize = 64;
 /// 64, 32, 4). A statement's text depends on its row count, and sqlx keeps a prepared
 /// statement per text: with these sizes a handful of statements serve every batch, where one
 /// statement per count made most batches parse and plan a statement anew.
-fn fixed_chunks<T>(items: &[T]) -> impl Iterator<Item = &[T]> {
+pub(crate) fn fixed_chunks<T>(items: &[T]) -> impl Iterator<Item = &[T]> {
     let mut rest = items;
     std::iter::from_fn(move || {
         if rest.is_empty() {
