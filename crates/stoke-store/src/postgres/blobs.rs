@@ -17,7 +17,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
-use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::postgres::PgPool;
 
 use crate::blobs::{BlobStore, digest};
 use crate::{FsBlobStore, StoreError};
@@ -89,28 +89,12 @@ impl PgBlobStore {
             .enable_all()
             .build()
             .map_err(|e| StoreError::backend(e))?;
-        // Connected (and migrated) on a thread of its own, which may block on the runtime
-        // whatever thread calls this (the migration's future is not `Send`, so it cannot be
-        // spawned).
-        let handle = runtime.handle().clone();
-        let pool = std::thread::scope(|s| {
-            s.spawn(|| {
-                handle.block_on(async {
-                    let pool = PgPoolOptions::new()
-                        .max_connections(4)
-                        .connect(url)
-                        .await
-                        .map_err(|e| StoreError::Backend {
-                            message: format!("cannot connect to {}: {e}", super::redact(url)),
-                            source: Box::new(e),
-                        })?;
-                    super::migrate(&pool).await?;
-                    Ok::<_, StoreError>(pool)
-                })
-            })
-            .join()
-            .map_err(|_| stopped())
-        })??;
+        let url = url.to_owned();
+        let pool = wait(&runtime, async move {
+            let pool = super::connect(&url, 4).await?;
+            super::migrate(&pool).await?;
+            Ok(pool)
+        })?;
         Ok(Self {
             inner: Arc::new(Inner {
                 runtime: Some(runtime),

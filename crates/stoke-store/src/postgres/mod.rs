@@ -21,7 +21,7 @@ use crate::seal::MasterKey;
 
 mod accounts;
 mod aliases;
-mod blobs;
+pub mod blobs;
 #[cfg(test)]
 mod conformance_tests;
 mod functions;
@@ -29,6 +29,8 @@ mod logs;
 mod policies;
 mod queue;
 mod retention;
+#[cfg(test)]
+mod store_tests;
 #[cfg(any(test, feature = "conformance"))]
 pub mod testing;
 mod versions;
@@ -73,22 +75,7 @@ impl PgStore {
     /// schema up to date (once, whichever nodes start together) and checks that `master` is
     /// the key its secrets are sealed with. `owner` is this node's lease owner name.
     pub async fn open(url: &str, master: MasterKey, owner: &str) -> Result<Self, StoreError> {
-        let options: PgConnectOptions = url.parse().map_err(|e: sqlx::Error| {
-            StoreError::Backend {
-                message: format!("{} is not a PostgreSQL URL: {e}", redact(url)),
-                source: Box::new(e),
-            }
-        })?;
-        let pool = PgPoolOptions::new()
-            .max_connections(8)
-            .min_connections(1)
-            .acquire_timeout(Duration::from_secs(10))
-            .connect_with(options)
-            .await
-            .map_err(|e| StoreError::Backend {
-                message: format!("cannot connect to {}: {e}", redact(url)),
-                source: Box::new(e),
-            })?;
+        let pool = connect(url, 8).await?;
         migrate(&pool).await?;
         let store = Self {
             pool,
@@ -105,6 +92,34 @@ impl PgStore {
     }
 }
 
+/// A pool of at most `max` connections to `url`, its first connection made now: a wrong URL,
+/// an unreachable server or a refused login is an error here, said in one line.
+pub(crate) async fn connect(url: &str, max: u32) -> Result<PgPool, StoreError> {
+    use sqlx::Connection as _;
+    let failed = |what: &str, e: sqlx::Error| StoreError::Backend {
+        message: format!("{what} {}", redact(url)),
+        // The cause's own text, once (sqlx's database errors repeat it in their source).
+        source: e.to_string().into(),
+    };
+    let options: PgConnectOptions = url
+        .parse::<PgConnectOptions>()
+        .map_err(|e| failed("not a PostgreSQL URL:", e))?
+        // Notices ("relation already exists, skipping") are not worth a log line.
+        .options([("client_min_messages", "warning")]);
+    // One connection first: its error says what is wrong (a pool's would only time out).
+    let probe = sqlx::PgConnection::connect_with(&options)
+        .await
+        .map_err(|e| failed("cannot connect to", e))?;
+    probe.close().await.map_err(|e| failed("cannot connect to", e))?;
+    PgPoolOptions::new()
+        .max_connections(max)
+        .min_connections(1)
+        .acquire_timeout(Duration::from_secs(10))
+        .connect_with(options)
+        .await
+        .map_err(|e| failed("cannot connect to", e))
+}
+
 /// Applies the migrations under the advisory lock, after refusing a database that a newer
 /// Stoke migrated.
 async fn migrate(pool: &PgPool) -> Result<(), StoreError> {
@@ -115,7 +130,9 @@ async fn migrate(pool: &PgPool) -> Result<(), StoreError> {
         .await?;
     let result = async {
         refuse_newer(&mut conn).await?;
-        MIGRATOR.run(&mut *conn).await?;
+        // On another of the pool's connections (sqlx takes its own advisory lock there too):
+        // a migration run on a borrowed connection makes a future that is not `Send`.
+        MIGRATOR.run(pool).await?;
         Ok::<_, StoreError>(())
     }
     .await;
@@ -144,9 +161,9 @@ async fn refuse_newer(conn: &mut sqlx::PgConnection) -> Result<(), StoreError> {
         Some(v) if v > known => Err(StoreError::Backend {
             message: format!(
                 "the store was migrated by a newer Stoke (schema version {v}; this Stoke knows \
-                 up to {known}): run that Stoke or a later one, nothing was changed"
+                 up to {known}): run that Stoke or a later one"
             ),
-            source: "schema newer than this build".into(),
+            source: "the store was left as it was".into(),
         }),
         _ => Ok(()),
     }
