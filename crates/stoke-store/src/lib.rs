@@ -55,9 +55,9 @@ pub use error::StoreError;
 pub use functions::{AccountUsage, FunctionStore};
 pub use logs::{InvocationRecord, LogEvent, LogPage, LogQuery, LogStore, LogUsage};
 pub use policies::PolicyStore;
+pub use postgres::{PgBlobStore, PgStore};
 pub use queue::Queue;
 pub use seal::{MasterKey, SealError};
-pub use postgres::{PgBlobStore, PgStore};
 pub use sqlite::SqliteStore;
 pub use versions::VersionStore;
 

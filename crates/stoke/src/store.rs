@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use stoke_store::{BlobStore, FsBlobStore, MasterKey, PgBlobStore, PgStore, Queue, SqliteStore, Store};
+use stoke_store::{
+    BlobStore, FsBlobStore, MasterKey, PgBlobStore, PgStore, Queue, SqliteStore, Store,
+};
 
 /// Where the store is, as `--store` names it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,7 +31,10 @@ impl Location {
             .strip_prefix("sqlite://")
             .or_else(|| url.strip_prefix("sqlite:"))
         {
-            anyhow::ensure!(!path.is_empty(), "--store {url}: sqlite:// needs a file path");
+            anyhow::ensure!(
+                !path.is_empty(),
+                "--store {url}: sqlite:// needs a file path"
+            );
             return Ok(Self::Sqlite(PathBuf::from(path)));
         }
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
@@ -61,8 +66,8 @@ impl Opened {
                 let sqlite = SqliteStore::open(path, master)
                     .await
                     .context("opening the store")?;
-                let blobs = FsBlobStore::open(data_dir.join("blobs"))
-                    .context("opening the blob store")?;
+                let blobs =
+                    FsBlobStore::open(data_dir.join("blobs")).context("opening the blob store")?;
                 Ok((Self::Sqlite(sqlite), Arc::new(blobs)))
             }
             Location::Postgres(url) => {

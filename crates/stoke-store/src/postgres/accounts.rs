@@ -10,9 +10,7 @@ use sqlx::postgres::PgRow;
 use stoke_core::AccountId;
 
 use crate::accounts::{Account, DeleteRefused, KeyInfo, MAX_KEYS_PER_ACCOUNT};
-use crate::sqlite::accounts::{
-    ADMIN_NAME, account_id, new_access_key, open_secret, random_digits,
-};
+use crate::sqlite::accounts::{ADMIN_NAME, account_id, new_access_key, open_secret, random_digits};
 use crate::sqlite::now;
 use crate::{AccessKey, AccountStore, PgStore, StoreError};
 

@@ -20,7 +20,8 @@ fn additional(a: &Alias) -> Option<&str> {
 }
 
 fn decoded(row: Option<sqlx::postgres::PgRow>) -> Result<Option<Alias>, StoreError> {
-    row.map(|r| decode::<Alias>(r.get::<&str, _>(0))).transpose()
+    row.map(|r| decode::<Alias>(r.get::<&str, _>(0)))
+        .transpose()
 }
 
 #[async_trait]

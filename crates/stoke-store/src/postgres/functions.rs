@@ -18,9 +18,7 @@ pub(super) fn insert_outcome(
     match result {
         Ok(_) => Ok(()),
         Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Err(StoreError::Conflict),
-        Err(sqlx::Error::Database(e)) if e.is_foreign_key_violation() => {
-            Err(StoreError::NotFound)
-        }
+        Err(sqlx::Error::Database(e)) if e.is_foreign_key_violation() => Err(StoreError::NotFound),
         Err(e) => Err(e.into()),
     }
 }
@@ -115,11 +113,9 @@ impl FunctionStore for PgStore {
     }
 
     async fn all_functions(&self) -> Result<Vec<Function>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT record FROM functions ORDER BY account_id, name",
-        )
-        .fetch_all(&self.pool)
-        .await?;
+        let rows = sqlx::query("SELECT record FROM functions ORDER BY account_id, name")
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter().map(|r| decode(r.get::<&str, _>(0))).collect()
     }
 

@@ -110,7 +110,10 @@ pub(crate) async fn connect(url: &str, max: u32) -> Result<PgPool, StoreError> {
     let probe = sqlx::PgConnection::connect_with(&options)
         .await
         .map_err(|e| failed("cannot connect to", e))?;
-    probe.close().await.map_err(|e| failed("cannot connect to", e))?;
+    probe
+        .close()
+        .await
+        .map_err(|e| failed("cannot connect to", e))?;
     PgPoolOptions::new()
         .max_connections(max)
         .min_connections(1)
@@ -145,10 +148,9 @@ async fn migrate(pool: &PgPool) -> Result<(), StoreError> {
 
 /// [`StoreError::Backend`] if the database holds a migration this build does not know.
 async fn refuse_newer(conn: &mut sqlx::PgConnection) -> Result<(), StoreError> {
-    let recorded: bool =
-        sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations') IS NOT NULL")
-            .fetch_one(&mut *conn)
-            .await?;
+    let recorded: bool = sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations') IS NOT NULL")
+        .fetch_one(&mut *conn)
+        .await?;
     if !recorded {
         return Ok(());
     }
@@ -186,6 +188,9 @@ mod tests {
             super::redact("postgres://stoke@db/stoke"),
             "postgres://stoke@db/stoke"
         );
-        assert_eq!(super::redact("postgres://db/x?a=b@c"), "postgres://db/x?a=b@c");
+        assert_eq!(
+            super::redact("postgres://db/x?a=b@c"),
+            "postgres://db/x?a=b@c"
+        );
     }
 }

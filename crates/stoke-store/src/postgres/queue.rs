@@ -299,11 +299,10 @@ impl Queue for PgStore {
     }
 
     async fn stats(&self) -> Result<QueueStats, StoreError> {
-        let row = sqlx::query(
-            "SELECT COUNT(*), MIN(enqueued_ms), COUNT(lease_owner) FROM async_events",
-        )
-        .fetch_one(&self.pool)
-        .await?;
+        let row =
+            sqlx::query("SELECT COUNT(*), MIN(enqueued_ms), COUNT(lease_owner) FROM async_events")
+                .fetch_one(&self.pool)
+                .await?;
         Ok(QueueStats {
             depth: u64::try_from(row.get::<i64, _>(0)).unwrap_or(0),
             oldest_enqueued_ms: row.get(1),

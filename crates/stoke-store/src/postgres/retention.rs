@@ -190,15 +190,14 @@ impl PgStore {
             .await?;
 
         // Lines per function: the usage table says who is over.
-        let over: Vec<(String, String, i64)> = sqlx::query(
-            "SELECT account_id, function_name, lines FROM log_usage WHERE lines > $1",
-        )
-        .bind(i64::from(max_lines))
-        .fetch_all(&self.pool)
-        .await?
-        .iter()
-        .map(|r| (r.get(0), r.get(1), r.get(2)))
-        .collect();
+        let over: Vec<(String, String, i64)> =
+            sqlx::query("SELECT account_id, function_name, lines FROM log_usage WHERE lines > $1")
+                .bind(i64::from(max_lines))
+                .fetch_all(&self.pool)
+                .await?
+                .iter()
+                .map(|r| (r.get(0), r.get(1), r.get(2)))
+                .collect();
         for (account, function, lines) in over {
             gone += self
                 .delete_oldest_of(

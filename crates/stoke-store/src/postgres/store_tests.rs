@@ -46,7 +46,10 @@ async fn nodes_starting_together_migrate_once_and_a_newer_schema_is_refused() {
     let (k, _) = s.ensure_default_account().await.unwrap();
     // Every node sees the one admin the first made.
     for other in &stores[1..] {
-        assert_eq!(other.ensure_default_account().await.unwrap(), (k.clone(), false));
+        assert_eq!(
+            other.ensure_default_account().await.unwrap(),
+            (k.clone(), false)
+        );
     }
     s.insert_function(&function(&k.account, "kept", "r"))
         .await
@@ -86,7 +89,9 @@ async fn nodes_starting_together_migrate_once_and_a_newer_schema_is_refused() {
 async fn claims_of_several_nodes_never_take_the_same_event() {
     let cluster = shared();
     let url = cluster.create_database();
-    let s = PgStore::open(&url, MasterKey::generate(), "n0").await.unwrap();
+    let s = PgStore::open(&url, MasterKey::generate(), "n0")
+        .await
+        .unwrap();
     let (k, _) = s.ensure_default_account().await.unwrap();
     let events: Vec<_> = (0..300).map(|i| (event(i, &k.account), false)).collect();
     s.enqueue(&events, "n0", 0).await.unwrap();

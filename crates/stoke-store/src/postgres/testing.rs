@@ -55,7 +55,11 @@ pub fn find_binaries() -> Option<PathBuf> {
         .into_iter()
         .map(|(_, p)| p)
         .chain(on_path)
-        .find(|dir| ["initdb", "postgres", "pg_ctl", "pg_isready"].iter().all(|b| dir.join(b).is_file()))
+        .find(|dir| {
+            ["initdb", "postgres", "pg_ctl", "pg_isready"]
+                .iter()
+                .all(|b| dir.join(b).is_file())
+        })
 }
 
 /// `nobody`'s uid and gid, when this process is root (initdb refuses root).
@@ -119,7 +123,14 @@ impl Cluster {
             .command("initdb")
             .arg("-D")
             .arg(&cluster.data)
-            .args(["-U", USER, "--auth=trust", "--encoding=UTF8", "--locale=C", "--no-sync"])
+            .args([
+                "-U",
+                USER,
+                "--auth=trust",
+                "--encoding=UTF8",
+                "--locale=C",
+                "--no-sync",
+            ])
             .stdin(Stdio::null())
             .output()
             .map_err(|e| format!("running initdb: {e}"))?;
@@ -262,7 +273,9 @@ static SHARED: Mutex<Weak<Cluster>> = Mutex::new(Weak::new());
 /// holds it, stopped when the last lets go. Panics with the reason (for a missing PostgreSQL,
 /// [`MISSING`]) if it cannot start.
 pub fn shared() -> Arc<Cluster> {
-    let mut slot = SHARED.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut slot = SHARED
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     if let Some(c) = slot.upgrade() {
         return c;
     }

@@ -34,12 +34,11 @@ impl VersionStore for PgStore {
         .fetch_optional(&mut *tx)
         .await?;
         let Some(row) = row else {
-            let exists =
-                sqlx::query("SELECT 1 FROM functions WHERE account_id = $1 AND name = $2")
-                    .bind(version.account.as_str())
-                    .bind(version.name.as_str())
-                    .fetch_optional(&mut *tx)
-                    .await?;
+            let exists = sqlx::query("SELECT 1 FROM functions WHERE account_id = $1 AND name = $2")
+                .bind(version.account.as_str())
+                .bind(version.name.as_str())
+                .fetch_optional(&mut *tx)
+                .await?;
             return Err(match exists {
                 Some(_) => StoreError::stale(expected_latest_revision),
                 None => StoreError::NotFound,

@@ -90,7 +90,11 @@ pub(crate) async fn verify_master_key<S: AccountStore + ?Sized>(
 }
 
 /// The secret of a stored key, opened with `master`.
-pub(crate) fn open_secret(master: &MasterKey, id: &str, sealed: &[u8]) -> Result<String, StoreError> {
+pub(crate) fn open_secret(
+    master: &MasterKey,
+    id: &str,
+    sealed: &[u8],
+) -> Result<String, StoreError> {
     let plain = master
         .open(sealed, id)
         .map_err(|e| StoreError::MasterKey(format!("access key {id}: {e}")))?;
