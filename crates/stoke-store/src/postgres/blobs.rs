@@ -88,7 +88,7 @@ impl PgBlobStore {
             .thread_name("stoke-blobs")
             .enable_all()
             .build()
-            .map_err(|e| StoreError::backend(e))?;
+            .map_err(StoreError::backend)?;
         let url = url.to_owned();
         let pool = wait(&runtime, async move {
             let pool = super::connect(&url, 4).await?;
