@@ -33,6 +33,7 @@
 
 mod accounts;
 mod aliases;
+mod backend;
 pub mod blobs;
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;

@@ -8,8 +8,8 @@
 //! open: a node that starts again releases its own leases and no one else's.
 
 use async_trait::async_trait;
+use sqlx::Row;
 use sqlx::postgres::PgRow;
-use sqlx::{QueryBuilder, Row};
 use stoke_core::AccountId;
 
 use super::logs::insert_calls;
@@ -20,116 +20,7 @@ use crate::queue::{
 use crate::sqlite::accounts::account_id as account;
 use crate::{InvocationRecord, LogEvent, PgStore, StoreError};
 
-fn u32_of(v: i64) -> u32 {
-    u32::try_from(v.max(0)).unwrap_or(u32::MAX)
-}
-
-fn queued(r: &PgRow) -> Result<QueuedEvent, StoreError> {
-    Ok(QueuedEvent {
-        id: r.get("id"),
-        request_id: r.get("request_id"),
-        account: account(r.get("account_id"))?,
-        function_name: r.get("function_name"),
-        qualifier: r.get("qualifier"),
-        payload: r.get("payload"),
-        trace_id: r.get("trace_id"),
-        enqueued_ms: r.get("enqueued_ms"),
-        runs: u32_of(r.get("runs")),
-        failures: u32_of(r.get("failures")),
-        backoff_ms: r.get("backoff_ms"),
-        hops: u32_of(r.get("hops")),
-        caller: r
-            .get::<Option<String>, _>("caller_account_id")
-            .map(account)
-            .transpose()?,
-    })
-}
-
-fn dead_letter(r: &PgRow) -> Result<DeadLetter, StoreError> {
-    Ok(DeadLetter {
-        id: r.get("id"),
-        letter: NewDeadLetter {
-            request_id: r.get("request_id"),
-            account: account(r.get("account_id"))?,
-            function_name: r.get("function_name"),
-            qualifier: r.get("qualifier"),
-            payload: r.get("payload"),
-            trace_id: r.get("trace_id"),
-            enqueued_ms: r.get("enqueued_ms"),
-            failed_ms: r.get("failed_ms"),
-            condition: r.get("condition"),
-            runs: u32_of(r.get("runs")),
-            error_type: r.get("error_type"),
-            response: r.get("response"),
-        },
-    })
-}
-
-fn config(r: &PgRow) -> Result<EventInvokeConfig, StoreError> {
-    Ok(EventInvokeConfig {
-        account: account(r.get("account_id"))?,
-        function_name: r.get("function_name"),
-        qualifier: r.get("qualifier"),
-        maximum_retry_attempts: r
-            .get::<Option<i64>, _>("maximum_retry_attempts")
-            .map(u32_of),
-        maximum_event_age_seconds: r.get::<Option<i64>, _>("maximum_event_age").map(u32_of),
-        on_success: r.get("on_success"),
-        on_failure: r.get("on_failure"),
-        last_modified: r.get("last_modified"),
-    })
-}
-
-/// Inserts one event, not leased (a follow-up or a redrive).
-async fn insert_event(conn: &mut sqlx::PgConnection, e: &NewEvent) -> Result<(), StoreError> {
-    insert_events(conn, &[(e, false)], "", 0).await.map(drop)
-}
-
-/// Inserts many events with one statement per 500; answers their ids in order.
-async fn insert_events<E: std::borrow::Borrow<NewEvent>>(
-    conn: &mut sqlx::PgConnection,
-    events: &[(E, bool)],
-    owner: &str,
-    lease_until_ms: i64,
-) -> Result<Vec<i64>, StoreError> {
-    let mut ids = Vec::with_capacity(events.len());
-    for chunk in events.chunks(500) {
-        let mut q = QueryBuilder::new(
-            "INSERT INTO async_events (request_id, account_id, function_name, qualifier, \
-             payload, trace_id, enqueued_ms, next_run_ms, hops, runs, lease_owner, \
-             lease_until_ms, caller_account_id) ",
-        );
-        q.push_values(chunk, |mut b, (e, leased)| {
-            let e = e.borrow();
-            b.push_bind(&e.request_id)
-                .push_bind(e.account.as_str())
-                .push_bind(&e.function_name)
-                .push_bind(&e.qualifier)
-                .push_bind(&e.payload)
-                .push_bind(&e.trace_id)
-                .push_bind(e.enqueued_ms)
-                .push_bind(e.next_run_ms)
-                .push_bind(i64::from(e.hops))
-                .push_bind(i64::from(*leased))
-                .push_bind(leased.then_some(owner))
-                .push_bind(leased.then_some(lease_until_ms))
-                .push_bind(e.caller.as_ref().map(AccountId::as_str));
-        });
-        q.push(" RETURNING id, request_id");
-        let rows = q.build().fetch_all(&mut *conn).await?;
-        let by_request: std::collections::HashMap<String, i64> = rows
-            .iter()
-            .map(|r| (r.get::<String, _>(1), r.get::<i64, _>(0)))
-            .collect();
-        for (e, _) in chunk {
-            let e = e.borrow();
-            ids.push(*by_request.get(&e.request_id).ok_or_else(|| {
-                StoreError::Corrupt(format!("event {} was not inserted", e.request_id))
-            })?);
-        }
-    }
-    Ok(ids)
-}
+crate::backend::queue_rows!(PgRow, sqlx::PgConnection);
 
 async fn insert_dead_letter(
     conn: &mut sqlx::PgConnection,
