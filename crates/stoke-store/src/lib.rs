@@ -45,6 +45,7 @@ pub mod postgres;
 pub mod queue;
 pub mod seal;
 pub mod sqlite;
+mod trim;
 mod versions;
 
 pub use accounts::{
