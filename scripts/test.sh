@@ -24,7 +24,8 @@
 # is missing) and AWS's runtime interface client `awslambdaric`, vendored for the system
 # python3 under $STOKE_VENV/vendor/awslambdaric (as users vendor it into a zip); their `/tmp`
 # disks and the read-only images of /var/lang, /var/runtime and /var/task need mkfs.ext4 and
-# debugfs (apt `e2fsprogs`) and loop devices.
+# debugfs (apt `e2fsprogs`) and loop devices. The PostgreSQL store's tests need PostgreSQL's
+# server binaries (apt `postgresql`); they start and stop clusters of their own.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -41,7 +42,10 @@ VENV="${STOKE_VENV:-$ROOT/.venv}"
 PYTHON="${PYTHON:-python3}"
 PY_PINS=(boto3==1.44.5 pytest==9.2.0)
 RIC_PIN=awslambdaric==4.2.2
-APT_PACKAGES=(build-essential pkg-config python3 python3-venv zip e2fsprogs)
+# postgresql: the PostgreSQL store's tests (cargo and e2e) start throw-away clusters of their
+# own with its initdb and postgres (from /usr/lib/postgresql/*/bin; nothing uses the cluster
+# the package makes).
+APT_PACKAGES=(build-essential pkg-config python3 python3-venv zip e2fsprogs postgresql)
 if ! command -v node >/dev/null 2>&1; then APT_PACKAGES+=(nodejs); fi
 # npm installs the nodejs* runtimes' AWS SDK (scripts/runtime-libs.sh).
 if ! command -v npm >/dev/null 2>&1; then APT_PACKAGES+=(npm); fi

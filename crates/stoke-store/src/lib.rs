@@ -25,11 +25,15 @@
 //!   types: a backend's failures are [`StoreError::Backend`]).
 //! - [`sqlite`]: the embedded default, one SQLite file in WAL mode with synchronous commits,
 //!   one submodule per concern; its migrations are in `migrations/sqlite/`.
+//! - [`postgres`]: the shared store, [`PgStore`] (one PostgreSQL database for several nodes,
+//!   migrated under an advisory lock), and [`PgBlobStore`] (code blobs in the database, in
+//!   chunks, with a verified local cache); its migrations are in `migrations/postgres/`.
 //! - `conformance` (tests, or the `conformance` feature): the behaviour every
 //!   implementation must show, as async test cases over a store factory.
 
 mod accounts;
 mod aliases;
+mod backend;
 pub mod blobs;
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
@@ -37,9 +41,11 @@ pub mod error;
 mod functions;
 mod logs;
 mod policies;
+pub mod postgres;
 pub mod queue;
 pub mod seal;
 pub mod sqlite;
+mod trim;
 mod versions;
 
 pub use accounts::{
@@ -51,6 +57,7 @@ pub use error::StoreError;
 pub use functions::{AccountUsage, FunctionStore};
 pub use logs::{InvocationRecord, LogEvent, LogPage, LogQuery, LogStore, LogUsage};
 pub use policies::PolicyStore;
+pub use postgres::{PgBlobStore, PgStore};
 pub use queue::Queue;
 pub use seal::{MasterKey, SealError};
 pub use sqlite::SqliteStore;

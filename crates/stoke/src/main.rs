@@ -13,6 +13,7 @@
 mod cli;
 mod keys;
 mod serve;
+mod store;
 
 use std::io::IsTerminal as _;
 use std::process::ExitCode;

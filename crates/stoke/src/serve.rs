@@ -1,7 +1,10 @@
-//! `stoke serve`: check the configuration, open the embedded store, bind, serve the Lambda API
-//! until SIGINT or SIGTERM, then finish what is under way and close the store.
+//! `stoke serve`: check the configuration, open the store (the embedded one, or the one
+//! `--store` names: see [`crate::store`]), bind, serve the Lambda API until SIGINT or SIGTERM,
+//! then finish what is under way and close the store.
 //!
-//! The data dir holds everything: `stoke.db` (SQLite, WAL), `blobs/` (code zips by SHA-256),
+//! The data dir holds everything: `stoke.db` (SQLite, WAL), `blobs/` (code zips by SHA-256;
+//! with a PostgreSQL store, the state and blobs are in the database, and the data dir keeps
+//! `blob-cache/` and `node-id` instead),
 //! `code/` (unpacked code), `staging/` (unpacks in progress), `compiled/` (wasm artifacts),
 //! `process/` (the process sandboxes' runtime files and root mount point), `credentials` (the
 //! default account's access key, in the AWS shared-credentials format under the profile
@@ -23,7 +26,7 @@ use stoke_engine::record::Retention;
 use stoke_engine::{AsyncConfig, Backends, Engine, EngineConfig, InvokerConfig};
 use stoke_sandbox::process::{Network, ProcessBackend, ProcessConfig};
 use stoke_sandbox::wasm::{WasmBackend, WasmConfig};
-use stoke_store::{FsBlobStore, SqliteStore, Store};
+use stoke_store::Store;
 
 use crate::keys::PROFILE;
 
@@ -36,6 +39,11 @@ pub struct ServeArgs {
     /// Folder that holds the embedded store, the code blobs and the credentials file.
     #[arg(long, env = "STOKE_DATA_DIR", default_value = "./.stoke")]
     pub data_dir: PathBuf,
+    /// Where the state is kept: `sqlite://PATH`, or `postgres://user:pass@host:port/db` for
+    /// a database several nodes can share (code blobs in it too, cached in the data dir).
+    /// Default: the embedded SQLite file in the data dir.
+    #[arg(long, env = "STOKE_STORE")]
+    pub store: Option<String>,
     /// Region that ARNs carry.
     #[arg(long, env = "STOKE_REGION", default_value = "us-east-1")]
     pub region: String,
@@ -341,12 +349,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     // URLs.
     let session_key = master.derive("function-credentials");
     let url_key = master.derive("code-urls");
-    let sqlite = SqliteStore::open(&data_dir.join("stoke.db"), master)
-        .await
-        .context("opening the store")?;
-    let store: Arc<dyn Store> = Arc::new(sqlite.clone());
-    let blobs =
-        Arc::new(FsBlobStore::open(data_dir.join("blobs")).context("opening the blob store")?);
+    let location = crate::store::Location::parse(args.store.as_deref(), &data_dir)?;
+    let (opened, blobs) = crate::store::Opened::open(&location, &data_dir, master).await?;
+    let store: Arc<dyn Store> = opened.store();
 
     let mut wasm_config = WasmConfig::new(data_dir.join("compiled"));
     // Every running call holds an instance, and a call that invokes another holds two: room
@@ -398,7 +403,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .map(|p| Arc::clone(p) as Arc<dyn stoke_sandbox::Backend>);
     let mut config = EngineConfig::new(
         Arc::clone(&store),
-        Arc::new(sqlite.clone()),
+        opened.queue(),
         blobs,
         Backends {
             wasm,
@@ -499,7 +504,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     tracing::info!("shutting down");
     // The router is gone with the server: the engine finishes what is under way.
     engine.shutdown().await;
-    sqlite.close().await;
+    opened.close().await;
     // Every sandbox has gone with the invoker: remove this server's cgroups.
     if let Some(p) = process {
         p.shutdown();

@@ -13,17 +13,17 @@ use stoke_core::AccountId;
 
 use super::now;
 use crate::accounts::{Account, DeleteRefused, KeyInfo, MAX_KEYS_PER_ACCOUNT};
-use crate::{AccessKey, AccountStore, SqliteStore, StoreError};
+use crate::{AccessKey, AccountStore, MasterKey, SqliteStore, StoreError};
 
 /// The setting that proves which master key sealed this database.
-const CHECK_SETTING: &str = "master-key-check";
+pub(crate) const CHECK_SETTING: &str = "master-key-check";
 /// What the check setting holds, sealed.
-const CHECK_PLAIN: &[u8] = b"stoke master key check";
+pub(crate) const CHECK_PLAIN: &[u8] = b"stoke master key check";
 
 /// The default account's name.
-const ADMIN_NAME: &str = "admin";
+pub(crate) const ADMIN_NAME: &str = "admin";
 
-fn random_digits(n: usize) -> String {
+pub(crate) fn random_digits(n: usize) -> String {
     let mut rng = rand::rng();
     let mut s = String::with_capacity(n);
     s.push(char::from(b'1' + rng.random_range(0..9u8)));
@@ -41,7 +41,7 @@ fn random_from(alphabet: &[u8], n: usize) -> String {
 }
 
 /// A new access key in AWS's shape: `AKIA` and 16 upper-case characters, a 40-character secret.
-fn new_access_key(account: AccountId) -> AccessKey {
+pub(crate) fn new_access_key(account: AccountId) -> AccessKey {
     const UPPER: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
     const SECRET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     AccessKey {
@@ -51,7 +51,7 @@ fn new_access_key(account: AccountId) -> AccessKey {
     }
 }
 
-fn account_id(s: String) -> Result<AccountId, StoreError> {
+pub(crate) fn account_id(s: String) -> Result<AccountId, StoreError> {
     AccountId::try_from(s).map_err(StoreError::Corrupt)
 }
 
@@ -66,27 +66,48 @@ fn account_of(row: &SqliteRow) -> Result<Account, StoreError> {
     })
 }
 
+/// Checks that `master` sealed the store's secrets (the first open records a value sealed
+/// with it in the settings); [`StoreError::MasterKey`] if another key did.
+pub(crate) async fn verify_master_key<S: AccountStore + ?Sized>(
+    store: &S,
+    master: &MasterKey,
+) -> Result<(), StoreError> {
+    let fresh = hex::encode(master.seal(CHECK_PLAIN, CHECK_SETTING));
+    let stored = store.setting_or_init(CHECK_SETTING, &fresh).await?;
+    let opens = hex::decode(&stored)
+        .ok()
+        .and_then(|b| master.open(&b, CHECK_SETTING).ok())
+        .is_some_and(|p| p.as_slice() == CHECK_PLAIN);
+    if !opens {
+        return Err(StoreError::MasterKey(
+            "the store's secrets were sealed with another master key: start with the \
+             master key this store was first started with (STOKE_MASTER_KEY or the \
+             data dir's master.key)"
+                .into(),
+        ));
+    }
+    Ok(())
+}
+
+/// The secret of a stored key, opened with `master`.
+pub(crate) fn open_secret(
+    master: &MasterKey,
+    id: &str,
+    sealed: &[u8],
+) -> Result<String, StoreError> {
+    let plain = master
+        .open(sealed, id)
+        .map_err(|e| StoreError::MasterKey(format!("access key {id}: {e}")))?;
+    String::from_utf8(plain.to_vec())
+        .map_err(|_| StoreError::Corrupt(format!("access key {id}: a secret is not text")))
+}
+
 const ACCOUNT_COLUMNS: &str = "id, name, is_default, created_at, concurrency_limit";
 
 impl SqliteStore {
-    /// Checks that this store's master key sealed the database (the first open records a
-    /// value sealed with it); [`StoreError::MasterKey`] if another key did.
+    /// Checks that this store's master key sealed the database (see [`verify_master_key`]).
     pub(crate) async fn check_master_key(&self) -> Result<(), StoreError> {
-        let fresh = hex::encode(self.master.seal(CHECK_PLAIN, CHECK_SETTING));
-        let stored = self.setting_or_init(CHECK_SETTING, &fresh).await?;
-        let opens = hex::decode(&stored)
-            .ok()
-            .and_then(|b| self.master.open(&b, CHECK_SETTING).ok())
-            .is_some_and(|p| p.as_slice() == CHECK_PLAIN);
-        if !opens {
-            return Err(StoreError::MasterKey(
-                "the store's secrets were sealed with another master key: start with the \
-                 master key this data dir was first started with (STOKE_MASTER_KEY or the \
-                 data dir's master.key)"
-                    .into(),
-            ));
-        }
-        Ok(())
+        verify_master_key(self, &self.master).await
     }
 
     /// Seals the secrets still held in clear (databases from before sealing) and clears them.
@@ -136,12 +157,7 @@ impl SqliteStore {
 
     /// The secret of a stored key, opened.
     fn open_secret(&self, id: &str, sealed: &[u8]) -> Result<String, StoreError> {
-        let plain = self
-            .master
-            .open(sealed, id)
-            .map_err(|e| StoreError::MasterKey(format!("access key {id}: {e}")))?;
-        String::from_utf8(plain.to_vec())
-            .map_err(|_| StoreError::Corrupt(format!("access key {id}: a secret is not text")))
+        open_secret(&self.master, id, sealed)
     }
 
     async fn insert_key(

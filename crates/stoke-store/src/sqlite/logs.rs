@@ -9,62 +9,7 @@ use crate::{
     InvocationRecord, LogEvent, LogPage, LogQuery, LogStore, LogUsage, SqliteStore, StoreError,
 };
 
-/// Inserts log lines and invocation records on `conn` (in the caller's transaction), in
-/// multi-row statements of a few fixed sizes (see [`fixed_chunks`]). Shared by the batched log
-/// writer and the async queue's finish commit.
-pub(crate) async fn insert_calls<L, R>(
-    conn: &mut sqlx::SqliteConnection,
-    logs: &[L],
-    records: &[R],
-) -> Result<(), sqlx::Error>
-where
-    L: std::borrow::Borrow<LogEvent>,
-    R: std::borrow::Borrow<InvocationRecord>,
-{
-    use sqlx::QueryBuilder;
-    for chunk in fixed_chunks(logs) {
-        let mut q = QueryBuilder::new(
-            "INSERT INTO log_events (account_id, function_name, log_stream, \
-             timestamp_ms, request_id, message) ",
-        );
-        q.push_values(chunk, |mut b, e| {
-            let e = e.borrow();
-            b.push_bind(e.account.as_str())
-                .push_bind(&e.function_name)
-                .push_bind(&e.log_stream)
-                .push_bind(e.timestamp_ms)
-                .push_bind(&e.request_id)
-                .push_bind(&e.message);
-        });
-        q.build().execute(&mut *conn).await?;
-    }
-    for chunk in fixed_chunks(records) {
-        let mut q = QueryBuilder::new(
-            "INSERT INTO invocations (request_id, account_id, function_name, \
-             version, started_ms, cold, init_ms, duration_ms, billed_ms, memory_size_mb, \
-             max_memory_mb, outcome, error_type, caller_account_id) ",
-        );
-        q.push_values(chunk, |mut b, r| {
-            let r = r.borrow();
-            b.push_bind(&r.request_id)
-                .push_bind(r.account.as_str())
-                .push_bind(&r.function_name)
-                .push_bind(&r.version)
-                .push_bind(r.started_ms)
-                .push_bind(r.cold)
-                .push_bind(r.init_ms)
-                .push_bind(r.duration_ms)
-                .push_bind(r.billed_ms)
-                .push_bind(i64::from(r.memory_size_mb))
-                .push_bind(i64::from(r.max_memory_mb))
-                .push_bind(&r.outcome)
-                .push_bind(&r.error_type)
-                .push_bind(r.caller_account.as_str());
-        });
-        q.build().execute(&mut *conn).await?;
-    }
-    Ok(())
-}
+crate::backend::insert_calls!(sqlx::SqliteConnection);
 
 /// The lines of a [`LogQuery`] up to an id, in id order, with a `LIMIT` left to bind.
 macro_rules! lines_where {
@@ -93,7 +38,7 @@ fn filtered<'q>(
 
 /// How many of the lines (ids and sizes, in order) a page of `limit` lines and `max_bytes`
 /// bytes holds: the first always, then each while the total fits.
-fn lines_that_fit(sizes: &[(i64, i64)], limit: u32, max_bytes: Option<u64>) -> usize {
+pub(crate) fn lines_that_fit(sizes: &[(i64, i64)], limit: u32, max_bytes: Option<u64>) -> usize {
     let limit = usize::try_from(limit).unwrap_or(usize::MAX);
     let Some(max) = max_bytes else {
         return sizes.len().min(limit);
@@ -117,7 +62,7 @@ const MOST_ROWS: usize = 64;
 /// 64, 32, 4). A statement's text depends on its row count, and sqlx keeps a prepared
 /// statement per text: with these sizes a handful of statements serve every batch, where one
 /// statement per count made most batches parse and plan a statement anew.
-fn fixed_chunks<T>(items: &[T]) -> impl Iterator<Item = &[T]> {
+pub(crate) fn fixed_chunks<T>(items: &[T]) -> impl Iterator<Item = &[T]> {
     let mut rest = items;
     std::iter::from_fn(move || {
         if rest.is_empty() {

@@ -24,13 +24,13 @@ use sqlx::sqlite::{
 use crate::StoreError;
 use crate::seal::MasterKey;
 
-mod accounts;
+pub(crate) mod accounts;
 mod aliases;
 #[cfg(test)]
 mod conformance_tests;
 mod error;
 mod functions;
-mod logs;
+pub(crate) mod logs;
 mod policies;
 mod queue;
 mod retention;
@@ -160,7 +160,7 @@ impl SqliteStore {
     }
 }
 
-fn now() -> String {
+pub(crate) fn now() -> String {
     stoke_core::timefmt::lambda_timestamp(time::OffsetDateTime::now_utc())
 }
 

@@ -11,28 +11,11 @@
 use sqlx::Row;
 use stoke_core::AccountId;
 
+use crate::trim::{Arg, TrimStep, to_i64, to_u64};
 use crate::{LogUsage, SqliteStore, StoreError};
 
-/// Rows per statement of the count and age trims: small enough that one statement holds
-/// SQLite's write lock for a few milliseconds (see the stall test below for what it measures).
-const TRIM_BATCH: i64 = 500;
-
-fn to_i64(n: u64) -> i64 {
-    i64::try_from(n).unwrap_or(i64::MAX)
-}
-
-fn to_u64(n: i64) -> u64 {
-    u64::try_from(n).unwrap_or(0)
-}
-
-/// A value bound to a retention statement.
-#[derive(Clone, Copy)]
-enum Arg<'a> {
-    Int(i64),
-    Text(&'a str),
-}
-
-impl SqliteStore {
+#[async_trait::async_trait]
+impl TrimStep for SqliteStore {
     /// Runs one retention statement (a bounded `DELETE`) with the write gate, its commit not
     /// waiting for the disk (log rows are not acknowledged data), then lets the next writer in
     /// before the caller's next batch. Answers the rows removed.
@@ -58,48 +41,9 @@ impl SqliteStore {
         tokio::task::yield_now().await;
         Ok(n)
     }
+}
 
-    /// Runs `sql` (a `DELETE` of at most [`TRIM_BATCH`] rows, bound to `args` and then the
-    /// batch size) until a batch removes fewer. Answers the rows removed.
-    async fn delete_in_batches(&self, sql: &str, args: &[Arg<'_>]) -> Result<u64, StoreError> {
-        let mut bound = args.to_vec();
-        bound.push(Arg::Int(TRIM_BATCH));
-        let mut gone = 0;
-        loop {
-            let n = self.trim_step(sql, &bound).await?;
-            gone += n;
-            if n < to_u64(TRIM_BATCH) {
-                return Ok(gone);
-            }
-        }
-    }
-
-    /// Removes `excess` of one function's oldest rows, [`TRIM_BATCH`] at a time: `sql` is a
-    /// `DELETE` bound to the account, the function name and the batch size. Answers the rows
-    /// removed.
-    async fn delete_oldest_of(
-        &self,
-        sql: &str,
-        (account, function): (&str, &str),
-        mut excess: i64,
-    ) -> Result<u64, StoreError> {
-        let mut gone = 0;
-        while excess > 0 {
-            let args = [
-                Arg::Text(account),
-                Arg::Text(function),
-                Arg::Int(excess.min(TRIM_BATCH)),
-            ];
-            let n = self.trim_step(sql, &args).await?;
-            if n == 0 {
-                break;
-            }
-            gone += n;
-            excess -= to_i64(n);
-        }
-        Ok(gone)
-    }
-
+impl SqliteStore {
     pub(crate) async fn log_usage_impl(&self) -> Result<Vec<LogUsage>, StoreError> {
         let rows = sqlx::query(
             "SELECT account_id, function_name, bytes, lines FROM log_usage WHERE lines > 0",
@@ -127,7 +71,7 @@ impl SqliteStore {
         batch: u32,
     ) -> Result<u64, StoreError> {
         let keep = to_i64(keep_bytes);
-        let batch = i64::from(batch.max(1)).min(TRIM_BATCH);
+        let batch = i64::from(batch.max(1)).min(crate::trim::TRIM_BATCH);
         let (used_sql, oldest_sql, delete_sql) = match function_name {
             Some(_) => (
                 "SELECT COALESCE(SUM(bytes), 0) FROM log_usage \

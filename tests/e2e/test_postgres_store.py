@@ -1,0 +1,89 @@
+"""`stoke serve --store postgres://…`: the state and the code live in a PostgreSQL database
+(a throw-away cluster the test starts, pg_cluster.py). A function created and invoked with
+boto3 is there after a restart, and a second server with an empty data dir of its own (the
+same master key) finds it and serves its zip, read from the database. (That second server does
+not invoke it: code is prepared, compiled, by the node that deployed it; preparing on another
+node is the nodes' work, issue 14 item 2 on.)"""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from pg_cluster import PgCluster
+from stoke_e2e import StokeServer, expect_error, http_get, sha256_b64
+from stoke_guests import code_answer, deploy_constant, invoke
+
+
+@pytest.fixture
+def pg():
+    cluster = PgCluster().start()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+def test_a_function_lives_in_postgres_across_restarts_and_data_dirs(pg, tmp_path):
+    url = pg.create_database("stoke_e2e")
+    srv = StokeServer(tmp_path / "node1", extra_args=["--store", url, "--process-runtimes", "off"])
+    other = StokeServer(
+        tmp_path / "node2", extra_args=["--store", url, "--process-runtimes", "off"]
+    )
+    try:
+        srv.start()
+        lam = srv.client()
+        name = deploy_constant(lam, "pg-1", prefix="pg-store")
+        _, body = invoke(lam, name, {})
+        assert body == code_answer("pg-1")
+        before = lam.get_function_configuration(FunctionName=name)
+        # Nothing of it is in a SQLite file or a blob folder of the data dir.
+        assert not (srv.data_dir / "stoke.db").exists()
+        assert not (srv.data_dir / "blobs").exists()
+
+        srv.restart()
+        lam = srv.client()
+        after = lam.get_function_configuration(FunctionName=name)
+        assert after["CodeSha256"] == before["CodeSha256"]
+        assert after["RevisionId"] == before["RevisionId"]
+        _, body = invoke(lam, name, {})
+        assert body == code_answer("pg-1")
+        srv.stop()
+
+        # Another node: its own (empty) data dir, the cluster's master key and the admin's key.
+        other.data_dir.mkdir(parents=True)
+        shutil.copy(srv.data_dir / "master.key", other.data_dir / "master.key")
+        other.start()
+        assert other.credentials() == srv.credentials()
+        lam2 = other.client()
+        got = lam2.get_function(FunctionName=name)
+        assert got["Configuration"]["RevisionId"] == before["RevisionId"]
+        # The zip comes out of the database (this node's blob cache was empty).
+        code = http_get(got["Code"]["Location"])
+        assert code.status == 200
+        assert sha256_b64(code.body) == before["CodeSha256"]
+        assert any((other.data_dir / "blob-cache").rglob("*")), "read through the cache"
+        lam2.delete_function(FunctionName=name)
+        with expect_error("ResourceNotFoundException", 404):
+            lam2.get_function(FunctionName=name)
+        other.stop()
+    finally:
+        srv.kill()
+        other.kill()
+
+
+def test_a_wrong_or_unreachable_store_url_fails_at_start_up_in_one_line(pg, tmp_path):
+    missing = pg.url("no_such_db")
+    for url, says in [
+        (missing, 'database "no_such_db" does not exist'),
+        ("postgres://stoke:hunter2@127.0.0.1:1/x", "Connection refused"),
+        ("mysql://stoke@127.0.0.1/x", "not a store URL"),
+    ]:
+        srv = StokeServer(tmp_path / f"bad-{len(says)}", extra_args=["--store", url])
+        with pytest.raises(AssertionError, match="exited with code 1"):
+            srv.start()
+        errors = [line for line in srv.log().splitlines() if line.startswith("error:")]
+        assert len(errors) == 1, srv.log()
+        assert says in errors[0], errors[0]
+        assert "hunter2" not in srv.log()
