@@ -43,6 +43,7 @@ use http::request::Parts;
 use stoke_core::{AccountId, LambdaError};
 use stoke_engine::accounts::Accounts;
 use stoke_engine::credentials::{FunctionCredentials, SessionError};
+use subtle::ConstantTimeEq as _;
 use time::OffsetDateTime;
 
 pub use parse::{Form, MAX_EXPIRES, MIN_EXPIRES, Signed, claimed_service};
@@ -107,10 +108,6 @@ const MISMATCH: &str = "The request signature we calculated does not match the s
     documentation for details.";
 const INVALID_TOKEN: &str = "The security token included in the request is invalid.";
 const EXPIRED_TOKEN: &str = "The security token included in the request is expired";
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
 
 /// `15 min.` or `90 sec.`, as AWS words a window.
 fn window(secs: i64) -> String {
@@ -301,7 +298,7 @@ impl Claim {
         let expected =
             sign::expected_signature(parts, body, &self.signed, &self.secret, self.signed_at)
                 .ok_or_else(|| LambdaError::InvalidSignature(MISMATCH.into()))?;
-        if !constant_time_eq(expected.as_bytes(), self.signed.signature.as_bytes()) {
+        if !bool::from(expected.as_bytes().ct_eq(self.signed.signature.as_bytes())) {
             return Err(LambdaError::InvalidSignature(MISMATCH.into()));
         }
         Ok(self.caller)
