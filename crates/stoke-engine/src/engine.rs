@@ -23,6 +23,7 @@ use stoke_store::{Blobs, Store, StoreError};
 
 use crate::accounts::Accounts;
 use crate::async_invoke::{AsyncConfig, AsyncInvoker, AsyncTasks};
+use crate::cluster::{Membership, Peer};
 use crate::control::ControlPlane;
 use crate::credentials::{DEFAULT_TTL, FunctionCredentials};
 use crate::error::ControlError;
@@ -58,6 +59,9 @@ pub struct EngineConfig {
     /// What mints and verifies the functions' credentials (a random key unless the server
     /// gives the one its nodes share).
     pub credentials: Arc<FunctionCredentials>,
+    /// This node and the living nodes of its cluster (a cluster of one unless the server's
+    /// node registry keeps it up to date).
+    pub membership: Arc<Membership>,
 }
 
 impl EngineConfig {
@@ -81,6 +85,12 @@ impl EngineConfig {
             retention: Retention::default(),
             async_queue: AsyncConfig::default(),
             credentials: Arc::new(FunctionCredentials::new(rand::random(), DEFAULT_TTL)),
+            membership: Arc::new(Membership::new(Peer {
+                node_id: "local".into(),
+                address: String::new(),
+                warm: 0,
+                load: 0,
+            })),
         }
     }
 }
@@ -105,6 +115,8 @@ pub struct Engine {
     pub credentials: Arc<FunctionCredentials>,
     /// Stored log lines, for FilterLogEvents.
     pub logs: Arc<Logs>,
+    /// This node and the living nodes of its cluster.
+    pub membership: Arc<Membership>,
     /// Deploys resumed at start (left `Pending` or `InProgress` by the last run).
     pub resumed: usize,
     recorder: RecorderTask,
@@ -136,6 +148,7 @@ impl Engine {
             retention,
             async_queue,
             credentials,
+            membership,
         } = config;
         let layout = Layout::under(&data_dir);
         let metrics = Arc::new(Metrics::default());
@@ -190,6 +203,7 @@ impl Engine {
             accounts,
             credentials,
             logs: Arc::new(Logs::new(store)),
+            membership,
             resumed,
             recorder: recorder_task,
             async_tasks,

@@ -35,6 +35,8 @@
 //! - [`record`]: Lambda's START/END/REPORT lines, invocation records, the batched log writer.
 //! - [`code`]: unpacking untrusted zips safely (zip-slip, symlinks, bombs).
 //! - [`metrics`]: the Prometheus metrics.
+//! - [`cluster`]: [`cluster::Membership`]: this node and the living nodes of its cluster (the
+//!   seam between the node registry and forwarding).
 //! - [`error`]: [`ControlError`] and the one mapping of engine failures to Lambda's error
 //!   types.
 //!
@@ -42,6 +44,7 @@
 
 pub mod accounts;
 pub mod async_invoke;
+pub mod cluster;
 pub mod code;
 pub mod control;
 pub mod credentials;
