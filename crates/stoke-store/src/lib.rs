@@ -16,6 +16,8 @@
 //!   lines and age, in small batches so that no statement holds the store for long).
 //! - [`queue`] ([`Queue`]): the durable queue of async events, their leases (per owner), the
 //!   dead letters and the event-invoke configurations.
+//! - [`nodes`] ([`NodeStore`]): the node registry, one row per node refreshed by its
+//!   heartbeat (issue 14).
 //! - [`Store`]: every concern above in one trait (a blanket impl), what the engine holds as
 //!   `Arc<dyn Store>`.
 //! - [`blobs`] ([`BlobStore`]): code zips stored once each, by SHA-256; [`FsBlobStore`] keeps
@@ -40,6 +42,7 @@ pub mod conformance;
 pub mod error;
 mod functions;
 mod logs;
+pub mod nodes;
 mod policies;
 pub mod postgres;
 pub mod queue;
@@ -56,6 +59,7 @@ pub use blobs::{BlobStore, Blobs, FsBlobStore};
 pub use error::StoreError;
 pub use functions::{AccountUsage, FunctionStore};
 pub use logs::{InvocationRecord, LogEvent, LogPage, LogQuery, LogStore, LogUsage};
+pub use nodes::{NodeRecord, NodeStore};
 pub use policies::PolicyStore;
 pub use postgres::{PgBlobStore, PgStore};
 pub use queue::Queue;
@@ -72,6 +76,7 @@ pub trait Store:
     + AliasStore
     + PolicyStore
     + LogStore
+    + NodeStore
     + Send
     + Sync
     + 'static
@@ -79,6 +84,13 @@ pub trait Store:
 }
 
 impl<T> Store for T where
-    T: AccountStore + FunctionStore + VersionStore + AliasStore + PolicyStore + LogStore + ?Sized
+    T: AccountStore
+        + FunctionStore
+        + VersionStore
+        + AliasStore
+        + PolicyStore
+        + LogStore
+        + NodeStore
+        + ?Sized
 {
 }

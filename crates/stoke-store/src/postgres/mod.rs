@@ -8,8 +8,9 @@
 //! SQLite; docs/decisions.md says how each SQLite type maps.
 //!
 //! One submodule per concern, as `sqlite/`: `accounts`, `functions`, `versions`, `aliases`,
-//! `policies`, `logs` (and `retention`), `queue`; `blobs` is [`PgBlobStore`], the code zips in
-//! the database with a verified local cache; `testing` starts a throw-away cluster for tests.
+//! `policies`, `logs` (and `retention`), `queue`, `nodes` (the node registry); `blobs` is
+//! [`PgBlobStore`], the code zips in the database with a verified local cache; `testing`
+//! starts a throw-away cluster for tests.
 
 use std::time::Duration;
 
@@ -26,6 +27,7 @@ pub mod blobs;
 mod conformance_tests;
 mod functions;
 mod logs;
+mod nodes;
 mod policies;
 mod queue;
 mod retention;

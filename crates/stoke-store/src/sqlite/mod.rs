@@ -6,9 +6,9 @@
 //! columns that queries need. Writers of one process take turns on a fair gate ([`Writer`])
 //! before SQLite's lock, so a long run of short writes (retention) never keeps others out.
 //!
-//! One submodule per concern: `accounts`, `functions`, `versions`, `aliases`, `policies`, `logs` (and
-//! `retention`), `queue`; `error` turns sqlx's errors into [`StoreError`]s. The schema is
-//! `migrations/sqlite/`, applied at open.
+//! One submodule per concern: `accounts`, `functions`, `versions`, `aliases`, `policies`,
+//! `logs` (and `retention`), `queue`, `nodes` (the node registry); `error` turns sqlx's errors
+//! into [`StoreError`]s. The schema is `migrations/sqlite/`, applied at open.
 
 use std::path::Path;
 use std::str::FromStr;
@@ -31,6 +31,7 @@ mod conformance_tests;
 mod error;
 mod functions;
 pub(crate) mod logs;
+mod nodes;
 mod policies;
 mod queue;
 mod retention;
