@@ -30,6 +30,7 @@ use crate::error::ControlError;
 use crate::invoke::{Invoker, InvokerConfig, Sandboxes};
 use crate::logs::Logs;
 use crate::metrics::Metrics;
+use crate::nodes::{NodeConfig, Nodes};
 use crate::pool::{FixedKeepAlive, KeepAlivePolicy};
 use crate::prepare::BackendPreparer;
 use crate::record::{Recorder, RecorderTask, Retention};
@@ -62,6 +63,8 @@ pub struct EngineConfig {
     /// This node and the living nodes of its cluster (a cluster of one unless the server's
     /// node registry keeps it up to date).
     pub membership: Arc<Membership>,
+    /// How often this node heartbeats in the node registry, and when a node is dead.
+    pub nodes: NodeConfig,
 }
 
 impl EngineConfig {
@@ -91,6 +94,7 @@ impl EngineConfig {
                 warm: 0,
                 load: 0,
             })),
+            nodes: NodeConfig::default(),
         }
     }
 }
@@ -102,6 +106,8 @@ pub enum StartError {
     Control(#[from] ControlError),
     #[error("starting the async queue: {0}")]
     AsyncQueue(#[source] StoreError),
+    #[error("registering this node: {0}")]
+    Nodes(#[source] StoreError),
 }
 
 /// The running engine. Its services are shared handles; hand them to the API.
@@ -117,6 +123,8 @@ pub struct Engine {
     pub logs: Arc<Logs>,
     /// This node and the living nodes of its cluster.
     pub membership: Arc<Membership>,
+    /// This node's registration and heartbeats; every node's state (`stoke nodes`).
+    pub nodes: Arc<Nodes>,
     /// Deploys resumed at start (left `Pending` or `InProgress` by the last run).
     pub resumed: usize,
     recorder: RecorderTask,
@@ -149,6 +157,7 @@ impl Engine {
             async_queue,
             credentials,
             membership,
+            nodes,
         } = config;
         let layout = Layout::under(&data_dir);
         let metrics = Arc::new(Metrics::default());
@@ -191,6 +200,14 @@ impl Engine {
             metrics,
             recorder,
         );
+        let nodes = Nodes::start(
+            Arc::clone(&store),
+            Arc::clone(&membership),
+            nodes,
+            Arc::downgrade(&invoker),
+        )
+        .await
+        .map_err(StartError::Nodes)?;
         let resumed = control.resume().await?;
         let (asyncq, async_tasks) =
             AsyncInvoker::start(queue, Arc::clone(&invoker), region, async_queue)
@@ -204,6 +221,7 @@ impl Engine {
             credentials,
             logs: Arc::new(Logs::new(store)),
             membership,
+            nodes,
             resumed,
             recorder: recorder_task,
             async_tasks,
@@ -211,7 +229,8 @@ impl Engine {
     }
 
     /// Stops the engine once nothing else holds its services (drop the API's handles first):
-    /// async events still running get a moment (whatever is left runs again after a restart),
+    /// the node leaves the registry, async events still running get a moment (whatever is
+    /// left is released, to run again on another node or after a restart),
     /// the async queue's last finishes and the deploys under way complete, and the log writer
     /// flushes what is left. The sandboxes go with the last handle to the invoker.
     pub async fn shutdown(self) {
@@ -224,15 +243,26 @@ impl Engine {
             logs,
             recorder,
             async_tasks,
+            nodes,
             ..
         } = self;
+        nodes.leave().await;
+        drop(nodes);
         asyncq.shutdown(Duration::from_secs(5)).await;
+        let (queue, owner) = (Arc::clone(asyncq.queue()), asyncq.owner().to_owned());
         drop(asyncq);
         if tokio::time::timeout(Duration::from_secs(5), async_tasks.finish())
             .await
             .is_err()
         {
             tracing::warn!("the async queue's writers did not finish in time");
+        }
+        // What this node still holds (handed to a worker that never started, or still running
+        // after the wait) goes to the other nodes now rather than when its lease runs out.
+        match queue.release_leases(&owner).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(left = n, "async events left to the other nodes"),
+            Err(e) => tracing::warn!(error = %e, "could not release this node's async leases"),
         }
         control.drain().await;
         drop((invoker, control, accounts, credentials, logs));

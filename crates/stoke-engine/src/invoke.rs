@@ -166,6 +166,11 @@ impl Invoker {
         })
     }
 
+    /// This node's warm sandboxes and calls running, for its heartbeat.
+    pub fn usage(&self) -> (u32, u32) {
+        self.sandboxes.usage()
+    }
+
     pub fn metrics(&self) -> &Arc<Metrics> {
         &self.metrics
     }

@@ -37,6 +37,8 @@
 //! - [`metrics`]: the Prometheus metrics.
 //! - [`cluster`]: [`cluster::Membership`]: this node and the living nodes of its cluster (the
 //!   seam between the node registry and forwarding).
+//! - [`nodes`]: [`nodes::Nodes`], this node's registration and heartbeat loop in the store's
+//!   node registry, which keeps the membership to the living nodes.
 //! - [`error`]: [`ControlError`] and the one mapping of engine failures to Lambda's error
 //!   types.
 //!
@@ -55,6 +57,7 @@ pub mod event_config;
 pub mod invoke;
 pub mod logs;
 pub mod metrics;
+pub mod nodes;
 pub mod pool;
 pub mod prepare;
 pub mod record;

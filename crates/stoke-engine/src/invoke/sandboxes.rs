@@ -62,6 +62,11 @@ impl std::fmt::Debug for Sandboxes {
 }
 
 impl Sandboxes {
+    /// Warm sandboxes and calls running (see [`Pools::usage`]).
+    pub fn usage(&self) -> (u32, u32) {
+        self.pools.usage()
+    }
+
     /// The sandboxes of a server with `backends`; a background pass every
     /// [`InvokerConfig::reap_every`] drops idle ones that `policy` no longer keeps, for as
     /// long as this lives.
