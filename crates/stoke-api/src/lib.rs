@@ -85,6 +85,8 @@ pub struct AppState {
     pub presigner: Presigner,
     /// The budget of request bodies being buffered, and how long a body may stall.
     pub bodies: Budget,
+    /// The node registry (the admin API's ListNodes).
+    pub nodes: Arc<stoke_engine::nodes::Nodes>,
 }
 
 impl AppState {
@@ -102,6 +104,7 @@ impl AppState {
             accounts: Arc::clone(&engine.accounts),
             presigner,
             bodies,
+            nodes: Arc::clone(&engine.nodes),
         }
     }
 }
@@ -223,6 +226,8 @@ pub fn router(state: AppState) -> Router {
             "/stoke/admin/2026-11-01/accounts/{account}/keys/{key}",
             axum::routing::delete(admin::revoke_key),
         )
+        // The admin API's node registry (issue 14): every node of the cluster and its state.
+        .route("/stoke/admin/2026-11-01/nodes", get(admin::list_nodes))
         .route(
             "/2016-08-19/account-settings",
             get(functions::account_settings),
