@@ -65,6 +65,11 @@ pub struct EngineConfig {
     pub membership: Arc<Membership>,
     /// How often this node heartbeats in the node registry, and when a node is dead.
     pub nodes: NodeConfig,
+    /// Concurrency limits held across every node sharing the store: each call also takes a
+    /// slot in the store, held under this node's id with this expiry (renewed while the node
+    /// lives), the name its queue leases go by. `None` (one node): this node's own counters
+    /// are the limits.
+    pub cluster_slots: Option<Duration>,
 }
 
 impl EngineConfig {
@@ -95,6 +100,7 @@ impl EngineConfig {
                 load: 0,
             })),
             nodes: NodeConfig::default(),
+            cluster_slots: None,
         }
     }
 }
@@ -108,6 +114,8 @@ pub enum StartError {
     AsyncQueue(#[source] StoreError),
     #[error("registering this node: {0}")]
     Nodes(#[source] StoreError),
+    #[error("taking back this node's concurrency slots: {0}")]
+    Slots(#[source] StoreError),
 }
 
 /// The running engine. Its services are shared handles; hand them to the API.
@@ -158,6 +166,7 @@ impl Engine {
             credentials,
             membership,
             nodes,
+            cluster_slots,
         } = config;
         let layout = Layout::under(&data_dir);
         let metrics = Arc::new(Metrics::default());
@@ -181,6 +190,8 @@ impl Engine {
             }),
             sandboxes.clone(),
         )?;
+        // A cold start of code another node deployed fetches it from the store first.
+        sandboxes.set_code_source(control.code_source());
         control.set_account_concurrency(
             invoker
                 .default_account_concurrency
@@ -191,6 +202,8 @@ impl Engine {
             Arc::clone(control.limits()),
         ));
         accounts.load_limits().await?;
+        // Other nodes' writes, heard through the store's change feed, reach the caches.
+        crate::control::watch(Arc::clone(&store), &control, &accounts);
         let (recorder, recorder_task) =
             Recorder::start(Arc::clone(&store), Arc::clone(&metrics), retention);
         let invoker = Invoker::new(
@@ -208,6 +221,14 @@ impl Engine {
         )
         .await
         .map_err(StartError::Nodes)?;
+        if let Some(ttl) = cluster_slots {
+            // Under the name the node's queue leases go by (kept across its restarts).
+            let owner = queue.node_owner().await.map_err(StartError::Slots)?;
+            let slots = crate::slots::ClusterSlots::start(Arc::clone(&store), owner, ttl)
+                .await
+                .map_err(StartError::Slots)?;
+            invoker.set_cluster_slots(slots);
+        }
         let resumed = control.resume().await?;
         let (asyncq, async_tasks) =
             AsyncInvoker::start(queue, Arc::clone(&invoker), region, async_queue)

@@ -29,6 +29,7 @@ use crate::metrics::{CallOutcome, FunctionLabels, Metrics};
 use crate::pool::Share;
 use crate::record::{self, CallRecord, Recorder, Report};
 use crate::route::Router;
+use crate::slots::{ClusterSlots, SlotGuard};
 use crate::target::Runnable;
 
 mod host;
@@ -125,6 +126,8 @@ pub struct Invoker {
     recorder: Recorder,
     /// For the guests' host calls, which come back here.
     me: Weak<Invoker>,
+    /// The store's concurrency slots, when several nodes share the limits.
+    cluster: std::sync::OnceLock<Arc<ClusterSlots>>,
 }
 
 impl std::fmt::Debug for Invoker {
@@ -163,12 +166,19 @@ impl Invoker {
             metrics,
             recorder,
             me: me.clone(),
+            cluster: std::sync::OnceLock::new(),
         })
     }
 
     /// This node's warm sandboxes and calls running, for its heartbeat.
     pub fn usage(&self) -> (u32, u32) {
         self.sandboxes.usage()
+    }
+
+    /// Makes every call also hold a slot of its limits in the store (several nodes share
+    /// them); set once, at start.
+    pub fn set_cluster_slots(&self, slots: Arc<ClusterSlots>) {
+        let _ = self.cluster.set(slots);
     }
 
     pub fn metrics(&self) -> &Arc<Metrics> {
@@ -203,7 +213,7 @@ impl Invoker {
         account: &AccountId,
         pool: &crate::pool::PoolKey,
         target: &Runnable,
-    ) -> Result<crate::pool::Lease, LambdaError> {
+    ) -> Result<(crate::pool::Lease, Vec<SlotGuard>), LambdaError> {
         let share = match target.reserved_concurrency {
             Some(r) => Share::Reserved(r.min(self.config.function_concurrency)),
             None => Share::Unreserved {
@@ -217,7 +227,7 @@ impl Invoker {
             Some((account.as_str(), self.unreserved(account).await?))
         };
         let pools = &self.sandboxes.pools;
-        pools.admit_as(pool, share, caller).map_err(|t| {
+        let throttled = |t: crate::pool::Throttle| {
             let labels = FunctionLabels {
                 account: pool.account.clone(),
                 function: pool.function_name.clone(),
@@ -227,7 +237,45 @@ impl Invoker {
                 reason: t.reason().to_owned(),
                 message: "Rate Exceeded.".to_owned(),
             }
-        })
+        };
+        let lease = pools.admit_as(pool, share, caller).map_err(throttled)?;
+        let Some(cluster) = self.cluster.get() else {
+            return Ok((lease, Vec::new()));
+        };
+        // The same limits over every node: a slot of each in the store.
+        let mut scopes = vec![match share {
+            Share::Reserved(n) => (
+                ClusterSlots::reserved_scope(&pool.account, &pool.function_name),
+                n,
+                crate::pool::Throttle::Function,
+            ),
+            Share::Unreserved { account, .. } => (
+                ClusterSlots::unreserved_scope(&pool.account),
+                account,
+                crate::pool::Throttle::Account,
+            ),
+        }];
+        if let Some((caller, limit)) = caller {
+            scopes.push((
+                ClusterSlots::unreserved_scope(caller),
+                limit,
+                crate::pool::Throttle::Account,
+            ));
+        }
+        let mut held = Vec::with_capacity(scopes.len());
+        for (scope, cap, throttle) in scopes {
+            match cluster.acquire(scope, cap).await {
+                Ok(Some(g)) => held.push(g),
+                Ok(None) => return Err(throttled(throttle)),
+                Err(e) => {
+                    tracing::error!(error = %e, "the cluster's concurrency slots cannot be read");
+                    return Err(LambdaError::Service(
+                        "The cluster's concurrency limits cannot be checked now.".into(),
+                    ));
+                }
+            }
+        }
+        Ok((lease, held))
     }
 
     /// `account`'s unreserved concurrency: its limit less its functions' reservations
@@ -258,7 +306,7 @@ impl Invoker {
         let account = &target.account;
         let config = &target.deployed.config;
         let version = target.version.clone();
-        let lease = self.admit(caller, &route.pool, &target).await?;
+        let (lease, _slots) = self.admit(caller, &route.pool, &target).await?;
         let request_id = req
             .request_id
             .clone()

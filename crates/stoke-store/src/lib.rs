@@ -20,6 +20,10 @@
 //!   heartbeat (issue 14).
 //! - [`Store`]: every concern above in one trait (a blanket impl), what the engine holds as
 //!   `Arc<dyn Store>`.
+//! - [`changes`] ([`ChangeFeed`]): the change feed, how every node hears of another's writes
+//!   (PostgreSQL `LISTEN`/`NOTIFY`; on SQLite, one node, a broadcast in the process).
+//! - [`slots`] ([`SlotStore`]): concurrency slots held with an expiry, so that a limit holds
+//!   across nodes.
 //! - [`blobs`] ([`BlobStore`]): code zips stored once each, by SHA-256; [`FsBlobStore`] keeps
 //!   them in a folder (written to a temporary file, synced and renamed, so a crash never leaves
 //!   a torn blob under a real address; temporary files a crash left are swept at open).
@@ -37,6 +41,7 @@ mod accounts;
 mod aliases;
 mod backend;
 pub mod blobs;
+pub mod changes;
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
 pub mod error;
@@ -47,6 +52,7 @@ mod policies;
 pub mod postgres;
 pub mod queue;
 pub mod seal;
+pub mod slots;
 pub mod sqlite;
 mod trim;
 mod versions;
@@ -56,6 +62,7 @@ pub use accounts::{
 };
 pub use aliases::AliasStore;
 pub use blobs::{BlobStore, Blobs, FsBlobStore};
+pub use changes::{Change, ChangeFeed, ChangeListener};
 pub use error::StoreError;
 pub use functions::{AccountUsage, FunctionStore};
 pub use logs::{InvocationRecord, LogEvent, LogPage, LogQuery, LogStore, LogUsage};
@@ -64,6 +71,7 @@ pub use policies::PolicyStore;
 pub use postgres::{PgBlobStore, PgStore};
 pub use queue::Queue;
 pub use seal::{MasterKey, SealError};
+pub use slots::SlotStore;
 pub use sqlite::SqliteStore;
 pub use versions::VersionStore;
 
@@ -77,6 +85,8 @@ pub trait Store:
     + PolicyStore
     + LogStore
     + NodeStore
+    + ChangeFeed
+    + SlotStore
     + Send
     + Sync
     + 'static
@@ -91,6 +101,8 @@ impl<T> Store for T where
         + PolicyStore
         + LogStore
         + NodeStore
+        + ChangeFeed
+        + SlotStore
         + ?Sized
 {
 }

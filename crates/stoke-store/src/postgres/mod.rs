@@ -8,9 +8,9 @@
 //! SQLite; docs/decisions.md says how each SQLite type maps.
 //!
 //! One submodule per concern, as `sqlite/`: `accounts`, `functions`, `versions`, `aliases`,
-//! `policies`, `logs` (and `retention`), `queue`, `nodes` (the node registry); `blobs` is
-//! [`PgBlobStore`], the code zips in the database with a verified local cache; `testing`
-//! starts a throw-away cluster for tests.
+//! `policies`, `logs` (and `retention`), `queue`, `nodes` (the node registry), `changes` (the change feed: `LISTEN`/`NOTIFY`),
+//! `slots` (concurrency slots); `blobs` is [`PgBlobStore`], the code zips in
+//! the database with a verified local cache; `testing` starts a throw-away cluster for tests.
 
 use std::time::Duration;
 
@@ -23,6 +23,7 @@ use crate::seal::MasterKey;
 mod accounts;
 mod aliases;
 pub mod blobs;
+mod changes;
 #[cfg(test)]
 mod conformance_tests;
 mod functions;
@@ -31,6 +32,7 @@ mod nodes;
 mod policies;
 mod queue;
 mod retention;
+mod slots;
 #[cfg(test)]
 mod store_tests;
 #[cfg(any(test, feature = "conformance"))]
