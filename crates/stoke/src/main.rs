@@ -11,6 +11,7 @@
 //!   and `stoke bench`.
 
 mod cli;
+mod forward;
 mod keys;
 mod serve;
 mod store;

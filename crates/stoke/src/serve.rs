@@ -166,6 +166,8 @@ pub struct ServeArgs {
     /// Descriptors kept out of the connections' reach, for sandboxes, the store and blobs.
     #[arg(long, env = "STOKE_FD_RESERVE", default_value_t = 512)]
     pub fd_reserve: u32,
+    #[command(flatten)]
+    pub forward: crate::forward::ForwardArgs,
 }
 
 /// `--python`/`--node` values with `default` first unless a plain command is among them.
@@ -349,6 +351,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     // URLs.
     let session_key = master.derive("function-credentials");
     let url_key = master.derive("code-urls");
+    let cluster_key = master.derive("cluster");
     let location = crate::store::Location::parse(args.store.as_deref(), &data_dir)?;
     let (opened, blobs) = crate::store::Opened::open(&location, &data_dir, master).await?;
     let store: Arc<dyn Store> = opened.store();
@@ -412,6 +415,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         &data_dir,
     );
     config.region = args.region.clone();
+    if let Some(m) = crate::forward::membership(&args.forward, &data_dir, args.listen)? {
+        config.membership = m;
+    }
     config.credentials = Arc::new(FunctionCredentials::new(
         session_key,
         args.function_credentials_ttl,
@@ -466,6 +472,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             ..BodyConfig::default()
         }),
     );
+    let state = crate::forward::wire(state, &args.forward, cluster_key, &engine, args.concurrency);
     let listen = ListenConfig {
         header_read_timeout: args.header_read_timeout,
         idle_timeout: args.idle_timeout,

@@ -110,7 +110,7 @@ impl Opened {
 
 /// This node's id: made on the first start and kept in the data dir, so the same after a
 /// restart (a restarted node releases the leases its previous run held, and only those).
-fn node_id(data_dir: &Path) -> anyhow::Result<String> {
+pub(crate) fn node_id(data_dir: &Path) -> anyhow::Result<String> {
     let path = data_dir.join(NODE_ID_FILE);
     match std::fs::read_to_string(&path) {
         Ok(id) if !id.trim().is_empty() => return Ok(id.trim().to_owned()),
