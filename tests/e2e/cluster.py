@@ -8,6 +8,10 @@ nodes on it, each on its own free loopback port with its own data dir, all with 
 find both, so every node's `client()` signs with the same admin key. `stop()` stops the nodes
 that are still up (asserting a clean exit) and then PostgreSQL; `kill(i)` is kill -9 of one node.
 
+`peers=True` (a test aid of the forwarding tests, until the node registry says who is alive):
+node i gets the id `node{i+1}` (written as DIR/node-id before its first start) and a
+`--peer ID=ADDR` flag for every other node.
+
     with StokeCluster(tmp_path, n=3).running() as c:
         lam1, lam2 = c.client(0), c.client(1)
 """
@@ -31,6 +35,7 @@ class StokeCluster:
         n: int = 3,
         extra_args: list[str] | None = None,
         database: str = "stoke_cluster",
+        peers: bool = False,
     ):
         self.workdir = Path(workdir)
         self.n = n
@@ -40,12 +45,15 @@ class StokeCluster:
         self.pg: PgCluster | None = None
         self.url = ""
         self.nodes: list[StokeServer] = []
+        self.peers = peers
 
     def start(self) -> "StokeCluster":
         self.pg = PgCluster().start()
         self.url = self.pg.create_database(self.database)
         for i in range(self.n):
             self.nodes.append(self.new_node(f"node{i + 1}"))
+        if self.peers:
+            self._introduce()
         for node in self.nodes:
             node.start()
         return self
@@ -62,6 +70,20 @@ class StokeCluster:
         key.write_text(self.master_key)
         os.chmod(key, 0o600)
         return node
+
+    def node_id(self, i: int) -> str:
+        """Node `i`'s id (as `peers=True` names them)."""
+        return f"node{i + 1}"
+
+    def _introduce(self) -> None:
+        for i, node in enumerate(self.nodes):
+            (node.data_dir / "node-id").write_text(self.node_id(i) + "\n")
+        for i, node in enumerate(self.nodes):
+            node.extra_args += [
+                f"--peer={self.node_id(j)}=127.0.0.1:{other.port}"
+                for j, other in enumerate(self.nodes)
+                if j != i
+            ]
 
     def client(self, i: int, **config_overrides):
         """A boto3 Lambda client of node `i` (0-based), signed with the admin's key."""
