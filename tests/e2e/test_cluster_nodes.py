@@ -168,7 +168,6 @@ def handler(event, context):
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="process sandboxes need root")
-@pytest.mark.xfail(reason="needs truth: code on any node", strict=False)
 def test_a_killed_nodes_async_events_run_on_the_survivors(tmp_path):
     events = 8
     with StokeCluster(tmp_path, n=3, extra_args=[*FAST, "--async-workers", "4"]).running() as c:

@@ -28,7 +28,7 @@ use crate::ControlPlane;
 use crate::metrics::{CallOutcome, FunctionLabels, Metrics};
 use crate::pool::Share;
 use crate::record::{self, CallRecord, Recorder, Report};
-use crate::route::Router;
+use crate::route::{Route, Router};
 use crate::slots::{ClusterSlots, SlotGuard};
 use crate::target::Runnable;
 
@@ -112,6 +112,8 @@ pub struct InvokeResponse {
     pub log_tail: Option<String>,
     /// The log lines and record, when the request asked for them back.
     pub record: Option<CallRecord>,
+    /// Whether the call found a warm sandbox (no Init).
+    pub warm: bool,
 }
 
 /// Runs calls.
@@ -290,6 +292,34 @@ impl Invoker {
         Ok(u32::try_from(limit.saturating_sub(reserved).max(0)).unwrap_or(0))
     }
 
+    /// Where a call by `caller` of `function` (with `qualifier`) goes (see [`Router::route`]).
+    pub async fn route(
+        &self,
+        caller: &AccountId,
+        function: &str,
+        qualifier: Option<&str>,
+    ) -> Result<Route, LambdaError> {
+        self.router.route(caller, function, qualifier).await
+    }
+
+    /// The route of a call another node resolved (see [`Router::route_forwarded`]).
+    pub async fn route_forwarded(
+        &self,
+        owner: &AccountId,
+        function: &str,
+        version: &str,
+        qualifier: Option<&str>,
+    ) -> Result<Route, LambdaError> {
+        self.router
+            .route_forwarded(owner, function, version, qualifier)
+            .await
+    }
+
+    /// Whether `pool` has an idle sandbox on this node now.
+    pub fn idle_here(&self, pool: &crate::pool::PoolKey) -> bool {
+        self.sandboxes.pools.idle_of(pool) > 0
+    }
+
     /// Runs one call synchronously for `caller`: of its own function, or of another account's
     /// that the owner's policy lets it call. The call runs, logs and is recorded as the
     /// owner's ([`Runnable::account`]); the record names the caller too.
@@ -302,6 +332,17 @@ impl Invoker {
             .router
             .route(caller, &req.function, req.qualifier.as_deref())
             .await?;
+        self.invoke_routed(caller, route, req).await
+    }
+
+    /// Runs one call of an already resolved `route` on this node (`req`'s function and
+    /// qualifier are not looked at again).
+    pub async fn invoke_routed(
+        &self,
+        caller: &AccountId,
+        route: Route,
+        req: InvokeRequest,
+    ) -> Result<InvokeResponse, LambdaError> {
         let target = route.target;
         let account = &target.account;
         let config = &target.deployed.config;
@@ -485,6 +526,7 @@ impl Invoker {
             outcome: execution.outcome,
             log_tail,
             record,
+            warm: init.is_none(),
         })
     }
 }

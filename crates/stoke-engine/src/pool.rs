@@ -534,6 +534,15 @@ impl Pools {
         })
     }
 
+    /// Idle sandboxes of `key`'s pool (none if it has no pool yet; placement asks this).
+    pub fn idle_of(&self, key: &PoolKey) -> usize {
+        self.pools
+            .lock()
+            .ok()
+            .and_then(|p| p.get(key).map(|p| p.idle_count()))
+            .unwrap_or(0)
+    }
+
     /// Idle sandboxes of every pool (for tests and metrics).
     pub fn idle_total(&self) -> usize {
         self.pools

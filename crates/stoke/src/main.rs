@@ -12,6 +12,7 @@
 //!   and `stoke bench`.
 
 mod cli;
+mod forward;
 mod keys;
 mod node;
 mod serve;

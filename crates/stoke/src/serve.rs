@@ -173,6 +173,8 @@ pub struct ServeArgs {
     pub fd_reserve: u32,
     #[command(flatten)]
     pub cluster: crate::node::NodeArgs,
+    #[command(flatten)]
+    pub forward: crate::forward::ForwardArgs,
 }
 
 /// `--python`/`--node` values with `default` first unless a plain command is among them.
@@ -309,6 +311,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     // URLs.
     let session_key = master.derive("function-credentials");
     let url_key = master.derive("code-urls");
+    let cluster_key = master.derive("cluster");
     let location = crate::store::Location::parse(args.store.as_deref(), &data_dir)?;
     let node_id = match &args.cluster.node_id {
         Some(id) => id.clone(),
@@ -439,6 +442,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             ..BodyConfig::default()
         }),
     );
+    let state = crate::forward::wire(state, &args.forward, cluster_key, &engine, args.concurrency);
     let listen = ListenConfig {
         header_read_timeout: args.header_read_timeout,
         idle_timeout: args.idle_timeout,
