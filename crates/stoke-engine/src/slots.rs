@@ -15,6 +15,9 @@ use std::time::Duration;
 
 use stoke_store::{Store, StoreError};
 
+/// How long a release that failed waits before it tries again.
+const RELEASE_AGAIN: Duration = Duration::from_millis(500);
+
 /// This node's hold on the store's concurrency slots.
 pub struct ClusterSlots {
     store: Arc<dyn Store>,
@@ -112,8 +115,15 @@ impl Drop for SlotGuard {
         // Without a runtime (shutting down) the slot expires instead.
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
             rt.spawn(async move {
-                if let Err(e) = slots.store.release_slot(&scope, &token).await {
-                    tracing::warn!(error = %e, "giving back a concurrency slot failed; it expires");
+                // Tried again for twice the expiry: past it the slot has expired (the renewal
+                // keeps only live slots), whatever became of the store.
+                let give_up = tokio::time::Instant::now() + slots.ttl * 2;
+                while let Err(e) = slots.store.release_slot(&scope, &token).await {
+                    if tokio::time::Instant::now() >= give_up {
+                        tracing::warn!(error = %e, "giving back a concurrency slot failed; it expires");
+                        return;
+                    }
+                    tokio::time::sleep(RELEASE_AGAIN).await;
                 }
             });
         }

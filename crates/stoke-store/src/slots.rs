@@ -30,7 +30,8 @@ pub trait SlotStore: Send + Sync + 'static {
     /// Gives back the slot of `scope` held under `token` (nothing if it is not held).
     async fn release_slot(&self, scope: &str, token: &str) -> Result<(), StoreError>;
 
-    /// Extends every slot `owner` holds to `ttl_ms` from now: how many.
+    /// Extends every slot `owner` holds to `ttl_ms` from now: how many. A slot that has
+    /// expired stays expired (a slot whose release failed is not kept alive for ever).
     async fn renew_slots(&self, owner: &str, ttl_ms: i64) -> Result<u64, StoreError>;
 
     /// Gives back every slot `owner` holds (at start, or leaving): how many.

@@ -106,4 +106,10 @@ pub async fn slots_hold_a_limit_expire_and_are_given_back<F: Factory>(factory: &
             .is_some()
     );
     assert_eq!(s.acquire_slot("e", 2, "y", "y1", long).await.unwrap(), None);
+    // An expired slot is not brought back by its owner's renewal.
+    let late = s.acquire_slot("g", 1, "late", "g1", 100).await.unwrap();
+    assert!(late.is_some());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(s.renew_slots("late", long).await.unwrap(), 0);
+    assert_eq!(s.held_slots("g").await.unwrap(), 0);
 }

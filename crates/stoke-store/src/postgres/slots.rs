@@ -77,7 +77,8 @@ impl SlotStore for PgStore {
 
     async fn renew_slots(&self, owner: &str, ttl_ms: i64) -> Result<u64, StoreError> {
         let done = sqlx::query(&format!(
-            "UPDATE concurrency_slots SET expires_ms = {NOW_MS} + $2 WHERE owner = $1"
+            "UPDATE concurrency_slots SET expires_ms = {NOW_MS} + $2 \
+             WHERE owner = $1 AND expires_ms > {NOW_MS}"
         ))
         .bind(owner)
         .bind(ttl_ms)

@@ -68,11 +68,15 @@ impl SlotStore for SqliteStore {
 
     async fn renew_slots(&self, owner: &str, ttl_ms: i64) -> Result<u64, StoreError> {
         let mut conn = self.writer().await?;
-        let done = sqlx::query("UPDATE concurrency_slots SET expires_ms = ?2 WHERE owner = ?1")
-            .bind(owner)
-            .bind(now_ms().saturating_add(ttl_ms))
-            .execute(&mut *conn)
-            .await?;
+        let now = now_ms();
+        let done = sqlx::query(
+            "UPDATE concurrency_slots SET expires_ms = ?2 WHERE owner = ?1 AND expires_ms > ?3",
+        )
+        .bind(owner)
+        .bind(now.saturating_add(ttl_ms))
+        .bind(now)
+        .execute(&mut *conn)
+        .await?;
         Ok(done.rows_affected())
     }
 
