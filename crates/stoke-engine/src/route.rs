@@ -94,7 +94,7 @@ pub fn placement(
     let key = home_key(pool);
     let mut open = ranked(&key, &living)
         .into_iter()
-        .filter(|p| &p.node_id == me || !saturated(*p));
+        .filter(|p| &p.node_id == me || !saturated(p));
     match open.next() {
         None => Placement::Here,
         Some(first) if &first.node_id == me => Placement::Here,
