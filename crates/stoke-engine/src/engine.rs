@@ -286,6 +286,10 @@ impl Engine {
             Err(e) => tracing::warn!(error = %e, "could not release this node's async leases"),
         }
         control.drain().await;
+        // The calls have ended: this node's concurrency slots go to the others now.
+        if let Some(slots) = invoker.cluster_slots() {
+            slots.leave().await;
+        }
         drop((invoker, control, accounts, credentials, logs));
         // The last invoker is gone: the recorder flushes what is left.
         if tokio::time::timeout(Duration::from_secs(10), recorder.finish())

@@ -183,6 +183,11 @@ impl Invoker {
         let _ = self.cluster.set(slots);
     }
 
+    /// The store's concurrency slots this node takes, when the limits are the cluster's.
+    pub fn cluster_slots(&self) -> Option<&Arc<ClusterSlots>> {
+        self.cluster.get()
+    }
+
     pub fn metrics(&self) -> &Arc<Metrics> {
         &self.metrics
     }

@@ -20,11 +20,15 @@ use crate::cluster::{Membership, Peer};
 use crate::invoke::Invoker;
 use crate::record::now_ms;
 
-/// How often a node heartbeats and how old a heartbeat may be before its node is dead.
+/// How often a node heartbeats, how old a heartbeat may be before its node is dead, and how
+/// long a dead node stays listed.
 #[derive(Debug, Clone)]
 pub struct NodeConfig {
     pub heartbeat: Duration,
     pub timeout: Duration,
+    /// A node whose last heartbeat is older than this is removed from the registry by the
+    /// living (it registers again if it comes back).
+    pub forget_after: Duration,
 }
 
 impl Default for NodeConfig {
@@ -32,6 +36,7 @@ impl Default for NodeConfig {
         Self {
             heartbeat: Duration::from_secs(1),
             timeout: Duration::from_secs(10),
+            forget_after: Duration::from_secs(3600),
         }
     }
 }
@@ -205,7 +210,8 @@ impl Nodes {
             Err(e) => Err(e),
         };
         match read {
-            Ok(rows) => {
+            Ok(mut rows) => {
+                self.forget_long_dead(&mut rows, &me.node_id, now).await;
                 if beat.failing {
                     tracing::info!("the node registry is reachable again");
                 }
@@ -244,6 +250,27 @@ impl Nodes {
     }
 }
 
+impl Nodes {
+    /// Removes from the registry (and from `rows`) the nodes dead for longer than
+    /// [`NodeConfig::forget_after`]; one that cannot be removed now is tried next round.
+    async fn forget_long_dead(&self, rows: &mut Vec<NodeRecord>, me: &str, now: i64) {
+        let limit = millis(self.config.forget_after);
+        let mut gone = Vec::new();
+        for r in rows.iter() {
+            if r.node_id != me && now.saturating_sub(r.heartbeat_ms) > limit {
+                match self.store.remove_node(&r.node_id).await {
+                    Ok(_) => {
+                        tracing::info!(node_id = %r.node_id, "forgot a node dead for long");
+                        gone.push(r.node_id.clone());
+                    }
+                    Err(e) => tracing::warn!(error = %e, "could not forget a dead node"),
+                }
+            }
+        }
+        rows.retain(|r| !gone.contains(&r.node_id));
+    }
+}
+
 /// What the heartbeat loop carries from one round to the next.
 #[derive(Debug, Default)]
 struct Beat {
@@ -273,8 +300,13 @@ mod tests {
     async fn a_node_registers_keeps_the_living_and_leaves() {
         let store = Arc::new(SqliteStore::in_memory().await.unwrap());
         let now = now_ms();
-        // A living neighbour and one whose last heartbeat is a minute old.
-        for (id, at) in [("node-b", now + 60_000), ("node-c", now - 60_000)] {
+        // A living neighbour, one whose last heartbeat is a minute old and one dead for two
+        // hours (past `forget_after`: the first round removes it).
+        for (id, at) in [
+            ("node-b", now + 60_000),
+            ("node-c", now - 60_000),
+            ("node-d", now - 7_200_000),
+        ] {
             store
                 .register_node(&NodeRecord {
                     node_id: id.into(),
@@ -291,6 +323,7 @@ mod tests {
         let config = NodeConfig {
             heartbeat: Duration::from_millis(20),
             timeout: Duration::from_secs(10),
+            forget_after: Duration::from_secs(3600),
         };
         let nodes = Nodes::start(
             Arc::clone(&store) as Arc<dyn Store>,

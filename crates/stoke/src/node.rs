@@ -27,6 +27,10 @@ pub struct NodeArgs {
     /// call is sent to it).
     #[arg(long, env = "STOKE_NODE_TIMEOUT", default_value = "10s", value_parser = parse_timeout)]
     pub node_timeout: Duration,
+    /// A dead node stays listed by `stoke nodes` this long after its last heartbeat; then the
+    /// living remove its row (it registers again if it comes back).
+    #[arg(long, env = "STOKE_FORGET_DEAD_NODES_AFTER", default_value = "1h", value_parser = parse_timeout)]
+    pub forget_dead_nodes_after: Duration,
     /// How often this node heartbeats (for tests).
     #[arg(long, env = "STOKE_HEARTBEAT", default_value = "1s", value_parser = parse_timeout, hide = true)]
     pub heartbeat: Duration,
@@ -104,11 +108,12 @@ impl NodeArgs {
         }))
     }
 
-    /// The heartbeat and the node timeout.
+    /// The heartbeat, the node timeout and how long a dead node stays listed.
     pub fn config(&self) -> NodeConfig {
         NodeConfig {
             heartbeat: self.heartbeat,
             timeout: self.node_timeout,
+            forget_after: self.forget_dead_nodes_after,
         }
     }
 }

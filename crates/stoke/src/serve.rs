@@ -31,10 +31,6 @@ use stoke_store::Store;
 use crate::keys::PROFILE;
 use crate::units::{parse_duration, parse_size};
 
-/// How long a concurrency slot of a PostgreSQL store outlives its node's last renewal: the
-/// node timeout (issue 14's default, 10 s), so a dead node's slots are free within it.
-const CLUSTER_SLOT_TTL: Duration = Duration::from_secs(10);
-
 /// Flags of `stoke serve`; each has an environment variable.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ServeArgs {
@@ -381,9 +377,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     );
     config.region = args.region.clone();
     // Several nodes may share a PostgreSQL store: its limits hold across them (slots in the
-    // store, free again within the node timeout of a node's death).
+    // store that outlive their node's last renewal by the node timeout, so a dead node's
+    // slots are free again when it is seen dead).
     if matches!(opened, crate::store::Opened::Postgres(_)) {
-        config.cluster_slots = Some(CLUSTER_SLOT_TTL);
+        config.cluster_slots = Some(args.cluster.node_timeout);
     }
     config.credentials = Arc::new(FunctionCredentials::new(
         session_key,

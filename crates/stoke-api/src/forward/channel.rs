@@ -5,7 +5,8 @@
 //! [`REUSE_FOR`] is replaced (before the peer's listener closes it as idle); the peer's
 //! listener caps the streams at once on a connection; an answer's body is read up to
 //! [`MAX_ANSWER`]; each call is bounded by the timeout its caller gives (the function's
-//! timeout plus a margin). The connections kept are one per peer address, and a connection
+//! timeout plus a margin); a connection with forwards in flight pings its peer every
+//! [`KEEPALIVE_EVERY`] and fails when a ping goes unanswered for [`KEEPALIVE_TIMEOUT`]. The connections kept are one per peer address, and a connection
 //! that fails is dropped.
 //!
 //! A call fails in one of two ways, and the difference matters: [`SendError::NotSent`] (the
@@ -21,7 +22,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::client::conn::http2;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::TcpStream;
 
 /// How long connecting to a peer may take.
@@ -31,6 +32,12 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 /// frames that follow an answer count as a request head arriving), so that a kept
 /// connection is not closed under a new request.
 pub const REUSE_FOR: Duration = Duration::from_secs(4);
+/// How often a connection with forwards in flight pings its peer, and how long a ping may go
+/// unanswered before the connection (and each forward on it, as [`SendError::Lost`]) fails:
+/// a peer that vanishes without closing its socket (a machine gone, a partition) is noticed
+/// within about three seconds, not at the function's timeout.
+pub const KEEPALIVE_EVERY: Duration = Duration::from_secs(1);
+pub const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(2);
 /// The largest answer body read (a 6 MB response and its error shape).
 pub const MAX_ANSWER: usize = 7 * 1024 * 1024;
 
@@ -112,6 +119,9 @@ impl Channel {
             .map_err(|e| format!("connecting to {address}: {e}"))?;
         let _ = stream.set_nodelay(true);
         let (send, conn) = http2::Builder::new(TokioExecutor::new())
+            .timer(TokioTimer::new())
+            .keep_alive_interval(KEEPALIVE_EVERY)
+            .keep_alive_timeout(KEEPALIVE_TIMEOUT)
             .initial_stream_window_size(1024 * 1024)
             .initial_connection_window_size(8 * 1024 * 1024)
             .handshake(TokioIo::new(stream))
