@@ -118,6 +118,7 @@ macro_rules! conformance_tests {
             policies::a_record_names_the_account_that_called,
             policies::a_queued_event_keeps_the_account_that_asked,
             logs::a_page_of_lines_is_cut_by_bytes_and_says_more_follow,
+            logs::a_reader_following_by_id_misses_no_line_of_concurrent_writers,
             queue::a_lease_hides_an_event_until_it_expires,
             queue::a_retry_waits_for_its_time_and_start_up_releases_leases,
             queue::an_events_hops_are_kept_by_enqueue_and_follow_up,

@@ -3,6 +3,13 @@
 //!
 //! Log commits do not wait for the disk (`synchronous_commit = off` in their transaction):
 //! log rows are not acknowledged data, as on SQLite (whose log commits are `NORMAL`).
+//!
+//! A function's lines become visible in id order: readers follow them by id (`after_id`),
+//! and with several nodes writing, a line whose id was taken first could otherwise commit
+//! after one with a higher id that a reader has already passed, and never be read. So each
+//! write of lines first takes a transaction-scoped advisory lock per function it writes
+//! ([`insert_calls_in_order`]): the writes of one function's lines take turns, ids and
+//! commits in the same order; the writes of different functions do not wait for each other.
 
 use async_trait::async_trait;
 use sqlx::Row;
@@ -14,6 +21,42 @@ use crate::{
 };
 
 crate::backend::insert_calls!(sqlx::PgConnection);
+
+/// The first key of the advisory locks a function's log writes take (the second is a hash
+/// of the function); the migration lock is a one-key lock, a space of its own.
+const LOG_LOCK_CLASS: i32 = 0x6c6f_6773; // "logs"
+
+/// [`insert_calls`] after this transaction has taken its turn at every function whose lines
+/// it writes (in one order, so that two writes never wait for each other).
+pub(crate) async fn insert_calls_in_order<L, R>(
+    conn: &mut sqlx::PgConnection,
+    logs: &[L],
+    records: &[R],
+) -> Result<(), sqlx::Error>
+where
+    L: std::borrow::Borrow<LogEvent>,
+    R: std::borrow::Borrow<InvocationRecord>,
+{
+    let streams: std::collections::BTreeSet<String> = logs
+        .iter()
+        .map(|e| {
+            let e = e.borrow();
+            format!("{}/{}", e.account.as_str(), e.function_name)
+        })
+        .collect();
+    if !streams.is_empty() {
+        // The subquery's order is the order the locks are taken in.
+        sqlx::query(
+            "SELECT pg_advisory_xact_lock($1, h) FROM \
+             (SELECT DISTINCT hashtext(s) AS h FROM unnest($2::text[]) AS s ORDER BY h) AS t",
+        )
+        .bind(LOG_LOCK_CLASS)
+        .bind(streams.into_iter().collect::<Vec<_>>())
+        .execute(&mut *conn)
+        .await?;
+    }
+    insert_calls(conn, logs, records).await
+}
 
 /// The lines of a [`LogQuery`] up to an id, in id order, with a `LIMIT` ($8) left to bind.
 macro_rules! lines_where {
@@ -52,7 +95,7 @@ impl LogStore for PgStore {
         sqlx::query("SET LOCAL synchronous_commit = off")
             .execute(&mut *tx)
             .await?;
-        insert_calls(&mut tx, logs, records).await?;
+        insert_calls_in_order(&mut tx, logs, records).await?;
         tx.commit().await?;
         Ok(())
     }

@@ -12,7 +12,7 @@ use sqlx::Row;
 use sqlx::postgres::PgRow;
 use stoke_core::AccountId;
 
-use super::logs::insert_calls;
+use super::logs::insert_calls_in_order;
 use crate::queue::{
     DeadLetter, EventInvokeConfig, Finish, FinishKind, NewDeadLetter, NewEvent, Queue, QueueStats,
     QueuedEvent,
@@ -113,7 +113,7 @@ async fn finish_in(
             insert_dead_letter(&mut *tx, d).await?;
         }
     }
-    insert_calls(&mut *tx, &logs, &records).await?;
+    insert_calls_in_order(&mut *tx, &logs, &records).await?;
     Ok(())
 }
 
