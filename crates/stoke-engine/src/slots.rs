@@ -15,6 +15,9 @@
 //! Lambda would let another call in the moment one ends. A slot idle longer is given back
 //! to the store by a loop that also renews, every third of the expiry, every slot this node
 //! holds (in use or idle): the slots of a node that dies are free again within the expiry.
+//! A call that finds its limit full while this node is still giving back slots of it (calls
+//! that have answered: the release is a task, the answer does not wait) waits for those
+//! releases and asks again, so one client's calls one after another are never turned away.
 //! An idle slot is only used again while the renewals hold: one renewal that fails (the store
 //! unreachable) makes every slot held since suspect, and those go back to the store instead
 //! of being used again (their rows may have expired and been taken by another node). At start
@@ -36,6 +39,9 @@ pub const LINGER: Duration = Duration::from_secs(1);
 pub const IDLE_SHARE: u32 = 16;
 /// How often idle slots are looked at to give back.
 const REAP_EVERY: Duration = Duration::from_millis(250);
+/// How long a call that finds its limit full waits for this node's own slots of it that are
+/// being given back (calls that have answered) before it is turned away.
+const WAIT_FOR_RELEASES: Duration = Duration::from_secs(1);
 /// How long a release that failed waits before it tries again.
 const RELEASE_AGAIN: Duration = Duration::from_millis(500);
 
@@ -59,6 +65,10 @@ pub struct ClusterSlots {
     idle: Mutex<HashMap<String, Vec<Idle>>>,
     /// Moves on each renewal that fails: a slot held across a move is not used again.
     epoch: AtomicU64,
+    /// Slots being given back to the store now, by scope.
+    releasing: Mutex<HashMap<String, u32>>,
+    /// Told each time one of those is done.
+    released: tokio::sync::Notify,
 }
 
 impl std::fmt::Debug for ClusterSlots {
@@ -96,6 +106,8 @@ impl ClusterSlots {
             ttl,
             idle: Mutex::new(HashMap::new()),
             epoch: AtomicU64::new(0),
+            releasing: Mutex::new(HashMap::new()),
+            released: tokio::sync::Notify::new(),
         });
         let weak: Weak<Self> = Arc::downgrade(&me);
         let renew_every = (ttl / 3).max(Duration::from_millis(100));
@@ -131,16 +143,40 @@ impl ClusterSlots {
             return Ok(Some(self.guard(scope, cap, idle.slot, idle.token, epoch)));
         }
         let token = uuid::Uuid::new_v4().to_string();
-        let got = self
-            .store
-            .acquire_slot(&scope, cap, &self.owner, &token, millis(self.ttl))
-            .await?;
-        Ok(got.map(|slot| self.guard(scope, cap, slot, token, epoch)))
+        let give_up = Instant::now() + WAIT_FOR_RELEASES;
+        loop {
+            // Asked for before the count is read, so that a release ending in between wakes it.
+            let released = self.released.notified();
+            let got = self
+                .store
+                .acquire_slot(&scope, cap, &self.owner, &token, millis(self.ttl))
+                .await?;
+            if let Some(slot) = got {
+                return Ok(Some(self.guard(scope, cap, slot, token, epoch)));
+            }
+            // Full. If this node is still giving slots of the limit back (calls that have
+            // answered), the limit is not full: wait for them rather than turn a call away
+            // that the calls before it made room for.
+            if self.releasing(&scope) == 0 || Instant::now() >= give_up {
+                return Ok(None);
+            }
+            let _ = tokio::time::timeout_at(give_up, released).await;
+        }
+    }
+
+    /// How many of `scope`'s slots this node is giving back to the store now.
+    fn releasing(&self, scope: &str) -> u32 {
+        self.releasing
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(scope)
+            .copied()
+            .unwrap_or(0)
     }
 
     /// Gives back to the store every slot idle for `linger` or longer, and every slot held
     /// across a failed renewal.
-    async fn give_back_idle(&self, linger: Duration) {
+    async fn give_back_idle(self: &Arc<Self>, linger: Duration) {
         let epoch = self.epoch.load(Ordering::SeqCst);
         let now = Instant::now();
         let mut due = Vec::new();
@@ -207,7 +243,7 @@ impl ClusterSlots {
     /// A slot no call uses, of a limit of `cap`: idle here when the renewals held since it was
     /// taken and this node keeps fewer than its share of the limit idle, else back to the
     /// store.
-    fn put_back(&self, scope: String, cap: u32, slot: u32, token: String, epoch: u64) {
+    fn put_back(self: &Arc<Self>, scope: String, cap: u32, slot: u32, token: String, epoch: u64) {
         if epoch == self.epoch.load(Ordering::SeqCst) {
             let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
             let slots = idle.entry(scope.clone()).or_default();
@@ -229,22 +265,38 @@ impl ClusterSlots {
 
     /// Gives `scope`'s slot held under `token` back to the store, by a task that tries again
     /// for twice the expiry (past it the slot has expired, whatever became of the store).
-    fn release(&self, scope: String, token: String) {
-        let store = Arc::clone(&self.store);
-        let ttl = self.ttl;
+    fn release(self: &Arc<Self>, scope: String, token: String) {
         // Without a runtime (shutting down) the slot expires instead.
-        if let Ok(rt) = tokio::runtime::Handle::try_current() {
-            rt.spawn(async move {
-                let give_up = Instant::now() + ttl * 2;
-                while let Err(e) = store.release_slot(&scope, &token).await {
-                    if Instant::now() >= give_up {
-                        tracing::warn!(error = %e, "giving back a concurrency slot failed; it expires");
-                        return;
-                    }
-                    tokio::time::sleep(RELEASE_AGAIN).await;
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        *self
+            .releasing
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(scope.clone())
+            .or_default() += 1;
+        let me = Arc::clone(self);
+        rt.spawn(async move {
+            let give_up = Instant::now() + me.ttl * 2;
+            while let Err(e) = me.store.release_slot(&scope, &token).await {
+                if Instant::now() >= give_up {
+                    tracing::warn!(error = %e, "giving back a concurrency slot failed; it expires");
+                    break;
                 }
-            });
-        }
+                tokio::time::sleep(RELEASE_AGAIN).await;
+            }
+            {
+                let mut releasing = me.releasing.lock().unwrap_or_else(PoisonError::into_inner);
+                if let Some(n) = releasing.get_mut(&scope) {
+                    *n = n.saturating_sub(1);
+                    if *n == 0 {
+                        releasing.remove(&scope);
+                    }
+                }
+            }
+            me.released.notify_waiters();
+        });
     }
 
     /// The scope of a function's reservation.

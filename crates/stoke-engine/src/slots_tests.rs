@@ -120,3 +120,14 @@ async fn leaving_gives_back_every_slot() {
     drop(running);
     assert!(a.idle.lock().unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn calls_one_after_another_are_not_turned_away_by_their_own_releases() {
+    let (_store, a, _b) = two_nodes().await;
+    // Each slot goes back to the store by a task after its call; the next call of a limit of
+    // one must not meet it there.
+    for _ in 0..50 {
+        let g = a.acquire(SCOPE.into(), 1).await.unwrap();
+        assert!(g.is_some(), "a call was turned away by the one before it");
+    }
+}
