@@ -59,7 +59,8 @@ pub mod patterns {
     /// EventBridge Scheduler's `DeadLetterConfig.Arn` (an SQS queue).
     pub const SCHEDULE_DEAD_LETTER: &str = r"arn:aws[a-z-]*:sqs:[a-z0-9\-]+:\d{12}:[a-zA-Z0-9\-_]+";
     /// EventBridge Scheduler's `KmsKeyArn`.
-    pub const SCHEDULE_KMS_KEY: &str = r"arn:aws[a-z-]*:kms:[a-z0-9\-]+:\d{12}:(key|alias)\/[0-9a-zA-Z-_]*";
+    pub const SCHEDULE_KMS_KEY: &str =
+        r"arn:aws[a-z-]*:kms:[a-z0-9\-]+:\d{12}:(key|alias)\/[0-9a-zA-Z-_]*";
     /// EventBridge Scheduler's `ClientToken`.
     pub const CLIENT_TOKEN: &str = "[a-zA-Z0-9-_]+";
 }

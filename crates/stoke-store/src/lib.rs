@@ -16,6 +16,8 @@
 //!   lines and age, in small batches so that no statement holds the store for long).
 //! - [`queue`] ([`Queue`]): the durable queue of async events, their leases (per owner), the
 //!   dead letters and the event-invoke configurations.
+//! - [`schedules`] ([`ScheduleStore`]): EventBridge Scheduler's schedules and groups; a tick
+//!   moves its schedule and enqueues its async event in one transaction.
 //! - [`Store`]: every concern above in one trait (a blanket impl), what the engine holds as
 //!   `Arc<dyn Store>`.
 //! - [`blobs`] ([`BlobStore`]): code zips stored once each, by SHA-256; [`FsBlobStore`] keeps
@@ -43,6 +45,7 @@ mod logs;
 mod policies;
 pub mod postgres;
 pub mod queue;
+pub mod schedules;
 pub mod seal;
 pub mod sqlite;
 mod trim;
@@ -59,6 +62,7 @@ pub use logs::{InvocationRecord, LogEvent, LogPage, LogQuery, LogStore, LogUsage
 pub use policies::PolicyStore;
 pub use postgres::{PgBlobStore, PgStore};
 pub use queue::Queue;
+pub use schedules::ScheduleStore;
 pub use seal::{MasterKey, SealError};
 pub use sqlite::SqliteStore;
 pub use versions::VersionStore;
@@ -72,6 +76,7 @@ pub trait Store:
     + AliasStore
     + PolicyStore
     + LogStore
+    + ScheduleStore
     + Send
     + Sync
     + 'static
@@ -79,6 +84,13 @@ pub trait Store:
 }
 
 impl<T> Store for T where
-    T: AccountStore + FunctionStore + VersionStore + AliasStore + PolicyStore + LogStore + ?Sized
+    T: AccountStore
+        + FunctionStore
+        + VersionStore
+        + AliasStore
+        + PolicyStore
+        + LogStore
+        + ScheduleStore
+        + ?Sized
 {
 }

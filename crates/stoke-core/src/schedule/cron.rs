@@ -304,22 +304,22 @@ mod tests {
     #[test]
     fn bad_expressions_do_not_parse() {
         for bad in [
-            "0 12 * * *",          // five fields
-            "0 12 * * * * *",      // seven
-            "0 12 * * * *",        // neither day field is `?`
-            "0 12 ? * ? *",        // both are
-            "60 12 * * ? *",       // minute out of range
-            "0 24 * * ? *",        // hour out of range
-            "0 12 32 * ? *",       // day out of range
-            "0 12 * 13 ? *",       // month out of range
-            "0 12 ? * 8 *",        // weekday out of range
-            "0 12 ? * 2#6 *",      // no sixth week
-            "0 12 * * ? 1969",     // year out of range
-            "0 12 * * ? 2200",     // year out of range
-            "5-1 12 * * ? *",      // reversed range
-            "*/0 12 * * ? *",      // zero step
-            "a 12 * * ? *",        // not a number
-            "0 12 * FOO ? *",      // not a month
+            "0 12 * * *",      // five fields
+            "0 12 * * * * *",  // seven
+            "0 12 * * * *",    // neither day field is `?`
+            "0 12 ? * ? *",    // both are
+            "60 12 * * ? *",   // minute out of range
+            "0 24 * * ? *",    // hour out of range
+            "0 12 32 * ? *",   // day out of range
+            "0 12 * 13 ? *",   // month out of range
+            "0 12 ? * 8 *",    // weekday out of range
+            "0 12 ? * 2#6 *",  // no sixth week
+            "0 12 * * ? 1969", // year out of range
+            "0 12 * * ? 2200", // year out of range
+            "5-1 12 * * ? *",  // reversed range
+            "*/0 12 * * ? *",  // zero step
+            "a 12 * * ? *",    // not a number
+            "0 12 * FOO ? *",  // not a month
         ] {
             assert!(Cron::parse(bad).is_none(), "{bad}");
         }

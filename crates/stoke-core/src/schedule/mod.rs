@@ -33,7 +33,9 @@ pub enum ScheduleError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Expression {
     /// `rate(value unit)`: every `every_ms`.
-    Rate { every_ms: i64 },
+    Rate {
+        every_ms: i64,
+    },
     Cron(Cron),
     /// `at(...)`: once, at this wall-clock time of the time zone.
     At(DateTime),
@@ -60,7 +62,9 @@ impl Expression {
                 _ => return Err(bad()),
             };
             let every_ms = value.checked_mul(unit_ms).filter(|v| *v > 0);
-            return every_ms.map(|every_ms| Self::Rate { every_ms }).ok_or_else(bad);
+            return every_ms
+                .map(|every_ms| Self::Rate { every_ms })
+                .ok_or_else(bad);
         }
         if let Some(c) = inner("cron(") {
             return Cron::parse(c).map(Self::Cron).ok_or_else(bad);
@@ -151,6 +155,15 @@ impl Timing {
         match self.end_ms {
             Some(end) if tick > end => None,
             _ => Some(tick),
+        }
+    }
+
+    /// A tick as UTC and as the time zone's wall clock:
+    /// `2030-03-09T07:30:00Z (2030-03-09T02:30:00-05:00[America/New_York])`.
+    pub fn show(&self, ms: i64) -> String {
+        match ts(ms) {
+            Some(t) => format!("{t} ({})", t.to_zoned(self.time_zone.clone())),
+            None => ms.to_string(),
         }
     }
 

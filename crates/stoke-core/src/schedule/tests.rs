@@ -146,7 +146,10 @@ fn at_runs_once_at_its_wall_clock_time() {
         upcoming(&t, "2026-12-01T00:00:00Z", 3),
         ["2026-12-24T17:00:00Z"]
     );
-    assert!(t.first_at_or_after(ms("2026-12-24T17:00:00.001Z")).is_none());
+    assert!(
+        t.first_at_or_after(ms("2026-12-24T17:00:00.001Z"))
+            .is_none()
+    );
     // An `at` inside a gap runs at the gap's end (02:30 on 2026-03-08 in New York is 03:30 EDT).
     let t = timing("at(2026-03-08T02:30:00)", "America/New_York");
     assert_eq!(
@@ -183,10 +186,16 @@ fn bad_expressions_and_zones_are_refused_with_eventbridges_wording() {
         assert_eq!(e.to_string(), format!("Invalid Schedule Expression {bad}."));
     }
     assert_eq!(
-        time_zone(Some("Mars/Olympus_Mons")).unwrap_err().to_string(),
+        time_zone(Some("Mars/Olympus_Mons"))
+            .unwrap_err()
+            .to_string(),
         "Invalid ScheduleExpressionTimezone Mars/Olympus_Mons."
     );
     assert!(Expression::parse("rate(1 minute)").is_ok());
     assert!(Expression::parse("cron(0 12 * * ? *)").is_ok());
-    assert!(Expression::parse("at(2026-12-24T18:00:00)").unwrap().is_one_time());
+    assert!(
+        Expression::parse("at(2026-12-24T18:00:00)")
+            .unwrap()
+            .is_one_time()
+    );
 }

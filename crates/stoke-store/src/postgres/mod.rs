@@ -8,7 +8,7 @@
 //! SQLite; docs/decisions.md says how each SQLite type maps.
 //!
 //! One submodule per concern, as `sqlite/`: `accounts`, `functions`, `versions`, `aliases`,
-//! `policies`, `logs` (and `retention`), `queue`; `blobs` is [`PgBlobStore`], the code zips in
+//! `policies`, `logs` (and `retention`), `queue`, `schedules`; `blobs` is [`PgBlobStore`], the code zips in
 //! the database with a verified local cache; `testing` starts a throw-away cluster for tests.
 
 use std::time::Duration;
@@ -29,6 +29,7 @@ mod logs;
 mod policies;
 mod queue;
 mod retention;
+mod schedules;
 #[cfg(test)]
 mod store_tests;
 #[cfg(any(test, feature = "conformance"))]

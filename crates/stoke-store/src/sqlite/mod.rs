@@ -7,7 +7,7 @@
 //! before SQLite's lock, so a long run of short writes (retention) never keeps others out.
 //!
 //! One submodule per concern: `accounts`, `functions`, `versions`, `aliases`, `policies`, `logs` (and
-//! `retention`), `queue`; `error` turns sqlx's errors into [`StoreError`]s. The schema is
+//! `retention`), `queue`, `schedules`; `error` turns sqlx's errors into [`StoreError`]s. The schema is
 //! `migrations/sqlite/`, applied at open.
 
 use std::path::Path;
@@ -34,6 +34,7 @@ pub(crate) mod logs;
 mod policies;
 mod queue;
 mod retention;
+mod schedules;
 mod versions;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");

@@ -9,6 +9,8 @@
 //! - [`alias`] — `stoke alias set|list|delete` and `stoke rollback`.
 //! - [`invoke`] — `stoke invoke`, one synchronous call.
 //! - [`dead_letters`] — `stoke dead-letters list|show|redrive`, the async events that failed.
+//! - [`schedules`] — `stoke schedules list|show`, EventBridge Scheduler's schedules and their
+//!   next runs.
 //! - [`accounts`] — `stoke accounts …` and `stoke keys …`, the admin API (admin account only).
 //! - [`logs`] — `stoke logs`, a function's log lines through the CloudWatch Logs API.
 //! - [`bench`] — `stoke bench`'s flags; the benchmark itself is the `stoke-bench` crate.
@@ -28,6 +30,7 @@ pub mod functions;
 pub mod invoke;
 pub mod logs;
 pub mod package;
+pub mod schedules;
 pub mod versions;
 
 use std::path::PathBuf;

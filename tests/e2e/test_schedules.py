@@ -1,0 +1,418 @@
+"""EventBridge Scheduler's API through boto3's `scheduler` client, and ticks that really run
+functions (issue 15 item 4).
+
+A schedule's target is the `record` guest, which logs `EVENT {...}` with the event it got: a
+tick's run is an EVENT line with the schedule's `Input`. The restart test moves the schedules'
+clock forward with the hidden `--schedule-clock-offset-ms` flag, so a server started again has
+"slept" across ticks without the test waiting for them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import subprocess
+import time
+from zoneinfo import ZoneInfo
+
+import pytest
+from botocore.exceptions import ClientError
+
+from stoke_e2e import REGION, StokeServer, stoke_bin, unique_name
+from stoke_guests import deploy, log_events
+
+ROLE = "arn:aws:iam::123456789012:role/scheduler"
+
+
+def scheduler(srv: StokeServer, **overrides):
+    return srv.session().client(
+        "scheduler", endpoint_url=srv.endpoint, config=srv.config(**overrides)
+    )
+
+
+def function_arn(lam, name: str) -> str:
+    return lam.get_function(FunctionName=name)["Configuration"]["FunctionArn"]
+
+
+def events_with(srv: StokeServer, fn: str, tag: str, want, timeout: float = 10.0) -> int:
+    """How many runs of `fn` got the event {"tick": tag}, polled until `want(n)` holds."""
+
+    def count(evs):
+        return sum(1 for e in evs if f'"tick":"{tag}"' in e["message"].replace(" ", ""))
+
+    evs = log_events(srv, fn, lambda evs: want(count(evs)), timeout=timeout)
+    return count(evs)
+
+
+def target(arn: str, tag: str, **kw) -> dict:
+    return {"Arn": arn, "RoleArn": ROLE, "Input": json.dumps({"tick": tag}), **kw}
+
+
+@pytest.fixture(scope="module")
+def srv(tmp_path_factory):
+    with StokeServer(tmp_path_factory.mktemp("schedules")).running() as s:
+        yield s
+
+
+@pytest.fixture(scope="module")
+def lam(srv):
+    return srv.client()
+
+
+@pytest.fixture(scope="module")
+def rec(lam):
+    name = deploy(lam, "record", prefix="sched-rec")
+    return name, function_arn(lam, name)
+
+
+def test_a_rate_schedule_runs_at_once_and_reads_back_as_scheduler_answers(srv, lam, rec):
+    fn, arn = rec
+    sch = scheduler(srv)
+    name = unique_name("rate")
+    out = sch.create_schedule(
+        Name=name,
+        ScheduleExpression="rate(1 hour)",
+        FlexibleTimeWindow={"Mode": "OFF"},
+        Target=target(arn, name),
+        Description="every hour",
+    )
+    account = arn.split(":")[4]
+    assert out["ScheduleArn"] == f"arn:aws:scheduler:{REGION}:{account}:schedule/default/{name}"
+    # A rate without StartDate starts at once: one run, with the schedule's Input.
+    assert events_with(srv, fn, name, lambda n: n >= 1) == 1
+    got = sch.get_schedule(Name=name)
+    assert got["Arn"] == out["ScheduleArn"]
+    assert (got["Name"], got["GroupName"], got["State"]) == (name, "default", "ENABLED")
+    assert got["ScheduleExpression"] == "rate(1 hour)"
+    assert got["ScheduleExpressionTimezone"] == "UTC"
+    assert got["Description"] == "every hour"
+    assert got["FlexibleTimeWindow"] == {"Mode": "OFF"}
+    assert got["Target"]["Arn"] == arn and got["Target"]["RoleArn"] == ROLE
+    assert got["Target"]["RetryPolicy"] == {
+        "MaximumEventAgeInSeconds": 86400,
+        "MaximumRetryAttempts": 185,
+    }
+    assert got["ActionAfterCompletion"] == "NONE"
+    assert isinstance(got["CreationDate"], dt.datetime)
+    listed = sch.list_schedules(NamePrefix=name)["Schedules"]
+    assert [(s["Name"], s["GroupName"], s["State"], s["Target"]["Arn"]) for s in listed] == [
+        (name, "default", "ENABLED", arn)
+    ]
+    # Disabled by an update: it stays, and no tick runs.
+    sch.update_schedule(
+        Name=name,
+        ScheduleExpression="rate(1 minute)",
+        FlexibleTimeWindow={"Mode": "OFF"},
+        Target=target(arn, name),
+        State="DISABLED",
+    )
+    got = sch.get_schedule(Name=name)
+    assert (got["State"], got["ScheduleExpression"]) == ("DISABLED", "rate(1 minute)")
+    assert "Description" not in got
+    assert sch.list_schedules(State="DISABLED", NamePrefix=name)["Schedules"][0]["Name"] == name
+    sch.delete_schedule(Name=name)
+    with pytest.raises(ClientError) as e:
+        sch.get_schedule(Name=name)
+    assert e.value.response["Error"]["Code"] == "ResourceNotFoundException"
+    assert events_with(srv, fn, name, lambda n: n >= 1) == 1
+
+
+def test_at_fires_once_and_a_delete_after_completion_removes_it(srv, lam, rec):
+    fn, arn = rec
+    sch = scheduler(srv)
+    name = unique_name("at")
+    when = dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=3)
+    # The time is given on Paris's wall clock.
+    paris = when.astimezone(ZoneInfo("Europe/Paris"))
+    sch.create_schedule(
+        Name=name,
+        ScheduleExpression=f"at({paris.strftime('%Y-%m-%dT%H:%M:%S')})",
+        ScheduleExpressionTimezone="Europe/Paris",
+        FlexibleTimeWindow={"Mode": "OFF"},
+        Target=target(arn, name),
+        ActionAfterCompletion="DELETE",
+    )
+    assert events_with(srv, fn, name, lambda n: n >= 1, timeout=15) == 1
+    deadline = time.monotonic() + 5
+    while True:
+        try:
+            sch.get_schedule(Name=name)
+        except ClientError as e:
+            assert e.response["Error"]["Code"] == "ResourceNotFoundException"
+            break
+        assert time.monotonic() < deadline, "the completed schedule was not deleted"
+        time.sleep(0.1)
+    assert events_with(srv, fn, name, lambda n: n > 1, timeout=1.5) == 1
+
+
+def test_groups_hold_schedules_and_list_in_pages(srv, lam, rec):
+    _, arn = rec
+    sch = scheduler(srv)
+    group = unique_name("grp")
+    out = sch.create_schedule_group(Name=group)
+    assert out["ScheduleGroupArn"].endswith(f":schedule-group/{group}")
+    got = sch.get_schedule_group(Name=group)
+    assert (got["Name"], got["State"]) == (group, "ACTIVE")
+    assert sch.get_schedule_group(Name="default")["Name"] == "default"
+    names = sorted(unique_name("g") for _ in range(3))
+    for n in names:
+        sch.create_schedule(
+            Name=n,
+            GroupName=group,
+            ScheduleExpression="cron(0 12 * * ? *)",
+            FlexibleTimeWindow={"Mode": "OFF"},
+            Target=target(arn, n),
+        )
+    pages = list(
+        sch.get_paginator("list_schedules").paginate(
+            ScheduleGroup=group, PaginationConfig={"PageSize": 2}
+        )
+    )
+    assert [len(p["Schedules"]) for p in pages] == [2, 1]
+    assert [s["Name"] for p in pages for s in p["Schedules"]] == names
+    assert sch.get_schedule(Name=names[0], GroupName=group)["GroupName"] == group
+    groups = [g["Name"] for g in sch.list_schedule_groups()["ScheduleGroups"]]
+    assert "default" in groups and group in groups
+    # A deleted group takes its schedules with it.
+    sch.delete_schedule_group(Name=group)
+    with pytest.raises(ClientError) as e:
+        sch.get_schedule(Name=names[0], GroupName=group)
+    assert e.value.response["Error"]["Code"] == "ResourceNotFoundException"
+
+
+def test_stoke_schedules_show_prints_the_next_runs_across_a_dst_change(srv, lam, rec):
+    _, arn = rec
+    sch = scheduler(srv)
+    name = unique_name("dst")
+    # 02:30 every day in New York, from 2030-03-09: 2030-03-10 springs forward at 02:00, so
+    # that day has no 02:30 and is skipped, as EventBridge does.
+    sch.create_schedule(
+        Name=name,
+        ScheduleExpression="cron(30 2 * * ? *)",
+        ScheduleExpressionTimezone="America/New_York",
+        StartDate=dt.datetime(2030, 3, 9, tzinfo=dt.timezone.utc),
+        FlexibleTimeWindow={"Mode": "OFF"},
+        Target=target(arn, name),
+    )
+    key, secret = srv.credentials()
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "AWS_ACCESS_KEY_ID": key,
+        "AWS_SECRET_ACCESS_KEY": secret,
+        "STOKE_ENDPOINT": srv.endpoint,
+        "AWS_REGION": REGION,
+    }
+    show = subprocess.run(
+        [str(stoke_bin()), "schedules", "show", name, "--count", "3"],
+        capture_output=True, text=True, env=env, timeout=30, check=False,
+    )
+    assert show.returncode == 0, show.stderr
+    runs = [ln.strip() for ln in show.stdout.splitlines() if ln.startswith("  ")]
+    assert runs == [
+        "2030-03-09T07:30:00Z (2030-03-09T02:30:00-05:00[America/New_York])",
+        "2030-03-11T06:30:00Z (2030-03-11T02:30:00-04:00[America/New_York])",
+        "2030-03-12T06:30:00Z (2030-03-12T02:30:00-04:00[America/New_York])",
+    ], show.stdout
+    listed = subprocess.run(
+        [str(stoke_bin()), "schedules", "list"],
+        capture_output=True, text=True, env=env, timeout=30, check=False,
+    )
+    assert listed.returncode == 0, listed.stderr
+    line = next(ln for ln in listed.stdout.splitlines() if f" {name} " in ln)
+    assert "cron(30 2 * * ? *)" in line and "2030-03-09T07:30:00Z" in line, line
+    sch.delete_schedule(Name=name)
+
+
+def test_a_restart_runs_a_missed_tick_once_within_its_window(tmp_path_factory):
+    srv = StokeServer(tmp_path_factory.mktemp("sched-restart"), extra_args=["--schedule-no-jitter"])
+    with srv.running():
+        lam = srv.client()
+        fn = deploy(lam, "record", prefix="sched-restart")
+        arn = function_arn(lam, fn)
+        sch = scheduler(srv)
+        start = dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=60)
+        # Every minute, no window: runs at once.
+        sch.create_schedule(
+            Name="every-minute", ScheduleExpression="rate(1 minute)",
+            FlexibleTimeWindow={"Mode": "OFF"}, Target=target(arn, "every-minute"),
+        )
+        # Hourly from a minute from now: one with a 10-minute window, one without.
+        for tag, window in [("flexible", {"Mode": "FLEXIBLE", "MaximumWindowInMinutes": 10}),
+                            ("strict", {"Mode": "OFF"})]:
+            sch.create_schedule(
+                Name=tag, ScheduleExpression="rate(1 hour)", StartDate=start,
+                FlexibleTimeWindow=window, Target=target(arn, tag),
+            )
+        assert events_with(srv, fn, "every-minute", lambda n: n >= 1) == 1
+        srv.stop()
+        # Down for 8 minutes on the schedules' clock: every-minute missed 8 ticks, the last
+        # within its grace (5 min); the hourly tick is ~7 minutes late: within the flexible
+        # window (10), past the strict one's grace.
+        srv.extra_args += ["--schedule-clock-offset-ms", str(8 * 60_000)]
+        srv.start()
+        assert events_with(srv, fn, "every-minute", lambda n: n >= 2) == 2
+        assert events_with(srv, fn, "flexible", lambda n: n >= 1) == 1
+        # No more: one run for the missed ticks, none for the strict schedule's late tick.
+        time.sleep(2)
+        assert events_with(srv, fn, "every-minute", lambda n: n > 2, timeout=0.5) == 2
+        assert events_with(srv, fn, "strict", lambda n: n > 0, timeout=0.5) == 0
+        assert events_with(srv, fn, "flexible", lambda n: n > 1, timeout=0.5) == 1
+
+
+BAD_CREATES = [
+    # (case, members changed, status, code, message)
+    ("name too long", {"Name": "n" * 65}, 400, "ValidationException",
+     "1 validation error detected: Value '" + "n" * 65 + "' at 'name' failed to satisfy "
+     "constraint: Member must have length less than or equal to 64"),
+    ("name pattern", {"Name": "bad!name"}, 400, "ValidationException",
+     "1 validation error detected: Value 'bad!name' at 'name' failed to satisfy constraint: "
+     "Member must satisfy regular expression pattern: [0-9a-zA-Z-_.]+"),
+    ("rate of zero", {"ScheduleExpression": "rate(0 minutes)"}, 400, "ValidationException",
+     "Invalid Schedule Expression rate(0 minutes)."),
+    ("cron of five fields", {"ScheduleExpression": "cron(0 12 * * *)"}, 400,
+     "ValidationException", "Invalid Schedule Expression cron(0 12 * * *)."),
+    ("cron with both days", {"ScheduleExpression": "cron(0 12 * * MON *)"}, 400,
+     "ValidationException", "Invalid Schedule Expression cron(0 12 * * MON *)."),
+    ("at without seconds", {"ScheduleExpression": "at(2030-01-01T00:00)"}, 400,
+     "ValidationException", "Invalid Schedule Expression at(2030-01-01T00:00)."),
+    ("unknown time zone", {"ScheduleExpressionTimezone": "Mars/Olympus"}, 400,
+     "ValidationException", "Invalid ScheduleExpressionTimezone Mars/Olympus."),
+    ("state", {"State": "PAUSED"}, 400, "ValidationException",
+     "1 validation error detected: Value 'PAUSED' at 'state' failed to satisfy constraint: "
+     "Member must satisfy enum value set: [ENABLED, DISABLED]"),
+    ("window mode", {"FlexibleTimeWindow": {"Mode": "SOMETIMES"}}, 400, "ValidationException",
+     "1 validation error detected: Value 'SOMETIMES' at 'flexibleTimeWindow.mode' failed to "
+     "satisfy constraint: Member must satisfy enum value set: [OFF, FLEXIBLE]"),
+    ("window too wide", {"FlexibleTimeWindow": {"Mode": "FLEXIBLE", "MaximumWindowInMinutes": 1441}},
+     400, "ValidationException",
+     "1 validation error detected: Value '1441' at 'flexibleTimeWindow.maximumWindowInMinutes' "
+     "failed to satisfy constraint: Member must have value less than or equal to 1440"),
+    ("flexible without a window", {"FlexibleTimeWindow": {"Mode": "FLEXIBLE"}}, 400,
+     "ValidationException",
+     "MaximumWindowInMinutes must be provided when the FlexibleTimeWindow Mode is FLEXIBLE."),
+    ("role pattern", {"Target": {"RoleArn": "not-a-role"}}, 400, "ValidationException",
+     "1 validation error detected: Value 'not-a-role' at 'target.roleArn' failed to satisfy "
+     "constraint: Member must satisfy regular expression pattern: "
+     "arn:aws[a-z-]*:iam::\\d{12}:role\\/[\\w+=,.@\\/-]+"),
+    ("retries", {"Target": {"RetryPolicy": {"MaximumRetryAttempts": 186}}}, 400,
+     "ValidationException",
+     "1 validation error detected: Value '186' at 'target.retryPolicy.maximumRetryAttempts' "
+     "failed to satisfy constraint: Member must have value less than or equal to 185"),
+    ("event age", {"Target": {"RetryPolicy": {"MaximumEventAgeInSeconds": 59}}}, 400,
+     "ValidationException",
+     "1 validation error detected: Value '59' at 'target.retryPolicy.maximumEventAgeInSeconds' "
+     "failed to satisfy constraint: Member must have value greater than or equal to 60"),
+    ("dead letter queue", {"Target": {"DeadLetterConfig": {"Arn": "arn:aws:sns:x"}}}, 400,
+     "ValidationException",
+     "1 validation error detected: Value 'arn:aws:sns:x' at 'target.deadLetterConfig.arn' failed "
+     "to satisfy constraint: Member must satisfy regular expression pattern: "
+     "arn:aws[a-z-]*:sqs:[a-z0-9\\-]+:\\d{12}:[a-zA-Z0-9\\-_]+"),
+    ("action after completion", {"ActionAfterCompletion": "KEEP"}, 400, "ValidationException",
+     "1 validation error detected: Value 'KEEP' at 'actionAfterCompletion' failed to satisfy "
+     "constraint: Member must satisfy enum value set: [NONE, DELETE]"),
+    ("dates out of order", {"StartDate": dt.datetime(2031, 1, 1, tzinfo=dt.timezone.utc),
+                            "EndDate": dt.datetime(2030, 1, 1, tzinfo=dt.timezone.utc)},
+     400, "ValidationException", "The StartDate must be earlier than the EndDate."),
+    ("missing target", {"Target": None}, 400, "ValidationException",
+     "1 validation error detected: Value null at 'target' failed to satisfy constraint: "
+     "Member must not be null"),
+    ("missing group", {"GroupName": "no-such-group"}, 404, "ResourceNotFoundException",
+     "Schedule group no-such-group does not exist."),
+]
+
+
+def _create_args(name: str, arn: str, changes: dict) -> dict:
+    args = {
+        "Name": name,
+        "ScheduleExpression": "rate(1 hour)",
+        "FlexibleTimeWindow": {"Mode": "OFF"},
+        "Target": {"Arn": arn, "RoleArn": ROLE},
+    }
+    for k, v in changes.items():
+        if v is None:
+            args.pop(k)
+        elif k == "Target":
+            args["Target"] = {**args["Target"], **v}
+        else:
+            args[k] = v
+    return args
+
+
+@pytest.mark.parametrize("case,changes,status,code,message", BAD_CREATES, ids=[c[0] for c in BAD_CREATES])
+def test_a_bad_create_is_refused_with_schedulers_error(srv, rec, case, changes, status, code, message):
+    _, arn = rec
+    sch = scheduler(srv, parameter_validation=False)
+    name = unique_name("bad")
+    args = _create_args(name, arn, changes)
+    with pytest.raises(ClientError) as e:
+        sch.create_schedule(**args)
+    err = e.value.response
+    assert (err["ResponseMetadata"]["HTTPStatusCode"], err["Error"]["Code"]) == (status, code)
+    assert err["Error"]["Message"] == message
+    # Nothing was created.
+    listed = sch.get_paginator("list_schedules").paginate()
+    assert args.get("Name") not in [s["Name"] for p in listed for s in p["Schedules"]]
+
+
+def test_a_target_that_is_not_a_function_of_the_account_is_refused(srv, rec):
+    _, arn = rec
+    sch = scheduler(srv)
+    for bad, shown in [
+        ("arn:aws:sqs:us-east-1:123456789012:q", "Invalid target arn:aws:sqs:us-east-1:123456789012:q"),
+        (arn.replace(arn.split(":")[4], "999999999999"), "is not a function of account"),
+    ]:
+        name = unique_name("tgt")
+        with pytest.raises(ClientError) as e:
+            sch.create_schedule(
+                Name=name, ScheduleExpression="rate(1 hour)", FlexibleTimeWindow={"Mode": "OFF"},
+                Target={"Arn": bad, "RoleArn": ROLE},
+            )
+        err = e.value.response
+        assert (err["ResponseMetadata"]["HTTPStatusCode"], err["Error"]["Code"]) == (400, "ValidationException")
+        assert shown in err["Error"]["Message"]
+        assert sch.list_schedules(NamePrefix=name)["Schedules"] == []
+
+
+def test_missing_and_duplicate_resources_answer_schedulers_errors(srv, rec):
+    _, arn = rec
+    sch = scheduler(srv, parameter_validation=False)
+    name = unique_name("dup")
+    sch.create_schedule(**_create_args(name, arn, {}))
+    group = unique_name("dupg")
+    sch.create_schedule_group(Name=group)
+
+    def refused(call, status, code, message):
+        with pytest.raises(ClientError) as e:
+            call()
+        err = e.value.response
+        assert (err["ResponseMetadata"]["HTTPStatusCode"], err["Error"]["Code"]) == (status, code)
+        assert err["Error"]["Message"] == message
+
+    refused(lambda: sch.create_schedule(**_create_args(name, arn, {})), 409, "ConflictException",
+            f"Schedule {name} already exists.")
+    refused(lambda: sch.get_schedule(Name="nope"), 404, "ResourceNotFoundException",
+            "Schedule nope does not exist.")
+    refused(lambda: sch.update_schedule(**_create_args("nope", arn, {})), 404,
+            "ResourceNotFoundException", "Schedule nope does not exist.")
+    refused(lambda: sch.delete_schedule(Name="nope"), 404, "ResourceNotFoundException",
+            "Schedule nope does not exist.")
+    refused(lambda: sch.create_schedule_group(Name=group), 409, "ConflictException",
+            f"Schedule group {group} already exists.")
+    refused(lambda: sch.get_schedule_group(Name="nope"), 404, "ResourceNotFoundException",
+            "Schedule group nope does not exist.")
+    refused(lambda: sch.delete_schedule_group(Name="nope"), 404, "ResourceNotFoundException",
+            "Schedule group nope does not exist.")
+    refused(lambda: sch.delete_schedule_group(Name="default"), 400, "ValidationException",
+            "The default schedule group cannot be deleted.")
+    refused(lambda: sch.list_schedules(ScheduleGroup="nope"), 404, "ResourceNotFoundException",
+            "Schedule group nope does not exist.")
+    refused(lambda: sch.list_schedules(MaxResults=101), 400, "ValidationException",
+            "1 validation error detected: Value '101' at 'maxResults' failed to satisfy "
+            "constraint: Member must have value less than or equal to 100")
+    refused(lambda: sch.list_schedules(NextToken="!!"), 400, "ValidationException",
+            "The NextToken is not valid.")
+    # Nothing changed: the schedule and the group are as they were.
+    assert sch.get_schedule(Name=name)["ScheduleExpression"] == "rate(1 hour)"
+    assert sch.get_schedule_group(Name=group)["State"] == "ACTIVE"
+    sch.delete_schedule(Name=name)
+    sch.delete_schedule_group(Name=group)
