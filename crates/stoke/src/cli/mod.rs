@@ -12,6 +12,7 @@
 //! - [`schedules`] — `stoke schedules list|show`, EventBridge Scheduler's schedules and their
 //!   next runs.
 //! - [`accounts`] — `stoke accounts …` and `stoke keys …`, the admin API (admin account only).
+//! - [`nodes`] — `stoke nodes`, the cluster's nodes (admin account only).
 //! - [`logs`] — `stoke logs`, a function's log lines through the CloudWatch Logs API.
 //! - [`bench`] — `stoke bench`'s flags; the benchmark itself is the `stoke-bench` crate.
 //!
@@ -29,6 +30,7 @@ pub mod deploy;
 pub mod functions;
 pub mod invoke;
 pub mod logs;
+pub mod nodes;
 pub mod package;
 pub mod schedules;
 pub mod versions;
