@@ -165,7 +165,7 @@ def test_groups_hold_schedules_and_list_in_pages(srv, lam, rec):
         )
     pages = list(
         sch.get_paginator("list_schedules").paginate(
-            ScheduleGroup=group, PaginationConfig={"PageSize": 2}
+            GroupName=group, PaginationConfig={"PageSize": 2}
         )
     )
     assert [len(p["Schedules"]) for p in pages] == [2, 1]
@@ -404,7 +404,7 @@ def test_missing_and_duplicate_resources_answer_schedulers_errors(srv, rec):
             "Schedule group nope does not exist.")
     refused(lambda: sch.delete_schedule_group(Name="default"), 400, "ValidationException",
             "The default schedule group cannot be deleted.")
-    refused(lambda: sch.list_schedules(ScheduleGroup="nope"), 404, "ResourceNotFoundException",
+    refused(lambda: sch.list_schedules(GroupName="nope"), 404, "ResourceNotFoundException",
             "Schedule group nope does not exist.")
     refused(lambda: sch.list_schedules(MaxResults=101), 400, "ValidationException",
             "1 validation error detected: Value '101' at 'maxResults' failed to satisfy "
