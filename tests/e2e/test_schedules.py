@@ -18,10 +18,12 @@ from zoneinfo import ZoneInfo
 import pytest
 from botocore.exceptions import ClientError
 
-from stoke_e2e import REGION, StokeServer, stoke_bin, unique_name
-from stoke_guests import deploy, log_events
+from accounts import stoke_cli
+from stoke_e2e import REGION, StokeServer, create_wasm, stoke_bin, unique_name, wait_active
+from stoke_guests import deploy, guest_zip, log_events
 
 ROLE = "arn:aws:iam::123456789012:role/scheduler"
+DLQ = {"Arn": "arn:aws:sqs:us-east-1:123456789012:sched-dlq"}
 
 
 def scheduler(srv: StokeServer, **overrides):
@@ -46,6 +48,29 @@ def events_with(srv: StokeServer, fn: str, tag: str, want, timeout: float = 10.0
 
 def target(arn: str, tag: str, **kw) -> dict:
     return {"Arn": arn, "RoleArn": ROLE, "Input": json.dumps({"tick": tag}), **kw}
+
+
+def at_in(seconds: float) -> str:
+    """An `at` expression `seconds` from now (UTC, whole seconds)."""
+    when = dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=seconds)
+    return f"at({when.strftime('%Y-%m-%dT%H:%M:%S')})"
+
+
+def dead_letters_of(srv: StokeServer, fn: str, want, timeout: float = 10.0) -> list[dict]:
+    """`stoke dead-letters show` of every dead letter of `fn`, polled until `want(letters)`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        out = stoke_cli(srv, "dead-letters", "list", "--json")
+        assert out.returncode == 0, out.stderr
+        ids = [d["Id"] for d in json.loads(out.stdout) if d["FunctionName"] == fn]
+        letters = []
+        for i in ids:
+            shown = stoke_cli(srv, "dead-letters", "show", str(i))
+            assert shown.returncode == 0, shown.stderr
+            letters.append(json.loads(shown.stdout))
+        if want(letters) or time.monotonic() > deadline:
+            return letters
+        time.sleep(0.2)
 
 
 @pytest.fixture(scope="module")
@@ -223,40 +248,128 @@ def test_stoke_schedules_show_prints_the_next_runs_across_a_dst_change(srv, lam,
     sch.delete_schedule(Name=name)
 
 
+def test_a_cron_in_new_york_fires_on_the_spring_forward_morning_at_its_new_offset(
+    tmp_path_factory,
+):
+    # The schedules' clock starts a few seconds before 2030-03-10T07:00:00Z: 03:00 EDT on
+    # the morning New York springs forward (the day before, 03:00 EST was 08:00Z). A tick
+    # counted at the old offset would come an hour late; 02:30 does not exist that morning.
+    dst = dt.datetime(2030, 3, 10, 7, 0, 0, tzinfo=dt.timezone.utc)
+    lead = 12
+    offset_ms = int((dst - dt.datetime.now(dt.timezone.utc)).total_seconds() * 1000) - lead * 1000
+    srv = StokeServer(
+        tmp_path_factory.mktemp("sched-dst"),
+        extra_args=["--schedule-clock-offset-ms", str(offset_ms)],
+    )
+    with srv.running():
+        lam = srv.client()
+        fn = deploy(lam, "record", prefix="sched-dst")
+        arn = function_arn(lam, fn)
+        sch = scheduler(srv)
+        for tag, expr in [("three", "cron(0 3 * * ? *)"), ("half-two", "cron(30 2 * * ? *)")]:
+            sch.create_schedule(
+                Name=tag, ScheduleExpression=expr, ScheduleExpressionTimezone="America/New_York",
+                FlexibleTimeWindow={"Mode": "OFF"}, Target=target(arn, tag),
+            )
+        # It runs at 07:00Z on the schedules' clock, once.
+        assert events_with(srv, fn, "three", lambda n: n >= 1, timeout=lead + 10) == 1
+        assert events_with(srv, fn, "three", lambda n: n > 1, timeout=1) == 1
+        assert events_with(srv, fn, "half-two", lambda n: n > 0, timeout=0.1) == 0
+
+
 def test_a_restart_runs_a_missed_tick_once_within_its_window(tmp_path_factory):
     srv = StokeServer(tmp_path_factory.mktemp("sched-restart"), extra_args=["--schedule-no-jitter"])
     with srv.running():
-        lam = srv.client()
-        fn = deploy(lam, "record", prefix="sched-restart")
-        arn = function_arn(lam, fn)
-        sch = scheduler(srv)
-        start = dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=60)
-        # Every minute, no window: runs at once.
+        missed_ticks_across_a_restart(srv)
+
+
+def missed_ticks_across_a_restart(srv: StokeServer) -> None:
+    """On `srv` (running, with --schedule-no-jitter): ticks missed while it was down run once
+    at its next start when within their window, and not at all past it (into the dead
+    letters when the schedule keeps them); a retry policy's MaximumEventAgeInSeconds narrows
+    the window."""
+    lam = srv.client()
+    fn = deploy(lam, "record", prefix="sched-restart")
+    arn = function_arn(lam, fn)
+    sch = scheduler(srv)
+    start = dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=60)
+    # Every minute, no window: runs at once.
+    sch.create_schedule(
+        Name="every-minute", ScheduleExpression="rate(1 minute)",
+        FlexibleTimeWindow={"Mode": "OFF"}, Target=target(arn, "every-minute"),
+    )
+    # Hourly from a minute from now: one with a 10-minute window, one without (its missed
+    # tick kept in the dead letters), one with the window but a minute's event age.
+    flexible = {"Mode": "FLEXIBLE", "MaximumWindowInMinutes": 10}
+    for tag, window, more in [
+        ("flexible", flexible, {}),
+        ("strict", {"Mode": "OFF"}, {"DeadLetterConfig": DLQ}),
+        ("short-age", flexible, {"RetryPolicy": {"MaximumEventAgeInSeconds": 60,
+                                                 "MaximumRetryAttempts": 0}}),
+    ]:
         sch.create_schedule(
-            Name="every-minute", ScheduleExpression="rate(1 minute)",
-            FlexibleTimeWindow={"Mode": "OFF"}, Target=target(arn, "every-minute"),
+            Name=tag, ScheduleExpression="rate(1 hour)", StartDate=start,
+            FlexibleTimeWindow=window, Target=target(arn, tag, **more),
         )
-        # Hourly from a minute from now: one with a 10-minute window, one without.
-        for tag, window in [("flexible", {"Mode": "FLEXIBLE", "MaximumWindowInMinutes": 10}),
-                            ("strict", {"Mode": "OFF"})]:
-            sch.create_schedule(
-                Name=tag, ScheduleExpression="rate(1 hour)", StartDate=start,
-                FlexibleTimeWindow=window, Target=target(arn, tag),
-            )
-        assert events_with(srv, fn, "every-minute", lambda n: n >= 1) == 1
-        srv.stop()
-        # Down for 8 minutes on the schedules' clock: every-minute missed 8 ticks, the last
-        # within its grace (5 min); the hourly tick is ~7 minutes late: within the flexible
-        # window (10), past the strict one's grace.
-        srv.extra_args += ["--schedule-clock-offset-ms", str(8 * 60_000)]
-        srv.start()
-        assert events_with(srv, fn, "every-minute", lambda n: n >= 2) == 2
-        assert events_with(srv, fn, "flexible", lambda n: n >= 1) == 1
-        # No more: one run for the missed ticks, none for the strict schedule's late tick.
-        time.sleep(2)
-        assert events_with(srv, fn, "every-minute", lambda n: n > 2, timeout=0.5) == 2
-        assert events_with(srv, fn, "strict", lambda n: n > 0, timeout=0.5) == 0
-        assert events_with(srv, fn, "flexible", lambda n: n > 1, timeout=0.5) == 1
+    assert sch.get_schedule(Name="short-age")["Target"]["RetryPolicy"] == {
+        "MaximumEventAgeInSeconds": 60, "MaximumRetryAttempts": 0,
+    }
+    assert sch.get_schedule(Name="strict")["Target"]["DeadLetterConfig"] == DLQ
+    assert events_with(srv, fn, "every-minute", lambda n: n >= 1) == 1
+    srv.stop()
+    # Down for 8 minutes on the schedules' clock: every-minute missed 8 ticks, the last
+    # within its grace (5 min); the hourly tick is ~7 minutes late: within the flexible
+    # window (10), past the strict one's grace.
+    srv.extra_args += ["--schedule-clock-offset-ms", str(8 * 60_000)]
+    srv.start()
+    assert events_with(srv, fn, "every-minute", lambda n: n >= 2) == 2
+    assert events_with(srv, fn, "flexible", lambda n: n >= 1) == 1
+    # The strict schedule's late tick is a dead letter (the short-age one keeps none).
+    (letter,) = dead_letters_of(srv, fn, lambda ls: len(ls) >= 1)
+    assert (letter["Condition"], letter["ApproximateInvokeCount"]) == ("EventAgeExceeded", 0)
+    assert json.loads(letter["Payload"]) == {"tick": "strict"}
+    assert json.loads(letter["Response"])["ScheduleArn"].endswith(":schedule/default/strict")
+    # No more: one run for the missed ticks, none for the late ticks past their window.
+    time.sleep(2)
+    assert events_with(srv, fn, "every-minute", lambda n: n > 2, timeout=0.5) == 2
+    assert events_with(srv, fn, "strict", lambda n: n > 0, timeout=0.5) == 0
+    assert events_with(srv, fn, "short-age", lambda n: n > 0, timeout=0.5) == 0
+    assert events_with(srv, fn, "flexible", lambda n: n > 1, timeout=0.5) == 1
+    assert len(dead_letters_of(srv, fn, lambda ls: False, timeout=0)) == 1
+
+
+def test_a_tick_whose_function_is_gone_is_a_dead_letter_when_the_schedule_keeps_them(srv, lam):
+    fn = deploy(lam, "record", prefix="sched-gone")
+    arn = function_arn(lam, fn)
+    sch = scheduler(srv)
+    kept, dropped = unique_name("kept"), unique_name("dropped")
+    expr = at_in(4)
+    for tag, more in [(kept, {"DeadLetterConfig": DLQ}), (dropped, {})]:
+        sch.create_schedule(
+            Name=tag, ScheduleExpression=expr, FlexibleTimeWindow={"Mode": "OFF"},
+            Target=target(arn, tag, RetryPolicy={"MaximumRetryAttempts": 3}, **more),
+        )
+    lam.delete_function(FunctionName=fn)
+    (letter,) = dead_letters_of(srv, fn, lambda ls: len(ls) >= 1, timeout=15)
+    assert (letter["Condition"], letter["ErrorType"]) == (
+        "FunctionNotFound", "ResourceNotFoundException",
+    )
+    assert (letter["FunctionName"], letter["Qualifier"]) == (fn, "$LATEST")
+    assert json.loads(letter["Payload"]) == {"tick": kept}
+    response = json.loads(letter["Response"])
+    assert response["ScheduleArn"].endswith(f":schedule/default/{kept}")
+    assert response["TargetArn"] == arn
+    # Both ticks are spent: the schedules stay, with no next run.
+    for tag in (kept, dropped):
+        assert sch.get_schedule(Name=tag)["State"] == "ENABLED"
+        sch.delete_schedule(Name=tag)
+    # The function back, a redrive runs the tick's input.
+    create_wasm(lam, fn, zip_bytes=guest_zip("record"), Handler="record.wasm")
+    wait_active(lam, fn)
+    red = stoke_cli(srv, "dead-letters", "redrive", str(letter["Id"]))
+    assert red.returncode == 0, red.stderr
+    assert events_with(srv, fn, kept, lambda n: n >= 1) == 1
+    assert events_with(srv, fn, dropped, lambda n: n > 0, timeout=0.3) == 0
 
 
 BAD_CREATES = [
@@ -316,6 +429,26 @@ BAD_CREATES = [
     ("missing target", {"Target": None}, 400, "ValidationException",
      "1 validation error detected: Value null at 'target' failed to satisfy constraint: "
      "Member must not be null"),
+    ("missing expression", {"ScheduleExpression": None}, 400, "ValidationException",
+     "1 validation error detected: Value null at 'scheduleExpression' failed to satisfy "
+     "constraint: Member must not be null"),
+    ("missing window", {"FlexibleTimeWindow": None}, 400, "ValidationException",
+     "1 validation error detected: Value null at 'flexibleTimeWindow' failed to satisfy "
+     "constraint: Member must not be null"),
+    ("description too long", {"Description": "d" * 513}, 400, "ValidationException",
+     "1 validation error detected: Value '" + "d" * 513 + "' at 'description' failed to "
+     "satisfy constraint: Member must have length less than or equal to 512"),
+    ("window of zero", {"FlexibleTimeWindow": {"Mode": "FLEXIBLE", "MaximumWindowInMinutes": 0}},
+     400, "ValidationException",
+     "1 validation error detected: Value '0' at 'flexibleTimeWindow.maximumWindowInMinutes' "
+     "failed to satisfy constraint: Member must have value greater than or equal to 1"),
+    ("a window with OFF", {"FlexibleTimeWindow": {"Mode": "OFF", "MaximumWindowInMinutes": 5}},
+     400, "ValidationException",
+     "MaximumWindowInMinutes can only be provided when the FlexibleTimeWindow Mode is FLEXIBLE."),
+    ("rate unit", {"ScheduleExpression": "rate(5 seconds)"}, 400, "ValidationException",
+     "Invalid Schedule Expression rate(5 seconds)."),
+    ("cron minute out of range", {"ScheduleExpression": "cron(60 12 * * ? *)"}, 400,
+     "ValidationException", "Invalid Schedule Expression cron(60 12 * * ? *)."),
     ("missing group", {"GroupName": "no-such-group"}, 404, "ResourceNotFoundException",
      "Schedule group no-such-group does not exist."),
 ]
@@ -411,8 +544,20 @@ def test_missing_and_duplicate_resources_answer_schedulers_errors(srv, rec):
             "constraint: Member must have value less than or equal to 100")
     refused(lambda: sch.list_schedules(NextToken="!!"), 400, "ValidationException",
             "The NextToken is not valid.")
+    refused(lambda: sch.update_schedule(**_create_args(name, arn, {"ScheduleExpression": "rate(x)"})),
+            400, "ValidationException", "Invalid Schedule Expression rate(x).")
+    refused(lambda: sch.update_schedule(**_create_args(name, arn, {"State": "OFF"})), 400,
+            "ValidationException",
+            "1 validation error detected: Value 'OFF' at 'state' failed to satisfy constraint: "
+            "Member must satisfy enum value set: [ENABLED, DISABLED]")
+    refused(lambda: sch.create_schedule_group(Name="bad group"), 400, "ValidationException",
+            "1 validation error detected: Value 'bad group' at 'name' failed to satisfy "
+            "constraint: Member must satisfy regular expression pattern: [0-9a-zA-Z-_.]+")
     # Nothing changed: the schedule and the group are as they were.
-    assert sch.get_schedule(Name=name)["ScheduleExpression"] == "rate(1 hour)"
+    got = sch.get_schedule(Name=name)
+    assert (got["ScheduleExpression"], got["State"]) == ("rate(1 hour)", "ENABLED")
     assert sch.get_schedule_group(Name=group)["State"] == "ACTIVE"
+    groups = [g["Name"] for g in sch.list_schedule_groups()["ScheduleGroups"]]
+    assert "bad group" not in groups
     sch.delete_schedule(Name=name)
     sch.delete_schedule_group(Name=group)

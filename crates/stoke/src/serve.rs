@@ -155,6 +155,10 @@ pub struct ServeArgs {
     /// tests).
     #[arg(long, env = "STOKE_SCHEDULE_NO_JITTER", hide = true)]
     pub schedule_no_jitter: bool,
+    /// The longest the schedules' ticker sleeps without reading the store (it sees schedules
+    /// that other nodes wrote within this); for tests, shorter.
+    #[arg(long, env = "STOKE_SCHEDULE_POLL", default_value = "10s", value_parser = parse_duration, hide = true)]
+    pub schedule_poll: Duration,
     /// How long the credentials each function's sandbox gets (AWS_ACCESS_KEY_ID,
     /// AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN) stay valid; a sandbox is retired before
     /// its credentials expire. From 5s (for tests) to 12h (STS's longest session).
@@ -430,6 +434,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     };
     config.schedules.clock.offset_ms = args.schedule_clock_offset_ms;
     config.schedules.jitter = !args.schedule_no_jitter;
+    config.schedules.max_sleep_ms = i64::try_from(args.schedule_poll.as_millis())
+        .unwrap_or(i64::MAX)
+        .max(1);
     config.membership = args.cluster.membership(&node_id, args.listen);
     config.nodes = args.cluster.config();
     let engine = Engine::start(config).await.context("starting the engine")?;

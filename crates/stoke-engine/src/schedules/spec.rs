@@ -103,8 +103,98 @@ impl ScheduleSpec {
         }
     }
 
+    /// How late a due tick may still fire: the flexible window, or `default_ms` without one,
+    /// and never past the retry policy's `MaximumEventAgeInSeconds` when the caller set one
+    /// (the time Scheduler keeps trying to deliver a tick).
+    pub fn grace_ms(&self, default_ms: i64) -> i64 {
+        let window = self.window_ms();
+        let grace = if window > 0 { window } else { default_ms };
+        match self
+            .target
+            .as_ref()
+            .and_then(|t| t.retry_policy.as_ref())
+            .and_then(|r| r.maximum_event_age_in_seconds)
+        {
+            Some(age) => grace.min(age.saturating_mul(1000)),
+            None => grace,
+        }
+    }
+
+    /// Whether a tick that cannot be delivered goes to the dead letters (`DeadLetterConfig`
+    /// with an ARN) rather than being dropped.
+    pub fn keeps_dead_letters(&self) -> bool {
+        self.target
+            .as_ref()
+            .and_then(|t| t.dead_letter_config.as_ref())
+            .is_some_and(|d| d.arn.is_some())
+    }
+
     /// Whether the schedule goes once its last tick has fired.
     pub fn delete_after_completion(&self) -> bool {
         self.action_after_completion.as_deref() == Some("DELETE")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(window: Option<i64>, age: Option<i64>, dlq: Option<&str>) -> ScheduleSpec {
+        ScheduleSpec {
+            flexible_time_window: Some(FlexibleTimeWindow {
+                mode: Some(if window.is_some() { "FLEXIBLE" } else { "OFF" }.into()),
+                maximum_window_in_minutes: window,
+            }),
+            target: Some(Target {
+                retry_policy: age.map(|a| RetryPolicy {
+                    maximum_event_age_in_seconds: Some(a),
+                    maximum_retry_attempts: None,
+                }),
+                dead_letter_config: dlq.map(|a| DeadLetterConfig {
+                    arn: Some(a.into()),
+                }),
+                ..Target::default()
+            }),
+            ..ScheduleSpec::default()
+        }
+    }
+
+    #[test]
+    fn the_grace_is_the_window_or_the_default_narrowed_by_the_event_age() {
+        let cases = [
+            ("no window, no age", spec(None, None, None), 300_000),
+            ("a window", spec(Some(10), None, None), 600_000),
+            (
+                "the age narrows the default",
+                spec(None, Some(60), None),
+                60_000,
+            ),
+            (
+                "the age narrows a window",
+                spec(Some(10), Some(120), None),
+                120_000,
+            ),
+            (
+                "an age past the window",
+                spec(Some(1), Some(86_400), None),
+                60_000,
+            ),
+        ];
+        for (case, s, want) in cases {
+            assert_eq!(s.grace_ms(300_000), want, "{case}");
+        }
+    }
+
+    #[test]
+    fn dead_letters_are_kept_only_with_a_queue_arn() {
+        assert!(
+            spec(None, None, Some("arn:aws:sqs:us-east-1:123456789012:q")).keeps_dead_letters()
+        );
+        assert!(!spec(None, None, None).keeps_dead_letters());
+        let mut empty = spec(None, None, None);
+        if let Some(t) = empty.target.as_mut() {
+            t.dead_letter_config = Some(DeadLetterConfig { arn: None });
+        }
+        assert!(!empty.keeps_dead_letters());
     }
 }

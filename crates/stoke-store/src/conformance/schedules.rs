@@ -1,11 +1,12 @@
 //! Schedules and schedule groups: conflicts, the `default` group, lists with filters and
-//! pages, and a tick's fire (compare-and-swap, its event enqueued once, delete on completion).
+//! pages, and a tick's fire (compare-and-swap, its event enqueued once, delete on completion,
+//! an undelivered tick's dead letter written once).
 
 use stoke_core::AccountId;
 
 use super::Factory;
 use crate::StoreError;
-use crate::queue::{NewEvent, Queue};
+use crate::queue::{NewDeadLetter, NewEvent, Queue};
 use crate::schedules::{
     DEFAULT_GROUP, Fire, Schedule, ScheduleFilter, ScheduleGroup, ScheduleStore,
 };
@@ -218,6 +219,7 @@ pub async fn a_tick_fires_once_with_its_event_in_the_same_commit<F: Factory>(f: 
         tick_ms: 1000,
         next_ms: Some(2000),
         event: Some(tick_event(&a, "tick-1000", 1000)),
+        dead_letter: None,
         delete: false,
     };
     assert!(s.fire(&fire).await.unwrap());
@@ -243,10 +245,37 @@ pub async fn a_tick_fires_once_with_its_event_in_the_same_commit<F: Factory>(f: 
     };
     assert!(s.fire(&skip).await.unwrap());
     assert_eq!(s.stats().await.unwrap().depth, 1);
-    // The last tick of a schedule to delete after completion takes the row away.
-    let last = Fire {
+    // An undelivered tick's dead letter is written with the move, once.
+    let letter = NewDeadLetter {
+        request_id: "tick-2500".into(),
+        account: a.clone(),
+        function_name: "f".into(),
+        qualifier: "$LATEST".into(),
+        payload: b"{\"tick\":2500}".to_vec(),
+        trace_id: None,
+        enqueued_ms: 2500,
+        failed_ms: 2600,
+        condition: "EventAgeExceeded".into(),
+        runs: 0,
+        error_type: None,
+        response: Some(b"{}".to_vec()),
+    };
+    let dead = Fire {
         expected_next_ms: 3000,
         tick_ms: 3000,
+        next_ms: Some(3500),
+        dead_letter: Some(letter.clone()),
+        ..skip.clone()
+    };
+    assert!(s.fire(&dead).await.unwrap());
+    assert!(!s.fire(&dead).await.unwrap());
+    let letters = s.list_dead_letters(&a, 0, 10).await.unwrap();
+    assert_eq!(letters.len(), 1);
+    assert_eq!(letters[0].letter, letter);
+    // The last tick of a schedule to delete after completion takes the row away.
+    let last = Fire {
+        expected_next_ms: 3500,
+        tick_ms: 3500,
         next_ms: None,
         event: Some(tick_event(&a, "tick-3000", 3000)),
         delete: true,

@@ -22,5 +22,6 @@ crate::schedules::sql::schedule_store!(
     PgStore,
     sqlx::postgres::PgRow,
     schedule_writer,
-    super::queue::insert_event
+    super::queue::insert_event,
+    super::queue::insert_dead_letter
 );

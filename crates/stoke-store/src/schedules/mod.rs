@@ -9,7 +9,7 @@
 //! tick with a compare-and-swap on `next_ms` and enqueues the tick's async event in the same
 //! transaction: of several nodes (or a node and an update) racing on one tick, exactly one
 //! moves it, so a tick is enqueued once and never lost (the event is durable once the
-//! commit is).
+//! commit is). A tick that cannot be delivered may go to the dead letters in the same way.
 //!
 //! The `default` group is not a row: it exists in every account and cannot be deleted (the
 //! engine answers it); a schedule in any other group needs the group's row.
@@ -20,7 +20,7 @@ use async_trait::async_trait;
 use stoke_core::AccountId;
 
 use crate::StoreError;
-use crate::queue::NewEvent;
+use crate::queue::{NewDeadLetter, NewEvent};
 
 /// The group every account has.
 pub const DEFAULT_GROUP: &str = "default";
@@ -75,8 +75,11 @@ pub struct Fire {
     pub tick_ms: i64,
     /// The tick after it, `None` if none.
     pub next_ms: Option<i64>,
-    /// The tick's event; `None` for a tick skipped (missed past its window).
+    /// The tick's event; `None` for a tick skipped (missed past its window) or undelivered.
     pub event: Option<NewEvent>,
+    /// A tick that could not be delivered (past its window, or its function gone), kept in
+    /// the dead letters because the schedule has a `DeadLetterConfig`.
+    pub dead_letter: Option<NewDeadLetter>,
     /// Delete the schedule (ActionAfterCompletion `DELETE`, no tick left).
     pub delete: bool,
 }

@@ -1,12 +1,13 @@
 //! [`ScheduleStore`](super::ScheduleStore) in SQL that SQLite and PostgreSQL both take, as a
 //! macro each backend expands with its own store, row and connection types, the method that
 //! gives it a connection to write on (SQLite's takes the write gate), and its queue's
-//! `insert_event` (so a tick's event is inserted in the fire's transaction).
+//! `insert_event` and `insert_dead_letter` (so a tick's event, or its dead letter, is inserted
+//! in the fire's transaction).
 
 /// `impl ScheduleStore for $store`. Expects `account(String) -> Result<AccountId, StoreError>`
 /// in scope and `self.pool` to be the store's pool.
 macro_rules! schedule_store {
-    ($store:ty, $row:ty, $writer:ident, $insert_event:path) => {
+    ($store:ty, $row:ty, $writer:ident, $insert_event:path, $insert_dead_letter:path) => {
         const SCHEDULE_COLUMNS: &str = "account_id, group_name, name, state, spec, next_ms, \
                                         last_tick_ms, created_ms, modified_ms";
 
@@ -333,6 +334,9 @@ macro_rules! schedule_store {
                 }
                 if let Some(e) = &f.event {
                     $insert_event(&mut *tx, e).await?;
+                }
+                if let Some(d) = &f.dead_letter {
+                    $insert_dead_letter(&mut *tx, d).await?;
                 }
                 tx.commit().await?;
                 Ok(true)

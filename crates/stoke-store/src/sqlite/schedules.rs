@@ -11,5 +11,6 @@ crate::schedules::sql::schedule_store!(
     SqliteStore,
     sqlx::sqlite::SqliteRow,
     writer,
-    super::queue::insert_event
+    super::queue::insert_event,
+    super::queue::insert_dead_letter
 );
