@@ -315,6 +315,12 @@ def missed_ticks_across_a_restart(srv: StokeServer) -> None:
         "MaximumEventAgeInSeconds": 60, "MaximumRetryAttempts": 0,
     }
     assert sch.get_schedule(Name="strict")["Target"]["DeadLetterConfig"] == DLQ
+    # A one-off at the same time, to delete after completion: missed, it is complete too.
+    sch.create_schedule(
+        Name="late-at", ScheduleExpression=f"at({start.strftime('%Y-%m-%dT%H:%M:%S')})",
+        FlexibleTimeWindow={"Mode": "OFF"}, Target=target(arn, "late-at"),
+        ActionAfterCompletion="DELETE",
+    )
     assert events_with(srv, fn, "every-minute", lambda n: n >= 1) == 1
     srv.stop()
     # Down for 8 minutes on the schedules' clock: every-minute missed 8 ticks, the last
@@ -329,11 +335,16 @@ def missed_ticks_across_a_restart(srv: StokeServer) -> None:
     assert (letter["Condition"], letter["ApproximateInvokeCount"]) == ("EventAgeExceeded", 0)
     assert json.loads(letter["Payload"]) == {"tick": "strict"}
     assert json.loads(letter["Response"])["ScheduleArn"].endswith(":schedule/default/strict")
+    deadline = time.monotonic() + 5
+    while [s["Name"] for s in sch.list_schedules(NamePrefix="late-at")["Schedules"]]:
+        assert time.monotonic() < deadline, "the missed one-off was not deleted"
+        time.sleep(0.1)
     # No more: one run for the missed ticks, none for the late ticks past their window.
     time.sleep(2)
     assert events_with(srv, fn, "every-minute", lambda n: n > 2, timeout=0.5) == 2
     assert events_with(srv, fn, "strict", lambda n: n > 0, timeout=0.5) == 0
     assert events_with(srv, fn, "short-age", lambda n: n > 0, timeout=0.5) == 0
+    assert events_with(srv, fn, "late-at", lambda n: n > 0, timeout=0.5) == 0
     assert events_with(srv, fn, "flexible", lambda n: n > 1, timeout=0.5) == 1
     assert len(dead_letters_of(srv, fn, lambda ls: False, timeout=0)) == 1
 

@@ -135,7 +135,9 @@ impl Ticker {
                 None,
                 "The tick was not delivered within its window (the server was down).",
             );
-            let f = fire_of(&s, expected, expected, next, outcome, false);
+            // A one-off whose only tick was missed is complete all the same.
+            let delete = next.is_none() && spec.delete_after_completion();
+            let f = fire_of(&s, expected, expected, next, outcome, delete);
             self.schedules.store().fire(&f).await?;
             tracing::info!(schedule = %s.name, "a missed tick is past its window; skipped");
             return Ok(Fired::Done);
