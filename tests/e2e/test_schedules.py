@@ -13,6 +13,7 @@ import datetime as dt
 import json
 import subprocess
 import time
+import uuid
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -534,6 +535,18 @@ def test_missing_and_duplicate_resources_answer_schedulers_errors(srv, rec):
 
     refused(lambda: sch.create_schedule(**_create_args(name, arn, {})), 409, "ConflictException",
             f"Schedule {name} already exists.")
+    # A create sent again with its ClientToken (an SDK's retry) answers as the first did; with
+    # another token it is a conflict.
+    retried = unique_name("retry")
+    token = uuid.uuid4().hex
+    first = sch.create_schedule(**_create_args(retried, arn, {}), ClientToken=token)
+    again = sch.create_schedule(**_create_args(retried, arn, {}), ClientToken=token)
+    assert again["ScheduleArn"] == first["ScheduleArn"]
+    assert "ClientToken" not in sch.get_schedule(Name=retried)
+    assert [s["Name"] for s in sch.list_schedules(NamePrefix=retried)["Schedules"]] == [retried]
+    refused(lambda: sch.create_schedule(**_create_args(retried, arn, {}), ClientToken="other"),
+            409, "ConflictException", f"Schedule {retried} already exists.")
+    sch.delete_schedule(Name=retried)
     refused(lambda: sch.get_schedule(Name="nope"), 404, "ResourceNotFoundException",
             "Schedule nope does not exist.")
     refused(lambda: sch.update_schedule(**_create_args("nope", arn, {})), 404,

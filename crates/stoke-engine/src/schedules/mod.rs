@@ -164,12 +164,12 @@ impl Schedules {
         Ok(timing.first_at_or_after(from_ms))
     }
 
-    /// The record kept in the store: what the caller gave, less what has columns of its own.
+    /// The record kept in the store: what the caller gave, less what has columns of its own
+    /// (the `ClientToken` stays, so that a create sent again with it is answered as the first).
     fn stored(spec: &ScheduleSpec) -> Result<String, SchedulesError> {
         let mut kept = spec.clone();
         kept.group_name = None;
         kept.state = None;
-        kept.client_token = None;
         serde_json::to_string(&kept)
             .map_err(|e| SchedulesError::Store(StoreError::Corrupt(e.to_string())))
     }
@@ -184,7 +184,8 @@ impl Schedules {
         })
     }
 
-    /// CreateSchedule; answers the schedule's ARN.
+    /// CreateSchedule; answers the schedule's ARN. A create sent again with the `ClientToken`
+    /// that made the schedule (an SDK's retry) answers the same ARN and changes nothing.
     pub async fn create(
         &self,
         account: &AccountId,
@@ -207,6 +208,9 @@ impl Schedules {
         match self.store.create_schedule(&row).await {
             Ok(()) => {}
             Err(StoreError::Conflict) => {
+                if self.made_with_token(account, group, name, spec).await? {
+                    return Ok(self.schedule_arn(account, group, name));
+                }
                 return Err(SchedulesError::Conflict(format!(
                     "Schedule {name} already exists."
                 )));
@@ -216,6 +220,23 @@ impl Schedules {
         }
         self.wake.notify_one();
         Ok(self.schedule_arn(account, group, name))
+    }
+
+    /// Whether the schedule `group/name` was made by a create with `spec`'s `ClientToken`.
+    async fn made_with_token(
+        &self,
+        account: &AccountId,
+        group: &str,
+        name: &str,
+        spec: &ScheduleSpec,
+    ) -> Result<bool, SchedulesError> {
+        let Some(token) = spec.client_token.as_deref() else {
+            return Ok(false);
+        };
+        let Some(row) = self.store.get_schedule(account, group, name).await? else {
+            return Ok(false);
+        };
+        Ok(self.view(row)?.spec.client_token.as_deref() == Some(token))
     }
 
     /// GetSchedule.
