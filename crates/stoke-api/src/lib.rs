@@ -19,6 +19,8 @@
 //! - [`logs`]: function logs through the CloudWatch Logs API (`FilterLogEvents`).
 //! - [`sts`]: STS `GetCallerIdentity` (query protocol, XML), on `/` when the signing scope's
 //!   service is `sts`.
+//! - [`scheduler`]: EventBridge Scheduler's schedules and groups (REST-JSON at `/schedules` and
+//!   `/schedule-groups`, signed for `scheduler`).
 //! - [`refusal`]: a refusal of a call a function's session signed names that session.
 //! - [`forward`]: the cluster's internal channel: synchronous calls forwarded to the node with
 //!   the version's warm sandboxes (h2c on this port, MAC'd with the cluster key), and its
@@ -46,6 +48,7 @@ pub mod logs;
 pub mod permissions;
 pub mod presign;
 pub mod refusal;
+pub mod scheduler;
 pub mod sts;
 pub mod tags;
 pub mod versions;
@@ -89,6 +92,8 @@ pub struct AppState {
     pub presigner: Presigner,
     /// The budget of request bodies being buffered, and how long a body may stall.
     pub bodies: Budget,
+    /// EventBridge Scheduler's schedules.
+    pub schedules: Arc<stoke_engine::schedules::Schedules>,
     /// The node registry (the admin API's ListNodes).
     pub nodes: Arc<stoke_engine::nodes::Nodes>,
     /// Where synchronous calls run in a cluster (off: all here).
@@ -110,6 +115,7 @@ impl AppState {
             accounts: Arc::clone(&engine.accounts),
             presigner,
             bodies,
+            schedules: Arc::clone(&engine.schedules),
             nodes: Arc::clone(&engine.nodes),
             forward: Arc::new(forward::Forwarder::off(Arc::clone(&engine.membership))),
         }
@@ -253,6 +259,22 @@ pub fn router(state: AppState) -> Router {
             "/2017-03-31/tags/{arn}",
             get(tags::list).post(tags::tag).delete(tags::untag),
         )
+        // EventBridge Scheduler (issue 15): its own paths, signed for `scheduler`.
+        .route("/schedules", get(scheduler::list))
+        .route(
+            "/schedules/{name}",
+            post(scheduler::create)
+                .get(scheduler::get)
+                .put(scheduler::update)
+                .delete(scheduler::delete),
+        )
+        .route("/schedule-groups", get(scheduler::list_groups))
+        .route(
+            "/schedule-groups/{name}",
+            post(scheduler::create_group)
+                .get(scheduler::get_group)
+                .delete(scheduler::delete_group),
+        )
         .fallback(unknown_operation)
         .method_not_allowed_fallback(unknown_operation)
         .route_layer(middleware::from_fn_with_state(state.clone(), authenticate));
@@ -304,9 +326,18 @@ async fn unknown_operation(req: Request) -> ApiError {
 /// The service a request is for: `/` is CloudWatch Logs' or STS's as the signing scope says
 /// (another scope is Lambda's, which has nothing there); with no readable claim, the
 /// protocol's marker says (`X-Amz-Target`: Logs; a form body or an `Action` query: STS).
-/// Every other path is Lambda's. The scope is then checked against it.
+/// `/schedules…` and `/schedule-groups…` are EventBridge Scheduler's. Every other path is
+/// Lambda's. The scope is then checked against it.
 fn service_of(parts: &http::request::Parts) -> &'static str {
-    if parts.uri.path() != "/" {
+    let path = parts.uri.path();
+    if path == "/schedules"
+        || path == "/schedule-groups"
+        || path.starts_with("/schedules/")
+        || path.starts_with("/schedule-groups/")
+    {
+        return "scheduler";
+    }
+    if path != "/" {
         return "lambda";
     }
     let form = parts

@@ -12,6 +12,8 @@
 //!   nodes.
 //! - [`sign`]: SigV4 signing, public for load generators that build their own requests.
 //! - [`paths`]: the operations' paths and queries, percent-encoded.
+//! - [`schedules`]: EventBridge Scheduler's ListSchedules and GetSchedule (signed for
+//!   `scheduler`).
 //! - [`model`]: the typed parts of the API's shapes.
 //! - [`error`]: [`ApiError`] (the server's error answer) and [`ClientError`].
 //! - [`wait`]: waiting for a function to become Active, as boto3's waiters do.
@@ -28,6 +30,7 @@ pub mod model;
 pub mod nodes;
 pub mod paths;
 pub mod progress;
+pub mod schedules;
 pub mod sign;
 pub mod wait;
 

@@ -17,6 +17,8 @@
 //!   [`FunctionError`]), as the sandboxes report it and the API answers it.
 //! - [`policy`]: functions' resource-based policies: statements, principals, the document
 //!   GetPolicy answers, AddPermission's checks, and the evaluation of a request.
+//! - [`schedule`]: EventBridge Scheduler's expressions (`rate`, `cron`, `at`) and their next
+//!   ticks in a time zone, daylight saving done as EventBridge does.
 //! - [`timefmt`]: Lambda's timestamp format (`2019-10-23T18:22:30.293+0000`).
 
 pub mod alias;
@@ -26,6 +28,7 @@ pub mod ids;
 pub mod invocation;
 pub mod model;
 pub mod policy;
+pub mod schedule;
 pub mod timefmt;
 pub mod validate;
 

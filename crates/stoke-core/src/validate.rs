@@ -52,6 +52,17 @@ pub mod patterns {
     pub const PRINCIPAL_ORG_ID: &str = model::PRINCIPAL_ORG_ID.pattern;
     /// AddPermission's `SourceArn`.
     pub const SOURCE_ARN: &str = model::ARN.pattern;
+    /// EventBridge Scheduler's `Name`, `GroupName` and `NamePrefix`.
+    pub const SCHEDULE_NAME: &str = "[0-9a-zA-Z-_.]+";
+    /// EventBridge Scheduler's `Target.RoleArn`.
+    pub const SCHEDULE_ROLE: &str = r"arn:aws[a-z-]*:iam::\d{12}:role\/[\w+=,.@\/-]+";
+    /// EventBridge Scheduler's `DeadLetterConfig.Arn` (an SQS queue).
+    pub const SCHEDULE_DEAD_LETTER: &str = r"arn:aws[a-z-]*:sqs:[a-z0-9\-]+:\d{12}:[a-zA-Z0-9\-_]+";
+    /// EventBridge Scheduler's `KmsKeyArn`.
+    pub const SCHEDULE_KMS_KEY: &str =
+        r"arn:aws[a-z-]*:kms:[a-z0-9\-]+:\d{12}:(key|alias)\/[0-9a-zA-Z-_]*";
+    /// EventBridge Scheduler's `ClientToken`.
+    pub const CLIENT_TOKEN: &str = "[a-zA-Z0-9-_]+";
 }
 
 fn anchored(pattern: &str) -> Regex {
@@ -78,6 +89,11 @@ static COMPILED: LazyLock<Vec<(&'static str, Regex)>> = LazyLock::new(|| {
         patterns::SOURCE_OWNER,
         patterns::PRINCIPAL_ORG_ID,
         patterns::SOURCE_ARN,
+        patterns::SCHEDULE_NAME,
+        patterns::SCHEDULE_ROLE,
+        patterns::SCHEDULE_DEAD_LETTER,
+        patterns::SCHEDULE_KMS_KEY,
+        patterns::CLIENT_TOKEN,
     ]
     .into_iter()
     .map(|p| (p, anchored(p)))

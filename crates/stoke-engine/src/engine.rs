@@ -35,6 +35,8 @@ use crate::pool::{FixedKeepAlive, KeepAlivePolicy};
 use crate::prepare::BackendPreparer;
 use crate::record::{Recorder, RecorderTask, Retention};
 use crate::route::Router;
+use crate::schedules::ticker::Ticker;
+use crate::schedules::{ScheduleConfig, Schedules};
 use crate::target::{Backends, Layout};
 
 /// What the engine is built from, and its settings.
@@ -63,6 +65,8 @@ pub struct EngineConfig {
     /// This node and the living nodes of its cluster (a cluster of one unless the server's
     /// node registry keeps it up to date).
     pub membership: Arc<Membership>,
+    /// The schedules' clock, grace and longest sleep.
+    pub schedules: ScheduleConfig,
     /// How often this node heartbeats in the node registry, and when a node is dead.
     pub nodes: NodeConfig,
     /// Concurrency limits held across every node sharing the store: each call also takes a
@@ -99,6 +103,7 @@ impl EngineConfig {
                 warm: 0,
                 load: 0,
             })),
+            schedules: ScheduleConfig::default(),
             nodes: NodeConfig::default(),
             cluster_slots: None,
         }
@@ -131,12 +136,18 @@ pub struct Engine {
     pub logs: Arc<Logs>,
     /// This node and the living nodes of its cluster.
     pub membership: Arc<Membership>,
+    /// EventBridge Scheduler's schedules (their ticker runs until shutdown).
+    pub schedules: Arc<Schedules>,
     /// This node's registration and heartbeats; every node's state (`stoke nodes`).
     pub nodes: Arc<Nodes>,
     /// Deploys resumed at start (left `Pending` or `InProgress` by the last run).
     pub resumed: usize,
     recorder: RecorderTask,
     async_tasks: AsyncTasks,
+    ticker: (
+        tokio::sync::watch::Sender<bool>,
+        tokio::task::JoinHandle<()>,
+    ),
 }
 
 impl std::fmt::Debug for Engine {
@@ -165,6 +176,7 @@ impl Engine {
             async_queue,
             credentials,
             membership,
+            schedules,
             nodes,
             cluster_slots,
         } = config;
@@ -230,10 +242,25 @@ impl Engine {
             invoker.set_cluster_slots(slots);
         }
         let resumed = control.resume().await?;
+        let region_for_schedules = region.clone();
         let (asyncq, async_tasks) =
             AsyncInvoker::start(queue, Arc::clone(&invoker), region, async_queue)
                 .await
                 .map_err(StartError::AsyncQueue)?;
+        let schedules = Arc::new(Schedules::new(
+            Arc::clone(&store),
+            region_for_schedules,
+            schedules,
+        ));
+        let (stop_ticker, ticker_stop) = tokio::sync::watch::channel(false);
+        let ticker = tokio::spawn(
+            Ticker {
+                schedules: Arc::clone(&schedules),
+                invoker: Arc::clone(&invoker),
+                asyncq: Arc::clone(&asyncq),
+            }
+            .run(ticker_stop),
+        );
         Ok(Self {
             control,
             invoker,
@@ -242,6 +269,8 @@ impl Engine {
             credentials,
             logs: Arc::new(Logs::new(store)),
             membership,
+            schedules,
+            ticker: (stop_ticker, ticker),
             nodes,
             resumed,
             recorder: recorder_task,
@@ -264,9 +293,15 @@ impl Engine {
             logs,
             recorder,
             async_tasks,
+            schedules,
+            ticker,
             nodes,
             ..
         } = self;
+        // No tick fires past this point; one being fired commits or not at all.
+        let _ = ticker.0.send(true);
+        let _ = tokio::time::timeout(Duration::from_secs(5), ticker.1).await;
+        drop(schedules);
         nodes.leave().await;
         drop(nodes);
         asyncq.shutdown(Duration::from_secs(5)).await;

@@ -44,6 +44,9 @@
 //! - [`error`]: [`ControlError`] and the one mapping of engine failures to Lambda's error
 //!   types.
 //!
+//! - [`schedules`]: EventBridge Scheduler's schedules and the ticker that turns their ticks
+//!   into async events.
+//!
 //! Event sources join this crate later.
 
 pub mod accounts;
@@ -64,6 +67,7 @@ pub mod pool;
 pub mod prepare;
 pub mod record;
 pub mod route;
+pub mod schedules;
 pub mod slots;
 pub mod target;
 

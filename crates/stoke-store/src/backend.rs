@@ -70,7 +70,7 @@ macro_rules! queue_rows {
         }
 
         /// Inserts one event, not leased (a follow-up or a redrive).
-        async fn insert_event(conn: &mut $conn, e: &NewEvent) -> Result<(), StoreError> {
+        pub(crate) async fn insert_event(conn: &mut $conn, e: &NewEvent) -> Result<(), StoreError> {
             insert_events(conn, &[(e, false)], "", 0).await.map(drop)
         }
 

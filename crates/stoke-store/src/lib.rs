@@ -16,6 +16,8 @@
 //!   lines and age, in small batches so that no statement holds the store for long).
 //! - [`queue`] ([`Queue`]): the durable queue of async events, their leases (per owner), the
 //!   dead letters and the event-invoke configurations.
+//! - [`schedules`] ([`ScheduleStore`]): EventBridge Scheduler's schedules and groups; a tick
+//!   moves its schedule and enqueues its async event in one transaction.
 //! - [`nodes`] ([`NodeStore`]): the node registry, one row per node refreshed by its
 //!   heartbeat (issue 14).
 //! - [`Store`]: every concern above in one trait (a blanket impl), what the engine holds as
@@ -51,6 +53,7 @@ pub mod nodes;
 mod policies;
 pub mod postgres;
 pub mod queue;
+pub mod schedules;
 pub mod seal;
 pub mod slots;
 pub mod sqlite;
@@ -70,6 +73,7 @@ pub use nodes::{NodeRecord, NodeStore};
 pub use policies::PolicyStore;
 pub use postgres::{PgBlobStore, PgStore};
 pub use queue::Queue;
+pub use schedules::ScheduleStore;
 pub use seal::{MasterKey, SealError};
 pub use slots::SlotStore;
 pub use sqlite::SqliteStore;
@@ -84,6 +88,7 @@ pub trait Store:
     + AliasStore
     + PolicyStore
     + LogStore
+    + ScheduleStore
     + NodeStore
     + ChangeFeed
     + SlotStore
@@ -100,6 +105,7 @@ impl<T> Store for T where
         + AliasStore
         + PolicyStore
         + LogStore
+        + ScheduleStore
         + NodeStore
         + ChangeFeed
         + SlotStore

@@ -58,6 +58,8 @@ enum Command {
     Logs(cli::logs::LogsArgs),
     /// List, show or redrive the async events that failed for good.
     DeadLetters(cli::dead_letters::DeadLettersArgs),
+    /// List EventBridge Scheduler's schedules, or show one with its next runs.
+    Schedules(cli::schedules::SchedulesArgs),
     /// Create, list, show or delete accounts, or set their limits (the admin account only).
     Accounts(cli::accounts::AccountsArgs),
     /// Create, list or revoke an account's access keys (the admin account only).
@@ -113,6 +115,7 @@ async fn run(cli: Cli) -> ExitCode {
         Command::Logs(args) => cli::logs::run(args).await,
         Command::Bench(args) => cli::bench::run(args).await,
         Command::DeadLetters(args) => cli::dead_letters::run(args).await,
+        Command::Schedules(args) => cli::schedules::run(args).await,
         Command::Accounts(args) => cli::accounts::run(args).await,
         Command::Keys(args) => cli::accounts::run_keys(args).await,
         Command::Nodes(args) => cli::nodes::run(args).await,

@@ -137,6 +137,24 @@ pub struct ServeArgs {
     /// minimum age of 60 s last 0.6 s).
     #[arg(long, env = "STOKE_ASYNC_AGE_UNIT", default_value = "1s", value_parser = parse_duration, hide = true)]
     pub async_age_unit: Duration,
+    /// Milliseconds added to the wall clock of the schedules (for tests: a server started
+    /// again with a later offset has slept across a tick).
+    #[arg(
+        long,
+        env = "STOKE_SCHEDULE_CLOCK_OFFSET_MS",
+        default_value_t = 0,
+        hide = true,
+        allow_hyphen_values = true
+    )]
+    pub schedule_clock_offset_ms: i64,
+    /// Run a flexible window's ticks at once instead of at a random moment of the window (for
+    /// tests).
+    #[arg(long, env = "STOKE_SCHEDULE_NO_JITTER", hide = true)]
+    pub schedule_no_jitter: bool,
+    /// The longest the schedules' ticker sleeps without reading the store (it sees schedules
+    /// that other nodes wrote within this); for tests, shorter.
+    #[arg(long, env = "STOKE_SCHEDULE_POLL", default_value = "10s", value_parser = parse_duration, hide = true)]
+    pub schedule_poll: Duration,
     /// How long the credentials each function's sandbox gets (AWS_ACCESS_KEY_ID,
     /// AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN) stay valid; a sandbox is retired before
     /// its credentials expire. From 5s (for tests) to 12h (STS's longest session).
@@ -411,6 +429,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         lease: args.cluster.async_lease,
         ..AsyncConfig::default()
     };
+    config.schedules.clock.offset_ms = args.schedule_clock_offset_ms;
+    config.schedules.jitter = !args.schedule_no_jitter;
+    config.schedules.max_sleep_ms = i64::try_from(args.schedule_poll.as_millis())
+        .unwrap_or(i64::MAX)
+        .max(1);
     config.membership = args.cluster.membership(&node_id, args.listen);
     config.nodes = args.cluster.config();
     let engine = Engine::start(config).await.context("starting the engine")?;

@@ -84,6 +84,8 @@ pub struct AsyncInvoker {
     dead_letters: DeadLetters,
     slots: Arc<Semaphore>,
     stop: watch::Sender<bool>,
+    /// Wakes the dispatcher (an event enqueued by another path: a schedule's tick).
+    wake: Arc<Notify>,
 }
 
 impl std::fmt::Debug for AsyncInvoker {
@@ -173,7 +175,8 @@ impl AsyncInvoker {
             stop_rx,
         ));
         let me = Arc::new(Self {
-            dead_letters: DeadLetters::new(Arc::clone(&queue), wake),
+            dead_letters: DeadLetters::new(Arc::clone(&queue), Arc::clone(&wake)),
+            wake,
             queue,
             invoker,
             config,
@@ -189,6 +192,12 @@ impl AsyncInvoker {
                 writers: vec![writer_task],
             },
         ))
+    }
+
+    /// Wakes the dispatcher to look for due events now (after an enqueue that did not go
+    /// through [`AsyncInvoker::enqueue`]).
+    pub fn wake(&self) {
+        self.wake.notify_one();
     }
 
     pub fn queue(&self) -> &Arc<dyn Queue> {

@@ -2,7 +2,8 @@
 //! factory ([`Factory`]): accounts and their keys, functions and their compare-and-swap, versions
 //! and aliases, policies, logs and
 //! their trims, the queue (leases, expiry, release per owner, renewal, retries, dead letters), the
-//! node registry, blobs, the change feed and concurrency slots.
+//! node registry, schedules (groups, filters, a tick fired once with its event), blobs, the change
+//! feed and concurrency slots.
 //!
 //! An implementation runs them all with [`conformance_tests!`](crate::conformance_tests), one
 //! `#[tokio::test]` per case (the SQLite run is `sqlite::conformance_tests`). Available in this
@@ -24,6 +25,7 @@ pub mod logs;
 pub mod nodes;
 pub mod policies;
 pub mod queue;
+pub mod schedules;
 pub mod versions;
 
 /// Makes fresh, empty stores of one implementation (its futures need not be `Send`: tests
@@ -125,6 +127,9 @@ macro_rules! conformance_tests {
             queue::dead_letters_redrive_into_the_queue,
             queue::a_release_frees_only_the_owners_leases,
             queue::event_invoke_configs_are_kept_per_qualifier,
+            schedules::groups_are_unique_listed_in_pages_and_take_their_schedules,
+            schedules::schedules_conflict_need_their_group_and_list_with_filters,
+            schedules::a_tick_fires_once_with_its_event_in_the_same_commit,
             nodes::nodes_register_heartbeat_and_leave,
             nodes::a_node_renews_only_its_own_leases,
             blobs::a_blob_is_stored_once_under_its_digest,

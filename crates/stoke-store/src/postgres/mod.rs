@@ -9,7 +9,7 @@
 //!
 //! One submodule per concern, as `sqlite/`: `accounts`, `functions`, `versions`, `aliases`,
 //! `policies`, `logs` (and `retention`), `queue`, `nodes` (the node registry), `changes` (the change feed: `LISTEN`/`NOTIFY`),
-//! `slots` (concurrency slots); `blobs` is [`PgBlobStore`], the code zips in
+//! `slots` (concurrency slots), `schedules`; `blobs` is [`PgBlobStore`], the code zips in
 //! the database with a verified local cache; `testing` starts a throw-away cluster for tests.
 
 use std::time::Duration;
@@ -32,6 +32,7 @@ mod nodes;
 mod policies;
 mod queue;
 mod retention;
+mod schedules;
 mod slots;
 #[cfg(test)]
 mod store_tests;

@@ -22,7 +22,7 @@ use crate::{InvocationRecord, LogEvent, PgStore, StoreError};
 
 crate::backend::queue_rows!(PgRow, sqlx::PgConnection);
 
-async fn insert_dead_letter(
+pub(crate) async fn insert_dead_letter(
     conn: &mut sqlx::PgConnection,
     d: &NewDeadLetter,
 ) -> Result<(), StoreError> {

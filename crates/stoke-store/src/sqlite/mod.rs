@@ -7,7 +7,7 @@
 //! before SQLite's lock, so a long run of short writes (retention) never keeps others out.
 //!
 //! One submodule per concern: `accounts`, `functions`, `versions`, `aliases`, `policies`, `logs` (and
-//! `retention`), `queue`, `nodes` (the node registry), `changes` (the change feed), `slots` (concurrency slots); `error`
+//! `retention`), `queue`, `nodes` (the node registry), `changes` (the change feed), `slots` (concurrency slots), `schedules`; `error`
 //! turns sqlx's errors into [`StoreError`]s. The schema is
 //! `migrations/sqlite/`, applied at open.
 
@@ -37,6 +37,7 @@ mod nodes;
 mod policies;
 mod queue;
 mod retention;
+mod schedules;
 mod slots;
 mod versions;
 

@@ -21,7 +21,7 @@ fn account(s: String) -> Result<AccountId, StoreError> {
 
 crate::backend::queue_rows!(sqlx::sqlite::SqliteRow, sqlx::SqliteConnection);
 
-async fn insert_dead_letter(
+pub(crate) async fn insert_dead_letter(
     conn: &mut sqlx::SqliteConnection,
     d: &NewDeadLetter,
 ) -> Result<(), StoreError> {

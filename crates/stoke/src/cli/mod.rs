@@ -9,6 +9,8 @@
 //! - [`alias`] — `stoke alias set|list|delete` and `stoke rollback`.
 //! - [`invoke`] — `stoke invoke`, one synchronous call.
 //! - [`dead_letters`] — `stoke dead-letters list|show|redrive`, the async events that failed.
+//! - [`schedules`] — `stoke schedules list|show`, EventBridge Scheduler's schedules and their
+//!   next runs.
 //! - [`accounts`] — `stoke accounts …` and `stoke keys …`, the admin API (admin account only).
 //! - [`nodes`] — `stoke nodes`, the cluster's nodes (admin account only).
 //! - [`logs`] — `stoke logs`, a function's log lines through the CloudWatch Logs API.
@@ -30,6 +32,7 @@ pub mod invoke;
 pub mod logs;
 pub mod nodes;
 pub mod package;
+pub mod schedules;
 pub mod versions;
 
 use std::path::PathBuf;
