@@ -8,15 +8,33 @@
   server's own validation with values botocore would refuse (MemorySize 127, Timeout 0, ...).
 
 When a test fails, the tail of every server log it used is attached to the report.
+
+The store is a parameter of the run: STOKE_E2E_STORE=postgres (scripts/test.sh e2e-pg) puts
+every server on a database of its own in one throw-away PostgreSQL cluster for the session
+(stoke_e2e.StokeServer, pg_cluster.session_cluster), stopped at the end.
 """
 
 from __future__ import annotations
 
 import pytest
 
-from stoke_e2e import StokeServer, make_lying_zip, make_zeros_zip
+from pg_cluster import stop_session_cluster
+from stoke_e2e import E2E_STORE, StokeServer, make_lying_zip, make_zeros_zip
 
 _servers: list[StokeServer] = []
+
+
+def pytest_report_header(config):
+    return f"stoke store: {E2E_STORE} (STOKE_E2E_STORE)"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _session_store():
+    """Stops the session's PostgreSQL cluster (if the run started one) after every server."""
+    yield
+    for srv in _servers:
+        srv.kill()
+    stop_session_cluster()
 
 
 def _new_server(tmp_path_factory, name: str) -> StokeServer:
