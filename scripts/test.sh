@@ -76,7 +76,7 @@ summary() {
   # pytest's own closing lines last (one per store), so that whoever reads the end of the log
   # sees the counts.
   local last
-  last="$(grep -E '^=+ .*[0-9]+ (passed|failed|errors?)' "$PYTEST_LOG" 2>/dev/null || true)"
+  last="$(cat "$PYTEST_LOG" 2>/dev/null || true)"
   if [[ -n "$last" ]]; then echo "$last"; fi
   rm -f "$PYTEST_LOG"
 }
@@ -275,8 +275,15 @@ e2e() {
   echo "STOKE_NATIVE_BOOTSTRAP=$STOKE_NATIVE_BOOTSTRAP"
   echo "STOKE_RUNTIME_LIBS=$STOKE_RUNTIME_LIBS"
   export STOKE_RUNTIME_IMAGES="${STOKE_RUNTIME_IMAGES:-/var/tmp/stoke-runtime-images}"
+  local rc=0
   STOKE_E2E_STORE="$store" STOKE_RIC_DIR="$VENV/vendor/awslambdaric" STOKE_BIN="$bin" \
-    "$VENV/bin/python" -m pytest tests/e2e "${PYTEST_ARGS[@]}" 2>&1 | tee -a "$PYTEST_LOG"
+    "$VENV/bin/python" -m pytest tests/e2e "${PYTEST_ARGS[@]}" 2>&1 | tee "$PYTEST_LOG.$store" || rc=$?
+  # pytest's closing line, named by the store, for the summary.
+  local last
+  last="$(grep -E '[0-9]+ (passed|failed|errors?|skipped).* in [0-9.]+s' "$PYTEST_LOG.$store" | tail -n1 || true)"
+  echo "pytest ($store): ${last:-no summary line}" >>"$PYTEST_LOG"
+  rm -f "$PYTEST_LOG.$store"
+  return "$rc"
 }
 
 if [[ "${STOKE_SKIP_SETUP:-0}" != "1" ]]; then

@@ -6,6 +6,7 @@
 - `lam`: a boto3 Lambda client for `server`, signed with the credentials it wrote.
 - `lam_raw`: the same with boto3's client-side parameter validation off, to reach the
   server's own validation with values botocore would refuse (MemorySize 127, Timeout 0, ...).
+- `pg`: a throw-away PostgreSQL cluster of one test's own (pg_cluster.PgCluster).
 
 When a test fails, the tail of every server log it used is attached to the report.
 
@@ -18,7 +19,7 @@ from __future__ import annotations
 
 import pytest
 
-from pg_cluster import stop_session_cluster
+from pg_cluster import PgCluster, stop_session_cluster
 from stoke_e2e import E2E_STORE, StokeServer, make_lying_zip, make_zeros_zip
 
 _servers: list[StokeServer] = []
@@ -62,6 +63,17 @@ def fresh_server(tmp_path_factory):
             srv.stop()  # a clean exit is part of every test that used its own server
     finally:
         srv.kill()
+
+
+@pytest.fixture
+def pg():
+    """A throw-away PostgreSQL cluster of the test's own (whatever STOKE_E2E_STORE says), for
+    tests about the PostgreSQL store itself: restarts, bad URLs, several nodes."""
+    cluster = PgCluster().start()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
 
 
 @pytest.fixture(scope="session")
