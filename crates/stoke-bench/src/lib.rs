@@ -33,6 +33,7 @@
 //! - [`load`]: connections, signing, the closed-loop load.
 //! - [`warm`], [`cold`], [`runtimes`], [`update`], [`asynq`]: the measures.
 //! - [`results`]: what was measured; [`markdown`]: the tables.
+//! - [`store_compare`]: `--store-compare`, the async measures on SQLite and then PostgreSQL.
 //! - [`stats`] (percentiles, medians, rounding) and [`parse`] (the REPORT line, a Prometheus
 //!   sample): leaves that every other module may use.
 //!
@@ -52,6 +53,7 @@ pub mod results;
 pub mod runtimes;
 pub mod server;
 pub mod stats;
+pub mod store_compare;
 pub mod update;
 pub mod warm;
 pub mod wasmtime;

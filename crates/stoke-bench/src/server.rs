@@ -33,6 +33,11 @@ pub struct StokeServer {
 impl StokeServer {
     /// Starts `bin serve` on a free port with a new data dir, and waits until it listens.
     pub async fn start(bin: &Path, region: &str) -> anyhow::Result<Self> {
+        Self::start_with(bin, region, &[]).await
+    }
+
+    /// [`StokeServer::start`] with more `serve` flags (`--store URL`).
+    pub async fn start_with(bin: &Path, region: &str, extra: &[&str]) -> anyhow::Result<Self> {
         let data_dir = tempfile::Builder::new()
             .prefix("stoke-bench-")
             .tempdir()
@@ -47,6 +52,7 @@ impl StokeServer {
             .arg(data_dir.path())
             .arg("--region")
             .arg(region)
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

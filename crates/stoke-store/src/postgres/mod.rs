@@ -31,7 +31,7 @@ mod queue;
 mod retention;
 #[cfg(test)]
 mod store_tests;
-#[cfg(any(test, feature = "conformance"))]
+#[cfg(any(test, feature = "pg-testing"))]
 pub mod testing;
 mod versions;
 
@@ -42,6 +42,11 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres
 /// The advisory lock key nodes take while they migrate (any constant of our own: "stoke" in
 /// ASCII).
 const MIGRATION_LOCK: i64 = 0x73_74_6f_6b_65;
+
+/// How long a query waits for a connection of the pool (one busy, or the database away and
+/// being reconnected to) before it fails: a request answers `ServiceException` after this
+/// rather than hang while PostgreSQL is down; a restart shorter than this is only a delay.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The PostgreSQL implementation of [`crate::Store`] and [`crate::Queue`].
 #[derive(Debug, Clone)]
@@ -117,7 +122,7 @@ pub(crate) async fn connect(url: &str, max: u32) -> Result<PgPool, StoreError> {
     PgPoolOptions::new()
         .max_connections(max)
         .min_connections(1)
-        .acquire_timeout(Duration::from_secs(10))
+        .acquire_timeout(ACQUIRE_TIMEOUT)
         .connect_with(options)
         .await
         .map_err(|e| failed("cannot connect to", e))
@@ -160,13 +165,7 @@ async fn refuse_newer(conn: &mut sqlx::PgConnection) -> Result<(), StoreError> {
         .get(0);
     let known = MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0);
     match newest {
-        Some(v) if v > known => Err(StoreError::Backend {
-            message: format!(
-                "the store was migrated by a newer Stoke (schema version {v}; this Stoke knows \
-                 up to {known}): run that Stoke or a later one"
-            ),
-            source: "the store was left as it was".into(),
-        }),
+        Some(v) if v > known => Err(StoreError::newer_schema(v, known)),
         _ => Ok(()),
     }
 }

@@ -65,6 +65,10 @@ pub struct BenchArgs {
     /// Only the async measures (no warm, cold or update runs).
     #[arg(long)]
     pub async_only: bool,
+    /// Only the async measures, on the embedded SQLite store and then on PostgreSQL: the
+    /// database $STOKE_BENCH_PG_URL names (empty), else a throw-away cluster (fsync on).
+    #[arg(long)]
+    pub store_compare: bool,
     /// Leave out the `wasmtime serve` peer of the warm runs.
     #[arg(long)]
     pub no_wasmtime: bool,
@@ -114,10 +118,24 @@ impl BenchArgs {
 
 /// Runs `stoke bench`.
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
-    let results = stoke_bench::run(&args.config()?).await?;
-    let mut text = stoke_bench::markdown(&results);
+    let config = args.config()?;
+    let (mut text, json) = if args.store_compare {
+        use stoke_bench::store_compare;
+        let url = std::env::var(store_compare::PG_URL_ENV).ok();
+        let r = store_compare::run(&config, url.as_deref().filter(|u| !u.is_empty())).await?;
+        (
+            store_compare::markdown(&r),
+            serde_json::to_string_pretty(&r)?,
+        )
+    } else {
+        let results = stoke_bench::run(&config).await?;
+        (
+            stoke_bench::markdown(&results),
+            serde_json::to_string_pretty(&results)?,
+        )
+    };
     if args.json {
-        text.push_str(&serde_json::to_string_pretty(&results)?);
+        text.push_str(&json);
         text.push('\n');
     }
     let mut stdout = std::io::stdout().lock();

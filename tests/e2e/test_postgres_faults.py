@@ -1,0 +1,181 @@
+"""PostgreSQL going away under a running `stoke serve --store postgres://…` (issue 14): the
+database is stopped (`pg_ctl stop -m fast`: every connection is cut) in the middle of sync and
+async traffic, kept down longer than a request waits for a connection, and started again on
+the same port.
+
+- While it is down, every call is answered, never left hanging or cut: either served (a warm
+  function's sync call needs no query), refused with Lambda's `ServiceException` (500), or
+  held until the database is back (bounded: no call takes 18 s); an async call is never
+  acknowledged before its event is stored.
+- After it is back, the node recovers by itself (no restart): sync and async calls succeed
+  again within seconds.
+- Nothing acknowledged is lost: every event that got a 202, before, during or after the
+  outage, runs (its invocation record is in the database).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from botocore.exceptions import ClientError
+
+from stoke_e2e import StokeServer, error_code, http_status
+from stoke_guests import deploy
+
+# Longer than twice the store's wait for a connection (5 s, crates/stoke-store/src/postgres/
+# mod.rs): the queue's one writer tries a commit at a time, so an event sent while one is
+# waiting is refused after that one and its own.
+DOWN_S = 12.0
+
+
+class Traffic:
+    """Callers in threads, each outcome kept as (kind, started, ended, answer): answer is
+    "ok" (with the request id of a 202), or (Error.Code, status), or the exception's text of a
+    call that got no HTTP answer."""
+
+    def __init__(self, srv: StokeServer, name: str):
+        self.srv = srv
+        self.name = name
+        self.stop = threading.Event()
+        self.lock = threading.Lock()
+        self.outcomes: list[tuple[str, float, float, object]] = []
+        self.acked: set[str] = set()
+        self.threads = [
+            threading.Thread(target=self._loop, args=(kind,), daemon=True)
+            for kind in ("sync", "sync", "async", "async", "get")
+        ]
+
+    def _call(self, lam, kind: str):
+        if kind == "sync":
+            r = lam.invoke(FunctionName=self.name, Payload=b'{"name": "pg"}')
+            assert r["StatusCode"] == 200 and "FunctionError" not in r, r
+            return "ok", None
+        if kind == "async":
+            r = lam.invoke(FunctionName=self.name, InvocationType="Event", Payload=b"{}")
+            assert r["StatusCode"] == 202, r
+            return "ok", r["ResponseMetadata"]["RequestId"]
+        lam.get_function(FunctionName=self.name)
+        return "ok", None
+
+    def _loop(self, kind: str) -> None:
+        # Read timeout well past the store's 5 s wait: a call that hangs shows as no answer.
+        lam = self.srv.client(connect_timeout=2, read_timeout=20)
+        while not self.stop.is_set():
+            started = time.monotonic()
+            try:
+                answer, rid = self._call(lam, kind)
+            except ClientError as e:
+                answer, rid = (error_code(e), http_status(e)), None
+            except Exception as e:  # noqa: BLE001 - no HTTP answer at all: recorded, asserted
+                answer, rid = f"{type(e).__name__}: {e}", None
+            ended = time.monotonic()
+            with self.lock:
+                self.outcomes.append((kind, started, ended, answer))
+                if rid is not None:
+                    self.acked.add(rid)
+            time.sleep(0.02)
+
+    def start(self) -> None:
+        for t in self.threads:
+            t.start()
+
+    def join(self) -> None:
+        self.stop.set()
+        for t in self.threads:
+            t.join(timeout=30)
+        assert not any(t.is_alive() for t in self.threads), "a caller hung"
+
+    def since(self, t: float) -> list[tuple[str, float, float, object]]:
+        with self.lock:
+            return [o for o in self.outcomes if o[1] >= t]
+
+
+def wait_for(what, timeout: float, message: str):
+    deadline = time.monotonic() + timeout
+    while not (got := what()):
+        assert time.monotonic() < deadline, message()
+        time.sleep(0.1)
+    return got
+
+
+def test_a_postgres_restart_mid_traffic_fails_calls_cleanly_and_loses_nothing(pg, tmp_path):
+    url = pg.create_database("stoke_faults")
+    srv = StokeServer(
+        tmp_path / "node",
+        extra_args=[
+            "--store", url, "--process-runtimes", "off",
+            "--async-backoff-min", "100ms", "--async-backoff-max", "1s",
+        ],
+    )
+    srv.start()
+    try:
+        lam = srv.client()
+        name = deploy(lam, "hello", prefix="pg-fault")
+        lam.put_function_event_invoke_config(
+            FunctionName=name, MaximumRetryAttempts=2, MaximumEventAgeInSeconds=600
+        )
+        traffic = Traffic(srv, name)
+        t0 = time.monotonic()
+        traffic.start()
+        try:
+            wait_for(
+                lambda: {o[0] for o in traffic.since(t0) if o[3] == "ok"} >= {"sync", "async"},
+                15, lambda: f"no traffic before the outage: {traffic.outcomes[-5:]}",
+            )
+
+            pg.halt("fast")
+            down_at = time.monotonic()
+            time.sleep(DOWN_S)
+            pg.launch()
+            up_at = time.monotonic()
+
+            # The node recovers by itself: each kind of call succeeds again, started after the
+            # database was back.
+            wait_for(
+                lambda: {o[0] for o in traffic.since(up_at) if o[3] == "ok"}
+                >= {"sync", "async", "get"},
+                20, lambda: f"no recovery: {traffic.since(up_at)[-10:]}",
+            )
+        finally:
+            traffic.join()
+
+        outcomes = traffic.outcomes
+        # Every call got an HTTP answer, and every refusal is Lambda's ServiceException.
+        unanswered = [o for o in outcomes if isinstance(o[3], str) and o[3] != "ok"]
+        assert not unanswered, f"calls without an answer: {unanswered[:5]}"
+        refused = [o for o in outcomes if o[3] != "ok"]
+        assert all(o[3] == ("ServiceException", 500) for o in refused), {o[3] for o in refused}
+        # Async calls made while it was down and answered before it was back were refused,
+        # never acknowledged. (Today an enqueue waits for the database to come back rather
+        # than fail after the 5 s connection wait: `during` is empty; see the report of
+        # issue 14's pgsuite work.)
+        during = [
+            o for o in outcomes if o[0] == "async" and o[1] > down_at + 0.5 and o[2] < up_at
+        ]
+        assert all(o[3] != "ok" for o in during), during
+        # No call waited much past the store's connection wait.
+        slowest = max(o[2] - o[1] for o in outcomes)
+        assert slowest < 18, f"a call took {slowest:.1f} s"
+
+        # Nothing acknowledged is lost: every 202'd event ran (its invocation record).
+        acked = set(traffic.acked)
+        assert acked
+
+        def ran() -> set[str]:
+            rows = pg.query(url, "SELECT request_id FROM invocations WHERE function_name = ?",
+                            (name,))
+            return {r for (r,) in rows}
+
+        wait_for(lambda: acked <= ran(), 30,
+                 lambda: f"{len(acked - ran())} of {len(acked)} acknowledged events never ran")
+        left = pg.query(url, "SELECT COUNT(*) FROM dead_letters")[0][0]
+        assert int(left) == 0, f"{left} dead letters"
+        print(
+            f"{len(outcomes)} calls, {len(refused)} refused while down ({DOWN_S:.0f} s), "
+            f"{len(acked)} events acknowledged and run, {len(during)} async calls refused "
+            f"while down, slowest call {slowest:.1f} s"
+        )
+        srv.stop()
+    finally:
+        srv.kill()
