@@ -21,7 +21,7 @@ use crate::config::{Config, REGION};
 use crate::load::{LoadSummary, Signer};
 use crate::markdown::enqueue_cells;
 use crate::results::{AsyncStart, Results};
-use crate::server::StokeServer;
+use crate::server::{free_port, NodeSpec, StokeServer};
 
 /// The environment variable naming the PostgreSQL database to measure instead of a throw-away
 /// cluster.
@@ -87,7 +87,13 @@ pub async fn run(config: &Config, pg_url: Option<&str>) -> anyhow::Result<StoreC
 /// Starts a server with `extra` flags and runs the async measures on it.
 async fn measure(config: &Config, store: &str, extra: &[&str]) -> anyhow::Result<StoreRun> {
     eprintln!("{store}: starting {} serve", config.server_bin.display());
-    let server = StokeServer::start_with(&config.server_bin, REGION, extra).await?;
+    let spec = NodeSpec {
+        addr: free_port()?,
+        node_id: None,
+        args: extra.iter().map(|a| (*a).to_owned()).collect(),
+        env: Vec::new(),
+    };
+    let server = StokeServer::start_node(&config.server_bin, REGION, &spec).await?;
     let outcome = async {
         let endpoint = Url::parse(&format!("http://{}", server.addr))?;
         let api = LambdaClient::new(endpoint, REGION.to_owned(), server.credentials.clone())?;
