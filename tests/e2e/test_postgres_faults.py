@@ -3,10 +3,11 @@ database is stopped (`pg_ctl stop -m fast`: every connection is cut) in the midd
 async traffic, kept down longer than a request waits for a connection, and started again on
 the same port.
 
-- While it is down, every call is answered, never left hanging or cut: either served (a warm
-  function's sync call needs no query), refused with Lambda's `ServiceException` (500), or
-  held until the database is back (bounded: no call takes 18 s); an async call is never
-  acknowledged before its event is stored.
+- While it is down, every call is answered, never left hanging or cut: either served (a
+  GetFunction from the node's cache) or refused with Lambda's `ServiceException` (500) within
+  about one wait for a connection (5 s): a sync call when it cannot take its cluster-wide
+  concurrency slot, an async call when its event cannot be stored (never acknowledged before
+  it is).
 - After it is back, the node recovers by itself (no restart): sync and async calls succeed
   again within seconds.
 - Nothing acknowledged is lost: every event that got a 202, before, during or after the
@@ -24,9 +25,10 @@ from stoke_e2e import StokeServer, error_code, http_status
 from stoke_guests import deploy
 
 # Longer than twice the store's wait for a connection (5 s, crates/stoke-store/src/postgres/
-# mod.rs): the queue's one writer tries a commit at a time, so an event sent while one is
-# waiting is refused after that one and its own.
+# mod.rs): every kind of call is made, and refused, while it is down.
 DOWN_S = 12.0
+# What a loaded 2-core machine adds to a wait of the store's.
+SLACK_S = 3.0
 
 
 class Traffic:
@@ -147,16 +149,21 @@ def test_a_postgres_restart_mid_traffic_fails_calls_cleanly_and_loses_nothing(pg
         refused = [o for o in outcomes if o[3] != "ok"]
         assert all(o[3] == ("ServiceException", 500) for o in refused), {o[3] for o in refused}
         # Async calls made while it was down and answered before it was back were refused,
-        # never acknowledged. (Today an enqueue waits for the database to come back rather
-        # than fail after the 5 s connection wait: `during` is empty; see the report of
-        # issue 14's pgsuite work.)
+        # never acknowledged, and each within one wait for a connection (5 s): an enqueue
+        # waits for at most one attempt of the queue's writer (the writer's `Health`).
         during = [
             o for o in outcomes if o[0] == "async" and o[1] > down_at + 0.5 and o[2] < up_at
         ]
-        assert all(o[3] != "ok" for o in during), during
+        assert during, "no async call was answered while the database was down"
+        assert all(o[3] == ("ServiceException", 500) for o in during), during
+        slowest = {
+            kind: max((o[2] - o[1] for o in outcomes if o[0] == kind and o[1] > down_at),
+                      default=0.0)
+            for kind in ("sync", "async", "get")
+        }
+        assert slowest["async"] < 5 + SLACK_S, f"an async call took {slowest['async']:.1f} s"
         # No call waited much past the store's connection wait.
-        slowest = max(o[2] - o[1] for o in outcomes)
-        assert slowest < 18, f"a call took {slowest:.1f} s"
+        assert max(slowest.values()) < 2 * 5 + SLACK_S, f"slowest calls: {slowest}"
 
         # Nothing acknowledged is lost: every 202'd event ran (its invocation record).
         acked = set(traffic.acked)
@@ -174,7 +181,8 @@ def test_a_postgres_restart_mid_traffic_fails_calls_cleanly_and_loses_nothing(pg
         print(
             f"{len(outcomes)} calls, {len(refused)} refused while down ({DOWN_S:.0f} s), "
             f"{len(acked)} events acknowledged and run, {len(during)} async calls refused "
-            f"while down, slowest call {slowest:.1f} s"
+            f"while down, slowest calls started during or after the outage (s): "
+            + ", ".join(f"{k} {v:.1f}" for k, v in slowest.items())
         )
         srv.stop()
     finally:
