@@ -178,11 +178,24 @@ def test_a_postgres_restart_mid_traffic_fails_calls_cleanly_and_loses_nothing(pg
                  lambda: f"{len(acked - ran())} of {len(acked)} acknowledged events never ran")
         left = pg.query(url, "SELECT COUNT(*) FROM dead_letters")[0][0]
         assert int(left) == 0, f"{left} dead letters"
+        down = [o for o in outcomes if down_at < o[1] and o[2] < up_at]
+        back = {
+            kind: min(o[2] for o in traffic.since(up_at) if o[0] == kind and o[3] == "ok")
+            - up_at
+            for kind in ("sync", "async", "get")
+        }
         print(
-            f"{len(outcomes)} calls, {len(refused)} refused while down ({DOWN_S:.0f} s), "
-            f"{len(acked)} events acknowledged and run, {len(during)} async calls refused "
-            f"while down, slowest calls started during or after the outage (s): "
+            f"{len(outcomes)} calls, {len(refused)} refused; while down ({DOWN_S:.0f} s): "
+            + ", ".join(
+                f"{kind} {sum(o[3] == 'ok' for o in down if o[0] == kind)} served / "
+                f"{sum(o[3] != 'ok' for o in down if o[0] == kind)} refused"
+                for kind in ("sync", "async", "get")
+            )
+            + f"; {len(acked)} events acknowledged and run; slowest calls started during or "
+            "after the outage (s): "
             + ", ".join(f"{k} {v:.1f}" for k, v in slowest.items())
+            + "; first success after the restart (s): "
+            + ", ".join(f"{k} {v:.1f}" for k, v in back.items())
         )
         srv.stop()
     finally:
