@@ -5,13 +5,16 @@ same master key) finds it and serves its zip, read from the database. (That seco
 not invoke it: code is prepared, compiled, by the node that deployed it; preparing on another
 node is the nodes' work, issue 14 item 2 on.)
 
-Bad input: a wrong or unreachable `--store` URL fails at start-up with one `error:` line (exit
-code 1, no password shown); a store that a newer Stoke migrated, SQLite or PostgreSQL, is
+Bad input: a wrong or unreachable `--store` URL (no such database, a refused port, another
+scheme, a server that never answers) fails at start-up with one `error:` line (exit code 1, no
+password shown), within seconds; a store that a newer Stoke migrated, SQLite or PostgreSQL, is
 refused in one line and left as it was."""
 
 from __future__ import annotations
 
 import shutil
+import socket
+import time
 
 import pytest
 
@@ -69,18 +72,26 @@ def test_a_function_lives_in_postgres_across_restarts_and_data_dirs(pg, tmp_path
 
 def test_a_wrong_or_unreachable_store_url_fails_at_start_up_in_one_line(pg, tmp_path):
     missing = pg.url("no_such_db")
-    for url, says in [
-        (missing, 'database "no_such_db" does not exist'),
-        ("postgres://stoke:hunter2@127.0.0.1:1/x", "Connection refused"),
-        ("mysql://stoke@127.0.0.1/x", "not a store URL"),
-    ]:
-        srv = StokeServer(tmp_path / f"bad-{len(says)}", extra_args=["--store", url])
-        with pytest.raises(AssertionError, match="exited with code 1"):
-            srv.start()
-        errors = [line for line in srv.log().splitlines() if line.startswith("error:")]
-        assert len(errors) == 1, srv.log()
-        assert says in errors[0], errors[0]
-        assert "hunter2" not in srv.log()
+    # A server that accepts the connection and never answers (as a host behind a firewall
+    # that drops packets, or a wrong port of a service that waits for its own protocol).
+    with socket.create_server(("127.0.0.1", 0)) as silent:
+        silent_url = f"postgres://stoke:hunter2@127.0.0.1:{silent.getsockname()[1]}/x"
+        for url, says, within in [
+            (missing, 'database "no_such_db" does not exist', 5),
+            ("postgres://stoke:hunter2@127.0.0.1:1/x", "Connection refused", 5),
+            ("mysql://stoke@127.0.0.1/x", "not a store URL", 5),
+            (silent_url, "no answer within 10 s", 10 + 5),
+        ]:
+            srv = StokeServer(tmp_path / f"bad-{len(says)}", extra_args=["--store", url])
+            started = time.monotonic()
+            with pytest.raises(AssertionError, match="exited with code 1"):
+                srv.start()
+            took = time.monotonic() - started
+            errors = [line for line in srv.log().splitlines() if line.startswith("error:")]
+            assert len(errors) == 1, srv.log()
+            assert says in errors[0], errors[0]
+            assert "hunter2" not in srv.log()
+            assert took < within, f"{url}: refused after {took:.1f} s"
 
 
 NEWER = 99990101000000

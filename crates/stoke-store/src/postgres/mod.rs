@@ -52,6 +52,11 @@ const MIGRATION_LOCK: i64 = 0x73_74_6f_6b_65;
 /// rather than hang while PostgreSQL is down; a restart shorter than this is only a delay.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// How long the first connection at start-up may take (TCP, TLS, the login): a server that
+/// accepts but never answers, or an address that drops packets, fails the start in one line
+/// after this instead of hanging it.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// The PostgreSQL implementation of [`crate::Store`] and [`crate::Queue`].
 #[derive(Debug, Clone)]
 pub struct PgStore {
@@ -116,8 +121,12 @@ pub(crate) async fn connect(url: &str, max: u32) -> Result<PgPool, StoreError> {
         // Notices ("relation already exists, skipping") are not worth a log line.
         .options([("client_min_messages", "warning")]);
     // One connection first: its error says what is wrong (a pool's would only time out).
-    let probe = sqlx::PgConnection::connect_with(&options)
+    let probe = tokio::time::timeout(CONNECT_TIMEOUT, sqlx::PgConnection::connect_with(&options))
         .await
+        .map_err(|_| StoreError::Backend {
+            message: format!("cannot connect to {}", redact(url)),
+            source: format!("no answer within {} s", CONNECT_TIMEOUT.as_secs()).into(),
+        })?
         .map_err(|e| failed("cannot connect to", e))?;
     probe
         .close()
