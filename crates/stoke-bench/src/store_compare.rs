@@ -21,7 +21,7 @@ use crate::config::{Config, REGION};
 use crate::load::{LoadSummary, Signer};
 use crate::markdown::enqueue_cells;
 use crate::results::{AsyncStart, Results};
-use crate::server::{free_port, NodeSpec, StokeServer};
+use crate::server::{NodeSpec, StokeServer, free_port};
 
 /// The environment variable naming the PostgreSQL database to measure instead of a throw-away
 /// cluster.

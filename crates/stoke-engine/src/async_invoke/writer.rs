@@ -376,8 +376,9 @@ impl Health {
     /// for it already, and another attempt would double their wait.
     fn refuse_stale(&self, batch: &mut Vec<Pending>) {
         let Some(at) = self.failed_at else { return };
-        let (stale, fresh): (Vec<_>, Vec<_>) =
-            std::mem::take(batch).into_iter().partition(|p| p.arrived < at);
+        let (stale, fresh): (Vec<_>, Vec<_>) = std::mem::take(batch)
+            .into_iter()
+            .partition(|p| p.arrived < at);
         *batch = fresh;
         for p in stale {
             let _ = p.ack.send(Err(
