@@ -426,6 +426,53 @@ mod tests {
         }
     }
 
+    /// While the store fails the writer (here SQLite's write lock, held by a connection of
+    /// the test's own past the store's 10 s busy wait), an enqueue that arrived during the
+    /// failing attempt is refused right after it, not after an attempt of its own; once the
+    /// lock is gone the next enqueue is stored.
+    #[tokio::test]
+    async fn an_enqueue_that_waited_behind_a_failed_attempt_is_refused_without_another() {
+        use sqlx::Connection as _;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("stoke.db");
+        let store = SqliteStore::open(&path, stoke_store::MasterKey::generate())
+            .await
+            .unwrap();
+        let store = Arc::new(store);
+        let (handle, _direct, _task) = writer(store.clone(), 4).start();
+        handle.enqueue(event(0, 0)).await.unwrap();
+
+        let url = format!("sqlite://{}", path.display());
+        let mut locker = sqlx::SqliteConnection::connect(&url).await.unwrap();
+        sqlx::query("BEGIN IMMEDIATE")
+            .execute(&mut locker)
+            .await
+            .unwrap();
+        let first = tokio::spawn({
+            let h = handle.clone();
+            async move { h.enqueue(event(1, 0)).await }
+        });
+        // The second arrives while the first's commit waits for the lock.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let second = tokio::spawn({
+            let h = handle.clone();
+            async move { (h.enqueue(event(2, 0)).await, Instant::now()) }
+        });
+        assert!(first.await.unwrap().is_err(), "stored under another's lock");
+        let first_done = Instant::now();
+        let (second, second_done) = second.await.unwrap();
+        assert!(second.is_err(), "stored under another's lock");
+        let after = second_done.saturating_duration_since(first_done);
+        assert!(
+            after < Duration::from_secs(2),
+            "refused {after:?} after the first"
+        );
+
+        sqlx::query("ROLLBACK").execute(&mut locker).await.unwrap();
+        handle.enqueue(event(3, 0)).await.unwrap();
+        assert_eq!(store.stats().await.unwrap().depth, 2);
+    }
+
     #[tokio::test]
     async fn events_with_a_free_slot_go_straight_to_a_worker_and_the_rest_wait_for_a_claim() {
         let store = Arc::new(SqliteStore::in_memory().await.unwrap());
