@@ -2,8 +2,11 @@
 # The one test command: installs what is missing, then runs every check and every test.
 #
 #   scripts/test.sh                 setup, fmt, clippy, deny, cargo tests, build, boto3 end-to-end tests
-#   scripts/test.sh e2e [ARGS...]   setup, build, then only `pytest tests/e2e ARGS...`
-#   scripts/test.sh all [ARGS...]   the same as no argument, with ARGS passed to pytest
+#   scripts/test.sh e2e [ARGS...]   setup, build, then only `pytest tests/e2e ARGS...` (SQLite store)
+#   scripts/test.sh e2e-pg [ARGS...] the same on the PostgreSQL store (STOKE_E2E_STORE=postgres:
+#                                   every server on a database of its own in one throw-away cluster)
+#   scripts/test.sh all [ARGS...]   the same as no argument, with ARGS passed to pytest (the e2e
+#                                   suite runs twice: on SQLite, then on PostgreSQL)
 #
 # Works on a fresh Debian/Ubuntu machine as root (or with sudo). Environment:
 #   CARGO_TARGET_DIR   cargo's target dir (default ./target); the e2e tests use its debug/stoke
@@ -32,7 +35,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
 MODE=all
-if [[ $# -gt 0 && ( "$1" == "e2e" || "$1" == "all" ) ]]; then
+if [[ $# -gt 0 && ( "$1" == "e2e" || "$1" == "e2e-pg" || "$1" == "all" ) ]]; then
   MODE="$1"
   shift
 fi
@@ -70,9 +73,10 @@ summary() {
     echo "  FAILED: $CURRENT_STAGE (exit $rc)"
   fi
   echo "  total: $(elapsed_since "$SCRIPT_START")s"
-  # pytest's own closing line last, so that whoever reads the end of the log sees the count.
+  # pytest's own closing lines last (one per store), so that whoever reads the end of the log
+  # sees the counts.
   local last
-  last="$(grep -E '[0-9]+ (passed|failed|errors?)' "$PYTEST_LOG" 2>/dev/null | tail -n1 || true)"
+  last="$(cat "$PYTEST_LOG" 2>/dev/null || true)"
   if [[ -n "$last" ]]; then echo "$last"; fi
   rm -f "$PYTEST_LOG"
 }
@@ -261,15 +265,25 @@ runtime_libs() {
   export STOKE_RUNTIME_LIBS
 }
 
+# `e2e STORE`: the boto3 suite with every server on STORE (sqlite or postgres).
 e2e() {
-  local bin
+  local store="$1" bin
   bin="$(target_dir)/debug/stoke"
+  echo "STOKE_E2E_STORE=$store"
   echo "STOKE_BIN=$bin"
   echo "STOKE_GUESTS_DIR=$STOKE_GUESTS_DIR"
   echo "STOKE_NATIVE_BOOTSTRAP=$STOKE_NATIVE_BOOTSTRAP"
   echo "STOKE_RUNTIME_LIBS=$STOKE_RUNTIME_LIBS"
   export STOKE_RUNTIME_IMAGES="${STOKE_RUNTIME_IMAGES:-/var/tmp/stoke-runtime-images}"
-  STOKE_RIC_DIR="$VENV/vendor/awslambdaric" STOKE_BIN="$bin" "$VENV/bin/python" -m pytest tests/e2e "${PYTEST_ARGS[@]}" 2>&1 | tee "$PYTEST_LOG"
+  local rc=0
+  STOKE_E2E_STORE="$store" STOKE_RIC_DIR="$VENV/vendor/awslambdaric" STOKE_BIN="$bin" \
+    "$VENV/bin/python" -m pytest tests/e2e "${PYTEST_ARGS[@]}" 2>&1 | tee "$PYTEST_LOG.$store" || rc=$?
+  # pytest's closing line, named by the store, for the summary.
+  local last
+  last="$(grep -E '[0-9]+ (passed|failed|errors?|skipped).* in [0-9.]+s' "$PYTEST_LOG.$store" | tail -n1 || true)"
+  echo "pytest ($store): ${last:-no summary line}" >>"$PYTEST_LOG"
+  rm -f "$PYTEST_LOG.$store"
+  return "$rc"
 }
 
 if [[ "${STOKE_SKIP_SETUP:-0}" != "1" ]]; then
@@ -287,4 +301,9 @@ stage "cargo build -p stoke" cargo build -p stoke
 stage "build guests" build_guests
 stage "build native example" build_native
 stage "runtime libraries" runtime_libs
-stage "pytest tests/e2e" e2e
+if [[ "$MODE" != "e2e-pg" ]]; then
+  stage "pytest tests/e2e (sqlite)" e2e sqlite
+fi
+if [[ "$MODE" != "e2e" ]]; then
+  stage "pytest tests/e2e (postgres)" e2e postgres
+fi

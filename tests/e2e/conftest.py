@@ -6,17 +6,36 @@
 - `lam`: a boto3 Lambda client for `server`, signed with the credentials it wrote.
 - `lam_raw`: the same with boto3's client-side parameter validation off, to reach the
   server's own validation with values botocore would refuse (MemorySize 127, Timeout 0, ...).
+- `pg`: a throw-away PostgreSQL cluster of one test's own (pg_cluster.PgCluster).
 
 When a test fails, the tail of every server log it used is attached to the report.
+
+The store is a parameter of the run: STOKE_E2E_STORE=postgres (scripts/test.sh e2e-pg) puts
+every server on a database of its own in one throw-away PostgreSQL cluster for the session
+(stoke_e2e.StokeServer, pg_cluster.session_cluster), stopped at the end.
 """
 
 from __future__ import annotations
 
 import pytest
 
-from stoke_e2e import StokeServer, make_lying_zip, make_zeros_zip
+from pg_cluster import PgCluster, stop_session_cluster
+from stoke_e2e import E2E_STORE, StokeServer, make_lying_zip, make_zeros_zip
 
 _servers: list[StokeServer] = []
+
+
+def pytest_report_header(config):
+    return f"stoke store: {E2E_STORE} (STOKE_E2E_STORE)"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _session_store():
+    """Stops the session's PostgreSQL cluster (if the run started one) after every server."""
+    yield
+    for srv in _servers:
+        srv.kill()
+    stop_session_cluster()
 
 
 def _new_server(tmp_path_factory, name: str) -> StokeServer:
@@ -44,6 +63,17 @@ def fresh_server(tmp_path_factory):
             srv.stop()  # a clean exit is part of every test that used its own server
     finally:
         srv.kill()
+
+
+@pytest.fixture
+def pg():
+    """A throw-away PostgreSQL cluster of the test's own (whatever STOKE_E2E_STORE says), for
+    tests about the PostgreSQL store itself: restarts, bad URLs, several nodes."""
+    cluster = PgCluster().start()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
 
 
 @pytest.fixture(scope="session")

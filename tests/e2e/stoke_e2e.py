@@ -64,6 +64,20 @@ FAST_WAITER = {"Delay": 0.1, "MaxAttempts": 300}
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
+# The store every server of the run keeps its state in: `sqlite` (the default, the embedded
+# file in the data dir) or `postgres` (STOKE_E2E_STORE=postgres: a database of its own per
+# server in the session's throw-away PostgreSQL cluster, pg_cluster.py; scripts/test.sh e2e-pg).
+E2E_STORE = os.environ.get("STOKE_E2E_STORE", "sqlite").strip().lower() or "sqlite"
+if E2E_STORE not in ("sqlite", "postgres"):
+    raise RuntimeError(f"STOKE_E2E_STORE={E2E_STORE!r}: expected sqlite or postgres")
+ON_POSTGRES = E2E_STORE == "postgres"
+
+
+def sqlite_only(reason: str):
+    """Marks a test that cannot mean anything on the PostgreSQL store (it reads or corrupts the
+    data dir's `stoke.db`, ...): skipped there, with the reason."""
+    return pytest.mark.skipif(ON_POSTGRES, reason=f"SQLite store only: {reason}")
+
 
 def stoke_bin() -> Path:
     """The binary under test: $STOKE_BIN, else $CARGO_TARGET_DIR/debug/stoke, else ./target."""
@@ -103,6 +117,10 @@ class StokeServer:
     `start()` waits until the port accepts connections and DIR/credentials exists; `stop()`
     sends SIGTERM and asserts a clean exit (code 0) within 10 s; `restart()` does both on the
     same port and data dir.
+
+    With STOKE_E2E_STORE=postgres, a server started without a `--store` flag of its own keeps
+    its state in a new database of the session's PostgreSQL cluster (made at the first start,
+    kept across restarts: `store_url`).
     """
 
     START_TIMEOUT = 30.0
@@ -132,6 +150,7 @@ class StokeServer:
         self.proc: subprocess.Popen | None = None
         self.starts = 0
         self.exit_codes: list[int] = []
+        self.store_url: str | None = None
 
     # -- process -------------------------------------------------------------------------
 
@@ -165,6 +184,13 @@ class StokeServer:
                 pytrace=False,
             )
         self.starts += 1
+        store_args = []
+        if ON_POSTGRES and "--store" not in self.extra_args:
+            if self.store_url is None:
+                from pg_cluster import new_database
+
+                self.store_url = new_database()
+            store_args = ["--store", self.store_url]
         env = {k: v for k, v in os.environ.items() if not k.startswith("STOKE_")}
         env.setdefault("RUST_BACKTRACE", "1")
         logf = open(self.log_path(), "wb")
@@ -180,6 +206,7 @@ class StokeServer:
                     "--region",
                     REGION,
                     *runtime_libs_args(),
+                    *store_args,
                     *self.extra_args,
                 ],
                 pass_fds=self.pass_fds,
@@ -292,6 +319,35 @@ class StokeServer:
             self.proc.kill()
             self.proc.wait()
         self.proc = None
+
+    # -- the store -----------------------------------------------------------------------
+
+    def store_rows(self, sql: str, params: tuple = ()) -> list[tuple]:
+        """Rows of a read-only query of the server's store, whichever it is (`?` placeholders):
+        the SQLite file read-only with sqlite3, or the PostgreSQL database with psql, whose
+        values come back as text (callers convert with int(...) where they count)."""
+        if self.store_url is None:
+            import sqlite3
+
+            db = sqlite3.connect(f"file:{self.data_dir / 'stoke.db'}?mode=ro", uri=True, timeout=30)
+            try:
+                return db.execute(sql, params).fetchall()
+            finally:
+                db.close()
+        from pg_cluster import session_cluster
+
+        return session_cluster().query(self.store_url, sql, params)
+
+    def store_bytes(self) -> int:
+        """The bytes the store takes: stoke.db and its WAL, or the PostgreSQL database."""
+        if self.store_url is None:
+            return sum(
+                p.stat().st_size
+                for p in (self.data_dir / "stoke.db", self.data_dir / "stoke.db-wal")
+                if p.exists()
+            )
+        (size,) = self.store_rows("SELECT pg_database_size(current_database())")[0]
+        return int(size)
 
     # -- clients -------------------------------------------------------------------------
 

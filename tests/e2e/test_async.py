@@ -25,6 +25,7 @@ from stoke_e2e import (
     error_message,
     expect_error,
     http_status,
+    sqlite_only,
     stoke_bin,
     wait_active,
 )
@@ -408,6 +409,10 @@ def test_a_throttled_function_ages_out_into_the_dead_letters_and_redrives(quick_
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tmpfs needs root")
+@sqlite_only(
+    "it fills the data dir's disk, where PostgreSQL keeps nothing (the database's own disk is "
+    "the database server's; test_postgres_faults.py covers the store going away)"
+)
 def test_a_full_disk_refuses_the_event_and_acknowledges_nothing(tmp_path):
     mnt = tmp_path / "small"
     mnt.mkdir()

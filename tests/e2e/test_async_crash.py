@@ -4,7 +4,7 @@ A fresh `stoke serve` gets thousands of async events (`invoke(InvocationType='Ev
 several threads) for a function whose START lines record each request id it runs. The server is
 killed with SIGKILL at seeded random moments while events are being sent and run, and started
 again on the same data dir, a few times. Once the queue drains the test checks, from the store
-itself (read with sqlite3 after a clean stop):
+itself (read after a clean stop, with sqlite3 or psql: `StokeServer.store_rows`):
 
 - every event that got a 202 ran at least once;
 - none ran more often than 1 + its retries (0: the function succeeds) + the kills;
@@ -21,7 +21,6 @@ from __future__ import annotations
 import random
 import re
 import signal
-import sqlite3
 import threading
 import time
 from collections import Counter
@@ -109,33 +108,30 @@ def test_sigkill_loses_no_acknowledged_event(tmp_path_factory, seed):
 
         # Let the queue drain.
         deadline = time.monotonic() + 60
-        db = srv.data_dir / "stoke.db"
         while time.monotonic() < deadline:
-            with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10) as c:
-                left = c.execute("SELECT COUNT(*) FROM async_events").fetchone()[0]
+            left = int(srv.store_rows("SELECT COUNT(*) FROM async_events")[0][0])
             if left == 0:
                 break
             time.sleep(0.5)
         srv.stop()
         elapsed = time.monotonic() - t0
 
-        with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as c:
-            events = c.execute("SELECT COUNT(*) FROM async_events").fetchone()[0]
-            dead = c.execute("SELECT COUNT(*) FROM dead_letters").fetchone()[0]
-            starts = [
-                (m.split()[2], ts)
-                for (m, ts) in c.execute(
-                    "SELECT message, timestamp_ms FROM log_events "
-                    "WHERE function_name = ? AND message LIKE 'START RequestId: %'",
-                    (name,),
-                )
-            ]
-            records = {
-                r
-                for (r,) in c.execute(
-                    "SELECT request_id FROM invocations WHERE function_name = ?", (name,)
-                )
-            }
+        events = int(srv.store_rows("SELECT COUNT(*) FROM async_events")[0][0])
+        dead = int(srv.store_rows("SELECT COUNT(*) FROM dead_letters")[0][0])
+        starts = [
+            (m.split()[2], int(ts))
+            for (m, ts) in srv.store_rows(
+                "SELECT message, timestamp_ms FROM log_events "
+                "WHERE function_name = ? AND message LIKE 'START RequestId: %'",
+                (name,),
+            )
+        ]
+        records = {
+            r
+            for (r,) in srv.store_rows(
+                "SELECT request_id FROM invocations WHERE function_name = ?", (name,)
+            )
+        }
         runs = Counter(r for r, _ in starts)
         missing = [r for r in acked if runs[r] == 0]
         assert not missing, f"{len(missing)} acknowledged events never ran, e.g. {missing[:3]}"

@@ -15,7 +15,6 @@ function through an alias; a stranger is let in nowhere.
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
 
 import pytest
@@ -109,15 +108,11 @@ def wait_for(what, timeout: float = 10.0):
 def records(server, owner, name: str) -> list[tuple[str, str, str]]:
     """(request id, owner, caller) of each invocation record of the owner's function, read
     from the server's store (read-only)."""
-    db = sqlite3.connect(f"file:{server.data_dir / 'stoke.db'}?mode=ro", uri=True, timeout=30)
-    try:
-        return db.execute(
-            "SELECT request_id, account_id, caller_account_id FROM invocations "
-            "WHERE account_id = ? AND function_name = ?",
-            (owner.account_id, name),
-        ).fetchall()
-    finally:
-        db.close()
+    return server.store_rows(
+        "SELECT request_id, account_id, caller_account_id FROM invocations "
+        "WHERE account_id = ? AND function_name = ?",
+        (owner.account_id, name),
+    )
 
 
 def test_a_granted_alias_runs_as_the_owners(server, owner, friend, olam, flam, shared):
@@ -179,19 +174,15 @@ def test_a_stranger_is_refused_and_nothing_happens(server, owner, olam, slam, st
     time.sleep(1.0)
     assert owner_logs(server, owner, name) == before_logs
     assert records(server, owner, name) == before_records
-    db = sqlite3.connect(f"file:{server.data_dir / 'stoke.db'}?mode=ro", uri=True, timeout=30)
-    try:
-        queued = db.execute(
-            "SELECT COUNT(*) FROM async_events WHERE account_id = ? AND function_name = ?",
-            (owner.account_id, name),
-        ).fetchone()[0]
-        strangers = db.execute(
-            "SELECT COUNT(*) FROM invocations WHERE account_id = ? OR caller_account_id = ?",
-            (stranger.account_id, stranger.account_id),
-        ).fetchone()[0]
-    finally:
-        db.close()
-    assert (queued, strangers) == (0, 0)
+    queued = server.store_rows(
+        "SELECT COUNT(*) FROM async_events WHERE account_id = ? AND function_name = ?",
+        (owner.account_id, name),
+    )[0][0]
+    strangers = server.store_rows(
+        "SELECT COUNT(*) FROM invocations WHERE account_id = ? OR caller_account_id = ?",
+        (stranger.account_id, stranger.account_id),
+    )[0][0]
+    assert (int(queued), int(strangers)) == (0, 0)
 
 
 def test_code_configuration_policy_aliases_and_logs_stay_the_owners(

@@ -35,6 +35,7 @@
 //! - [`cluster`]: `--cluster`: three nodes on one PostgreSQL, a warm call served locally vs
 //!   forwarded, and the warm-hit share after a mixed load (its own results and table).
 //! - [`results`]: what was measured; [`markdown`]: the tables.
+//! - [`store_compare`]: `--store-compare`, the async measures on SQLite and then PostgreSQL.
 //! - [`stats`] (percentiles, medians, rounding) and [`parse`] (the REPORT line, a Prometheus
 //!   sample): leaves that every other module may use.
 //!
@@ -55,6 +56,7 @@ pub mod results;
 pub mod runtimes;
 pub mod server;
 pub mod stats;
+pub mod store_compare;
 pub mod update;
 pub mod warm;
 pub mod wasmtime;

@@ -3,6 +3,7 @@
 
 use std::fmt::Write as _;
 
+use crate::load::LoadSummary;
 use crate::results::Results;
 use crate::stats::{max, median};
 
@@ -34,6 +35,19 @@ fn thousands(v: f64) -> String {
         out.push(c);
     }
     if v < 0.0 { format!("-{out}") } else { out }
+}
+
+/// The cells of an async enqueue row: clients, enqueues/s, p50, p99, 429s, errors.
+pub(crate) fn enqueue_cells(row: &LoadSummary) -> String {
+    format!(
+        "{} | {} | {} | {} | {} | {}",
+        row.clients,
+        thousands(row.requests_per_sec),
+        us(row.p50_us),
+        us(row.p99_us),
+        row.throttled,
+        row.errors
+    )
 }
 
 /// The tables.
@@ -222,16 +236,7 @@ pub fn markdown(r: &Results) -> String {
             "| clients | enqueues/s | p50 | p99 | 429s | errors |\n|---:|---:|---:|---:|---:|---:|"
         );
         for row in &r.async_enqueue {
-            let _ = writeln!(
-                s,
-                "| {} | {} | {} | {} | {} | {} |",
-                row.clients,
-                thousands(row.requests_per_sec),
-                us(row.p50_us),
-                us(row.p99_us),
-                row.throttled,
-                row.errors
-            );
+            let _ = writeln!(s, "| {} |", enqueue_cells(row));
         }
     }
     if let Some(a) = r.async_start {

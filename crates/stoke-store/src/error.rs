@@ -45,6 +45,18 @@ impl StoreError {
         }
     }
 
+    /// The store holds schema version `found`, past the newest this build knows (`known`):
+    /// a newer Stoke migrated it. Refused before anything is written, on either backend.
+    pub fn newer_schema(found: i64, known: i64) -> Self {
+        Self::Backend {
+            message: format!(
+                "the store was migrated by a newer Stoke (schema version {found}; this Stoke knows \
+                 up to {known}): run that Stoke or a later one"
+            ),
+            source: "the store was left as it was".into(),
+        }
+    }
+
     /// A compare-and-swap that found another revision than `expected`.
     pub fn stale(expected: &str) -> Self {
         Self::Stale {

@@ -4,6 +4,13 @@
 //! dispatcher's claims go through the writer too, after its commit, so that no write of the
 //! queue ever waits on another's lock.
 //!
+//! While the store fails (PostgreSQL away), no enqueue waits for more than one attempt: the
+//! commit or claim in progress when it arrived, else its own. An enqueue that waited behind a
+//! failed attempt is refused without another (its caller gets Lambda's `ServiceException`
+//! within the store's connection wait, never an acknowledgement); claims are tried at most
+//! every [`CLAIM_PROBE`] until something succeeds again, so that they do not hold the
+//! enqueues behind them.
+//!
 //! [`QueueWriter`] is the writer with its settings; [`QueueWriter::start`] runs it and answers
 //! the [`WriterHandle`] the rest of the engine talks to it through.
 
@@ -15,6 +22,7 @@ use stoke_store::StoreError;
 use stoke_store::queue::{Finish, FinishKind, NewEvent, Queue, QueuedEvent};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 
 use super::config::ms;
 use crate::metrics::Metrics;
@@ -30,16 +38,23 @@ pub type Leased = (QueuedEvent, Slot);
 const MAX_ENQUEUES: usize = 4096;
 /// Finishes in one commit at most.
 const MAX_FINISHES: usize = 8192;
+/// While the store fails, how often a claim is tried at most.
+const CLAIM_PROBE: Duration = Duration::from_secs(1);
 
 struct Pending {
     event: NewEvent,
-    ack: oneshot::Sender<Result<(), StoreError>>,
+    /// When it reached the writer's inbox.
+    arrived: Instant,
+    /// Answered once its commit is on disk, or with why it was not stored.
+    ack: oneshot::Sender<Result<(), String>>,
 }
 
 /// The dispatcher asks the writer for due events.
 struct Claim {
     limit: u32,
-    reply: oneshot::Sender<Result<Vec<QueuedEvent>, StoreError>>,
+    /// The claimed events, or the store's error (`None`: not tried, the store failed a
+    /// moment ago).
+    reply: oneshot::Sender<Result<Vec<QueuedEvent>, Option<StoreError>>>,
 }
 
 /// The writer and its settings.
@@ -77,7 +92,11 @@ impl WriterHandle {
         let (ack, done) = oneshot::channel();
         let gone = || LambdaError::Service("The server is shutting down.".into());
         self.enqueues
-            .send(Pending { event, ack })
+            .send(Pending {
+                event,
+                arrived: Instant::now(),
+                ack,
+            })
             .await
             .map_err(|_| gone())?;
         match done.await {
@@ -104,10 +123,11 @@ impl WriterHandle {
         self.claims.send(Claim { limit, reply }).await.ok()?;
         match answer.await {
             Ok(Ok(c)) => Some(c),
-            Ok(Err(e)) => {
+            Ok(Err(Some(e))) => {
                 tracing::warn!(error = %e, "claiming async events failed");
                 None
             }
+            Ok(Err(None)) => None,
             Err(_) => None,
         }
     }
@@ -132,6 +152,10 @@ struct Round {
 }
 
 impl Inbox {
+    fn is_open(&self) -> bool {
+        self.enqueues_open || self.finishes_open || self.claims_open
+    }
+
     /// Waits for something to do.
     async fn wait(&mut self, round: &mut Round) {
         tokio::select! {
@@ -222,20 +246,26 @@ impl QueueWriter {
 
     async fn run(self, mut inbox: Inbox, direct: mpsc::UnboundedSender<Leased>) {
         let mut round = Round::default();
-        // After a failed commit, the finishes wait a moment before they are tried again.
+        let mut health = Health::default();
+        // After a failed commit, the finishes wait a moment before they are tried again (or
+        // until an enqueue or a claim comes: an enqueue never waits for the pause).
         let mut pause = Duration::ZERO;
         while inbox.enqueues_open || inbox.finishes_open || !round.done.is_empty() {
             if round.done.is_empty() || pause.is_zero() {
                 inbox.wait(&mut round).await;
+            } else if inbox.is_open() {
+                let _ = tokio::time::timeout(pause, inbox.wait(&mut round)).await;
             } else {
                 tokio::time::sleep(pause).await;
             }
             inbox.gather(&mut round);
+            health.refuse_stale(&mut round.batch);
             if !round.batch.is_empty() || !round.done.is_empty() {
-                pause = self.commit(&mut round, &direct, pause).await;
+                pause = self.commit(&mut round, &direct, pause, &mut health).await;
             }
             // Claims come after this round's commit (a retry it schedules may be claimable).
-            self.answer_claims(std::mem::take(&mut round.asked)).await;
+            self.answer_claims(std::mem::take(&mut round.asked), &mut health)
+                .await;
         }
     }
 
@@ -245,6 +275,7 @@ impl QueueWriter {
         round: &mut Round,
         direct: &mpsc::UnboundedSender<Leased>,
         pause: Duration,
+        health: &mut Health,
     ) -> Duration {
         let mut held: Vec<Option<Slot>> = Vec::with_capacity(round.batch.len());
         let rows: Vec<(NewEvent, bool)> = round
@@ -262,6 +293,7 @@ impl QueueWriter {
             .queue
             .commit(&rows, &self.owner, lease_until, &round.done)
             .await;
+        health.after(result.is_ok());
         if !round.batch.is_empty() {
             self.metrics
                 .async_enqueue_batches
@@ -299,15 +331,19 @@ impl QueueWriter {
                     "an async queue commit failed"
                 );
                 for p in round.batch.drain(..) {
-                    let _ = p.ack.send(Err(StoreError::Corrupt(e.to_string())));
+                    let _ = p.ack.send(Err(e.to_string()));
                 }
                 (pause * 2).clamp(Duration::from_millis(50), Duration::from_secs(2))
             }
         }
     }
 
-    async fn answer_claims(&self, asked: Vec<Claim>) {
+    async fn answer_claims(&self, asked: Vec<Claim>, health: &mut Health) {
         for c in asked {
+            if !health.may_claim() {
+                let _ = c.reply.send(Err(None));
+                continue;
+            }
             let now = now_ms();
             let r = self
                 .queue
@@ -318,8 +354,41 @@ impl QueueWriter {
                     c.limit,
                 )
                 .await;
-            let _ = c.reply.send(r);
+            health.after(r.is_ok());
+            let _ = c.reply.send(r.map_err(Some));
         }
+    }
+}
+
+/// Whether the store failed the writer's last attempt (a commit or a claim), and when.
+#[derive(Debug, Default)]
+struct Health {
+    /// When the last failed attempt ended; `None` once one succeeded.
+    failed_at: Option<Instant>,
+}
+
+impl Health {
+    fn after(&mut self, ok: bool) {
+        self.failed_at = (!ok).then(Instant::now);
+    }
+
+    /// Refuses the enqueues that arrived before the last failed attempt ended: they waited
+    /// for it already, and another attempt would double their wait.
+    fn refuse_stale(&self, batch: &mut Vec<Pending>) {
+        let Some(at) = self.failed_at else { return };
+        let (stale, fresh): (Vec<_>, Vec<_>) = std::mem::take(batch)
+            .into_iter()
+            .partition(|p| p.arrived < at);
+        *batch = fresh;
+        for p in stale {
+            let _ = p.ack.send(Err(
+                "not tried: it waited behind an attempt that the store failed".into(),
+            ));
+        }
+    }
+
+    fn may_claim(&self) -> bool {
+        self.failed_at.is_none_or(|at| at.elapsed() >= CLAIM_PROBE)
     }
 }
 
@@ -355,6 +424,53 @@ mod tests {
             wake: Arc::new(Notify::new()),
             metrics: Arc::new(Metrics::default()),
         }
+    }
+
+    /// While the store fails the writer (here SQLite's write lock, held by a connection of
+    /// the test's own past the store's 10 s busy wait), an enqueue that arrived during the
+    /// failing attempt is refused right after it, not after an attempt of its own; once the
+    /// lock is gone the next enqueue is stored.
+    #[tokio::test]
+    async fn an_enqueue_that_waited_behind_a_failed_attempt_is_refused_without_another() {
+        use sqlx::Connection as _;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("stoke.db");
+        let store = SqliteStore::open(&path, stoke_store::MasterKey::generate())
+            .await
+            .unwrap();
+        let store = Arc::new(store);
+        let (handle, _direct, _task) = writer(store.clone(), 4).start();
+        handle.enqueue(event(0, 0)).await.unwrap();
+
+        let url = format!("sqlite://{}", path.display());
+        let mut locker = sqlx::SqliteConnection::connect(&url).await.unwrap();
+        sqlx::query("BEGIN IMMEDIATE")
+            .execute(&mut locker)
+            .await
+            .unwrap();
+        let first = tokio::spawn({
+            let h = handle.clone();
+            async move { h.enqueue(event(1, 0)).await }
+        });
+        // The second arrives while the first's commit waits for the lock.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let second = tokio::spawn({
+            let h = handle.clone();
+            async move { (h.enqueue(event(2, 0)).await, Instant::now()) }
+        });
+        assert!(first.await.unwrap().is_err(), "stored under another's lock");
+        let first_done = Instant::now();
+        let (second, second_done) = second.await.unwrap();
+        assert!(second.is_err(), "stored under another's lock");
+        let after = second_done.saturating_duration_since(first_done);
+        assert!(
+            after < Duration::from_secs(2),
+            "refused {after:?} after the first"
+        );
+
+        sqlx::query("ROLLBACK").execute(&mut locker).await.unwrap();
+        handle.enqueue(event(3, 0)).await.unwrap();
+        assert_eq!(store.stats().await.unwrap().depth, 2);
     }
 
     #[tokio::test]

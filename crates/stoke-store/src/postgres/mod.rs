@@ -36,7 +36,7 @@ mod schedules;
 mod slots;
 #[cfg(test)]
 mod store_tests;
-#[cfg(any(test, feature = "conformance"))]
+#[cfg(any(test, feature = "pg-testing"))]
 pub mod testing;
 mod versions;
 
@@ -47,6 +47,16 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres
 /// The advisory lock key nodes take while they migrate (any constant of our own: "stoke" in
 /// ASCII).
 const MIGRATION_LOCK: i64 = 0x73_74_6f_6b_65;
+
+/// How long a query waits for a connection of the pool (one busy, or the database away and
+/// being reconnected to) before it fails: a request answers `ServiceException` after this
+/// rather than hang while PostgreSQL is down; a restart shorter than this is only a delay.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long the first connection at start-up may take (TCP, TLS, the login): a server that
+/// accepts but never answers, or an address that drops packets, fails the start in one line
+/// after this instead of hanging it.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The PostgreSQL implementation of [`crate::Store`] and [`crate::Queue`].
 #[derive(Debug, Clone)]
@@ -112,8 +122,12 @@ pub(crate) async fn connect(url: &str, max: u32) -> Result<PgPool, StoreError> {
         // Notices ("relation already exists, skipping") are not worth a log line.
         .options([("client_min_messages", "warning")]);
     // One connection first: its error says what is wrong (a pool's would only time out).
-    let probe = sqlx::PgConnection::connect_with(&options)
+    let probe = tokio::time::timeout(CONNECT_TIMEOUT, sqlx::PgConnection::connect_with(&options))
         .await
+        .map_err(|_| StoreError::Backend {
+            message: format!("cannot connect to {}", redact(url)),
+            source: format!("no answer within {} s", CONNECT_TIMEOUT.as_secs()).into(),
+        })?
         .map_err(|e| failed("cannot connect to", e))?;
     probe
         .close()
@@ -122,7 +136,7 @@ pub(crate) async fn connect(url: &str, max: u32) -> Result<PgPool, StoreError> {
     PgPoolOptions::new()
         .max_connections(max)
         .min_connections(1)
-        .acquire_timeout(Duration::from_secs(10))
+        .acquire_timeout(ACQUIRE_TIMEOUT)
         .connect_with(options)
         .await
         .map_err(|e| failed("cannot connect to", e))
@@ -165,13 +179,7 @@ async fn refuse_newer(conn: &mut sqlx::PgConnection) -> Result<(), StoreError> {
         .get(0);
     let known = MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0);
     match newest {
-        Some(v) if v > known => Err(StoreError::Backend {
-            message: format!(
-                "the store was migrated by a newer Stoke (schema version {v}; this Stoke knows \
-                 up to {known}): run that Stoke or a later one"
-            ),
-            source: "the store was left as it was".into(),
-        }),
+        Some(v) if v > known => Err(StoreError::newer_schema(v, known)),
         _ => Ok(()),
     }
 }

@@ -7,6 +7,10 @@
 //! to run as root: as root, the cluster runs as `nobody` (its uid and gid from /etc/passwd),
 //! its folder handed over to that user. A machine without PostgreSQL fails with one message
 //! naming the package to install.
+//!
+//! Besides the tests, `stoke bench --store-compare` starts one (feature `pg-testing`) with
+//! [`Cluster::start_durable`]: fsync on, as a production server, so that its durable enqueues
+//! are measured against SQLite's on equal terms.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::os::unix::fs::MetadataExt;
@@ -33,6 +37,8 @@ pub struct Cluster {
     port: u16,
     /// The unprivileged user the server runs as, when this process is root.
     run_as: Option<(u32, u32)>,
+    /// fsync and full-page writes on (a benchmark's server), off (the tests', faster).
+    durable: bool,
     child: Mutex<Option<Child>>,
 }
 
@@ -94,8 +100,17 @@ impl Cluster {
     }
 
     /// Makes and starts a cluster; `Err` says why not (with [`MISSING`] if PostgreSQL is not
-    /// installed).
+    /// installed). Tests' settings: no fsync (their data is thrown away).
     pub fn start() -> Result<Self, String> {
+        Self::start_with(false)
+    }
+
+    /// [`Cluster::start`] with PostgreSQL's durable defaults (fsync, full-page writes).
+    pub fn start_durable() -> Result<Self, String> {
+        Self::start_with(true)
+    }
+
+    fn start_with(durable: bool) -> Result<Self, String> {
         let bin = find_binaries().ok_or_else(|| MISSING.to_owned())?;
         let dir = tempfile::Builder::new()
             .prefix("stoke-pg-")
@@ -117,6 +132,7 @@ impl Cluster {
             bin,
             port: 0,
             run_as,
+            durable,
             child: Mutex::new(None),
         };
         let out = cluster
@@ -168,11 +184,12 @@ impl Cluster {
                 "unix_socket_directories=",
                 "-c",
                 "max_connections=200",
-                "-c",
-                "fsync=off",
-                "-c",
-                "full_page_writes=off",
             ])
+            .args(if self.durable {
+                &[][..]
+            } else {
+                &["-c", "fsync=off", "-c", "full_page_writes=off"][..]
+            })
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
@@ -214,6 +231,12 @@ impl Cluster {
 
     /// A new, empty database; answers its URL.
     pub fn create_database(&self) -> String {
+        self.try_create_database()
+            .expect("creating a test database")
+    }
+
+    /// [`Cluster::create_database`], its failure said rather than panicked.
+    pub fn try_create_database(&self) -> Result<String, String> {
         let name = format!("t_{}", uuid::Uuid::new_v4().simple());
         let admin = self.url("postgres");
         let sql = format!("CREATE DATABASE {name}");
@@ -222,17 +245,18 @@ impl Cluster {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
-                .unwrap();
+                .map_err(|e| e.to_string())?;
             rt.block_on(async {
                 use sqlx::Connection as _;
-                let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap();
-                sqlx::query(&sql).execute(&mut conn).await.unwrap();
-                conn.close().await.unwrap();
-            });
+                let mut conn = sqlx::PgConnection::connect(&admin).await?;
+                sqlx::query(&sql).execute(&mut conn).await?;
+                conn.close().await
+            })
+            .map_err(|e| format!("creating a database: {e}"))
         })
         .join()
-        .expect("creating a test database");
-        self.url(&name)
+        .map_err(|_| "creating a database: the thread panicked".to_owned())??;
+        Ok(self.url(&name))
     }
 
     /// Stops the server (fast shutdown: sessions are cut, nothing waits).

@@ -121,6 +121,7 @@ impl SqliteStore {
             // would slow the log trims, which delete a lot.
             let migrating = options.clone().pragma("secure_delete", "ON");
             let mut conn = sqlx::SqliteConnection::connect_with(&migrating).await?;
+            refuse_newer(&mut conn).await?;
             MIGRATOR.run(&mut conn).await?;
             conn.close().await?;
         }
@@ -197,6 +198,27 @@ pub(crate) fn decode<T: serde::de::DeserializeOwned>(record: &str) -> Result<T, 
 /// A record as stored.
 pub(crate) fn encode<T: serde::Serialize>(f: &T) -> Result<String, StoreError> {
     serde_json::to_string(f).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+/// [`StoreError::newer_schema`] if the file holds a migration this build does not know (sqlx
+/// alone would say only that a migration is "missing").
+async fn refuse_newer(conn: &mut sqlx::SqliteConnection) -> Result<(), StoreError> {
+    let recorded: Option<String> = sqlx::query_scalar(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'",
+    )
+    .fetch_optional(&mut *conn)
+    .await?;
+    if recorded.is_none() {
+        return Ok(());
+    }
+    let newest: Option<i64> = sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations")
+        .fetch_one(&mut *conn)
+        .await?;
+    let known = MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0);
+    match newest {
+        Some(v) if v > known => Err(StoreError::newer_schema(v, known)),
+        _ => Ok(()),
+    }
 }
 
 #[cfg(test)]

@@ -65,6 +65,10 @@ pub struct BenchArgs {
     /// Only the async measures (no warm, cold or update runs).
     #[arg(long)]
     pub async_only: bool,
+    /// Only the async measures, on the embedded SQLite store and then on PostgreSQL: the
+    /// database $STOKE_BENCH_PG_URL names (empty), else a throw-away cluster (fsync on).
+    #[arg(long)]
+    pub store_compare: bool,
     /// Leave out the `wasmtime serve` peer of the warm runs.
     #[arg(long)]
     pub no_wasmtime: bool,
@@ -132,6 +136,17 @@ impl BenchArgs {
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let text = if args.cluster {
         cluster(&args).await?
+    } else if args.store_compare {
+        use stoke_bench::store_compare;
+        let url = std::env::var(store_compare::PG_URL_ENV).ok();
+        let r =
+            store_compare::run(&args.config()?, url.as_deref().filter(|u| !u.is_empty())).await?;
+        let mut text = store_compare::markdown(&r);
+        if args.json {
+            text.push_str(&serde_json::to_string_pretty(&r)?);
+            text.push('\n');
+        }
+        text
     } else {
         let results = stoke_bench::run(&args.config()?).await?;
         let mut text = stoke_bench::markdown(&results);
