@@ -17,10 +17,13 @@
 //!   [`FunctionError`]), as the sandboxes report it and the API answers it.
 //! - [`policy`]: functions' resource-based policies: statements, principals, the document
 //!   GetPolicy answers, AddPermission's checks, and the evaluation of a request.
+//! - [`filter`]: Lambda's event filtering (`FilterCriteria`): the filter-pattern language,
+//!   parsed and matched against a record's JSON.
 //! - [`timefmt`]: Lambda's timestamp format (`2019-10-23T18:22:30.293+0000`).
 
 pub mod alias;
 pub mod error;
+pub mod filter;
 pub mod function;
 pub mod ids;
 pub mod invocation;
