@@ -14,6 +14,8 @@
 //!   with the same compare-and-swap on their `RevisionId`.
 //! - `logs` ([`LogStore`]): log lines, invocation records and their retention (trims by bytes,
 //!   lines and age, in small batches so that no statement holds the store for long).
+//! - [`mappings`] ([`MappingStore`]): event source mappings, with a compare-and-swap of their
+//!   revision and their pollers' leases (one node at a time per mapping).
 //! - [`queue`] ([`Queue`]): the durable queue of async events, their leases (per owner), the
 //!   dead letters and the event-invoke configurations.
 //! - [`Store`]: every concern above in one trait (a blanket impl), what the engine holds as
@@ -40,6 +42,7 @@ pub mod conformance;
 pub mod error;
 mod functions;
 mod logs;
+pub mod mappings;
 mod policies;
 pub mod postgres;
 pub mod queue;
@@ -56,6 +59,7 @@ pub use blobs::{BlobStore, Blobs, FsBlobStore};
 pub use error::StoreError;
 pub use functions::{AccountUsage, FunctionStore};
 pub use logs::{InvocationRecord, LogEvent, LogPage, LogQuery, LogStore, LogUsage};
+pub use mappings::{Mapping, MappingStore};
 pub use policies::PolicyStore;
 pub use postgres::{PgBlobStore, PgStore};
 pub use queue::Queue;
@@ -72,6 +76,7 @@ pub trait Store:
     + AliasStore
     + PolicyStore
     + LogStore
+    + MappingStore
     + Send
     + Sync
     + 'static
@@ -79,6 +84,13 @@ pub trait Store:
 }
 
 impl<T> Store for T where
-    T: AccountStore + FunctionStore + VersionStore + AliasStore + PolicyStore + LogStore + ?Sized
+    T: AccountStore
+        + FunctionStore
+        + VersionStore
+        + AliasStore
+        + PolicyStore
+        + LogStore
+        + MappingStore
+        + ?Sized
 {
 }

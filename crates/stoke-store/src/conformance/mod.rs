@@ -1,7 +1,7 @@
 //! The behaviour every store implementation must show, as async test cases over a store
 //! factory ([`Factory`]): accounts and their keys, functions and their compare-and-swap, versions
 //! and aliases, policies, logs and
-//! their trims, the queue (leases, expiry, release per owner, retries, dead letters), blobs.
+//! their trims, event source mappings and their leases, the queue (leases, expiry, release per owner, retries, dead letters), blobs.
 //!
 //! An implementation runs them all with [`conformance_tests!`](crate::conformance_tests), one
 //! `#[tokio::test]` per case (the SQLite run is `sqlite::conformance_tests`). Available in this
@@ -19,6 +19,7 @@ pub mod accounts;
 pub mod blobs;
 pub mod functions;
 pub mod logs;
+pub mod mappings;
 pub mod policies;
 pub mod queue;
 pub mod versions;
@@ -121,6 +122,8 @@ macro_rules! conformance_tests {
             queue::dead_letters_redrive_into_the_queue,
             queue::a_release_frees_only_the_owners_leases,
             queue::event_invoke_configs_are_kept_per_qualifier,
+            mappings::mappings_are_kept_listed_and_replaced_by_revision,
+            mappings::a_mapping_is_leased_to_one_owner_until_it_expires,
             blobs::a_blob_is_stored_once_under_its_digest,
             blobs::an_address_that_is_not_a_digest_names_nothing,
         );

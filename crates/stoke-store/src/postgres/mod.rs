@@ -26,6 +26,7 @@ pub mod blobs;
 mod conformance_tests;
 mod functions;
 mod logs;
+mod mappings;
 mod policies;
 mod queue;
 mod retention;

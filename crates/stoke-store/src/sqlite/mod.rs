@@ -31,6 +31,7 @@ mod conformance_tests;
 mod error;
 mod functions;
 pub(crate) mod logs;
+mod mappings;
 mod policies;
 mod queue;
 mod retention;
