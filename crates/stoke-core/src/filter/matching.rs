@@ -33,7 +33,7 @@ impl Node {
         match self {
             Node::Object(p) => p.matches_field(value),
             Node::Leaf(matchers) => match value {
-                None => matchers.iter().any(|m| *m == Matcher::Exists(false)),
+                None => matchers.contains(&Matcher::Exists(false)),
                 Some(Value::Array(items)) => matchers.iter().any(|m| match m {
                     Matcher::Exists(e) => *e != items.is_empty(),
                     _ => items.iter().any(|i| m.matches(i)),
