@@ -15,6 +15,7 @@
 //! - [`concurrency`]: reserved concurrency (Put/Get/DeleteFunctionConcurrency).
 //! - [`event_invoke`]: the event-invoke configurations of async invocation;
 //!   [`dead_letters`]: Stoke's own (signed) API for the async dead letters.
+//! - [`mappings`]: event source mappings (Create/Get/Update/Delete/ListEventSourceMappings).
 //! - [`admin`]: Stoke's admin API (accounts, access keys, limits), for the admin account only.
 //! - [`logs`]: function logs through the CloudWatch Logs API (`FilterLogEvents`).
 //! - [`sts`]: STS `GetCallerIdentity` (query protocol, XML), on `/` when the signing scope's
@@ -39,6 +40,7 @@ pub mod functions;
 pub mod invoke;
 pub mod listen;
 pub mod logs;
+pub mod mappings;
 pub mod permissions;
 pub mod presign;
 pub mod refusal;
@@ -85,6 +87,8 @@ pub struct AppState {
     pub presigner: Presigner,
     /// The budget of request bodies being buffered, and how long a body may stall.
     pub bodies: Budget,
+    /// Event source mappings.
+    pub mappings: Arc<stoke_engine::sources::Mappings>,
 }
 
 impl AppState {
@@ -102,6 +106,7 @@ impl AppState {
             accounts: Arc::clone(&engine.accounts),
             presigner,
             bodies,
+            mappings: Arc::clone(&engine.mappings),
         }
     }
 }
@@ -189,6 +194,21 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/2015-03-31/functions/{name}/policy/{sid}",
             axum::routing::delete(permissions::remove),
+        )
+        // Event source mappings (issue 15).
+        .route(
+            "/2015-03-31/event-source-mappings",
+            post(mappings::create).get(mappings::list),
+        )
+        .route(
+            "/2015-03-31/event-source-mappings/",
+            post(mappings::create).get(mappings::list),
+        )
+        .route(
+            "/2015-03-31/event-source-mappings/{uuid}",
+            get(mappings::get)
+                .put(mappings::update)
+                .delete(mappings::delete),
         )
         .route("/stoke/2026-11-01/dead-letters", get(dead_letters::list))
         .route(

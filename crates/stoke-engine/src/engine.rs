@@ -34,6 +34,7 @@ use crate::pool::{FixedKeepAlive, KeepAlivePolicy};
 use crate::prepare::BackendPreparer;
 use crate::record::{Recorder, RecorderTask, Retention};
 use crate::route::Router;
+use crate::sources::{Mappings, SourcesConfig, Supervisor};
 use crate::target::{Backends, Layout};
 
 /// What the engine is built from, and its settings.
@@ -62,6 +63,8 @@ pub struct EngineConfig {
     /// This node and the living nodes of its cluster (a cluster of one unless the server's
     /// node registry keeps it up to date).
     pub membership: Arc<Membership>,
+    /// How this node leases and runs event source mappings' pollers.
+    pub sources: SourcesConfig,
 }
 
 impl EngineConfig {
@@ -91,6 +94,7 @@ impl EngineConfig {
                 warm: 0,
                 load: 0,
             })),
+            sources: SourcesConfig::default(),
         }
     }
 }
@@ -117,8 +121,11 @@ pub struct Engine {
     pub logs: Arc<Logs>,
     /// This node and the living nodes of its cluster.
     pub membership: Arc<Membership>,
+    /// Event source mappings (their API operations).
+    pub mappings: Arc<Mappings>,
     /// Deploys resumed at start (left `Pending` or `InProgress` by the last run).
     pub resumed: usize,
+    sources: Supervisor,
     recorder: RecorderTask,
     async_tasks: AsyncTasks,
 }
@@ -149,6 +156,7 @@ impl Engine {
             async_queue,
             credentials,
             membership,
+            sources,
         } = config;
         let layout = Layout::under(&data_dir);
         let metrics = Arc::new(Metrics::default());
@@ -192,10 +200,20 @@ impl Engine {
             recorder,
         );
         let resumed = control.resume().await?;
+        let owner = queue.node_owner().await.map_err(StartError::AsyncQueue)?;
         let (asyncq, async_tasks) =
-            AsyncInvoker::start(queue, Arc::clone(&invoker), region, async_queue)
+            AsyncInvoker::start(queue, Arc::clone(&invoker), region.clone(), async_queue)
                 .await
                 .map_err(StartError::AsyncQueue)?;
+        let mappings = Arc::new(Mappings::new(Arc::clone(&store), Arc::clone(&control)));
+        let sources = Supervisor::start(
+            Arc::clone(&store),
+            Arc::clone(&invoker),
+            Arc::clone(&asyncq),
+            region,
+            owner,
+            sources,
+        );
         Ok(Self {
             control,
             invoker,
@@ -204,7 +222,9 @@ impl Engine {
             credentials,
             logs: Arc::new(Logs::new(store)),
             membership,
+            mappings,
             resumed,
+            sources,
             recorder: recorder_task,
             async_tasks,
         })
@@ -224,8 +244,13 @@ impl Engine {
             logs,
             recorder,
             async_tasks,
+            sources,
+            mappings,
             ..
         } = self;
+        // The pollers first: their batches' calls and on-failure events need the rest.
+        sources.shutdown(Duration::from_secs(10)).await;
+        drop(mappings);
         asyncq.shutdown(Duration::from_secs(5)).await;
         drop(asyncq);
         if tokio::time::timeout(Duration::from_secs(5), async_tasks.finish())

@@ -40,7 +40,8 @@
 //! - [`error`]: [`ControlError`] and the one mapping of engine failures to Lambda's error
 //!   types.
 //!
-//! Event sources join this crate later.
+//! - [`sources`]: event source mappings (their API operations and rules) and the pollers
+//!   that run them: the [`sources::Source`] trait, Redis Streams, one node per mapping.
 
 pub mod accounts;
 pub mod async_invoke;
@@ -59,6 +60,7 @@ pub mod pool;
 pub mod prepare;
 pub mod record;
 pub mod route;
+pub mod sources;
 pub mod target;
 
 pub use async_invoke::{AsyncConfig, AsyncInvoker, AsyncTasks, EventRequest};

@@ -77,6 +77,8 @@ pub struct Metrics {
     /// Destination events not enqueued because their chain reached the hop limit, by the
     /// function they were for (Lambda's `RecursiveInvocationsDropped`).
     pub recursive_invocations_dropped: Family<FunctionLabels, Counter>,
+    /// Event source mappings' lag, batches and records.
+    pub sources: crate::sources::metrics::SourceMetrics,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -207,8 +209,10 @@ impl Default for Metrics {
              reached the hop limit (Lambda's RecursiveInvocationsDropped)",
             recursive_invocations_dropped.clone(),
         );
+        let sources = crate::sources::metrics::SourceMetrics::register(&mut registry);
         Self {
             registry,
+            sources,
             recursive_invocations_dropped,
             async_queue_depth,
             async_oldest_event_age_seconds,
