@@ -8,6 +8,10 @@ nodes on it, each on its own free loopback port with its own data dir, all with 
 find both, so every node's `client()` signs with the same admin key. `stop()` stops the nodes
 that are still up (asserting a clean exit) and then PostgreSQL; `kill(i)` is kill -9 of one node.
 
+Node i gets the id `node{i+1}` (written as DIR/node-id before its first start), and `start()`
+returns once every node's registry (`stoke nodes --json`) lists all n alive, so that the
+first call of a test already sees the whole cluster.
+
     with StokeCluster(tmp_path, n=3).running() as c:
         lam1, lam2 = c.client(0), c.client(1)
 """
@@ -15,9 +19,11 @@ that are still up (asserting a clean exit) and then PostgreSQL; `kill(i)` is kil
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import secrets
 import signal
+import time
 from pathlib import Path
 
 from pg_cluster import PgCluster
@@ -31,6 +37,7 @@ class StokeCluster:
         n: int = 3,
         extra_args: list[str] | None = None,
         database: str = "stoke_cluster",
+        peers: bool = True,
     ):
         self.workdir = Path(workdir)
         self.n = n
@@ -40,15 +47,42 @@ class StokeCluster:
         self.pg: PgCluster | None = None
         self.url = ""
         self.nodes: list[StokeServer] = []
+        self.peers = peers
 
     def start(self) -> "StokeCluster":
         self.pg = PgCluster().start()
         self.url = self.pg.create_database(self.database)
         for i in range(self.n):
             self.nodes.append(self.new_node(f"node{i + 1}"))
+        for i, node in enumerate(self.nodes):
+            (node.data_dir / "node-id").write_text(self.node_id(i) + "\n")
         for node in self.nodes:
             node.start()
+        if self.peers:
+            self.wait_until_all_alive()
         return self
+
+    def wait_until_all_alive(self, timeout: float = 20.0) -> None:
+        """Waits until every running node lists every running node `alive`."""
+        from accounts import stoke_cli
+
+        want = {self.node_id(i) for i, n in enumerate(self.nodes) if n.alive()}
+        deadline = time.monotonic() + timeout
+        for node in self.nodes:
+            if not node.alive():
+                continue
+            while True:
+                proc = stoke_cli(node, "nodes", "--json")
+                seen = set()
+                if proc.returncode == 0:
+                    seen = {n["NodeId"] for n in json.loads(proc.stdout) if n["State"] == "alive"}
+                if want <= seen:
+                    break
+                assert time.monotonic() < deadline, (
+                    f"{node.endpoint} sees {sorted(seen)} alive, not {sorted(want)}: "
+                    f"{proc.stderr}"
+                )
+                time.sleep(0.1)
 
     def new_node(self, name: str, extra_args: list[str] | None = None) -> StokeServer:
         """A node of this cluster (not started): its own workdir and port, the store's URL, the
@@ -62,6 +96,10 @@ class StokeCluster:
         key.write_text(self.master_key)
         os.chmod(key, 0o600)
         return node
+
+    def node_id(self, i: int) -> str:
+        """Node `i`'s id (`node{i+1}`)."""
+        return f"node{i + 1}"
 
     def client(self, i: int, **config_overrides):
         """A boto3 Lambda client of node `i` (0-based), signed with the admin's key."""

@@ -1,4 +1,5 @@
-//! Stoke's admin API (not part of Lambda's): accounts, their access keys and their limits.
+//! Stoke's admin API (not part of Lambda's): accounts, their access keys and their limits, and
+//! the cluster's nodes.
 //! Signed with SigV4 as the rest; only the admin account (the default account the first start
 //! made) may call it, any other gets `AccessDeniedException` (403).
 //!
@@ -12,7 +13,9 @@
 //!   (`null`: back to the server's default);
 //! - `POST   /stoke/admin/2026-11-01/accounts/{account}/keys`: a new key (at most 2);
 //! - `GET    /stoke/admin/2026-11-01/accounts/{account}/keys`;
-//! - `DELETE /stoke/admin/2026-11-01/accounts/{account}/keys/{key}`: revoked at once.
+//! - `DELETE /stoke/admin/2026-11-01/accounts/{account}/keys/{key}`: revoked at once;
+//! - `GET    /stoke/admin/2026-11-01/nodes`: the nodes of the cluster (the node registry),
+//!   living or dead, with their warm sandboxes and load (`stoke nodes`).
 
 use axum::Extension;
 use axum::extract::{Path, State};
@@ -34,13 +37,18 @@ type Result<T, E = ApiError> = std::result::Result<T, E>;
 /// a function's session credentials (even one of the admin's functions: code must not manage
 /// accounts).
 async fn admin_only(app: &AppState, caller: &Caller, action: &str) -> Result<()> {
+    admin_only_to(app, caller, action, "manage accounts").await
+}
+
+/// [`admin_only`], saying what only the admin may do (`what`).
+async fn admin_only_to(app: &AppState, caller: &Caller, action: &str, what: &str) -> Result<()> {
     let admin = app.accounts.admin().await?;
     if &caller.account == admin && caller.principal == Principal::AccountKey {
         return Ok(());
     }
     Err(ApiError(LambdaError::AccessDenied(format!(
         "User: {} is not authorized to perform: stoke:{action} because only the admin \
-         account may manage accounts",
+         account may {what}",
         crate::sts::identity(caller).0
     ))))
 }
@@ -243,4 +251,37 @@ pub async fn revoke_key(
     app.accounts.revoke_key(&account, &key).await?;
     tracing::info!(access_key_id = %key, "revoked an access key");
     Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// ListNodes: every node of the registry, in node id order, `alive` or `dead` as the node
+/// timeout says.
+pub async fn list_nodes(
+    State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
+) -> Result<Response> {
+    admin_only_to(&app, &caller, "ListNodes", "see the cluster's nodes").await?;
+    let me = &app.nodes.membership().me().node_id;
+    let nodes: Vec<Value> = app
+        .nodes
+        .list()
+        .await
+        .map_err(stoke_engine::error::ControlError::from)?
+        .iter()
+        .map(|n| {
+            let state = if n.alive { "alive" } else { "dead" };
+            json!({
+                "NodeId": n.record.node_id,
+                "Address": n.record.address,
+                "State": state,
+                "Warm": n.record.warm,
+                "Load": n.record.load,
+                "StartedMs": n.record.started_ms,
+                "HeartbeatMs": n.record.heartbeat_ms,
+                "HeartbeatAgeMs": n.heartbeat_age_ms,
+                "Self": &n.record.node_id == me,
+            })
+        })
+        .collect();
+    let timeout = u64::try_from(app.nodes.timeout().as_millis()).unwrap_or(u64::MAX);
+    Ok(axum::Json(json!({ "Nodes": nodes, "NodeTimeoutMs": timeout })).into_response())
 }

@@ -5,6 +5,9 @@
 //! `X-Amz-Executed-Version`, `X-Amz-Function-Error: Unhandled` when the function failed (still
 //! 200, with Lambda's error JSON), `X-Amz-Log-Result` for a tail, and the call's request id in
 //! `x-amzn-RequestId` (the id its START/REPORT lines carry).
+//!
+//! In a cluster a synchronous call may be forwarded to the node holding the version's warm
+//! sandboxes (see `forward`) and its answer relayed with the same status, headers and body.
 
 use axum::Extension;
 use axum::extract::{Path, Query, State};
@@ -14,7 +17,8 @@ use bytes::Bytes;
 use stoke_core::validate::Violations;
 use stoke_core::{LambdaError, Outcome};
 use stoke_engine::async_invoke::MAX_ASYNC_PAYLOAD;
-use stoke_engine::{EventRequest, InvokeRequest};
+use stoke_engine::route::Placement;
+use stoke_engine::{EventRequest, InvokeRequest, InvokeResponse};
 
 use crate::AppState;
 use crate::auth::Caller;
@@ -122,24 +126,41 @@ pub async fn invoke(
         _ => {}
     }
 
+    let req = InvokeRequest {
+        function: name,
+        qualifier: q.qualifier,
+        payload,
+        log_tail: log_type == "Tail",
+        client_context,
+        trace_id: header(&headers, "x-amzn-trace-id")?.map(str::to_owned),
+        depth: 0,
+        request_id: None,
+        return_record: false,
+    };
+    let route = app
+        .invoker
+        .route(&caller.account, &req.function, req.qualifier.as_deref())
+        .await?;
+    // In a cluster, the call may run on the node with the version's warm sandboxes.
+    if let Placement::Forward(to) = app.forward.placement(&app.invoker, &route)
+        && let Some((out, warm)) = app.forward.call(&to, &route, &caller.account, &req).await?
+    {
+        if out.status() == StatusCode::OK {
+            app.invoker.metrics().count_sync(true, warm);
+        }
+        return Ok(out);
+    }
     let resp = app
         .invoker
-        .invoke(
-            &caller.account,
-            InvokeRequest {
-                function: name,
-                qualifier: q.qualifier,
-                payload,
-                log_tail: log_type == "Tail",
-                client_context,
-                trace_id: header(&headers, "x-amzn-trace-id")?.map(str::to_owned),
-                depth: 0,
-                request_id: None,
-                return_record: false,
-            },
-        )
+        .invoke_routed(&caller.account, route, req)
         .await?;
+    app.invoker.metrics().count_sync(false, resp.warm);
+    Ok(answer(resp))
+}
 
+/// A call's answer as Lambda shapes it: 200, the function's output (or its error's JSON with
+/// `X-Amz-Function-Error: Unhandled`), the executed version, the request id and the log tail.
+pub(crate) fn answer(resp: InvokeResponse) -> Response {
     let (body, function_error) = match resp.outcome {
         Outcome::Success(b) => (b, false),
         Outcome::Error(e) => (e.body, true),
@@ -167,7 +188,7 @@ pub async fn invoke(
     {
         h.insert("X-Amz-Log-Result", v);
     }
-    Ok(out)
+    out
 }
 
 fn async_too_large(operation: &str) -> LambdaError {

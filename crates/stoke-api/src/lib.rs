@@ -21,6 +21,9 @@
 //! - [`sts`]: STS `GetCallerIdentity` (query protocol, XML), on `/` when the signing scope's
 //!   service is `sts`.
 //! - [`refusal`]: a refusal of a call a function's session signed names that session.
+//! - [`forward`]: the cluster's internal channel: synchronous calls forwarded to the node with
+//!   the version's warm sandboxes (h2c on this port, MAC'd with the cluster key), and its
+//!   internal route.
 //! - `/metrics`: Prometheus metrics (unauthenticated, as scrapers expect).
 //! - [`wire`]: Lambda's JSON shapes.
 //! - [`presign`]: GetFunction's short-lived `Code.Location` URLs.
@@ -36,6 +39,7 @@ pub mod concurrency;
 pub mod dead_letters;
 pub mod error;
 pub mod event_invoke;
+pub mod forward;
 pub mod functions;
 pub mod invoke;
 pub mod listen;
@@ -89,6 +93,10 @@ pub struct AppState {
     pub bodies: Budget,
     /// Event source mappings.
     pub mappings: Arc<stoke_engine::sources::Mappings>,
+    /// The node registry (the admin API's ListNodes).
+    pub nodes: Arc<stoke_engine::nodes::Nodes>,
+    /// Where synchronous calls run in a cluster (off: all here).
+    pub forward: Arc<forward::Forwarder>,
 }
 
 impl AppState {
@@ -107,7 +115,15 @@ impl AppState {
             presigner,
             bodies,
             mappings: Arc::clone(&engine.mappings),
+            nodes: Arc::clone(&engine.nodes),
+            forward: Arc::new(forward::Forwarder::off(Arc::clone(&engine.membership))),
         }
+    }
+
+    /// Forwards synchronous calls through `forwarder` (see [`forward`]).
+    pub fn with_forwarding(mut self, forwarder: forward::Forwarder) -> Self {
+        self.forward = Arc::new(forwarder);
+        self
     }
 }
 
@@ -243,6 +259,8 @@ pub fn router(state: AppState) -> Router {
             "/stoke/admin/2026-11-01/accounts/{account}/keys/{key}",
             axum::routing::delete(admin::revoke_key),
         )
+        // The admin API's node registry (issue 14): every node of the cluster and its state.
+        .route("/stoke/admin/2026-11-01/nodes", get(admin::list_nodes))
         .route(
             "/2016-08-19/account-settings",
             get(functions::account_settings),
@@ -263,6 +281,8 @@ pub fn router(state: AppState) -> Router {
         // Presigned: the URL carries its own signature, so it sits outside SigV4.
         .route("/code/{sha}", get(functions::code_blob))
         .route("/metrics", get(metrics))
+        // The cluster's internal channel (issue 14): MAC'd by the cluster key, not SigV4.
+        .route(forward::INTERNAL_INVOKE, post(forward::internal::invoke))
         .merge(api)
         .fallback(unknown_operation)
         .method_not_allowed_fallback(unknown_operation)

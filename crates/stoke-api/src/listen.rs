@@ -1,5 +1,8 @@
 //! The listener under the server's HTTP endpoints: an accept loop and HTTP/1.1 connections
-//! (hyper) that no client can hold open or pile up.
+//! (hyper) that no client can hold open or pile up. A connection that opens with HTTP/2's
+//! preface (h2c, prior knowledge: the cluster's internal channel, see `forward`) is served as
+//! HTTP/2 on the same port, at most [`MAX_H2_STREAMS`] requests at once, under the same
+//! timeouts and caps.
 //!
 //! - **Timeouts.** A connection with no request in flight is closed when a request head has
 //!   been arriving for longer than the header-read timeout (a partial request line, a
@@ -32,8 +35,8 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use hyper::server::conn::http1;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -65,6 +68,11 @@ impl Default for ListenConfig {
 
 /// The largest read buffer of a connection, which also bounds a request head.
 const MAX_BUF: usize = 64 * 1024;
+/// Requests at once on one HTTP/2 connection.
+pub const MAX_H2_STREAMS: u32 = 256;
+/// An HTTP/2 request's window, and its connection's (a 6 MB payload in few round trips).
+const H2_STREAM_WINDOW: u32 = 1024 * 1024;
+const H2_CONN_WINDOW: u32 = 8 * 1024 * 1024;
 
 /// Serves `app` on `listener` until `shutdown` completes, then lets the requests under way
 /// finish.
@@ -81,11 +89,18 @@ pub async fn serve(
     let mut evicted = Throttle::default();
     // Connections hold a receiver each; the sender says "stop" and waits for them all to go.
     let (stop, stopping) = tokio::sync::watch::channel(false);
-    let mut builder = http1::Builder::new();
+    let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
+        .http1()
         .keep_alive(true)
         .header_read_timeout(Option::<Duration>::None)
         .max_buf_size(MAX_BUF);
+    builder
+        .http2()
+        .max_concurrent_streams(MAX_H2_STREAMS)
+        .max_header_list_size(u32::try_from(MAX_BUF).unwrap_or(u32::MAX))
+        .initial_stream_window_size(H2_STREAM_WINDOW)
+        .initial_connection_window_size(H2_CONN_WINDOW);
     let mut shutdown = std::pin::pin!(shutdown);
     let mut accept_errors = Throttle::default();
     let mut refused = Throttle::default();
@@ -154,7 +169,7 @@ pub async fn serve(
                 }
             })
         };
-        let conn = builder.serve_connection(io, service);
+        let conn = builder.serve_connection(io, service).into_owned();
         next_id += 1;
         let handle = Open {
             activity: Arc::clone(&activity),
@@ -164,7 +179,12 @@ pub async fn serve(
             _permit: permit,
             _slot: slot,
         };
-        tokio::spawn(connection(conn, handle, config.clone()));
+        tokio::spawn(connection(
+            conn,
+            |c| c.graceful_shutdown(),
+            handle,
+            config.clone(),
+        ));
     }
     drop(listener);
     drop(stopping);
@@ -279,13 +299,10 @@ fn oldest_idle(registry: &Registry) -> Option<Arc<Activity>> {
 
 /// Runs one connection, closing it when its timeouts say so, and gracefully (the request
 /// under way finishes) once the listener stops.
-async fn connection<S>(
-    conn: http1::Connection<TokioIo<Tracked>, S>,
-    mut open: Open,
-    config: ListenConfig,
-) where
-    S: hyper::service::HttpService<hyper::body::Incoming, ResBody = axum::body::Body>,
-    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+async fn connection<C, E>(conn: C, graceful: fn(Pin<&mut C>), mut open: Open, config: ListenConfig)
+where
+    C: Future<Output = Result<(), E>>,
+    E: std::fmt::Display,
 {
     let tick = (config.header_read_timeout.min(config.idle_timeout) / 4)
         .clamp(Duration::from_millis(25), Duration::from_secs(1));
@@ -302,7 +319,7 @@ async fn connection<S>(
             changed = open.stop.changed(), if !stopping => {
                 stopping = true;
                 if changed.is_ok() {
-                    conn.as_mut().graceful_shutdown();
+                    graceful(conn.as_mut());
                 }
             }
             () = open.activity.kill.notified() => {
@@ -529,69 +546,5 @@ impl Throttle {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_per_address_cap_counts_and_gives_back() {
-        let map = PerIp::default();
-        let ip: IpAddr = [127, 0, 0, 2].into();
-        let a = IpSlot::take(&map, ip, 2).expect("first");
-        let _b = IpSlot::take(&map, ip, 2).expect("second");
-        assert!(IpSlot::take(&map, ip, 2).is_none(), "over the cap");
-        assert!(IpSlot::take(&map, [127, 0, 0, 1].into(), 2).is_some());
-        drop(a);
-        assert!(IpSlot::take(&map, ip, 2).is_some(), "a slot came back");
-    }
-
-    #[test]
-    fn a_head_that_dawdles_expires_and_a_request_in_flight_does_not() {
-        let config = ListenConfig {
-            header_read_timeout: Duration::ZERO,
-            idle_timeout: Duration::from_secs(3600),
-            ..ListenConfig::default()
-        };
-        let a = Arc::new(Activity::new());
-        assert_eq!(a.expired(&config), None, "idle, within the idle timeout");
-        a.moved(true);
-        assert!(a.expired(&config).is_some(), "a head past its timeout");
-        let call = a.begin();
-        assert_eq!(a.expired(&config), None, "a request in flight");
-        drop(call);
-        assert_eq!(a.expired(&config), None, "answered: idle again");
-    }
-
-    #[test]
-    fn the_cap_closes_the_longest_waiting_idle_connection() {
-        let registry = Registry::default();
-        let dawdler = Arc::new(Activity::new());
-        dawdler.moved(true);
-        std::thread::sleep(Duration::from_millis(5));
-        let idle = Arc::new(Activity::new());
-        let busy = Arc::new(Activity::new());
-        let _call = busy.begin();
-        let _a = Listed::new(&registry, 1, Arc::clone(&busy));
-        let _b = Listed::new(&registry, 2, Arc::clone(&idle));
-        let c = Listed::new(&registry, 3, Arc::clone(&dawdler));
-        // Dripping bytes does not make a dawdling head look fresh.
-        dawdler.moved(true);
-        let victim = oldest_idle(&registry).expect("a victim");
-        assert!(Arc::ptr_eq(&victim, &dawdler));
-        drop(c);
-        let victim = oldest_idle(&registry).expect("a victim");
-        assert!(
-            Arc::ptr_eq(&victim, &idle),
-            "never one with a request in flight"
-        );
-    }
-
-    #[test]
-    fn repeated_events_are_logged_once_with_a_count() {
-        let mut t = Throttle::default();
-        assert_eq!(t.hit(), Some(0));
-        assert_eq!(t.hit(), None);
-        assert_eq!(t.hit(), None);
-        t.last = Some(Instant::now() - Duration::from_secs(11));
-        assert_eq!(t.hit(), Some(2));
-    }
-}
+#[path = "listen_tests.rs"]
+mod tests;

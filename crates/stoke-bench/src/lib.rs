@@ -32,6 +32,8 @@
 //! - [`guests`]: the modules and their zips; [`functions`]: creating the bench's functions.
 //! - [`load`]: connections, signing, the closed-loop load.
 //! - [`warm`], [`cold`], [`runtimes`], [`update`], [`asynq`]: the measures.
+//! - [`cluster`]: `--cluster`: three nodes on one PostgreSQL, a warm call served locally vs
+//!   forwarded, and the warm-hit share after a mixed load (its own results and table).
 //! - [`results`]: what was measured; [`markdown`]: the tables.
 //! - [`stats`] (percentiles, medians, rounding) and [`parse`] (the REPORT line, a Prometheus
 //!   sample): leaves that every other module may use.
@@ -41,6 +43,7 @@
 
 pub mod asynq;
 pub mod bare;
+pub mod cluster;
 pub mod cold;
 pub mod config;
 pub mod functions;

@@ -30,14 +30,42 @@ pub struct StokeServer {
     _data_dir: tempfile::TempDir,
 }
 
+/// How to start one node of a cluster (see [`StokeServer::start_node`]).
+#[derive(Debug, Clone)]
+pub struct NodeSpec {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// Its node id (written as `node-id` in its data dir before it starts).
+    pub node_id: Option<String>,
+    /// More `stoke serve` flags.
+    pub args: Vec<String>,
+    /// More environment variables.
+    pub env: Vec<(String, String)>,
+}
+
 impl StokeServer {
     /// Starts `bin serve` on a free port with a new data dir, and waits until it listens.
     pub async fn start(bin: &Path, region: &str) -> anyhow::Result<Self> {
+        let spec = NodeSpec {
+            addr: free_port()?,
+            node_id: None,
+            args: Vec::new(),
+            env: Vec::new(),
+        };
+        Self::start_node(bin, region, &spec).await
+    }
+
+    /// Starts `bin serve` as `spec` says, with a new data dir, and waits until it listens.
+    pub async fn start_node(bin: &Path, region: &str, spec: &NodeSpec) -> anyhow::Result<Self> {
         let data_dir = tempfile::Builder::new()
             .prefix("stoke-bench-")
             .tempdir()
             .context("creating a data dir")?;
-        let addr = free_port()?;
+        if let Some(id) = &spec.node_id {
+            std::fs::write(data_dir.path().join("node-id"), format!("{id}\n"))
+                .context("writing the node id")?;
+        }
+        let addr = spec.addr;
         let mut command = Command::new(bin);
         command
             .arg("serve")
@@ -47,6 +75,8 @@ impl StokeServer {
             .arg(data_dir.path())
             .arg("--region")
             .arg(region)
+            .args(&spec.args)
+            .envs(spec.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -117,7 +147,7 @@ impl StokeServer {
 }
 
 /// A loopback address with a port that was free a moment ago.
-pub(crate) fn free_port() -> anyhow::Result<SocketAddr> {
+pub fn free_port() -> anyhow::Result<SocketAddr> {
     let listener =
         std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).context("finding a free port")?;
     Ok(listener.local_addr()?)

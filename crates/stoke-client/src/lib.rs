@@ -8,7 +8,8 @@
 //! - [`client`]: [`LambdaClient`], the endpoint and key, and the one path a call takes (sign,
 //!   send, read the error).
 //! - [`functions`], [`aliases`], [`invoke`]: the operations, one method each;
-//!   [`accounts`]: Stoke's admin API (accounts, keys, limits).
+//!   [`accounts`]: Stoke's admin API (accounts, keys, limits); [`nodes`]: the cluster's
+//!   nodes.
 //! - [`sign`]: SigV4 signing, public for load generators that build their own requests.
 //! - [`paths`]: the operations' paths and queries, percent-encoded.
 //! - [`model`]: the typed parts of the API's shapes.
@@ -24,6 +25,7 @@ pub mod error;
 pub mod functions;
 pub mod invoke;
 pub mod model;
+pub mod nodes;
 pub mod paths;
 pub mod progress;
 pub mod sign;

@@ -3,8 +3,9 @@
 //!
 //! An access key read once is kept in memory (its secret opened, never written anywhere);
 //! revoking a key or deleting its account goes through [`Accounts`], which forgets it at once,
-//! so the very next request signed with it is refused. (Several nodes sharing one store will
-//! need the revocation told to every node's cache; today one node serves a store.)
+//! so the very next request signed with it is refused, and tells the other nodes through the
+//! store's change feed ([`Change::Account`]): they forget the account's keys and read its
+//! limit again ([`Accounts::forget_account`], called by `control::watch`).
 //!
 //! [`AccountLimits`] holds each account's concurrency limit, shared with the control plane
 //! (GetAccountSettings, reservations) and the invoker (admission per account).
@@ -15,7 +16,7 @@ use std::sync::{Arc, RwLock};
 
 use stoke_core::{AccountId, LambdaError};
 use stoke_store::{
-    AccessKey, Account, DeleteRefused, KeyInfo, MAX_KEYS_PER_ACCOUNT, Store, StoreError,
+    AccessKey, Account, Change, DeleteRefused, KeyInfo, MAX_KEYS_PER_ACCOUNT, Store, StoreError,
 };
 
 use crate::ControlError;
@@ -80,6 +81,14 @@ impl AccountLimits {
         }
     }
 
+    /// Forgets every account's sum of reservations (changes were missed).
+    pub fn forget_all_reserved(&self) {
+        if let Ok(mut cached) = self.reserved.write() {
+            self.reserved_epoch.fetch_add(1, Ordering::AcqRel);
+            cached.clear();
+        }
+    }
+
     /// Forgets the sum of `account`'s reservations (one was set, removed, or its function
     /// deleted): the next call reads it again.
     pub fn forget_reserved(&self, account: &str) {
@@ -105,6 +114,13 @@ impl AccountLimits {
             .ok()
             .and_then(|o| o.get(account).copied())
             .unwrap_or_else(|| self.default_concurrency())
+    }
+
+    /// Replaces every account's own limit (read again from the store).
+    pub fn replace_own(&self, own: HashMap<String, u32>) {
+        if let Ok(mut o) = self.own.write() {
+            *o = own;
+        }
     }
 
     /// Sets (`Some`) or clears (`None`) an account's own limit.
@@ -257,6 +273,67 @@ impl Accounts {
         }
     }
 
+    /// Tells every node (after the write) that `account`'s keys or limits changed. A failure
+    /// leaves the other nodes to hear of it when their feed reconnects.
+    async fn changed(&self, account: &AccountId) {
+        let change = Change::Account {
+            account: account.as_str().to_owned(),
+        };
+        if let Err(e) = self.store.publish(&change).await {
+            tracing::warn!(%change, error = %e, "a change could not be told to the other nodes");
+        }
+    }
+
+    /// Forgets what is kept of `account` (another node changed it): its keys, whether it
+    /// exists, and its limit, read again now.
+    pub async fn forget_account(&self, account: &str) {
+        {
+            let mut keys = self
+                .keys
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            self.forgotten.fetch_add(1, Ordering::AcqRel);
+            keys.retain(|_, k| k.account.as_str() != account);
+        }
+        if let Ok(mut live) = self.live.write() {
+            live.remove(account);
+        }
+        match self.store.find_account(account).await {
+            Ok(found) => self.limits.set(
+                account,
+                found
+                    .filter(|a| a.id.as_str() == account)
+                    .and_then(|a| a.concurrency),
+            ),
+            Err(e) => tracing::warn!(account, error = %e, "cannot read an account's limit again"),
+        }
+    }
+
+    /// Forgets every key and account kept, and reads every limit again (changes were missed).
+    pub async fn forget_everything(&self) {
+        {
+            let mut keys = self
+                .keys
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            self.forgotten.fetch_add(1, Ordering::AcqRel);
+            keys.clear();
+        }
+        if let Ok(mut live) = self.live.write() {
+            live.clear();
+        }
+        match self.store.list_accounts().await {
+            Ok(all) => {
+                let own: HashMap<String, u32> = all
+                    .into_iter()
+                    .filter_map(|a| a.concurrency.map(|c| (a.id.as_str().to_owned(), c)))
+                    .collect();
+                self.limits.replace_own(own);
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot read the accounts' limits again"),
+        }
+    }
+
     /// A new account and its first key.
     pub async fn create(&self, name: &str) -> Result<(Account, AccessKey), ControlError> {
         check_name(name)?;
@@ -292,6 +369,7 @@ impl Accounts {
                     live.remove(account.id.as_str());
                 }
                 self.limits.set(account.id.as_str(), None);
+                self.changed(&account.id).await;
                 Ok(account)
             }
             Ok(Err(DeleteRefused::Admin)) => Err(LambdaError::InvalidParameterValue(
@@ -321,6 +399,7 @@ impl Accounts {
             other => {
                 other?;
                 self.limits.set(account.as_str(), limit);
+                self.changed(account).await;
                 Ok(())
             }
         }
@@ -367,6 +446,7 @@ impl Accounts {
             .delete_access_key(&account.id, access_key_id)
             .await?;
         self.forget(&[access_key_id.to_owned()]);
+        self.changed(&account.id).await;
         if !gone {
             return Err(LambdaError::ResourceNotFound(format!(
                 "The Access Key with id {access_key_id} cannot be found."

@@ -30,6 +30,7 @@ use crate::error::ControlError;
 use crate::invoke::{Invoker, InvokerConfig, Sandboxes};
 use crate::logs::Logs;
 use crate::metrics::Metrics;
+use crate::nodes::{NodeConfig, Nodes};
 use crate::pool::{FixedKeepAlive, KeepAlivePolicy};
 use crate::prepare::BackendPreparer;
 use crate::record::{Recorder, RecorderTask, Retention};
@@ -65,6 +66,13 @@ pub struct EngineConfig {
     pub membership: Arc<Membership>,
     /// How this node leases and runs event source mappings' pollers.
     pub sources: SourcesConfig,
+    /// How often this node heartbeats in the node registry, and when a node is dead.
+    pub nodes: NodeConfig,
+    /// Concurrency limits held across every node sharing the store: each call also takes a
+    /// slot in the store, held under this node's id with this expiry (renewed while the node
+    /// lives), the name its queue leases go by. `None` (one node): this node's own counters
+    /// are the limits.
+    pub cluster_slots: Option<Duration>,
 }
 
 impl EngineConfig {
@@ -95,6 +103,8 @@ impl EngineConfig {
                 load: 0,
             })),
             sources: SourcesConfig::default(),
+            nodes: NodeConfig::default(),
+            cluster_slots: None,
         }
     }
 }
@@ -106,6 +116,10 @@ pub enum StartError {
     Control(#[from] ControlError),
     #[error("starting the async queue: {0}")]
     AsyncQueue(#[source] StoreError),
+    #[error("registering this node: {0}")]
+    Nodes(#[source] StoreError),
+    #[error("taking back this node's concurrency slots: {0}")]
+    Slots(#[source] StoreError),
 }
 
 /// The running engine. Its services are shared handles; hand them to the API.
@@ -123,6 +137,8 @@ pub struct Engine {
     pub membership: Arc<Membership>,
     /// Event source mappings (their API operations).
     pub mappings: Arc<Mappings>,
+    /// This node's registration and heartbeats; every node's state (`stoke nodes`).
+    pub nodes: Arc<Nodes>,
     /// Deploys resumed at start (left `Pending` or `InProgress` by the last run).
     pub resumed: usize,
     sources: Supervisor,
@@ -157,6 +173,8 @@ impl Engine {
             credentials,
             membership,
             sources,
+            nodes,
+            cluster_slots,
         } = config;
         let layout = Layout::under(&data_dir);
         let metrics = Arc::new(Metrics::default());
@@ -180,6 +198,8 @@ impl Engine {
             }),
             sandboxes.clone(),
         )?;
+        // A cold start of code another node deployed fetches it from the store first.
+        sandboxes.set_code_source(control.code_source());
         control.set_account_concurrency(
             invoker
                 .default_account_concurrency
@@ -190,6 +210,8 @@ impl Engine {
             Arc::clone(control.limits()),
         ));
         accounts.load_limits().await?;
+        // Other nodes' writes, heard through the store's change feed, reach the caches.
+        crate::control::watch(Arc::clone(&store), &control, &accounts);
         let (recorder, recorder_task) =
             Recorder::start(Arc::clone(&store), Arc::clone(&metrics), retention);
         let invoker = Invoker::new(
@@ -199,6 +221,22 @@ impl Engine {
             metrics,
             recorder,
         );
+        let nodes = Nodes::start(
+            Arc::clone(&store),
+            Arc::clone(&membership),
+            nodes,
+            Arc::downgrade(&invoker),
+        )
+        .await
+        .map_err(StartError::Nodes)?;
+        if let Some(ttl) = cluster_slots {
+            // Under the name the node's queue leases go by (kept across its restarts).
+            let owner = queue.node_owner().await.map_err(StartError::Slots)?;
+            let slots = crate::slots::ClusterSlots::start(Arc::clone(&store), owner, ttl)
+                .await
+                .map_err(StartError::Slots)?;
+            invoker.set_cluster_slots(slots);
+        }
         let resumed = control.resume().await?;
         let owner = queue.node_owner().await.map_err(StartError::AsyncQueue)?;
         let (asyncq, async_tasks) =
@@ -223,6 +261,7 @@ impl Engine {
             logs: Arc::new(Logs::new(store)),
             membership,
             mappings,
+            nodes,
             resumed,
             sources,
             recorder: recorder_task,
@@ -231,7 +270,8 @@ impl Engine {
     }
 
     /// Stops the engine once nothing else holds its services (drop the API's handles first):
-    /// async events still running get a moment (whatever is left runs again after a restart),
+    /// the node leaves the registry, async events still running get a moment (whatever is
+    /// left is released, to run again on another node or after a restart),
     /// the async queue's last finishes and the deploys under way complete, and the log writer
     /// flushes what is left. The sandboxes go with the last handle to the invoker.
     pub async fn shutdown(self) {
@@ -246,18 +286,29 @@ impl Engine {
             async_tasks,
             sources,
             mappings,
+            nodes,
             ..
         } = self;
         // The pollers first: their batches' calls and on-failure events need the rest.
         sources.shutdown(Duration::from_secs(10)).await;
         drop(mappings);
+        nodes.leave().await;
+        drop(nodes);
         asyncq.shutdown(Duration::from_secs(5)).await;
+        let (queue, owner) = (Arc::clone(asyncq.queue()), asyncq.owner().to_owned());
         drop(asyncq);
         if tokio::time::timeout(Duration::from_secs(5), async_tasks.finish())
             .await
             .is_err()
         {
             tracing::warn!("the async queue's writers did not finish in time");
+        }
+        // What this node still holds (handed to a worker that never started, or still running
+        // after the wait) goes to the other nodes now rather than when its lease runs out.
+        match queue.release_leases(&owner).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(left = n, "async events left to the other nodes"),
+            Err(e) => tracing::warn!(error = %e, "could not release this node's async leases"),
         }
         control.drain().await;
         drop((invoker, control, accounts, credentials, logs));

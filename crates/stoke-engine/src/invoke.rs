@@ -28,7 +28,8 @@ use crate::ControlPlane;
 use crate::metrics::{CallOutcome, FunctionLabels, Metrics};
 use crate::pool::Share;
 use crate::record::{self, CallRecord, Recorder, Report};
-use crate::route::Router;
+use crate::route::{Route, Router};
+use crate::slots::{ClusterSlots, SlotGuard};
 use crate::target::Runnable;
 
 mod host;
@@ -111,6 +112,8 @@ pub struct InvokeResponse {
     pub log_tail: Option<String>,
     /// The log lines and record, when the request asked for them back.
     pub record: Option<CallRecord>,
+    /// Whether the call found a warm sandbox (no Init).
+    pub warm: bool,
 }
 
 /// Runs calls.
@@ -125,6 +128,8 @@ pub struct Invoker {
     recorder: Recorder,
     /// For the guests' host calls, which come back here.
     me: Weak<Invoker>,
+    /// The store's concurrency slots, when several nodes share the limits.
+    cluster: std::sync::OnceLock<Arc<ClusterSlots>>,
 }
 
 impl std::fmt::Debug for Invoker {
@@ -163,7 +168,19 @@ impl Invoker {
             metrics,
             recorder,
             me: me.clone(),
+            cluster: std::sync::OnceLock::new(),
         })
+    }
+
+    /// This node's warm sandboxes and calls running, for its heartbeat.
+    pub fn usage(&self) -> (u32, u32) {
+        self.sandboxes.usage()
+    }
+
+    /// Makes every call also hold a slot of its limits in the store (several nodes share
+    /// them); set once, at start.
+    pub fn set_cluster_slots(&self, slots: Arc<ClusterSlots>) {
+        let _ = self.cluster.set(slots);
     }
 
     pub fn metrics(&self) -> &Arc<Metrics> {
@@ -198,7 +215,7 @@ impl Invoker {
         account: &AccountId,
         pool: &crate::pool::PoolKey,
         target: &Runnable,
-    ) -> Result<crate::pool::Lease, LambdaError> {
+    ) -> Result<(crate::pool::Lease, Vec<SlotGuard>), LambdaError> {
         let share = match target.reserved_concurrency {
             Some(r) => Share::Reserved(r.min(self.config.function_concurrency)),
             None => Share::Unreserved {
@@ -212,7 +229,7 @@ impl Invoker {
             Some((account.as_str(), self.unreserved(account).await?))
         };
         let pools = &self.sandboxes.pools;
-        pools.admit_as(pool, share, caller).map_err(|t| {
+        let throttled = |t: crate::pool::Throttle| {
             let labels = FunctionLabels {
                 account: pool.account.clone(),
                 function: pool.function_name.clone(),
@@ -222,7 +239,45 @@ impl Invoker {
                 reason: t.reason().to_owned(),
                 message: "Rate Exceeded.".to_owned(),
             }
-        })
+        };
+        let lease = pools.admit_as(pool, share, caller).map_err(throttled)?;
+        let Some(cluster) = self.cluster.get() else {
+            return Ok((lease, Vec::new()));
+        };
+        // The same limits over every node: a slot of each in the store.
+        let mut scopes = vec![match share {
+            Share::Reserved(n) => (
+                ClusterSlots::reserved_scope(&pool.account, &pool.function_name),
+                n,
+                crate::pool::Throttle::Function,
+            ),
+            Share::Unreserved { account, .. } => (
+                ClusterSlots::unreserved_scope(&pool.account),
+                account,
+                crate::pool::Throttle::Account,
+            ),
+        }];
+        if let Some((caller, limit)) = caller {
+            scopes.push((
+                ClusterSlots::unreserved_scope(caller),
+                limit,
+                crate::pool::Throttle::Account,
+            ));
+        }
+        let mut held = Vec::with_capacity(scopes.len());
+        for (scope, cap, throttle) in scopes {
+            match cluster.acquire(scope, cap).await {
+                Ok(Some(g)) => held.push(g),
+                Ok(None) => return Err(throttled(throttle)),
+                Err(e) => {
+                    tracing::error!(error = %e, "the cluster's concurrency slots cannot be read");
+                    return Err(LambdaError::Service(
+                        "The cluster's concurrency limits cannot be checked now.".into(),
+                    ));
+                }
+            }
+        }
+        Ok((lease, held))
     }
 
     /// `account`'s unreserved concurrency: its limit less its functions' reservations
@@ -237,6 +292,34 @@ impl Invoker {
         Ok(u32::try_from(limit.saturating_sub(reserved).max(0)).unwrap_or(0))
     }
 
+    /// Where a call by `caller` of `function` (with `qualifier`) goes (see [`Router::route`]).
+    pub async fn route(
+        &self,
+        caller: &AccountId,
+        function: &str,
+        qualifier: Option<&str>,
+    ) -> Result<Route, LambdaError> {
+        self.router.route(caller, function, qualifier).await
+    }
+
+    /// The route of a call another node resolved (see [`Router::route_forwarded`]).
+    pub async fn route_forwarded(
+        &self,
+        owner: &AccountId,
+        function: &str,
+        version: &str,
+        qualifier: Option<&str>,
+    ) -> Result<Route, LambdaError> {
+        self.router
+            .route_forwarded(owner, function, version, qualifier)
+            .await
+    }
+
+    /// Whether `pool` has an idle sandbox on this node now.
+    pub fn idle_here(&self, pool: &crate::pool::PoolKey) -> bool {
+        self.sandboxes.pools.idle_of(pool) > 0
+    }
+
     /// Runs one call synchronously for `caller`: of its own function, or of another account's
     /// that the owner's policy lets it call. The call runs, logs and is recorded as the
     /// owner's ([`Runnable::account`]); the record names the caller too.
@@ -249,11 +332,22 @@ impl Invoker {
             .router
             .route(caller, &req.function, req.qualifier.as_deref())
             .await?;
+        self.invoke_routed(caller, route, req).await
+    }
+
+    /// Runs one call of an already resolved `route` on this node (`req`'s function and
+    /// qualifier are not looked at again).
+    pub async fn invoke_routed(
+        &self,
+        caller: &AccountId,
+        route: Route,
+        req: InvokeRequest,
+    ) -> Result<InvokeResponse, LambdaError> {
         let target = route.target;
         let account = &target.account;
         let config = &target.deployed.config;
         let version = target.version.clone();
-        let lease = self.admit(caller, &route.pool, &target).await?;
+        let (lease, _slots) = self.admit(caller, &route.pool, &target).await?;
         let request_id = req
             .request_id
             .clone()
@@ -432,6 +526,7 @@ impl Invoker {
             outcome: execution.outcome,
             log_tail,
             record,
+            warm: init.is_none(),
         })
     }
 }

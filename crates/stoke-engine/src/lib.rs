@@ -35,8 +35,12 @@
 //! - [`record`]: Lambda's START/END/REPORT lines, invocation records, the batched log writer.
 //! - [`code`]: unpacking untrusted zips safely (zip-slip, symlinks, bombs).
 //! - [`metrics`]: the Prometheus metrics.
+//! - [`slots`]: concurrency limits across the nodes sharing a store (slots in the store,
+//!   renewed by the node that holds them).
 //! - [`cluster`]: [`cluster::Membership`]: this node and the living nodes of its cluster (the
 //!   seam between the node registry and forwarding).
+//! - [`nodes`]: [`nodes::Nodes`], this node's registration and heartbeat loop in the store's
+//!   node registry, which keeps the membership to the living nodes.
 //! - [`error`]: [`ControlError`] and the one mapping of engine failures to Lambda's error
 //!   types.
 //!
@@ -56,11 +60,13 @@ pub mod event_config;
 pub mod invoke;
 pub mod logs;
 pub mod metrics;
+pub mod nodes;
 pub mod pool;
 pub mod prepare;
 pub mod record;
 pub mod route;
 pub mod sources;
+pub mod slots;
 pub mod target;
 
 pub use async_invoke::{AsyncConfig, AsyncInvoker, AsyncTasks, EventRequest};

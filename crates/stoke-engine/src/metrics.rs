@@ -7,7 +7,8 @@
 //! byte budgets. The async queue: depth, oldest
 //! event's age, retries and dead letters, the age of events when their run starts, the
 //! events per enqueue commit, and the destination events dropped at the hop limit (Lambda's
-//! `RecursiveInvocationsDropped`). `/metrics` encodes the registry in
+//! `RecursiveInvocationsDropped`). The cluster: synchronous calls entering this node by where
+//! they ran (here or forwarded) and whether warm, and the warm-hit share. `/metrics` encodes the registry in
 //! the text exposition format.
 
 use std::sync::OnceLock;
@@ -79,6 +80,40 @@ pub struct Metrics {
     pub recursive_invocations_dropped: Family<FunctionLabels, Counter>,
     /// Event source mappings' lag, batches and records.
     pub sources: crate::sources::metrics::SourceMetrics,
+    /// Synchronous API calls that entered at this node, by where they ran (`local`,
+    /// `forwarded`) and whether they found a warm sandbox (`warm`: `true`/`false`).
+    pub sync_calls: Family<ServedLabels, Counter>,
+    /// The share of those calls that found a warm sandbox, here or on the node they went to.
+    pub warm_hit_share: Gauge<f64, std::sync::atomic::AtomicU64>,
+}
+
+/// Where a synchronous call ran and whether it was warm.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ServedLabels {
+    pub served: &'static str,
+    pub warm: &'static str,
+}
+
+impl Metrics {
+    /// Counts a synchronous call that entered here: run `forwarded` or not, `warm` or not;
+    /// and updates the warm-hit share.
+    pub fn count_sync(&self, forwarded: bool, warm: bool) {
+        let served = if forwarded { "forwarded" } else { "local" };
+        let w = if warm { "true" } else { "false" };
+        self.sync_calls
+            .get_or_create(&ServedLabels { served, warm: w })
+            .inc();
+        let get = |served, warm| {
+            self.sync_calls
+                .get_or_create(&ServedLabels { served, warm })
+                .get()
+        };
+        let hits = get("local", "true") + get("forwarded", "true");
+        let all = hits + get("local", "false") + get("forwarded", "false");
+        if all > 0 {
+            self.warm_hit_share.set(hits as f64 / all as f64);
+        }
+    }
 }
 
 impl std::fmt::Debug for Metrics {
@@ -210,9 +245,25 @@ impl Default for Metrics {
             recursive_invocations_dropped.clone(),
         );
         let sources = crate::sources::metrics::SourceMetrics::register(&mut registry);
+        let sync_calls = Family::<ServedLabels, Counter>::default();
+        let warm_hit_share = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
+        registry.register(
+            "sync_calls",
+            "Synchronous calls that entered at this node, by where they ran (local or \
+             forwarded to another node) and whether they found a warm sandbox",
+            sync_calls.clone(),
+        );
+        registry.register(
+            "warm_hit_share",
+            "The share of synchronous calls entering here that found a warm sandbox, here or \
+             on the node they were forwarded to",
+            warm_hit_share.clone(),
+        );
         Self {
             registry,
             sources,
+            sync_calls,
+            warm_hit_share,
             recursive_invocations_dropped,
             async_queue_depth,
             async_oldest_event_age_seconds,

@@ -518,6 +518,31 @@ impl Pools {
         self.disposal.flush(within)
     }
 
+    /// Warm sandboxes (idle, or running a call) and calls running, over every pool: what the
+    /// node's heartbeat reports.
+    pub fn usage(&self) -> (u32, u32) {
+        let Ok(pools) = self.pools.lock() else {
+            return (0, 0);
+        };
+        pools.values().fold((0u32, 0u32), |(warm, load), p| {
+            let busy = p.in_flight();
+            let idle = u32::try_from(p.idle_count()).unwrap_or(u32::MAX);
+            (
+                warm.saturating_add(idle).saturating_add(busy),
+                load.saturating_add(busy),
+            )
+        })
+    }
+
+    /// Idle sandboxes of `key`'s pool (none if it has no pool yet; placement asks this).
+    pub fn idle_of(&self, key: &PoolKey) -> usize {
+        self.pools
+            .lock()
+            .ok()
+            .and_then(|p| p.get(key).map(|p| p.idle_count()))
+            .unwrap_or(0)
+    }
+
     /// Idle sandboxes of every pool (for tests and metrics).
     pub fn idle_total(&self) -> usize {
         self.pools

@@ -11,12 +11,22 @@
 //! before), per-tenant shares and predictive capacity plug in there: they see the call's
 //! target and answer its pool, and nothing upstream (the control plane) or downstream (the
 //! invoker's admission and run) changes.
+//!
+//! **Which node** (issue 14): in a cluster, each (account, function, version) has home nodes,
+//! ranked by rendezvous hashing over the living nodes ([`ranked`]); [`placement`] says whether
+//! a call runs here (an idle sandbox here, or this node is the first home that is not
+//! saturated) or goes to other nodes, in order (the local node is the last resort). Warmth
+//! follows the hash: the homes are where that version's calls ran before, so where its idle
+//! sandboxes are.
 
 use std::sync::Arc;
 
 use stoke_core::{AccountId, LATEST, LambdaError, State};
 
+use sha2::{Digest, Sha256};
+
 use crate::ControlError;
+use crate::cluster::{Membership, Peer};
 use crate::control::{ControlPlane, not_runnable, serving_of};
 use crate::pool::PoolKey;
 use crate::target::{Backends, Runnable};
@@ -28,6 +38,72 @@ pub struct Route {
     pub target: Runnable,
     /// The pool of sandboxes that may serve it.
     pub pool: PoolKey,
+}
+
+/// Where a call runs in the cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Placement {
+    /// On this node.
+    Here,
+    /// On another node: these, in order (the first that answers takes it; this node if none).
+    Forward(Vec<Peer>),
+}
+
+/// The rendezvous key of a pool: its account, function and version (not its generation, so
+/// that a version keeps its homes across code updates).
+pub fn home_key(pool: &PoolKey) -> String {
+    format!("{}\0{}\0{}", pool.account, pool.function_name, pool.version)
+}
+
+/// A node's rendezvous score for `key`: the first 8 bytes (big-endian) of
+/// SHA-256(`node_id` NUL `key`).
+pub fn score(node_id: &str, key: &str) -> u64 {
+    let mut h = Sha256::new();
+    h.update(node_id.as_bytes());
+    h.update([0]);
+    h.update(key.as_bytes());
+    let d = h.finalize();
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&d[..8]);
+    u64::from_be_bytes(first)
+}
+
+/// The living nodes ranked for `key`: highest score first (ties by node id). The first is the
+/// key's home; when a node leaves, only the keys it was home of move.
+pub fn ranked<'a>(key: &str, living: &'a [Peer]) -> Vec<&'a Peer> {
+    let mut scored: Vec<(u64, &Peer)> =
+        living.iter().map(|p| (score(&p.node_id, key), p)).collect();
+    scored.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.node_id.cmp(&b.1.node_id)));
+    scored.into_iter().map(|(_, p)| p).collect()
+}
+
+/// Where a call of `pool` runs: here when this node is alone, has an idle sandbox of it, or is
+/// the first of its ranked homes that is not `saturated`; else on the unsaturated nodes from
+/// that home on, in rank order. When every node is saturated, here.
+pub fn placement(
+    pool: &PoolKey,
+    membership: &Membership,
+    idle_here: bool,
+    saturated: impl Fn(&Peer) -> bool,
+) -> Placement {
+    if idle_here || !membership.is_clustered() {
+        return Placement::Here;
+    }
+    let living = membership.living();
+    let me = &membership.me().node_id;
+    let key = home_key(pool);
+    let mut open = ranked(&key, &living)
+        .into_iter()
+        .filter(|p| &p.node_id == me || !saturated(p));
+    match open.next() {
+        None => Placement::Here,
+        Some(first) if &first.node_id == me => Placement::Here,
+        Some(first) => {
+            let mut to = vec![first.clone()];
+            to.extend(open.filter(|p| &p.node_id != me).cloned());
+            Placement::Forward(to)
+        }
+    }
 }
 
 /// Resolves calls to what they run and where.
@@ -80,6 +156,22 @@ impl Router {
             version: target.version.clone(),
             generation: target.deployed.generation,
         }
+    }
+
+    /// The route of a call another node resolved and forwarded: `version` of `owner`'s
+    /// `name` (as the first node chose it), invoked as `qualifier` (the name's qualifier, for
+    /// the ARN the function sees).
+    pub async fn route_forwarded(
+        &self,
+        owner: &AccountId,
+        name: &str,
+        version: &str,
+        qualifier: Option<&str>,
+    ) -> Result<Route, LambdaError> {
+        let mut target = self.resolve(owner, name, Some(version), 0.0).await?;
+        target.qualifier = qualifier.map(str::to_owned);
+        let pool = Self::place(&target);
+        Ok(Route { target, pool })
     }
 
     /// What a call of `name` (with `qualifier`) by `account` runs now, choosing by weight for
@@ -151,3 +243,7 @@ impl Router {
         })
     }
 }
+
+#[cfg(test)]
+#[path = "route_tests.rs"]
+mod tests;

@@ -8,6 +8,8 @@
 //!   it ([`WarmUp`]).
 //! - [`Layout`]: where unpacked code lives on disk, which both the deploy and the sandboxes
 //!   read.
+//! - [`CodeSource`]: what brings a code blob's unpacked tree to this node when a sandbox
+//!   needs it and another node deployed it (the control plane's code store implements it).
 //!
 //! This module imports no other module of the engine, so that `prepare`, `control`, `route`
 //! and `invoke` can all use it without importing each other back.
@@ -158,6 +160,15 @@ pub struct FailedInit {
     pub log_stream: String,
     /// How long the Init ran.
     pub init: Duration,
+}
+
+/// Brings a code blob's unpacked tree to this node (from the store's blobs, checked as a
+/// deploy checks an upload) when it is not here.
+#[async_trait]
+pub trait CodeSource: Send + Sync {
+    /// Makes sure the tree of `sha256_hex` is unpacked under the layout's code folder:
+    /// `false` if the blob is gone from the store. `Err` says why it could not be.
+    async fn ensure(&self, sha256_hex: &str) -> Result<bool, String>;
 }
 
 /// A [`Warmer`] that warms nothing (a control plane with no sandboxes behind it: an update's

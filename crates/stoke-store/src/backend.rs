@@ -1,6 +1,7 @@
 //! Code that is the same on both backends but for sqlx's types (rows, connections), written
 //! once as macros that each backend expands with its own: the decoders of the queue's rows, the
-//! multi-row inserts of events, and of log lines and invocation records. The SQL of these is
+//! multi-row inserts of events, and of log lines and invocation records; the node registry's
+//! row decoder. The SQL of these is
 //! the same on SQLite and PostgreSQL (`QueryBuilder` numbers the parameters per database).
 
 /// The queue's row decoders (`queued`, `dead_letter`, `config`) for rows of type `$row`, and
@@ -182,4 +183,20 @@ macro_rules! insert_calls {
     };
 }
 
-pub(crate) use {insert_calls, queue_rows};
+/// `node(&$row) -> NodeRecord`, the decoder of the node registry's rows.
+macro_rules! node_rows {
+    ($row:ty) => {
+        fn node(r: &$row) -> NodeRecord {
+            let count = |c: &str| u32::try_from(r.get::<i64, _>(c).max(0)).unwrap_or(u32::MAX);
+            NodeRecord {
+                node_id: r.get("node_id"),
+                address: r.get("address"),
+                started_ms: r.get("started_ms"),
+                heartbeat_ms: r.get("heartbeat_ms"),
+                warm: count("warm"),
+                load: count("in_flight"),
+            }
+        }
+    };
+}
+pub(crate) use {insert_calls, node_rows, queue_rows};

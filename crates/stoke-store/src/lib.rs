@@ -18,8 +18,14 @@
 //!   revision and their pollers' leases (one node at a time per mapping).
 //! - [`queue`] ([`Queue`]): the durable queue of async events, their leases (per owner), the
 //!   dead letters and the event-invoke configurations.
+//! - [`nodes`] ([`NodeStore`]): the node registry, one row per node refreshed by its
+//!   heartbeat (issue 14).
 //! - [`Store`]: every concern above in one trait (a blanket impl), what the engine holds as
 //!   `Arc<dyn Store>`.
+//! - [`changes`] ([`ChangeFeed`]): the change feed, how every node hears of another's writes
+//!   (PostgreSQL `LISTEN`/`NOTIFY`; on SQLite, one node, a broadcast in the process).
+//! - [`slots`] ([`SlotStore`]): concurrency slots held with an expiry, so that a limit holds
+//!   across nodes.
 //! - [`blobs`] ([`BlobStore`]): code zips stored once each, by SHA-256; [`FsBlobStore`] keeps
 //!   them in a folder (written to a temporary file, synced and renamed, so a crash never leaves
 //!   a torn blob under a real address; temporary files a crash left are swept at open).
@@ -37,16 +43,19 @@ mod accounts;
 mod aliases;
 mod backend;
 pub mod blobs;
+pub mod changes;
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
 pub mod error;
 mod functions;
 mod logs;
 pub mod mappings;
+pub mod nodes;
 mod policies;
 pub mod postgres;
 pub mod queue;
 pub mod seal;
+pub mod slots;
 pub mod sqlite;
 mod trim;
 mod versions;
@@ -56,14 +65,17 @@ pub use accounts::{
 };
 pub use aliases::AliasStore;
 pub use blobs::{BlobStore, Blobs, FsBlobStore};
+pub use changes::{Change, ChangeFeed, ChangeListener};
 pub use error::StoreError;
 pub use functions::{AccountUsage, FunctionStore};
 pub use logs::{InvocationRecord, LogEvent, LogPage, LogQuery, LogStore, LogUsage};
 pub use mappings::{Mapping, MappingStore};
+pub use nodes::{NodeRecord, NodeStore};
 pub use policies::PolicyStore;
 pub use postgres::{PgBlobStore, PgStore};
 pub use queue::Queue;
 pub use seal::{MasterKey, SealError};
+pub use slots::SlotStore;
 pub use sqlite::SqliteStore;
 pub use versions::VersionStore;
 
@@ -77,6 +89,9 @@ pub trait Store:
     + PolicyStore
     + LogStore
     + MappingStore
+    + NodeStore
+    + ChangeFeed
+    + SlotStore
     + Send
     + Sync
     + 'static
@@ -91,6 +106,9 @@ impl<T> Store for T where
         + PolicyStore
         + LogStore
         + MappingStore
+        + NodeStore
+        + ChangeFeed
+        + SlotStore
         + ?Sized
 {
 }

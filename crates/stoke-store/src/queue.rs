@@ -12,6 +12,8 @@
 //! Leases are per owner: a worker finishes and releases only the leases it holds. An owner
 //! name is a node's ([`Queue::node_owner`]), the same across the node's restarts, so a node
 //! that starts again releases what its previous run was holding and leaves other nodes' alone.
+//! A node renews the leases it holds while it runs them ([`Queue::renew_leases`]), so a lease
+//! can be short: a dead node's events are free one lease period after its last renewal.
 
 use async_trait::async_trait;
 use stoke_core::AccountId;
@@ -184,6 +186,11 @@ pub trait Queue: Send + Sync + 'static {
     /// Drops the leases `owner` holds (at start-up, when no worker of its previous run can
     /// still be running). Leases of other owners stay. Answers how many went.
     async fn release_leases(&self, owner: &str) -> Result<u64, StoreError>;
+
+    /// Extends every lease `owner` holds to `lease_until_ms` (its workers are still running
+    /// those events: a lease shorter than a function's timeout stays `owner`'s while it lives,
+    /// and expires one lease period after it died). Answers how many were extended.
+    async fn renew_leases(&self, owner: &str, lease_until_ms: i64) -> Result<u64, StoreError>;
 
     /// The earliest `next_run_ms` of an event nobody holds.
     async fn next_due_ms(&self) -> Result<Option<i64>, StoreError>;

@@ -3,17 +3,21 @@
 //!
 //! # Layout
 //! - `main.rs`: the command line, logging set-up, and the one place errors become an exit code.
-//! - [`serve`] — `stoke serve`; [`keys`], the master key that seals secrets at rest and the
+//! - [`serve`] — `stoke serve` ([`node`]: its flags as a node of a cluster; [`units`]: the
+//!   durations and sizes its flags take); [`keys`], the master key that seals secrets at rest and the
 //!   admin's credentials file.
 //! - [`cli`] — `stoke deploy`, `stoke functions …`, `stoke versions`, `stoke publish`,
 //!   `stoke alias …`, `stoke rollback`, `stoke invoke`, `stoke logs`, `stoke accounts …`,
-//!   `stoke keys …` (clients of the HTTP API)
+//!   `stoke keys …`, `stoke nodes` (clients of the HTTP API)
 //!   and `stoke bench`.
 
 mod cli;
+mod forward;
 mod keys;
+mod node;
 mod serve;
 mod store;
+mod units;
 
 use std::io::IsTerminal as _;
 use std::process::ExitCode;
@@ -35,7 +39,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the server.
-    Serve(serve::ServeArgs),
+    Serve(Box<serve::ServeArgs>),
     /// Create or update a function from a folder or a .zip, and wait until it is Active.
     Deploy(cli::deploy::DeployArgs),
     /// List, show or delete functions.
@@ -58,6 +62,9 @@ enum Command {
     Accounts(cli::accounts::AccountsArgs),
     /// Create, list or revoke an account's access keys (the admin account only).
     Keys(cli::accounts::KeysArgs),
+    /// List the nodes of the server's cluster: id, alive or dead, warm sandboxes, load (the
+    /// admin account only).
+    Nodes(cli::nodes::NodesArgs),
     /// Start a server of its own and measure warm calls, cold starts and code updates.
     Bench(cli::bench::BenchArgs),
 }
@@ -95,7 +102,7 @@ fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> ExitCode {
     let outcome = match cli.command {
-        Command::Serve(args) => serve::run(args).await,
+        Command::Serve(args) => serve::run(*args).await,
         Command::Deploy(args) => cli::deploy::run(args).await,
         Command::Functions(args) => cli::functions::run(args).await,
         Command::Versions(args) => cli::versions::run(args).await,
@@ -108,6 +115,7 @@ async fn run(cli: Cli) -> ExitCode {
         Command::DeadLetters(args) => cli::dead_letters::run(args).await,
         Command::Accounts(args) => cli::accounts::run(args).await,
         Command::Keys(args) => cli::accounts::run_keys(args).await,
+        Command::Nodes(args) => cli::nodes::run(args).await,
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

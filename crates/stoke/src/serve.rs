@@ -4,7 +4,7 @@
 //!
 //! The data dir holds everything: `stoke.db` (SQLite, WAL), `blobs/` (code zips by SHA-256;
 //! with a PostgreSQL store, the state and blobs are in the database, and the data dir keeps
-//! `blob-cache/` and `node-id` instead),
+//! `blob-cache/` instead), `node-id` (this node's id unless `--node-id` gives one),
 //! `code/` (unpacked code), `staging/` (unpacks in progress), `compiled/` (wasm artifacts),
 //! `process/` (the process sandboxes' runtime files and root mount point), `credentials` (the
 //! default account's access key, in the AWS shared-credentials format under the profile
@@ -29,6 +29,11 @@ use stoke_sandbox::wasm::{WasmBackend, WasmConfig};
 use stoke_store::Store;
 
 use crate::keys::PROFILE;
+use crate::units::{parse_duration, parse_size};
+
+/// How long a concurrency slot of a PostgreSQL store outlives its node's last renewal: the
+/// node timeout (issue 14's default, 10 s), so a dead node's slots are free within it.
+const CLUSTER_SLOT_TTL: Duration = Duration::from_secs(10);
 
 /// Flags of `stoke serve`; each has an environment variable.
 #[derive(Debug, Clone, clap::Args)]
@@ -166,6 +171,10 @@ pub struct ServeArgs {
     /// Descriptors kept out of the connections' reach, for sandboxes, the store and blobs.
     #[arg(long, env = "STOKE_FD_RESERVE", default_value_t = 512)]
     pub fd_reserve: u32,
+    #[command(flatten)]
+    pub cluster: crate::node::NodeArgs,
+    #[command(flatten)]
+    pub forward: crate::forward::ForwardArgs,
 }
 
 /// `--python`/`--node` values with `default` first unless a plain command is among them.
@@ -208,33 +217,6 @@ impl From<SandboxNetwork> for Network {
     }
 }
 
-/// `512MiB`, `64MB`, `100KiB`, or a bare number of bytes.
-pub fn parse_size(s: &str) -> Result<usize, String> {
-    let s = s.trim();
-    let i = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let (num, unit) = s.split_at(i);
-    let n: usize = num
-        .parse()
-        .map_err(|_| format!("{s:?} is not a size such as 512MiB, 64MB or 1048576"))?;
-    let mult: usize = match unit.trim() {
-        "" | "B" => 1,
-        "KB" => 1000,
-        "KiB" => 1 << 10,
-        "MB" => 1000 * 1000,
-        "MiB" => 1 << 20,
-        "GB" => 1000 * 1000 * 1000,
-        "GiB" => 1 << 30,
-        _ => {
-            return Err(format!(
-                "{s:?} is not a size such as 512MiB, 64MB or 1048576"
-            ));
-        }
-    };
-    n.checked_mul(mult)
-        .filter(|n| *n > 0)
-        .ok_or_else(|| format!("{s:?}: give a size above zero that fits in memory"))
-}
-
 /// Raises the soft descriptor limit to the hard one and answers how many connections the
 /// listener may hold: the limit less the reserve (at least 16), or `asked` if lower. (Process
 /// sandboxes set their own limit; they do not inherit this one.)
@@ -272,26 +254,6 @@ fn connection_cap(asked: Option<u32>, reserve: u32) -> usize {
 /// A list of durations.
 #[derive(Debug, Clone)]
 pub struct Delays(pub Vec<Duration>);
-
-/// `250ms`, `1s`, `2m`, `1h`, or a bare number of seconds.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let (num, unit) = match s.find(|c: char| !c.is_ascii_digit() && c != '.') {
-        Some(i) => s.split_at(i),
-        None => (s, "s"),
-    };
-    let n: f64 = num
-        .parse()
-        .map_err(|_| format!("{s:?} is not a duration such as 500ms, 10s or 2m"))?;
-    let secs = match unit {
-        "ms" => n / 1000.0,
-        "s" => n,
-        "m" => n * 60.0,
-        "h" => n * 3600.0,
-        _ => return Err(format!("{s:?} is not a duration such as 500ms, 10s or 2m")),
-    };
-    Duration::try_from_secs_f64(secs).map_err(|e| format!("{s:?}: {e}"))
-}
 
 fn parse_credentials_ttl(s: &str) -> Result<Duration, String> {
     let d = parse_duration(s)?;
@@ -349,8 +311,14 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     // URLs.
     let session_key = master.derive("function-credentials");
     let url_key = master.derive("code-urls");
+    let cluster_key = master.derive("cluster");
     let location = crate::store::Location::parse(args.store.as_deref(), &data_dir)?;
-    let (opened, blobs) = crate::store::Opened::open(&location, &data_dir, master).await?;
+    let node_id = match &args.cluster.node_id {
+        Some(id) => id.clone(),
+        None => crate::store::kept_node_id(&data_dir)?,
+    };
+    let (opened, blobs) =
+        crate::store::Opened::open(&location, &data_dir, master, &node_id).await?;
     let store: Arc<dyn Store> = opened.store();
 
     let mut wasm_config = WasmConfig::new(data_dir.join("compiled"));
@@ -412,6 +380,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         &data_dir,
     );
     config.region = args.region.clone();
+    // Several nodes may share a PostgreSQL store: its limits hold across them (slots in the
+    // store, free again within the node timeout of a node's death).
+    if matches!(opened, crate::store::Opened::Postgres(_)) {
+        config.cluster_slots = Some(CLUSTER_SLOT_TTL);
+    }
     config.credentials = Arc::new(FunctionCredentials::new(
         session_key,
         args.function_credentials_ttl,
@@ -438,8 +411,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         backoff_max: args.async_backoff_max,
         age_unit: args.async_age_unit,
         workers: args.async_workers,
+        lease: args.cluster.async_lease,
         ..AsyncConfig::default()
     };
+    config.membership = args.cluster.membership(&node_id, args.listen);
+    config.nodes = args.cluster.config();
     let engine = Engine::start(config).await.context("starting the engine")?;
     engine
         .accounts
@@ -466,6 +442,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             ..BodyConfig::default()
         }),
     );
+    let state = crate::forward::wire(state, &args.forward, cluster_key, &engine, args.concurrency);
     let listen = ListenConfig {
         header_read_timeout: args.header_read_timeout,
         idle_timeout: args.idle_timeout,
@@ -488,6 +465,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         account = %key.account,
         region = %args.region,
         data_dir = %data_dir.display(),
+        node_id = %node_id,
+        advertise = %engine.membership.me().address,
         "stoke is serving the Lambda API"
     );
     println!(

@@ -55,11 +55,13 @@ pub enum Opened {
 
 impl Opened {
     /// Opens the store at `location` with its blobs (`data_dir` holds the SQLite store's blob
-    /// folder, or the PostgreSQL store's blob cache and this node's id).
+    /// folder, or the PostgreSQL store's blob cache); `node_id` is this node's (its lease
+    /// owner name in a shared store).
     pub async fn open(
         location: &Location,
         data_dir: &Path,
         master: MasterKey,
+        node_id: &str,
     ) -> anyhow::Result<(Self, Arc<dyn BlobStore>)> {
         match location {
             Location::Sqlite(path) => {
@@ -71,8 +73,7 @@ impl Opened {
                 Ok((Self::Sqlite(sqlite), Arc::new(blobs)))
             }
             Location::Postgres(url) => {
-                let owner = node_id(data_dir)?;
-                let pg = PgStore::open(url, master, &owner)
+                let pg = PgStore::open(url, master, node_id)
                     .await
                     .context("opening the store")?;
                 let url = url.clone();
@@ -108,9 +109,10 @@ impl Opened {
     }
 }
 
-/// This node's id: made on the first start and kept in the data dir, so the same after a
-/// restart (a restarted node releases the leases its previous run held, and only those).
-fn node_id(data_dir: &Path) -> anyhow::Result<String> {
+/// This node's id when `--node-id` gives none: made on the first start and kept in the data
+/// dir, so the same after a restart (a restarted node releases the leases its previous run
+/// held, and only those; it takes its own row of the node registry again).
+pub fn kept_node_id(data_dir: &Path) -> anyhow::Result<String> {
     let path = data_dir.join(NODE_ID_FILE);
     match std::fs::read_to_string(&path) {
         Ok(id) if !id.trim().is_empty() => return Ok(id.trim().to_owned()),

@@ -19,8 +19,10 @@ pub struct AsyncConfig {
     pub age_unit: Duration,
     /// Events running at once.
     pub workers: u32,
-    /// How long a worker's lease lasts: past it, another worker may take the event. Longer
-    /// than the longest function timeout (15 min).
+    /// How long a worker's lease lasts: past it, another worker (of any node) may take the
+    /// event. The node renews its leases every third of this while it runs them, so a lease
+    /// outlives a long function (up to 15 min) and a dead node's events are taken over at
+    /// most this long after its last renewal.
     pub lease: Duration,
     /// How often the dispatcher looks for due events when nothing woke it.
     pub poll: Duration,
@@ -34,7 +36,7 @@ impl Default for AsyncConfig {
             backoff_max: Duration::from_secs(300),
             age_unit: Duration::from_secs(1),
             workers: 256,
-            lease: Duration::from_secs(16 * 60),
+            lease: Duration::from_secs(30),
             poll: Duration::from_secs(1),
         }
     }
@@ -67,6 +69,12 @@ impl AsyncConfig {
         }
     }
 
+    /// How often a node renews the leases it holds: a third of the lease, so that two
+    /// renewals may be late before a lease runs out.
+    pub fn renew_every(&self) -> Duration {
+        (self.lease / 3).max(Duration::from_millis(10))
+    }
+
     /// How long an event may wait, in milliseconds.
     pub fn max_age_ms(&self, seconds: u32) -> i64 {
         i64::from(seconds).saturating_mul(ms(self.age_unit))
@@ -86,6 +94,7 @@ mod tests {
         assert_eq!(c.next_backoff_ms(1000), 2000);
         assert_eq!(c.next_backoff_ms(200_000), 300_000);
         assert_eq!(c.max_age_ms(60), 60_000);
+        assert_eq!(c.renew_every(), Duration::from_secs(10));
         let fast = AsyncConfig {
             age_unit: Duration::from_millis(10),
             ..AsyncConfig::default()

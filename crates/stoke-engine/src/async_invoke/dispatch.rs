@@ -2,7 +2,8 @@
 //! the writer leased in their enqueue's commit as they come, and claims due events (with a
 //! lease, through the writer) when woken: by an enqueue that found no free slot, a retry or a
 //! destination's event, a freed slot after it went without, a redrive, or, as a fallback, the
-//! poll interval or the next event's due time. Also the loop that keeps the queue's gauges.
+//! poll interval or the next event's due time. Also the loop that keeps the queue's gauges,
+//! and the one that renews this node's leases while its workers run the events.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -11,6 +12,7 @@ use std::time::Duration;
 use stoke_store::queue::{Queue, QueuedEvent};
 use tokio::sync::{Notify, Semaphore, mpsc, watch};
 
+use super::config::ms;
 use super::worker::Worker;
 use super::writer::{Leased, Slot, WriterHandle};
 use crate::metrics::Metrics;
@@ -134,6 +136,40 @@ pub async fn keep_gauges(
                 .oldest_enqueued_ms
                 .map_or(0.0, |t| (now_ms().saturating_sub(t)).max(0) as f64 / 1000.0);
             metrics.async_oldest_event_age_seconds.set(oldest);
+        }
+    }
+}
+
+/// Renews every lease `owner` holds, every `every`, to `lease` from now, until `stop`: the
+/// events this node runs stay its own however long they run, and a dead node's leases run
+/// out one lease period after its last renewal.
+pub async fn keep_leases(
+    queue: Arc<dyn Queue>,
+    owner: String,
+    lease: Duration,
+    every: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    let mut failing = false;
+    loop {
+        tokio::select! {
+            _ = stop.changed() => break,
+            _ = tick.tick() => {}
+        }
+        match queue
+            .renew_leases(&owner, now_ms().saturating_add(ms(lease)))
+            .await
+        {
+            Ok(_) => failing = false,
+            Err(e) => {
+                if !failing {
+                    tracing::warn!(error = %e, "could not renew this node's async event leases");
+                }
+                failing = true;
+            }
         }
     }
 }

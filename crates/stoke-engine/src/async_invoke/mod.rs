@@ -29,7 +29,10 @@
 //! - [`destinations`]: the invocation record and the event that delivers it.
 //!
 //! At least once: a crash keeps every committed event; at start-up the leases of the previous
-//! process are released, so whatever was running runs again. An event carries its hop count
+//! process are released (this node's own, never another node's), so whatever was running runs
+//! again. Leases are short and renewed while their events run ([`dispatch::keep_leases`]):
+//! the events of a node that died are taken by the living one lease period after its last
+//! renewal. An event carries its hop count
 //! (0 when a caller enqueued it, one more for each destination delivery): a chain of
 //! destinations (A's destination is B, B's is A) ends at [`decide::MAX_HOPS`].
 
@@ -157,7 +160,18 @@ impl AsyncInvoker {
         });
         let (stop, stop_rx) = watch::channel(false);
         tokio::spawn(dispatcher.run(direct, stop_rx.clone()));
-        tokio::spawn(dispatch::keep_gauges(Arc::clone(&queue), metrics, stop_rx));
+        tokio::spawn(dispatch::keep_gauges(
+            Arc::clone(&queue),
+            metrics,
+            stop_rx.clone(),
+        ));
+        tokio::spawn(dispatch::keep_leases(
+            Arc::clone(&queue),
+            owner.clone(),
+            config.lease,
+            config.renew_every(),
+            stop_rx,
+        ));
         let me = Arc::new(Self {
             dead_letters: DeadLetters::new(Arc::clone(&queue), wake),
             queue,
@@ -179,6 +193,11 @@ impl AsyncInvoker {
 
     pub fn queue(&self) -> &Arc<dyn Queue> {
         &self.queue
+    }
+
+    /// The owner name this node leases events under.
+    pub fn owner(&self) -> &str {
+        &self.owner
     }
 
     /// Stops taking events and waits (a bounded time) for the running ones.

@@ -115,6 +115,7 @@ impl ControlPlane {
         match self.store.insert_alias(&alias).await {
             Ok(()) => {
                 self.aliases.put(Self::alias_key(&alias), alias.clone());
+                self.changed(account, fref.name.as_str());
                 Ok(alias)
             }
             Err(StoreError::Conflict) => Err(LambdaError::ResourceConflict(format!(
@@ -238,7 +239,8 @@ impl ControlPlane {
                 alias,
                 self.store.replace_alias(alias, expected),
             )
-            .await?)
+            .await
+            .map(|()| self.changed(&alias.account, &alias.function_name))?)
     }
 
     /// DeleteAlias.

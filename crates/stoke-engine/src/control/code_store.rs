@@ -21,7 +21,7 @@ use stoke_store::{Blobs, Store};
 use crate::ControlError;
 use crate::code::{self, CodeError, UnpackLimits};
 use crate::prepare::Preparer;
-use crate::target::Layout;
+use crate::target::{CodeSource, Layout};
 
 /// A zip unpacked into its staging folder, ready to commit.
 #[derive(Debug)]
@@ -216,5 +216,14 @@ impl CodeStore {
                 this.collect(&sha).await;
             }
         });
+    }
+}
+
+/// A sandbox of code that another node deployed finds its tree here once [`CodeStore::restore`]
+/// has fetched and unpacked the blob (PostgreSQL's blob store verifies its SHA-256).
+#[async_trait::async_trait]
+impl CodeSource for CodeStore {
+    async fn ensure(&self, sha256_hex: &str) -> Result<bool, String> {
+        self.restore(sha256_hex).await.map_err(|e| e.to_string())
     }
 }

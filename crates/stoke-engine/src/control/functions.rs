@@ -372,6 +372,7 @@ impl ControlPlane {
         self.forget_function(account, name);
         let deleted = self.store.delete_function(account, name).await;
         self.forget_all_of(account, name);
+        self.changed(account, name);
         // Its reservation, if it had one, is the account's unreserved again.
         self.limits.forget_reserved(account.as_str());
         let Some(f) = deleted? else {

@@ -17,8 +17,9 @@
 //!   operation on a function: the caller's own, or another account's that its policy grants;
 //! - [`versions`](self::versions) and [`aliases`](self::aliases): published versions and
 //!   aliases;
-//! - [`cache`](self::cache): the one cache of records (and where invalidation across several
-//!   nodes will go);
+//! - [`cache`](self::cache): the one cache of records;
+//! - [`feed`](self::feed): the change feed both ways: this node's writes told to the others,
+//!   and the others' writes forgotten from the cache (within a second: `LISTEN`/`NOTIFY`);
 //! - [`code_store`](self::code_store): stage, commit and collect code (see there for the files);
 //! - [`deploy`](self::deploy): the background half: prepare, warm, settle;
 //! - [`deploy_check`](self::deploy_check): what an update's warm-up decides (an Init failure
@@ -29,6 +30,7 @@ mod cache;
 mod code_store;
 mod deploy;
 mod deploy_check;
+mod feed;
 mod functions;
 mod permissions;
 mod tags;
@@ -49,6 +51,7 @@ use crate::target::{Layout, Warmer};
 
 pub use aliases::AliasPage;
 pub use deploy_check::{DEPLOY_CHECK_TAG, DeployCheck};
+pub use feed::watch;
 pub use functions::{CreateFunction, FunctionPage};
 pub use permissions::PolicyAnswer;
 pub use versions::VersionPage;
@@ -87,6 +90,8 @@ pub struct ControlPlane {
     /// Each account's concurrency: GetAccountSettings' `ConcurrentExecutions`, of which
     /// reservations must leave some unreserved, and what the invoker admits per account.
     limits: Arc<AccountLimits>,
+    /// Tells the other nodes what this one wrote.
+    publisher: feed::Publisher,
 }
 
 impl std::fmt::Debug for ControlPlane {
@@ -113,6 +118,7 @@ impl ControlPlane {
     ) -> Result<Arc<Self>, ControlError> {
         let code = CodeStore::open(Arc::clone(&store), blobs, layout, Arc::clone(&preparer))?;
         Ok(Arc::new(Self {
+            publisher: feed::Publisher::start(Arc::clone(&store)),
             store,
             code,
             region: region.into(),
@@ -157,6 +163,11 @@ impl ControlPlane {
     /// The folder of a code blob's unpacked tree.
     pub fn code_dir(&self, sha256_hex: &str) -> PathBuf {
         self.code.dir(sha256_hex)
+    }
+
+    /// What brings code another node deployed to this one (for the sandboxes).
+    pub fn code_source(&self) -> Arc<dyn crate::target::CodeSource> {
+        Arc::clone(&self.code) as Arc<dyn crate::target::CodeSource>
     }
 
     /// The zip of a code blob, for the presigned code URL.
@@ -291,7 +302,9 @@ impl ControlPlane {
     async fn insert_function(&self, f: &Function) -> Result<(), StoreError> {
         self.functions
             .write_through(Self::function_key(f), f, self.store.insert_function(f))
-            .await
+            .await?;
+        self.changed(&f.account, f.name.as_str());
+        Ok(())
     }
 
     async fn replace_function(&self, f: &Function, expected: &str) -> Result<(), StoreError> {
@@ -301,13 +314,32 @@ impl ControlPlane {
                 f,
                 self.store.replace_function(f, expected),
             )
-            .await
+            .await?;
+        self.changed(&f.account, f.name.as_str());
+        Ok(())
+    }
+
+    /// Tells the other nodes that `name` (its record, versions, aliases or policies) changed:
+    /// after the write, never before (a node that read it again in between would keep the
+    /// old value).
+    fn changed(&self, account: &AccountId, name: &str) {
+        self.publisher.function(account, name);
+    }
+
+    /// Forgets every record (changes were missed).
+    fn forget_everything(&self) {
+        self.functions.clear();
+        self.versions.clear();
+        self.aliases.clear();
+        self.policies.clear();
+        self.limits.forget_all_reserved();
     }
 
     fn forget_function(&self, account: &AccountId, name: &str) {
         self.functions.forget(&(account.clone(), name.to_owned()));
     }
 
+    /// Keeps a version just written (and tells the other nodes).
     fn remember_version(&self, v: &Function) {
         if let Some(n) = v.version_number() {
             self.versions.put(
@@ -315,6 +347,7 @@ impl ControlPlane {
                 v.clone(),
             );
         }
+        self.changed(&v.account, v.name.as_str());
     }
 
     fn forget_version(&self, account: &AccountId, name: &str, version: u64) {

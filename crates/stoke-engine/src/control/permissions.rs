@@ -133,7 +133,10 @@ impl ControlPlane {
     ) -> Result<(), StoreError> {
         self.policies
             .forget(&(owner.clone(), name.to_owned(), key.to_owned()));
-        self.store.delete_policy(owner, name, key).await
+        self.store.delete_policy(owner, name, key).await?;
+        // After a version's or an alias's deletion (their callers' last write).
+        self.changed(owner, name);
+        Ok(())
     }
 
     /// The qualifier a permission operation names must exist: the function, a version or an
@@ -318,6 +321,7 @@ impl ControlPlane {
                     Some(p) => self.policies.put(cache_key, p.clone()),
                     None => self.policies.forget(&cache_key),
                 }
+                self.changed(owner, name);
                 Ok(true)
             }
             Err(StoreError::Stale { .. }) => {

@@ -12,26 +12,37 @@
 //! keeps no sandbox: it answers the Init's error and output ([`FailedInit`]) for the deploy
 //! to log.
 //!
+//! **Code on any node.** A cold start of code this node has not prepared since it started
+//! first makes it ready here, once ([`Sandboxes::ready`]): the tree is fetched from the
+//! store's blobs and unpacked if it is not on disk (another node deployed it), and the
+//! backend prepares it (for wasm: compiles the module, or finds it compiled). Concurrent
+//! starts of the same code wait for that one preparation; a failed one is tried again by the
+//! next start.
+//!
 //! Every sandbox starts with credentials of its function's account, minted for it
 //! ([`FunctionCredentials`]), and never outlives them: it is wrapped so that it stops being
 //! [`Sandbox::reusable`] once a call given to it could still be running when they expire
 //! (their expiry less the function's timeout and a margin); the pool then lets it go.
 
-use std::sync::Arc;
+use std::collections::HashMap;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use stoke_core::{FunctionError, LambdaError, Outcome, Reason};
 use stoke_sandbox::{Backend, Execution, InvokeInput, Sandbox};
-use tokio::sync::Semaphore;
+use tokio::sync::{OnceCell, Semaphore};
 
 use super::InvokerConfig;
 use crate::credentials::FunctionCredentials;
 use crate::metrics::{FunctionLabels, Metrics};
 use crate::pool::{FunctionPool, KeepAlivePolicy, Pools};
 use crate::route::Router;
-use crate::target::{Backends, FailedInit, Layout, Runnable, WarmUp, Warmer};
+use crate::target::{Backends, CodeSource, FailedInit, Layout, Runnable, WarmUp, Warmer};
+
+/// Code as a backend prepares it: its blob, handler and runtime.
+type CodeKey = (String, String, String);
 
 /// Every function's sandboxes.
 pub struct Sandboxes {
@@ -51,6 +62,11 @@ pub struct Sandboxes {
     inits: Arc<Semaphore>,
     /// Mints each sandbox's credentials.
     credentials: Arc<FunctionCredentials>,
+    /// Where code another node deployed comes from (the control plane's code store, set once
+    /// it exists).
+    code: OnceLock<Arc<dyn CodeSource>>,
+    /// Code made ready here since start (see the module doc), one preparation each.
+    prepared: Mutex<HashMap<CodeKey, Arc<OnceCell<()>>>>,
 }
 
 impl std::fmt::Debug for Sandboxes {
@@ -62,6 +78,11 @@ impl std::fmt::Debug for Sandboxes {
 }
 
 impl Sandboxes {
+    /// Warm sandboxes and calls running (see [`Pools::usage`]).
+    pub fn usage(&self) -> (u32, u32) {
+        self.pools.usage()
+    }
+
     /// The sandboxes of a server with `backends`; a background pass every
     /// [`InvokerConfig::reap_every`] drops idle ones that `policy` no longer keeps, for as
     /// long as this lives.
@@ -84,6 +105,8 @@ impl Sandboxes {
             policy,
             inits: Arc::new(Semaphore::new(config.init_concurrency.max(1) as usize)),
             credentials,
+            code: OnceLock::new(),
+            prepared: Mutex::default(),
         });
         let weak = Arc::downgrade(&me);
         let every = config.reap_every;
@@ -96,6 +119,55 @@ impl Sandboxes {
             }
         });
         me
+    }
+
+    /// Where code this node does not have comes from (set once; later calls change nothing).
+    pub fn set_code_source(&self, code: Arc<dyn CodeSource>) {
+        let _ = self.code.set(code);
+    }
+
+    /// Makes `target`'s code ready on this node, once per code, handler and runtime (see the
+    /// module doc): its tree fetched and unpacked if missing, then prepared by `backend`.
+    async fn ready(
+        &self,
+        target: &Runnable,
+        backend: &Arc<dyn Backend>,
+    ) -> Result<(), LambdaError> {
+        let sha = &target.deployed.code.sha256_hex;
+        let config = &target.deployed.config;
+        let key = (
+            sha.clone(),
+            config.handler.clone(),
+            config.runtime.to_string(),
+        );
+        let cell = {
+            let mut prepared = self
+                .prepared
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            Arc::clone(prepared.entry(key).or_default())
+        };
+        let not_ready = |why: String| {
+            tracing::error!(function = %target.name, code = %sha, error = %why, "code could not be made ready on this node");
+            LambdaError::Service(format!(
+                "The function's code could not be prepared on this node: {why}"
+            ))
+        };
+        cell.get_or_try_init(|| async {
+            if let Some(code) = self.code.get()
+                && !code.ensure(sha).await.map_err(not_ready)?
+            {
+                return Err(not_ready("its code is missing from the store".into()));
+            }
+            let spec = target.spec(&self.layout.code_dir(sha), &self.region);
+            let backend = Arc::clone(backend);
+            tokio::task::spawn_blocking(move || backend.prepare(&spec))
+                .await
+                .map_err(|e| not_ready(e.to_string()))?
+                .map_err(|e| not_ready(e.to_string()))
+        })
+        .await
+        .map(|_| ())
     }
 
     /// The backend that runs `target`'s runtime.
@@ -130,6 +202,8 @@ impl Sandboxes {
         if let Some(s) = pool.and_then(FunctionPool::take_idle) {
             return Ok((s, None));
         }
+        // Not part of Init: the code as this node must have it before any start.
+        self.ready(target, backend).await?;
         let now = self.metrics.inits_in_flight.inc() + 1;
         let _in_flight = GaugeGuard(self.metrics.inits_in_flight.clone());
         self.metrics

@@ -1,7 +1,9 @@
 //! The behaviour every store implementation must show, as async test cases over a store
 //! factory ([`Factory`]): accounts and their keys, functions and their compare-and-swap, versions
 //! and aliases, policies, logs and
-//! their trims, event source mappings and their leases, the queue (leases, expiry, release per owner, retries, dead letters), blobs.
+//! their trims, the queue (leases, expiry, release per owner, renewal, retries, dead letters), the
+//! node registry, event source mappings and their leases, blobs, the change feed and concurrency
+//! slots.
 //!
 //! An implementation runs them all with [`conformance_tests!`](crate::conformance_tests), one
 //! `#[tokio::test]` per case (the SQLite run is `sqlite::conformance_tests`). Available in this
@@ -17,9 +19,11 @@ use crate::{BlobStore, InvocationRecord, Queue, Store};
 
 pub mod accounts;
 pub mod blobs;
+pub mod changes;
 pub mod functions;
 pub mod logs;
 pub mod mappings;
+pub mod nodes;
 pub mod policies;
 pub mod queue;
 pub mod versions;
@@ -124,8 +128,12 @@ macro_rules! conformance_tests {
             queue::event_invoke_configs_are_kept_per_qualifier,
             mappings::mappings_are_kept_listed_and_replaced_by_revision,
             mappings::a_mapping_is_leased_to_one_owner_until_it_expires,
+            nodes::nodes_register_heartbeat_and_leave,
+            nodes::a_node_renews_only_its_own_leases,
             blobs::a_blob_is_stored_once_under_its_digest,
             blobs::an_address_that_is_not_a_digest_names_nothing,
+            changes::every_listener_hears_what_is_published_in_order,
+            changes::slots_hold_a_limit_expire_and_are_given_back,
         );
     };
     (@cases $factory:expr; $($module:ident :: $case:ident),* $(,)?) => {

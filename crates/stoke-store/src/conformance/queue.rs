@@ -10,7 +10,7 @@ fn acct() -> AccountId {
     AccountId::try_from("123456789012".to_owned()).unwrap()
 }
 
-fn event(n: u32, now: i64) -> NewEvent {
+pub(crate) fn event(n: u32, now: i64) -> NewEvent {
     NewEvent {
         request_id: format!("r-{n}"),
         account: acct(),

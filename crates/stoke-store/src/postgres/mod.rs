@@ -8,7 +8,8 @@
 //! SQLite; docs/decisions.md says how each SQLite type maps.
 //!
 //! One submodule per concern, as `sqlite/`: `accounts`, `functions`, `versions`, `aliases`,
-//! `policies`, `logs` (and `retention`), `queue`; `blobs` is [`PgBlobStore`], the code zips in
+//! `policies`, `logs` (and `retention`), `queue`, `nodes` (the node registry), `changes` (the change feed: `LISTEN`/`NOTIFY`),
+//! `slots` (concurrency slots); `blobs` is [`PgBlobStore`], the code zips in
 //! the database with a verified local cache; `testing` starts a throw-away cluster for tests.
 
 use std::time::Duration;
@@ -22,14 +23,17 @@ use crate::seal::MasterKey;
 mod accounts;
 mod aliases;
 pub mod blobs;
+mod changes;
 #[cfg(test)]
 mod conformance_tests;
 mod functions;
 mod logs;
 mod mappings;
+mod nodes;
 mod policies;
 mod queue;
 mod retention;
+mod slots;
 #[cfg(test)]
 mod store_tests;
 #[cfg(any(test, feature = "conformance"))]

@@ -181,6 +181,16 @@ impl Queue for PgStore {
         Ok(done.rows_affected())
     }
 
+    async fn renew_leases(&self, owner: &str, lease_until_ms: i64) -> Result<u64, StoreError> {
+        let done =
+            sqlx::query("UPDATE async_events SET lease_until_ms = $1 WHERE lease_owner = $2")
+                .bind(lease_until_ms)
+                .bind(owner)
+                .execute(&self.pool)
+                .await?;
+        Ok(done.rows_affected())
+    }
+
     async fn next_due_ms(&self) -> Result<Option<i64>, StoreError> {
         let row =
             sqlx::query("SELECT MIN(next_run_ms) FROM async_events WHERE lease_owner IS NULL")

@@ -7,7 +7,8 @@
 //! before SQLite's lock, so a long run of short writes (retention) never keeps others out.
 //!
 //! One submodule per concern: `accounts`, `functions`, `versions`, `aliases`, `policies`, `logs` (and
-//! `retention`), `queue`; `error` turns sqlx's errors into [`StoreError`]s. The schema is
+//! `retention`), `queue`, `nodes` (the node registry), `changes` (the change feed), `slots` (concurrency slots); `error`
+//! turns sqlx's errors into [`StoreError`]s. The schema is
 //! `migrations/sqlite/`, applied at open.
 
 use std::path::Path;
@@ -26,15 +27,18 @@ use crate::seal::MasterKey;
 
 pub(crate) mod accounts;
 mod aliases;
+mod changes;
 #[cfg(test)]
 mod conformance_tests;
 mod error;
 mod functions;
 pub(crate) mod logs;
 mod mappings;
+mod nodes;
 mod policies;
 mod queue;
 mod retention;
+mod slots;
 mod versions;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -47,6 +51,8 @@ pub struct SqliteStore {
     gate: Arc<tokio::sync::Mutex<()>>,
     /// Seals and opens the access keys' secrets.
     master: MasterKey,
+    /// The change feed (one node: a broadcast in this process, shared by the store's clones).
+    changes: tokio::sync::broadcast::Sender<crate::changes::Change>,
 }
 
 /// A pooled connection that may write, held with the store's write gate.
@@ -141,6 +147,7 @@ impl SqliteStore {
             pool,
             gate: Arc::new(tokio::sync::Mutex::new(())),
             master,
+            changes: tokio::sync::broadcast::channel(changes::BACKLOG).0,
         })
     }
 

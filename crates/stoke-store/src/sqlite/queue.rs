@@ -170,8 +170,8 @@ impl Queue for SqliteStore {
     }
 
     async fn release_leases(&self, owner: &str) -> Result<u64, StoreError> {
-        // Which events are a read (no index on the owner: a scan, but not with the write lock
-        // held); the updates go 500 at a time.
+        // Which events are a read (through the owner index, without the write lock held); the
+        // updates go 500 at a time.
         let ids: Vec<i64> = sqlx::query_scalar("SELECT id FROM async_events WHERE lease_owner = ?")
             .bind(owner)
             .fetch_all(self.pool())
@@ -195,6 +195,16 @@ impl Queue for SqliteStore {
                 .rows_affected();
         }
         Ok(released)
+    }
+
+    async fn renew_leases(&self, owner: &str, lease_until_ms: i64) -> Result<u64, StoreError> {
+        // A node holds at most its worker count of leases: one statement, through the index.
+        let done = sqlx::query("UPDATE async_events SET lease_until_ms = ? WHERE lease_owner = ?")
+            .bind(lease_until_ms)
+            .bind(owner)
+            .execute(&mut *self.writer().await?)
+            .await?;
+        Ok(done.rows_affected())
     }
 
     async fn next_due_ms(&self) -> Result<Option<i64>, StoreError> {

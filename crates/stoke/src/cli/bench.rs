@@ -80,6 +80,22 @@ pub struct BenchArgs {
     /// $STOKE_GUEST_TARGET_DIR/wasm32-wasip2/release/hello_http.wasm]
     #[arg(long, value_name = "PATH")]
     pub wasmtime_component: Option<PathBuf>,
+    /// Only the cluster measures: three nodes on one PostgreSQL (`--cluster-store`), a warm
+    /// call served locally vs forwarded, and the warm-hit share after a mixed load.
+    #[arg(long)]
+    pub cluster: bool,
+    /// The PostgreSQL database the cluster's nodes share (`postgres://user@host:port/db`).
+    #[arg(long, env = "STOKE_BENCH_PG_URL", value_name = "URL")]
+    pub cluster_store: Option<String>,
+    /// Warm calls of each kind (local, forwarded) the cluster part measures.
+    #[arg(long, default_value_t = 2000)]
+    pub cluster_calls: usize,
+    /// Functions of the cluster's mixed load.
+    #[arg(long, default_value_t = 50)]
+    pub cluster_functions: usize,
+    /// Calls of the cluster's mixed load.
+    #[arg(long, default_value_t = 5000)]
+    pub cluster_mixed_calls: usize,
 }
 
 impl BenchArgs {
@@ -114,12 +130,17 @@ impl BenchArgs {
 
 /// Runs `stoke bench`.
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
-    let results = stoke_bench::run(&args.config()?).await?;
-    let mut text = stoke_bench::markdown(&results);
-    if args.json {
-        text.push_str(&serde_json::to_string_pretty(&results)?);
-        text.push('\n');
-    }
+    let text = if args.cluster {
+        cluster(&args).await?
+    } else {
+        let results = stoke_bench::run(&args.config()?).await?;
+        let mut text = stoke_bench::markdown(&results);
+        if args.json {
+            text.push_str(&serde_json::to_string_pretty(&results)?);
+            text.push('\n');
+        }
+        text
+    };
     let mut stdout = std::io::stdout().lock();
     match stdout
         .write_all(text.as_bytes())
@@ -130,4 +151,28 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         }
         _ => Ok(()),
     }
+}
+
+/// `stoke bench --cluster`: the cluster part's table (and JSON).
+async fn cluster(args: &BenchArgs) -> anyhow::Result<String> {
+    let store = args.cluster_store.clone().context(
+        "--cluster needs a PostgreSQL database for the nodes to share: pass --cluster-store \
+         postgres://user@host:port/db or set STOKE_BENCH_PG_URL",
+    )?;
+    let server_bin = args.config()?.server_bin;
+    let results = stoke_bench::cluster::run(&stoke_bench::cluster::ClusterConfig {
+        server_bin,
+        store,
+        calls: args.cluster_calls,
+        functions: args.cluster_functions,
+        mixed_calls: args.cluster_mixed_calls,
+        clients: 8,
+    })
+    .await?;
+    let mut text = stoke_bench::cluster::markdown(&results);
+    if args.json {
+        text.push_str(&serde_json::to_string_pretty(&results)?);
+        text.push('\n');
+    }
+    Ok(text)
 }

@@ -10,6 +10,7 @@
 //! - [`invoke`] — `stoke invoke`, one synchronous call.
 //! - [`dead_letters`] — `stoke dead-letters list|show|redrive`, the async events that failed.
 //! - [`accounts`] — `stoke accounts …` and `stoke keys …`, the admin API (admin account only).
+//! - [`nodes`] — `stoke nodes`, the cluster's nodes (admin account only).
 //! - [`logs`] — `stoke logs`, a function's log lines through the CloudWatch Logs API.
 //! - [`bench`] — `stoke bench`'s flags; the benchmark itself is the `stoke-bench` crate.
 //!
@@ -27,6 +28,7 @@ pub mod deploy;
 pub mod functions;
 pub mod invoke;
 pub mod logs;
+pub mod nodes;
 pub mod package;
 pub mod versions;
 

@@ -1,0 +1,13 @@
+-- Concurrency slots (src/slots.rs): a limit of N is N numbered slots of a scope, each held by a
+-- node's call (its token) until it is given back or expires. Expiry is the database's clock
+-- (milliseconds since the epoch), so that nodes' clocks need not agree.
+CREATE TABLE concurrency_slots (
+    scope       TEXT COLLATE "C" NOT NULL,
+    slot        INTEGER NOT NULL,
+    owner       TEXT NOT NULL,
+    token       TEXT NOT NULL,
+    expires_ms  BIGINT NOT NULL,
+    PRIMARY KEY (scope, slot)
+);
+CREATE INDEX concurrency_slots_owner ON concurrency_slots(owner);
+CREATE INDEX concurrency_slots_token ON concurrency_slots(scope, token);
