@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use stoke_store::Store;
-use stoke_store::mappings::Mapping;
+use stoke_store::mappings::{BasicAuth, Mapping};
 use tokio::sync::watch;
 
 use super::deliver::Deliverer;
@@ -48,7 +48,8 @@ pub struct Supervisor {
 }
 
 /// What a poller was started with: a change of any of it restarts the poller (a state or
-/// processing-result write does not).
+/// processing-result write does not). The credentials, never serialized, are compared apart
+/// ([`Poller::auth`]).
 fn config_key(m: &Mapping) -> String {
     let mut c = m.clone();
     c.state.clear();
@@ -61,7 +62,15 @@ fn config_key(m: &Mapping) -> String {
 
 struct Poller {
     key: String,
+    auth: Option<BasicAuth>,
     running: Running,
+}
+
+impl Poller {
+    /// Whether it runs `m` as it is now.
+    fn runs(&self, m: &Mapping) -> bool {
+        config_key(m) == self.key && m.basic_auth == self.auth
+    }
 }
 
 struct Context {
@@ -84,6 +93,7 @@ impl Context {
             &m.consumer_group,
             &self.owner,
             m.starting_position == "LATEST",
+            m.basic_auth.as_ref(),
         ) {
             Ok(s) => Some(Arc::new(s)),
             Err(e) => {
@@ -111,6 +121,7 @@ impl Context {
         };
         Some(Poller {
             key: config_key(m),
+            auth: m.basic_auth.clone(),
             running: poller::start(d, stop),
         })
     }
@@ -172,10 +183,7 @@ impl Supervisor {
                             claimed.iter().map(|m| (m.uuid.as_str(), m)).collect();
                         let gone: Vec<String> = pollers
                             .iter()
-                            .filter(|(uuid, p)| {
-                                held.get(uuid.as_str())
-                                    .is_none_or(|m| config_key(m) != p.key)
-                            })
+                            .filter(|(uuid, p)| held.get(uuid.as_str()).is_none_or(|m| !p.runs(m)))
                             .map(|(uuid, _)| uuid.clone())
                             .collect();
                         for uuid in gone {
