@@ -16,6 +16,8 @@
 //! - [`metrics`]: lag, in-flight batches, batch sizes, oldest record age in `/metrics`.
 
 pub mod access;
+#[cfg(test)]
+mod access_tests;
 pub mod deliver;
 pub mod event;
 pub mod metrics;

@@ -11,14 +11,12 @@ use stoke_core::filter::{self, FilterCriteria};
 use stoke_core::validate::Violations;
 use stoke_store::mappings::Mapping;
 
-use super::access::{access, redact_url};
+use super::access::{AccessIn, BASIC_AUTH, access, redact_url};
 
 /// The broker kinds a self-managed source names in `Endpoints`, and whether Stoke runs it yet.
 pub const REDIS_URL: &str = "REDIS_URL";
 pub const NATS_URL: &str = "NATS_URL";
 pub const AMQP_URL: &str = "AMQP_URL";
-/// The one `SourceAccessConfigurations` type Stoke takes.
-pub const BASIC_AUTH: &str = "BASIC_AUTH";
 
 /// Defaults for a self-managed source.
 pub const DEFAULT_BATCH_SIZE: u32 = 100;
@@ -67,24 +65,6 @@ pub struct SelfManagedIn {
 #[serde(rename_all = "PascalCase")]
 pub struct ConsumerGroupIn {
     pub consumer_group_id: Option<String>,
-}
-
-#[derive(Clone, Default, Deserialize)]
-pub struct AccessIn {
-    #[serde(rename = "Type")]
-    pub kind: Option<String>,
-    /// A secret ARN, or `<username>:<password>`: never shown.
-    #[serde(rename = "URI")]
-    pub uri: Option<String>,
-}
-
-impl std::fmt::Debug for AccessIn {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AccessIn")
-            .field("kind", &self.kind)
-            .field("uri", &self.uri.as_ref().map(|_| "<redacted>"))
-            .finish()
-    }
 }
 
 /// The body of Create (and, without the source members, Update) as sent.
@@ -334,7 +314,7 @@ pub fn create(
         Some(f) => parse_filters(f)?,
         None => Vec::new(),
     };
-    let (access, basic_auth) = access(input, None)?;
+    let (access, basic_auth) = access(input.source_access_configurations.as_deref(), None)?;
     match input.starting_position.as_deref() {
         None | Some("TRIM_HORIZON") | Some("LATEST") => {}
         Some(other) => {
@@ -438,7 +418,7 @@ pub fn update(old: &Mapping, input: &MappingInput, now: f64) -> Result<Mapping, 
             .iter()
             .find(|a| a.kind == BASIC_AUTH)
             .map(|a| (a.uri.as_str(), old.basic_auth.as_ref()));
-        (m.access, m.basic_auth) = access(input, own)?;
+        (m.access, m.basic_auth) = access(input.source_access_configurations.as_deref(), own)?;
     }
     if let Some(n) = input.batch_size {
         m.batch_size = clamp_u32(n);

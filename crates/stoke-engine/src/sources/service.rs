@@ -105,7 +105,7 @@ impl Mappings {
     fn name_secret(&self, m: &mut Mapping) {
         let arn = super::access::secret_arn(self.control.region(), &m.account, &m.uuid);
         for a in &mut m.access {
-            if a.kind == rules::BASIC_AUTH {
+            if a.kind == super::access::BASIC_AUTH {
                 a.uri.clone_from(&arn);
             }
         }
