@@ -159,9 +159,14 @@ async fn run(d: Deliverer, status: Arc<Mutex<Status>>) {
                 .get_or_create(&d.labels)
                 .set(age);
         }
-        let (keep, drop): (Vec<Message>, Vec<Message>) = records
-            .into_iter()
-            .partition(|r| filters.accepts(&event::filter_view(event::record(&m, &d.region, r))));
+        // Without filters every record is kept (no view of it is built).
+        let (keep, drop): (Vec<Message>, Vec<Message>) = if m.filters.is_empty() {
+            (records, Vec::new())
+        } else {
+            records.into_iter().partition(|r| {
+                filters.accepts(&event::filter_view(event::record(&m, &d.region, r)))
+            })
+        };
         if !drop.is_empty() {
             let ids: Vec<String> = drop.iter().map(|r| r.id.clone()).collect();
             sources.count(&d.labels, "filtered", ids.len());
