@@ -15,6 +15,7 @@
 //! - [`concurrency`]: reserved concurrency (Put/Get/DeleteFunctionConcurrency).
 //! - [`event_invoke`]: the event-invoke configurations of async invocation;
 //!   [`dead_letters`]: Stoke's own (signed) API for the async dead letters.
+//! - [`mappings`]: event source mappings (Create/Get/Update/Delete/ListEventSourceMappings).
 //! - [`admin`]: Stoke's admin API (accounts, access keys, limits), for the admin account only.
 //! - [`logs`]: function logs through the CloudWatch Logs API (`FilterLogEvents`).
 //! - [`sts`]: STS `GetCallerIdentity` (query protocol, XML), on `/` when the signing scope's
@@ -45,6 +46,7 @@ pub mod functions;
 pub mod invoke;
 pub mod listen;
 pub mod logs;
+pub mod mappings;
 pub mod permissions;
 pub mod presign;
 pub mod refusal;
@@ -94,6 +96,8 @@ pub struct AppState {
     pub bodies: Budget,
     /// EventBridge Scheduler's schedules.
     pub schedules: Arc<stoke_engine::schedules::Schedules>,
+    /// Event source mappings.
+    pub mappings: Arc<stoke_engine::sources::Mappings>,
     /// The node registry (the admin API's ListNodes).
     pub nodes: Arc<stoke_engine::nodes::Nodes>,
     /// Where synchronous calls run in a cluster (off: all here).
@@ -116,6 +120,7 @@ impl AppState {
             presigner,
             bodies,
             schedules: Arc::clone(&engine.schedules),
+            mappings: Arc::clone(&engine.mappings),
             nodes: Arc::clone(&engine.nodes),
             forward: Arc::new(forward::Forwarder::off(Arc::clone(&engine.membership))),
         }
@@ -211,6 +216,21 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/2015-03-31/functions/{name}/policy/{sid}",
             axum::routing::delete(permissions::remove),
+        )
+        // Event source mappings (issue 15).
+        .route(
+            "/2015-03-31/event-source-mappings",
+            post(mappings::create).get(mappings::list),
+        )
+        .route(
+            "/2015-03-31/event-source-mappings/",
+            post(mappings::create).get(mappings::list),
+        )
+        .route(
+            "/2015-03-31/event-source-mappings/{uuid}",
+            get(mappings::get)
+                .put(mappings::update)
+                .delete(mappings::delete),
         )
         .route("/stoke/2026-11-01/dead-letters", get(dead_letters::list))
         .route(

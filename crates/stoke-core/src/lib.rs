@@ -19,10 +19,13 @@
 //!   GetPolicy answers, AddPermission's checks, and the evaluation of a request.
 //! - [`schedule`]: EventBridge Scheduler's expressions (`rate`, `cron`, `at`) and their next
 //!   ticks in a time zone, daylight saving done as EventBridge does.
+//! - [`filter`]: Lambda's event filtering (`FilterCriteria`): the filter-pattern language,
+//!   parsed and matched against a record's JSON.
 //! - [`timefmt`]: Lambda's timestamp format (`2019-10-23T18:22:30.293+0000`).
 
 pub mod alias;
 pub mod error;
+pub mod filter;
 pub mod function;
 pub mod ids;
 pub mod invocation;

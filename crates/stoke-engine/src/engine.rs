@@ -37,6 +37,7 @@ use crate::record::{Recorder, RecorderTask, Retention};
 use crate::route::Router;
 use crate::schedules::ticker::Ticker;
 use crate::schedules::{ScheduleConfig, Schedules};
+use crate::sources::{Mappings, SourcesConfig, Supervisor};
 use crate::target::{Backends, Layout};
 
 /// What the engine is built from, and its settings.
@@ -67,6 +68,8 @@ pub struct EngineConfig {
     pub membership: Arc<Membership>,
     /// The schedules' clock, grace and longest sleep.
     pub schedules: ScheduleConfig,
+    /// How this node leases and runs event source mappings' pollers.
+    pub sources: SourcesConfig,
     /// How often this node heartbeats in the node registry, and when a node is dead.
     pub nodes: NodeConfig,
     /// Concurrency limits held across every node sharing the store: each call also takes a
@@ -104,6 +107,7 @@ impl EngineConfig {
                 load: 0,
             })),
             schedules: ScheduleConfig::default(),
+            sources: SourcesConfig::default(),
             nodes: NodeConfig::default(),
             cluster_slots: None,
         }
@@ -138,10 +142,13 @@ pub struct Engine {
     pub membership: Arc<Membership>,
     /// EventBridge Scheduler's schedules (their ticker runs until shutdown).
     pub schedules: Arc<Schedules>,
+    /// Event source mappings (their API operations).
+    pub mappings: Arc<Mappings>,
     /// This node's registration and heartbeats; every node's state (`stoke nodes`).
     pub nodes: Arc<Nodes>,
     /// Deploys resumed at start (left `Pending` or `InProgress` by the last run).
     pub resumed: usize,
+    sources: Supervisor,
     recorder: RecorderTask,
     async_tasks: AsyncTasks,
     ticker: (
@@ -177,6 +184,7 @@ impl Engine {
             credentials,
             membership,
             schedules,
+            sources,
             nodes,
             cluster_slots,
         } = config;
@@ -243,8 +251,9 @@ impl Engine {
         }
         let resumed = control.resume().await?;
         let region_for_schedules = region.clone();
+        let owner = queue.node_owner().await.map_err(StartError::AsyncQueue)?;
         let (asyncq, async_tasks) =
-            AsyncInvoker::start(queue, Arc::clone(&invoker), region, async_queue)
+            AsyncInvoker::start(queue, Arc::clone(&invoker), region.clone(), async_queue)
                 .await
                 .map_err(StartError::AsyncQueue)?;
         let schedules = Arc::new(Schedules::new(
@@ -261,6 +270,15 @@ impl Engine {
             }
             .run(ticker_stop),
         );
+        let mappings = Arc::new(Mappings::new(Arc::clone(&store), Arc::clone(&control)));
+        let sources = Supervisor::start(
+            Arc::clone(&store),
+            Arc::clone(&invoker),
+            Arc::clone(&asyncq),
+            region,
+            owner,
+            sources,
+        );
         Ok(Self {
             control,
             invoker,
@@ -271,8 +289,10 @@ impl Engine {
             membership,
             schedules,
             ticker: (stop_ticker, ticker),
+            mappings,
             nodes,
             resumed,
+            sources,
             recorder: recorder_task,
             async_tasks,
         })
@@ -295,6 +315,8 @@ impl Engine {
             async_tasks,
             schedules,
             ticker,
+            sources,
+            mappings,
             nodes,
             ..
         } = self;
@@ -302,6 +324,9 @@ impl Engine {
         let _ = ticker.0.send(true);
         let _ = tokio::time::timeout(Duration::from_secs(5), ticker.1).await;
         drop(schedules);
+        // The pollers first: their batches' calls and on-failure events need the rest.
+        sources.shutdown(Duration::from_secs(10)).await;
+        drop(mappings);
         nodes.leave().await;
         drop(nodes);
         asyncq.shutdown(Duration::from_secs(5)).await;

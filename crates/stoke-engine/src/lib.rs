@@ -46,8 +46,8 @@
 //!
 //! - [`schedules`]: EventBridge Scheduler's schedules and the ticker that turns their ticks
 //!   into async events.
-//!
-//! Event sources join this crate later.
+//! - [`sources`]: event source mappings (their API operations and rules) and the pollers
+//!   that run them: the [`sources::Source`] trait, Redis Streams, one node per mapping.
 
 pub mod accounts;
 pub mod async_invoke;
@@ -69,6 +69,7 @@ pub mod record;
 pub mod route;
 pub mod schedules;
 pub mod slots;
+pub mod sources;
 pub mod target;
 
 pub use async_invoke::{AsyncConfig, AsyncInvoker, AsyncTasks, EventRequest};

@@ -78,6 +78,8 @@ pub struct Metrics {
     /// Destination events not enqueued because their chain reached the hop limit, by the
     /// function they were for (Lambda's `RecursiveInvocationsDropped`).
     pub recursive_invocations_dropped: Family<FunctionLabels, Counter>,
+    /// Event source mappings' lag, batches and records.
+    pub sources: crate::sources::metrics::SourceMetrics,
     /// Synchronous API calls that entered at this node, by where they ran (`local`,
     /// `forwarded`) and whether they found a warm sandbox (`warm`: `true`/`false`).
     pub sync_calls: Family<ServedLabels, Counter>,
@@ -242,6 +244,7 @@ impl Default for Metrics {
              reached the hop limit (Lambda's RecursiveInvocationsDropped)",
             recursive_invocations_dropped.clone(),
         );
+        let sources = crate::sources::metrics::SourceMetrics::register(&mut registry);
         let sync_calls = Family::<ServedLabels, Counter>::default();
         let warm_hit_share = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
         registry.register(
@@ -258,6 +261,7 @@ impl Default for Metrics {
         );
         Self {
             registry,
+            sources,
             sync_calls,
             warm_hit_share,
             recursive_invocations_dropped,

@@ -14,6 +14,8 @@
 //!   with the same compare-and-swap on their `RevisionId`.
 //! - `logs` ([`LogStore`]): log lines, invocation records and their retention (trims by bytes,
 //!   lines and age, in small batches so that no statement holds the store for long).
+//! - [`mappings`] ([`MappingStore`]): event source mappings, with a compare-and-swap of their
+//!   revision and their pollers' leases (one node at a time per mapping).
 //! - [`queue`] ([`Queue`]): the durable queue of async events, their leases (per owner), the
 //!   dead letters and the event-invoke configurations.
 //! - [`schedules`] ([`ScheduleStore`]): EventBridge Scheduler's schedules and groups; a tick
@@ -49,6 +51,7 @@ pub mod conformance;
 pub mod error;
 mod functions;
 mod logs;
+pub mod mappings;
 pub mod nodes;
 mod policies;
 pub mod postgres;
@@ -69,6 +72,7 @@ pub use changes::{Change, ChangeFeed, ChangeListener};
 pub use error::StoreError;
 pub use functions::{AccountUsage, FunctionStore};
 pub use logs::{InvocationRecord, LogEvent, LogPage, LogQuery, LogStore, LogUsage};
+pub use mappings::{Mapping, MappingStore};
 pub use nodes::{NodeRecord, NodeStore};
 pub use policies::PolicyStore;
 pub use postgres::{PgBlobStore, PgStore};
@@ -89,6 +93,7 @@ pub trait Store:
     + PolicyStore
     + LogStore
     + ScheduleStore
+    + MappingStore
     + NodeStore
     + ChangeFeed
     + SlotStore
@@ -106,6 +111,7 @@ impl<T> Store for T where
         + PolicyStore
         + LogStore
         + ScheduleStore
+        + MappingStore
         + NodeStore
         + ChangeFeed
         + SlotStore

@@ -2,8 +2,9 @@
 //! factory ([`Factory`]): accounts and their keys, functions and their compare-and-swap, versions
 //! and aliases, policies, logs and
 //! their trims, the queue (leases, expiry, release per owner, renewal, retries, dead letters), the
-//! node registry, schedules (groups, filters, a tick fired once with its event), blobs, the change
-//! feed and concurrency slots.
+//! node registry, schedules (groups, filters, a tick fired once with its event), event source
+//! mappings and their leases, blobs, the change feed and concurrency
+//! slots.
 //!
 //! An implementation runs them all with [`conformance_tests!`](crate::conformance_tests), one
 //! `#[tokio::test]` per case (the SQLite run is `sqlite::conformance_tests`). Available in this
@@ -22,6 +23,7 @@ pub mod blobs;
 pub mod changes;
 pub mod functions;
 pub mod logs;
+pub mod mappings;
 pub mod nodes;
 pub mod policies;
 pub mod queue;
@@ -130,6 +132,9 @@ macro_rules! conformance_tests {
             schedules::groups_are_unique_listed_in_pages_and_take_their_schedules,
             schedules::schedules_conflict_need_their_group_and_list_with_filters,
             schedules::a_tick_fires_once_with_its_event_in_the_same_commit,
+            mappings::mappings_are_kept_listed_and_replaced_by_revision,
+            mappings::a_mapping_is_leased_to_one_owner_until_it_expires,
+            mappings::a_mappings_credentials_are_sealed_and_come_back_opened,
             nodes::nodes_register_heartbeat_and_leave,
             nodes::a_node_renews_only_its_own_leases,
             blobs::a_blob_is_stored_once_under_its_digest,

@@ -28,6 +28,7 @@ mod changes;
 mod conformance_tests;
 mod functions;
 mod logs;
+mod mappings;
 mod nodes;
 mod policies;
 mod queue;

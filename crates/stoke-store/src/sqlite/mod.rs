@@ -33,6 +33,7 @@ mod conformance_tests;
 mod error;
 mod functions;
 pub(crate) mod logs;
+mod mappings;
 mod nodes;
 mod policies;
 mod queue;
