@@ -10,6 +10,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use stoke_engine::sources::amqp::redact;
 use stoke_engine::sources::rules::{AMQP_URL, MappingInput};
 use stoke_store::mappings::Mapping;
 
@@ -26,7 +27,9 @@ pub fn mapping_json(m: &Mapping, region: &str) -> Value {
         arn = format!("{arn}:{q}");
     }
     let mut endpoints = serde_json::Map::new();
-    endpoints.insert(m.endpoint_kind.clone(), json!(m.endpoints));
+    // Passwords in the endpoints' URLs are not shown.
+    let shown: Vec<String> = m.endpoints.iter().map(|u| redact(u)).collect();
+    endpoints.insert(m.endpoint_kind.clone(), json!(shown));
     let mut v = json!({
         "UUID": m.uuid,
         "EventSourceMappingArn": format!(

@@ -1,14 +1,15 @@
 //! What a batch looks like to the function and what its answer means: the event in the shape
 //! of Lambda's SQS event (`Records[]` with `messageId`, `receiptHandle`, `body`, `attributes`,
 //! `messageAttributes`, `eventSource`, `eventSourceARN`, `awsRegion`, and the broker's own
-//! metadata under its name), the view of a record that `FilterCriteria` matches (`body` as
+//! metadata under its name: `redis`, or `rmq` for RabbitMQ), the view of a record that `FilterCriteria` matches (`body` as
 //! JSON when it is JSON), and `ReportBatchItemFailures` with Lambda's rules.
 
 use std::collections::HashSet;
 
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 use stoke_store::mappings::Mapping;
 
+use super::rules::AMQP_URL;
 use super::source::Message;
 
 /// The record of `m` as the function sees it.
@@ -19,7 +20,21 @@ pub fn record(mapping: &Mapping, region: &str, m: &Message) -> Value {
         .map(|(k, v)| (k.clone(), json!({"stringValue": v, "dataType": "String"})))
         .collect();
     let sent = m.sent_ms.map(|ms| ms.to_string()).unwrap_or_default();
-    json!({
+    let (event_source, name, mut block) = match mapping.endpoint_kind.as_str() {
+        AMQP_URL => ("aws:rmq", "rmq", Map::new()),
+        _ => (
+            "aws:redis",
+            "redis",
+            Map::from_iter([
+                ("stream".to_owned(), json!(mapping.topic)),
+                ("id".to_owned(), json!(m.id)),
+                ("consumerGroup".to_owned(), json!(mapping.consumer_group)),
+            ]),
+        ),
+    };
+    block.insert("deliveryCount".into(), json!(m.delivery_count));
+    block.extend(m.meta.iter().map(|(k, v)| (k.clone(), v.clone())));
+    let mut record = json!({
         "messageId": m.id,
         "receiptHandle": format!("{}:{}", mapping.uuid, m.id),
         "body": m.body,
@@ -28,16 +43,33 @@ pub fn record(mapping: &Mapping, region: &str, m: &Message) -> Value {
             "SentTimestamp": sent,
         },
         "messageAttributes": attributes,
-        "eventSource": "aws:redis",
+        "eventSource": event_source,
         "eventSourceARN": mapping.source,
         "awsRegion": region,
-        "redis": {
-            "stream": mapping.topic,
-            "id": m.id,
-            "consumerGroup": mapping.consumer_group,
-            "deliveryCount": m.delivery_count,
-        },
-    })
+    });
+    if let Some(o) = record.as_object_mut() {
+        o.insert(name.into(), Value::Object(block));
+    }
+    record
+}
+
+/// The member of an on-failure record that names the failed batch, and its value.
+pub fn batch_info(mapping: &Mapping, ids: &[String]) -> (&'static str, Value) {
+    let (name, place) = match mapping.endpoint_kind.as_str() {
+        AMQP_URL => ("RabbitMQBatchInfo", json!({"queue": mapping.topic})),
+        _ => (
+            "RedisStreamBatchInfo",
+            json!({"stream": mapping.topic, "consumerGroup": mapping.consumer_group}),
+        ),
+    };
+    let mut info = place;
+    if let Some(o) = info.as_object_mut() {
+        o.insert("eventSourceArn".into(), json!(mapping.source));
+        o.insert("firstId".into(), json!(ids.first()));
+        o.insert("lastId".into(), json!(ids.last()));
+        o.insert("batchSize".into(), json!(ids.len()));
+    }
+    (name, info)
 }
 
 /// The record as `FilterCriteria` sees it: the same, with `body` parsed when it is JSON (a

@@ -4,7 +4,8 @@
 //! - [`rules`]: the request, its validation in Lambda's words, defaults, Update's merge (pure).
 //! - [`service`]: [`Mappings`], the API's operations over the store.
 //! - [`source`]: the [`Source`] trait, the seam to a broker (poll with a bounded wait, ack,
-//!   nack, claim what a dead consumer left, lag); [`redis`]: Redis Streams on it.
+//!   nack, claim what a dead consumer left, lag); [`redis`]: Redis Streams on it; [`amqp`]:
+//!   RabbitMQ (AMQP 0-9-1) queues on it.
 //! - [`event`]: the SQS-shaped event of a batch, the view `FilterCriteria` matches, and
 //!   `ReportBatchItemFailures`' rules.
 //! - [`deliver`]: one batch through the function: retries, bisection, record age, the
@@ -13,6 +14,7 @@
 //! - [`supervisor`]: this node's pollers, one per mapping it leases from the store.
 //! - [`metrics`]: lag, in-flight batches, batch sizes, oldest record age in `/metrics`.
 
+pub mod amqp;
 pub mod deliver;
 pub mod event;
 pub mod metrics;

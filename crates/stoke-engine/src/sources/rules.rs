@@ -257,6 +257,9 @@ fn source(input: &MappingInput) -> Result<(String, Vec<String>, String), LambdaE
                 scheme[0]
             )));
         }
+        if kind == AMQP_URL {
+            super::amqp::parse_endpoint(u).map_err(invalid)?;
+        }
     }
     let (member, list) = if kind == AMQP_URL {
         ("Queues", &input.queues)
@@ -283,9 +286,10 @@ fn source(input: &MappingInput) -> Result<(String, Vec<String>, String), LambdaE
             )));
         }
     };
-    if kind != REDIS_URL {
+    if kind == NATS_URL {
         return Err(invalid(format!(
-            "Event sources of type {kind} are not yet supported by Stoke: REDIS_URL is."
+            "Event sources of type {kind} are not yet supported by Stoke: REDIS_URL and \
+             AMQP_URL are."
         )));
     }
     Ok((kind.clone(), urls.clone(), topic))
@@ -366,7 +370,8 @@ pub fn create(
     let enabled = input.enabled.unwrap_or(true);
     let first = endpoints.first().cloned().unwrap_or_default();
     Ok(Mapping {
-        source: format!("{first}/{topic}"),
+        // A password in the URL is not part of the source's name (events, conflicts).
+        source: format!("{}/{topic}", super::amqp::redact(&first)),
         uuid,
         account: account.clone(),
         function_name: function_name.to_owned(),
@@ -564,7 +569,8 @@ mod tests {
         assert_eq!(
             e,
             LambdaError::InvalidParameterValue(
-                "Event sources of type NATS_URL are not yet supported by Stoke: REDIS_URL is."
+                "Event sources of type NATS_URL are not yet supported by Stoke: REDIS_URL and \
+                 AMQP_URL are."
                     .into()
             )
         );
