@@ -1,12 +1,13 @@
 //! What a batch looks like to the function and what its answer means: the event in the shape
 //! of Lambda's SQS event (`Records[]` with `messageId`, `receiptHandle`, `body`, `attributes`,
 //! `messageAttributes`, `eventSource`, `eventSourceARN`, `awsRegion`, and the broker's own
-//! metadata under its name: `redis`, or `rmq` for RabbitMQ), the view of a record that `FilterCriteria` matches (`body` as
-//! JSON when it is JSON), and `ReportBatchItemFailures` with Lambda's rules.
+//! metadata under its name: `redis`, or `rmq` for RabbitMQ), the view of a record that
+//! `FilterCriteria` matches (`body` as JSON when it is JSON), and `ReportBatchItemFailures`
+//! with Lambda's rules; the on-failure record's batch info.
 
 use std::collections::HashSet;
 
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use stoke_store::mappings::Mapping;
 
 use super::rules::AMQP_URL;
@@ -20,20 +21,24 @@ pub fn record(mapping: &Mapping, region: &str, m: &Message) -> Value {
         .map(|(k, v)| (k.clone(), json!({"stringValue": v, "dataType": "String"})))
         .collect();
     let sent = m.sent_ms.map(|ms| ms.to_string()).unwrap_or_default();
-    let (event_source, name, mut block) = match mapping.endpoint_kind.as_str() {
-        AMQP_URL => ("aws:rmq", "rmq", Map::new()),
+    let (event_source, broker, metadata) = match mapping.endpoint_kind.as_str() {
+        AMQP_URL => {
+            // The count as of this delivery: the poller's retries add to the broker's.
+            let mut o = m.metadata.clone();
+            o.insert("deliveryCount".into(), json!(m.delivery_count));
+            ("aws:rmq", "rmq", Value::Object(o))
+        }
         _ => (
             "aws:redis",
             "redis",
-            Map::from_iter([
-                ("stream".to_owned(), json!(mapping.topic)),
-                ("id".to_owned(), json!(m.id)),
-                ("consumerGroup".to_owned(), json!(mapping.consumer_group)),
-            ]),
+            json!({
+                "stream": mapping.topic,
+                "id": m.id,
+                "consumerGroup": mapping.consumer_group,
+                "deliveryCount": m.delivery_count,
+            }),
         ),
     };
-    block.insert("deliveryCount".into(), json!(m.delivery_count));
-    block.extend(m.meta.iter().map(|(k, v)| (k.clone(), v.clone())));
     let mut record = json!({
         "messageId": m.id,
         "receiptHandle": format!("{}:{}", mapping.uuid, m.id),
@@ -48,7 +53,7 @@ pub fn record(mapping: &Mapping, region: &str, m: &Message) -> Value {
         "awsRegion": region,
     });
     if let Some(o) = record.as_object_mut() {
-        o.insert(name.into(), Value::Object(block));
+        o.insert(broker.into(), metadata);
     }
     record
 }

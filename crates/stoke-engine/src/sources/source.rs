@@ -22,9 +22,10 @@ pub struct Message {
     pub delivery_count: u64,
     /// When the broker took it, in ms since the epoch (when it knows).
     pub sent_ms: Option<i64>,
-    /// The broker's own metadata of the message (an AMQP delivery's exchange, routing key
-    /// and properties), added to the record's block for the broker.
-    pub meta: serde_json::Map<String, serde_json::Value>,
+    /// The broker's own metadata of the message (an AMQP delivery's exchange, routing key,
+    /// properties), under the broker's name in the record (empty where
+    /// [`super::event::record`] builds it itself, as for Redis).
+    pub metadata: serde_json::Map<String, serde_json::Value>,
 }
 
 /// What can go wrong talking to a broker.

@@ -24,8 +24,10 @@
 //! A broken connection is dropped and made again on the next poll (the poller backs off
 //! between failures); the endpoints are tried in their order. The password is never logged
 //! nor shown by `Debug`.
+//!
+//! [`endpoint`]: the `AMQP_URL` parsed (and shown without its password); `delivery`: a
+//! delivery as a [`Message`].
 
-use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -37,15 +39,18 @@ use amqprs::channel::{
     QueueDeclareArguments,
 };
 use amqprs::connection::{Connection, OpenConnectionArguments};
-use amqprs::{Ack, BasicProperties, Cancel, Close, CloseChannel, FieldValue, Nack, Return};
+use amqprs::{Ack, BasicProperties, Cancel, Close, CloseChannel, Nack, Return};
 use async_trait::async_trait;
-use base64::Engine as _;
-use serde_json::{Map, Value, json};
 use stoke_store::mappings::Mapping;
 use tokio::sync::{Mutex, mpsc};
 
 use super::rules::DEFAULT_MAX_CONCURRENCY;
 use super::source::{Message, Source, SourceError};
+use delivery::{message, parse_id};
+pub use endpoint::{Endpoint, parse_endpoint, redact};
+
+mod delivery;
+pub mod endpoint;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const CALL_TIMEOUT: Duration = Duration::from_secs(5);
@@ -55,116 +60,6 @@ const HEARTBEAT_SECS: u16 = 10;
 pub const MAX_WAIT: Duration = Duration::from_secs(5);
 /// AMQP's short strings (names, tags, credentials) hold at most 255 bytes.
 const SHORT_MAX: usize = 255;
-const DEFAULT_PORT: u16 = 5672;
-
-/// One broker of an `AMQP_URL` endpoint, parsed (`amqp://user:pass@host:port/vhost`).
-#[derive(Clone, PartialEq, Eq)]
-pub struct Endpoint {
-    pub host: String,
-    pub port: u16,
-    pub vhost: String,
-    pub user: String,
-    password: String,
-}
-
-impl std::fmt::Debug for Endpoint {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Endpoint")
-            .field("host", &self.host)
-            .field("port", &self.port)
-            .field("vhost", &self.vhost)
-            .field("user", &self.user)
-            .finish_non_exhaustive()
-    }
-}
-
-/// `raw` without its password (for messages).
-pub fn redact(raw: &str) -> String {
-    let Some((scheme, rest)) = raw.split_once("://") else {
-        return raw.to_owned();
-    };
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let (authority, tail) = rest.split_at(authority_end);
-    match authority.rsplit_once('@') {
-        Some((userinfo, host)) => {
-            let user = userinfo.split_once(':').map_or(userinfo, |(u, _)| u);
-            format!("{scheme}://{user}:***@{host}{tail}")
-        }
-        None => raw.to_owned(),
-    }
-}
-
-fn decoded(part: &str) -> Result<String, String> {
-    percent_encoding::percent_decode_str(part)
-        .decode_utf8()
-        .map(|s| s.into_owned())
-        .map_err(|_| "it is not UTF-8 once percent-decoded".to_owned())
-}
-
-/// Parses an `AMQP_URL` endpoint as the AMQP URI spec reads it: user and password default to
-/// `guest`, the port to 5672, the virtual host (the path, percent-decoded) to `/`. `amqps`
-/// is refused (Stoke carries no TLS stack yet). The error is the reason, in words.
-pub fn parse_endpoint(raw: &str) -> Result<Endpoint, String> {
-    let shown = redact(raw);
-    let bad = |why: &str| format!("The endpoint {shown} is not a valid AMQP_URL: {why}.");
-    let u = url::Url::parse(raw).map_err(|e| bad(&e.to_string()))?;
-    match u.scheme() {
-        "amqp" => {}
-        "amqps" => {
-            return Err(bad(
-                "amqps (TLS) is not supported by Stoke yet, use amqp://",
-            ));
-        }
-        _ => return Err(bad("expected amqp://user:password@host:port/vhost")),
-    }
-    let host = u
-        .host_str()
-        .filter(|h| !h.is_empty())
-        .ok_or_else(|| bad("it names no host"))?
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .to_owned();
-    let user = match u.username() {
-        "" => "guest".to_owned(),
-        name => decoded(name).map_err(|w| bad(&format!("the user name: {w}")))?,
-    };
-    let password = match u.password() {
-        None if u.username().is_empty() => "guest".to_owned(),
-        None => String::new(),
-        Some(p) => decoded(p).map_err(|w| bad(&format!("the password: {w}")))?,
-    };
-    let path = u.path().strip_prefix('/').unwrap_or(u.path());
-    if path.contains('/') {
-        return Err(bad(
-            "the virtual host must be one path segment (write / as %2F)",
-        ));
-    }
-    let vhost = match path {
-        "" => "/".to_owned(),
-        p => decoded(p).map_err(|w| bad(&format!("the virtual host: {w}")))?,
-    };
-    for (what, value) in [
-        ("host", &host),
-        ("user name", &user),
-        ("password", &password),
-    ] {
-        if value.len() > SHORT_MAX {
-            return Err(bad(&format!("the {what} is longer than {SHORT_MAX} bytes")));
-        }
-    }
-    if vhost.len() > SHORT_MAX {
-        return Err(bad(&format!(
-            "the virtual host is longer than {SHORT_MAX} bytes"
-        )));
-    }
-    Ok(Endpoint {
-        port: u.port().unwrap_or(DEFAULT_PORT),
-        host,
-        vhost,
-        user,
-        password,
-    })
-}
 
 /// The prefetch of a mapping: every batch it may have in flight, full (AMQP's prefetch count
 /// is a 16-bit number: at most 65,535).
@@ -241,12 +136,6 @@ async fn bounded<T>(
             limit.as_secs()
         ))),
     }
-}
-
-/// A message id: the connection's generation and the delivery tag.
-fn parse_id(id: &str) -> Option<(u64, u64)> {
-    let (generation, tag) = id.split_once('.')?;
-    Some((generation.parse().ok()?, tag.parse().ok()?))
 }
 
 impl AmqpSource {
@@ -389,86 +278,6 @@ impl AmqpSource {
             *guard = None;
         }
     }
-}
-
-/// A header's value as text (strings as they are, numbers and the rest as AMQP prints them).
-fn field_text(v: &FieldValue) -> String {
-    match v {
-        FieldValue::S(s) => s.as_ref().clone(),
-        other => other.to_string(),
-    }
-}
-
-fn properties_json(p: &BasicProperties, headers: &BTreeMap<String, String>) -> Value {
-    let mut o = Map::new();
-    let mut put = |k: &str, v: Option<Value>| {
-        if let Some(v) = v {
-            o.insert(k.to_owned(), v);
-        }
-    };
-    put("contentType", p.content_type().map(|s| json!(s)));
-    put("contentEncoding", p.content_encoding().map(|s| json!(s)));
-    put("deliveryMode", p.delivery_mode().map(|n| json!(n)));
-    put("priority", p.priority().map(|n| json!(n)));
-    put("correlationId", p.correlation_id().map(|s| json!(s)));
-    put("replyTo", p.reply_to().map(|s| json!(s)));
-    put("expiration", p.expiration().map(|s| json!(s)));
-    put("messageId", p.message_id().map(|s| json!(s)));
-    put("timestamp", p.timestamp().map(|n| json!(n)));
-    put("type", p.message_type().map(|s| json!(s)));
-    put("userId", p.user_id().map(|s| json!(s)));
-    put("appId", p.app_id().map(|s| json!(s)));
-    put("clusterId", p.cluster_id().map(|s| json!(s)));
-    put("headers", (!headers.is_empty()).then(|| json!(headers)));
-    Value::Object(o)
-}
-
-/// A delivery as a [`Message`] (none for a frame without its delivery, which the library
-/// says does not happen).
-fn message(generation: u64, queue: &str, m: ConsumerMessage) -> Option<Message> {
-    let deliver = m.deliver?;
-    let props = m.basic_properties.unwrap_or_default();
-    let headers: BTreeMap<String, String> = props
-        .headers()
-        .map(|t| {
-            t.as_ref()
-                .iter()
-                .map(|(k, v)| (k.to_string(), field_text(v)))
-                .collect()
-        })
-        .unwrap_or_default();
-    let delivery_count = headers
-        .get("x-delivery-count")
-        .and_then(|c| c.parse::<u64>().ok())
-        .map_or(if deliver.redelivered() { 2 } else { 1 }, |n| n + 1);
-    let (body, base64) = match String::from_utf8(m.content.unwrap_or_default()) {
-        Ok(text) => (text, false),
-        Err(e) => (
-            base64::engine::general_purpose::STANDARD.encode(e.into_bytes()),
-            true,
-        ),
-    };
-    let mut meta = Map::new();
-    meta.insert("queue".into(), json!(queue));
-    meta.insert("exchange".into(), json!(deliver.exchange()));
-    meta.insert("routingKey".into(), json!(deliver.routing_key()));
-    meta.insert("deliveryTag".into(), json!(deliver.delivery_tag()));
-    meta.insert("redelivered".into(), json!(deliver.redelivered()));
-    meta.insert("basicProperties".into(), properties_json(&props, &headers));
-    if base64 {
-        meta.insert("bodyEncoding".into(), json!("base64"));
-    }
-    Some(Message {
-        id: format!("{generation}.{}", deliver.delivery_tag()),
-        body,
-        attributes: headers,
-        delivery_count,
-        sent_ms: props
-            .timestamp()
-            .and_then(|s| i64::try_from(s).ok())
-            .map(|s| s.saturating_mul(1000)),
-        meta,
-    })
 }
 
 #[async_trait]
@@ -637,53 +446,9 @@ impl ChannelCallback for Watch {
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
+    use serde_json::json;
+
     use super::*;
-
-    #[test]
-    fn an_amqp_url_is_read_as_the_uri_spec_says() {
-        let e = parse_endpoint("amqp://u%40x:p%2Fw@h.example:5673/v%2Fh").unwrap();
-        assert_eq!(
-            (e.host.as_str(), e.port, e.vhost.as_str(), e.user.as_str()),
-            ("h.example", 5673, "v/h", "u@x")
-        );
-        assert_eq!(e.password, "p/w");
-        let d = parse_endpoint("amqp://127.0.0.1").unwrap();
-        assert_eq!(
-            (
-                d.port,
-                d.vhost.as_str(),
-                d.user.as_str(),
-                d.password.as_str()
-            ),
-            (5672, "/", "guest", "guest")
-        );
-        assert_eq!(parse_endpoint("amqp://h/%2f").unwrap().vhost, "/");
-        assert_eq!(parse_endpoint("amqp://[::1]:5672/").unwrap().host, "::1");
-        let refused = parse_endpoint("amqps://u:secret@h:5671/v").unwrap_err();
-        assert_eq!(
-            refused,
-            "The endpoint amqps://u:***@h:5671/v is not a valid AMQP_URL: amqps (TLS) is not \
-             supported by Stoke yet, use amqp://."
-        );
-        let two = parse_endpoint("amqp://u:secret@h/a/b").unwrap_err();
-        assert!(
-            two.contains("one path segment") && !two.contains("secret"),
-            "{two}"
-        );
-        assert!(parse_endpoint("amqp://u:secret@:5672/v").is_err());
-        let long = format!("amqp://h/{}", "v".repeat(256));
-        assert!(parse_endpoint(&long).unwrap_err().contains("255 bytes"));
-    }
-
-    #[test]
-    fn a_password_is_never_shown() {
-        assert_eq!(redact("amqp://u:pw@h:1/v?x=1"), "amqp://u:***@h:1/v?x=1");
-        assert_eq!(redact("amqp://h:1/v"), "amqp://h:1/v");
-        let e = parse_endpoint("amqp://user:hunter2@h/v").unwrap();
-        assert!(!format!("{e:?}").contains("hunter2"));
-        let s = AmqpSource::new(&["amqp://user:hunter2@h/v".into()], "q", "t", 10).unwrap();
-        assert!(!format!("{s:?}").contains("hunter2"));
-    }
 
     #[test]
     fn the_prefetch_covers_the_batches_in_flight_within_amqps_limit() {
@@ -694,6 +459,25 @@ mod tests {
         );
         assert_eq!(prefetch(10_000, Some(1000)), u16::MAX);
         assert_eq!(prefetch(0, Some(0)), 1);
+    }
+
+    #[test]
+    fn an_amqp_mapping_is_created_with_its_password_out_of_its_name() {
+        let input: super::super::rules::MappingInput = serde_json::from_value(json!({
+            "SelfManagedEventSource": {"Endpoints": {"AMQP_URL": ["amqp://u:pw@h:5672/v"]}},
+            "Queues": ["orders"],
+        }))
+        .unwrap();
+        let account = stoke_core::AccountId::try_from("123456789012".to_owned()).unwrap();
+        let m = super::super::rules::create(&input, &account, "f", None, 0.0).unwrap();
+        assert_eq!(
+            (m.endpoint_kind.as_str(), m.topic.as_str()),
+            ("AMQP_URL", "orders")
+        );
+        assert_eq!(m.source, "amqp://u:***@h:5672/v/orders");
+        let s = AmqpSource::for_mapping(&m, "node-1").unwrap();
+        assert_eq!(s.consumer_tag, format!("stoke-{}.node-1", m.uuid));
+        assert_eq!(s.prefetch, prefetch(100, None));
     }
 
     #[test]
