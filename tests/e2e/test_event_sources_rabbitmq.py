@@ -33,7 +33,9 @@ import pytest
 from botocore.exceptions import ClientError
 
 from brokers import RabbitServer
-from stoke_e2e import ROLE, StokeServer, http_get, make_zip, unique_name, wait_active
+from event_sources import assert_backed_off, cpu_seconds, lines
+from event_sources import python_function as make_function
+from stoke_e2e import StokeServer, http_get, unique_name
 from stoke_guests import log_events
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="Python functions need root")
@@ -83,19 +85,8 @@ def rabbit(tmp_path_factory):
         yield r
 
 
-def python_function(lam, source: str = APP, timeout: int = 10, **env) -> str:
-    name = unique_name("amqp")
-    lam.create_function(
-        FunctionName=name,
-        Runtime="python3.12",
-        Role=ROLE,
-        Handler="app.handler",
-        Code={"ZipFile": make_zip({"app.py": source})},
-        Timeout=timeout,
-        Environment={"Variables": {k: str(v) for k, v in env.items()}},
-    )
-    assert wait_active(lam, name)["Configuration"]["State"] == "Active"
-    return name
+def python_function(lam, source: str = APP, **kw) -> str:
+    return make_function(lam, source, "amqp", **kw)
 
 
 def bodies(prefix: str, n: int, start: int = 0, **flags) -> list[dict]:
@@ -119,22 +110,6 @@ def mapping(lam, rabbit: RabbitServer, fn: str, queue: str, **kw) -> str:
     )
     assert m["Queues"] == [queue]
     return m["UUID"]
-
-
-def lines(server, fn: str, tag: str, until, timeout: float) -> Counter:
-    """How often each key appears on the function's `TAG k,k,…` lines, polled until
-    `until(counter)` or the timeout."""
-
-    def count(events) -> Counter:
-        c: Counter = Counter()
-        for e in events:
-            for line in e["message"].splitlines():
-                if line.startswith(tag + " "):
-                    c.update(x for x in line[len(tag) + 1 :].split(",") if x)
-        return c
-
-    events = log_events(server, fn, lambda ev: until(count(ev)), timeout=timeout)
-    return count(events)
 
 
 def delete(lam, uuid: str) -> None:
@@ -341,11 +316,6 @@ def test_rabbitmq_killed_and_restarted_mid_stream_loses_nothing(lam, server, tmp
         r.close()
 
 
-def cpu_seconds(pid: int) -> float:
-    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def test_a_throttled_function_makes_the_poller_back_off(lam, server, rabbit):
     fn = python_function(lam, SLEEP=0.2)
     lam.put_function_concurrency(FunctionName=fn, ReservedConcurrentExecutions=1)
@@ -360,19 +330,8 @@ def test_a_throttled_function_makes_the_poller_back_off(lam, server, rabbit):
         rabbit.publish(queue, more)
         want = keys(sent) | keys(more)
         done = lines(server, fn, "DONE", lambda c: want <= set(c), timeout=25)
-        cpu, wall = cpu_seconds(server.proc.pid) - start_cpu, time.monotonic() - start
         assert set(done) == want
-        assert cpu / wall < 0.5, f"the server used {cpu:.2f} s of CPU in {wall:.2f} s"
-        metrics = http_get(f"{server.endpoint}/metrics").body.decode()
-        throttled = re.search(rf'stoke_throttles_total{{account="\d+",function="{fn}"}} (\d+)', metrics)
-        assert throttled, "the function was never throttled"
-        # Backing off, not spinning: far fewer refusals than one per millisecond of backlog.
-        assert int(throttled.group(1)) < 200, throttled.group(0)
-        # Idle, the mapping costs (next to) nothing: a bounded wait on the consumer, no loop.
-        idle_cpu, idle_start = cpu_seconds(server.proc.pid), time.monotonic()
-        time.sleep(2)
-        idle = (cpu_seconds(server.proc.pid) - idle_cpu) / (time.monotonic() - idle_start)
-        assert idle < 0.1, f"idle mapping: {idle:.2%} of a core"
+        assert_backed_off(server, fn, start_cpu, start)
     finally:
         delete(lam, uuid)
 

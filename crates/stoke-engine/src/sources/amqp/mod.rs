@@ -226,16 +226,7 @@ impl AmqpSource {
         )
         .await?;
         // The queue must be there (a missing one closes the channel: an error here).
-        bounded(
-            CALL_TIMEOUT,
-            "queue.declare (passive)",
-            channel.queue_declare(
-                QueueDeclareArguments::new(&self.queue)
-                    .passive(true)
-                    .finish(),
-            ),
-        )
-        .await?;
+        self.ready_count(&channel).await?;
         let consume = BasicConsumeArguments::new(&self.queue, &self.consumer_tag)
             .manual_ack(true)
             .finish();
@@ -254,6 +245,21 @@ impl AmqpSource {
             admin: Mutex::new(None),
             rx: Mutex::new(rx),
         })
+    }
+
+    /// The queue's count of ready messages (a passive `queue.declare` on `channel`: a queue
+    /// that is not there closes the channel).
+    async fn ready_count(&self, channel: &Channel) -> Result<Option<u32>, SourceError> {
+        let passive = QueueDeclareArguments::new(&self.queue)
+            .passive(true)
+            .finish();
+        let reply = bounded(
+            CALL_TIMEOUT,
+            "queue.declare (passive)",
+            channel.queue_declare(passive),
+        )
+        .await?;
+        Ok(reply.map(|(_, ready, _)| ready))
     }
 
     /// The live connection, made (again) if there is none or it broke.
@@ -365,18 +371,8 @@ impl Source for AmqpSource {
                 c
             }
         };
-        let declared = bounded(
-            CALL_TIMEOUT,
-            "queue.declare (passive)",
-            channel.queue_declare(
-                QueueDeclareArguments::new(&self.queue)
-                    .passive(true)
-                    .finish(),
-            ),
-        )
-        .await;
-        match declared {
-            Ok(reply) => Ok(reply.map(|(_, ready, _)| u64::from(ready))),
+        match self.ready_count(&channel).await {
+            Ok(ready) => Ok(ready.map(u64::from)),
             Err(e) => {
                 *admin = None;
                 Err(e)
