@@ -258,7 +258,7 @@ fn source(input: &MappingInput) -> Result<(String, Vec<String>, String), LambdaE
             )));
         }
         if kind == AMQP_URL {
-            super::amqp::parse_endpoint(u).map_err(invalid)?;
+            super::amqp::endpoint::parse_endpoint(u).map_err(invalid)?;
         }
     }
     let (member, list) = if kind == AMQP_URL {
@@ -371,7 +371,7 @@ pub fn create(
     let first = endpoints.first().cloned().unwrap_or_default();
     Ok(Mapping {
         // A password in the URL is not part of the source's name (events, conflicts).
-        source: format!("{}/{topic}", super::amqp::redact(&first)),
+        source: format!("{}/{topic}", super::amqp::endpoint::redact(&first)),
         uuid,
         account: account.clone(),
         function_name: function_name.to_owned(),

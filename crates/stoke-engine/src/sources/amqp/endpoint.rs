@@ -2,8 +2,8 @@
 //! host, port, virtual host, each within AMQP's 255-byte short strings), and [`redact`], a URL
 //! without its password, for anything shown.
 
-use super::SHORT_MAX;
-
+/// AMQP's short strings (names, tags, credentials) hold at most 255 bytes.
+pub const SHORT_MAX: usize = 255;
 const DEFAULT_PORT: u16 = 5672;
 
 /// One broker of an `AMQP_URL` endpoint, parsed (`amqp://user:pass@host:port/vhost`).
@@ -118,7 +118,6 @@ pub fn parse_endpoint(raw: &str) -> Result<Endpoint, String> {
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
-    use super::super::AmqpSource;
     use super::*;
 
     #[test]
@@ -163,7 +162,5 @@ mod tests {
         assert_eq!(redact("amqp://h:1/v"), "amqp://h:1/v");
         let e = parse_endpoint("amqp://user:hunter2@h/v").unwrap();
         assert!(!format!("{e:?}").contains("hunter2"));
-        let s = AmqpSource::new(&["amqp://user:hunter2@h/v".into()], "q", "t", 10).unwrap();
-        assert!(!format!("{s:?}").contains("hunter2"));
     }
 }

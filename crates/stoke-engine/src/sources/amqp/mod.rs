@@ -47,6 +47,7 @@ use tokio::sync::{Mutex, mpsc};
 use super::rules::DEFAULT_MAX_CONCURRENCY;
 use super::source::{Message, Source, SourceError};
 use delivery::{message, parse_id};
+use endpoint::SHORT_MAX;
 pub use endpoint::{Endpoint, parse_endpoint, redact};
 
 mod delivery;
@@ -58,8 +59,6 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(5);
 const HEARTBEAT_SECS: u16 = 10;
 /// The longest a poll waits for the first delivery; a poller's wait is cut to it.
 pub const MAX_WAIT: Duration = Duration::from_secs(5);
-/// AMQP's short strings (names, tags, credentials) hold at most 255 bytes.
-const SHORT_MAX: usize = 255;
 
 /// The prefetch of a mapping: every batch it may have in flight, full (AMQP's prefetch count
 /// is a 16-bit number: at most 65,535).
@@ -474,6 +473,12 @@ mod tests {
         let s = AmqpSource::for_mapping(&m, "node-1").unwrap();
         assert_eq!(s.consumer_tag, format!("stoke-{}.node-1", m.uuid));
         assert_eq!(s.prefetch, prefetch(100, None));
+    }
+
+    #[test]
+    fn a_sources_debug_shows_no_password() {
+        let s = AmqpSource::new(&["amqp://user:hunter2@h/v".into()], "q", "t", 10).unwrap();
+        assert!(!format!("{s:?}").contains("hunter2"));
     }
 
     #[test]
