@@ -320,6 +320,11 @@ impl Source for AmqpSource {
             // No connection: the broker took back whatever was delivered on the last one.
             return Ok(());
         };
+        if !live.open() {
+            // Its channel is gone, and with it what it delivered (back in the queue).
+            self.forget(live.generation).await;
+            return Ok(());
+        }
         for (generation, tag) in ids.iter().filter_map(|id| parse_id(id)) {
             if generation != live.generation {
                 continue;
