@@ -218,10 +218,11 @@ def _pika():
 class RabbitServer:
     """One RabbitMQ node on free loopback ports, its data under `workdir`.
 
-    Durable classic queues and persistent messages survive `kill()`. A quorum queue declared
-    a few seconds before a SIGKILL does not on Debian's RabbitMQ 3.10: it comes back empty
-    under a new raft id (the registry naming its raft server was not written out yet); one
-    declared longer before, or a clean `stop()`, keeps its messages."""
+    Durable queues and their committed persistent messages survive `kill()` once the queue
+    itself is on disk. On Debian's RabbitMQ 3.10 a queue declared a second or two before a
+    SIGKILL may not be: a classic one can be gone after the restart, a quorum one comes back
+    empty under a new raft id (the registry naming its raft server was not written out yet).
+    A clean `stop()` (or `restart()`) after declaring writes everything out."""
 
     START_TIMEOUT = 90.0
 
@@ -329,9 +330,16 @@ class RabbitServer:
         """Kills the node and stops its epmd."""
         self.kill()
         epmd = shutil.which("epmd") or "/usr/bin/epmd"
-        if Path(epmd).exists():
-            subprocess.run([epmd, "-kill"], env=self.env(), capture_output=True, timeout=10,
-                           stdin=subprocess.DEVNULL)
+        if not Path(epmd).exists():
+            return
+        # epmd refuses while it still lists the node, which it drops once it sees it gone.
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            r = subprocess.run([epmd, "-kill"], env=self.env(), capture_output=True, text=True,
+                               timeout=10, stdin=subprocess.DEVNULL)
+            if "Killed" in r.stdout or "Cannot connect" in r.stdout + r.stderr:
+                return
+            time.sleep(0.1)
 
     def __enter__(self) -> "RabbitServer":
         return self.start()
