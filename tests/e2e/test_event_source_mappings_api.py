@@ -229,9 +229,18 @@ BAD_SOURCES = [
     ("queues for redis", {"SelfManagedEventSource": source(), "Topics": ["a"], "Queues": ["q"]},
      "Queues is not valid for a REDIS_URL event source: use Topics."),
     ("nats not yet", {"SelfManagedEventSource": source("nats://127.0.0.1:1", "NATS_URL"), "Topics": ["s"]},
-     "Event sources of type NATS_URL are not yet supported by Stoke: REDIS_URL is."),
-    ("amqp not yet", {"SelfManagedEventSource": source("amqp://u:p@127.0.0.1:1/v", "AMQP_URL"), "Queues": ["q"]},
-     "Event sources of type AMQP_URL are not yet supported by Stoke: REDIS_URL is."),
+     "Event sources of type NATS_URL are not yet supported by Stoke: REDIS_URL and AMQP_URL "
+     "are."),
+    ("amqps", {"SelfManagedEventSource": source("amqps://u:secret@127.0.0.1:1/v", "AMQP_URL"), "Queues": ["q"]},
+     "The endpoint amqps://u:****@127.0.0.1:1/v is not a valid AMQP_URL: amqps (TLS) is not "
+     "supported by Stoke yet, use amqp://."),
+    ("amqp vhost of two segments", {"SelfManagedEventSource": source("amqp://u:secret@127.0.0.1:1/a/b", "AMQP_URL"), "Queues": ["q"]},
+     "The endpoint amqp://u:****@127.0.0.1:1/a/b is not a valid AMQP_URL: the virtual host must "
+     "be one path segment (write / as %2F)."),
+    ("amqp without a queue", {"SelfManagedEventSource": source("amqp://127.0.0.1:1", "AMQP_URL")},
+     "Queues must name exactly one queue for a AMQP_URL event source."),
+    ("topics for amqp", {"SelfManagedEventSource": source("amqp://127.0.0.1:1", "AMQP_URL"), "Topics": ["t"]},
+     "Topics is not valid for a AMQP_URL event source: use Queues."),
 ]
 
 

@@ -19,13 +19,13 @@ import os
 import re
 import threading
 import time
-from collections import Counter
 
 import pytest
 
 from brokers import RedisServer
-from stoke_e2e import ROLE, StokeServer, http_get, make_zip, unique_name, wait_active
-from stoke_guests import log_events
+from event_sources import assert_backed_off, cpu_seconds, lines
+from event_sources import python_function as make_function
+from stoke_e2e import StokeServer, http_get, unique_name
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="Python functions need root")
 
@@ -71,18 +71,7 @@ def redis(tmp_path_factory):
 
 
 def python_function(lam, source: str = APP, **env) -> str:
-    name = unique_name("esm")
-    lam.create_function(
-        FunctionName=name,
-        Runtime="python3.12",
-        Role=ROLE,
-        Handler="app.handler",
-        Code={"ZipFile": make_zip({"app.py": source})},
-        Timeout=10,
-        Environment={"Variables": {k: str(v) for k, v in env.items()}},
-    )
-    assert wait_active(lam, name)["Configuration"]["State"] == "Active"
-    return name
+    return make_function(lam, source, "esm", **env)
 
 
 def publish(redis: RedisServer, stream: str, bodies: list) -> list[str]:
@@ -103,22 +92,6 @@ def mapping(lam, redis: RedisServer, fn: str, stream: str, **kw) -> str:
         **kw,
     )
     return m["UUID"]
-
-
-def lines(server, fn: str, tag: str, until, timeout: float) -> Counter:
-    """How often each id appears on the function's `TAG id,id,…` lines, polled until
-    `until(counter)` or the timeout."""
-
-    def count(events) -> Counter:
-        c: Counter = Counter()
-        for e in events:
-            for line in e["message"].splitlines():
-                if line.startswith(tag + " "):
-                    c.update(x for x in line[len(tag) + 1 :].split(",") if x)
-        return c
-
-    events = log_events(server, fn, lambda ev: until(count(ev)), timeout=timeout)
-    return count(events)
 
 
 def pending(redis: RedisServer, stream: str, group: str) -> int:
@@ -253,11 +226,6 @@ def test_redis_killed_and_restarted_mid_stream_loses_nothing(lam, server, tmp_pa
         r.kill()
 
 
-def cpu_seconds(pid: int) -> float:
-    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def test_a_throttled_function_makes_the_poller_back_off(lam, server, redis):
     fn = python_function(lam, SLEEP=0.2)
     lam.put_function_concurrency(FunctionName=fn, ReservedConcurrentExecutions=1)
@@ -269,19 +237,8 @@ def test_a_throttled_function_makes_the_poller_back_off(lam, server, redis):
         # More arrive while the function crawls through the backlog one batch at a time.
         ids += publish(redis, stream, [{"i": i} for i in range(100, 150)])
         done = lines(server, fn, "DONE", lambda c: set(ids) <= set(c), timeout=25)
-        cpu, wall = cpu_seconds(server.proc.pid) - start_cpu, time.monotonic() - start
         assert set(done) == set(ids)
-        assert cpu / wall < 0.5, f"the server used {cpu:.2f} s of CPU in {wall:.2f} s"
-        metrics = http_get(f"{server.endpoint}/metrics").body.decode()
-        throttled = re.search(rf'stoke_throttles_total{{account="\d+",function="{fn}"}} (\d+)', metrics)
-        assert throttled, "the function was never throttled"
-        # Backing off, not spinning: far fewer refusals than one per millisecond of backlog.
-        assert int(throttled.group(1)) < 200, throttled.group(0)
-        # Idle, the mapping costs (next to) nothing: blocking reads, no busy loop.
-        idle_cpu, idle_start = cpu_seconds(server.proc.pid), time.monotonic()
-        time.sleep(2)
-        idle = (cpu_seconds(server.proc.pid) - idle_cpu) / (time.monotonic() - idle_start)
-        assert idle < 0.1, f"idle mapping: {idle:.2%} of a core"
+        assert_backed_off(server, fn, start_cpu, start)
     finally:
         lam.delete_event_source_mapping(UUID=uuid)
 

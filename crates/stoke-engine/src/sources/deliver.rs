@@ -216,7 +216,7 @@ impl Deliverer {
                 .collect();
             let function_arn =
                 stoke_core::ids::function_arn(&self.region, &m.account, &m.function_name);
-            let payload = json!({
+            let mut payload = json!({
                 "requestContext": {
                     "requestId": uuid::Uuid::new_v4().to_string(),
                     "functionArn": function_arn,
@@ -228,16 +228,12 @@ impl Deliverer {
                 "timestamp": stoke_core::timefmt::lambda_timestamp(
                     time::OffsetDateTime::now_utc()
                 ),
-                "RedisStreamBatchInfo": {
-                    "stream": m.topic,
-                    "consumerGroup": m.consumer_group,
-                    "eventSourceArn": m.source,
-                    "firstId": ids.first(),
-                    "lastId": ids.last(),
-                    "batchSize": ids.len(),
-                },
                 "Records": records,
             });
+            if let Some(o) = payload.as_object_mut() {
+                let (name, info) = event::batch_info(m, &ids);
+                o.insert(name.into(), info);
+            }
             let req = EventRequest {
                 function: name,
                 qualifier: (qualifier != stoke_core::LATEST).then_some(qualifier),

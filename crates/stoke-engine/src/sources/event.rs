@@ -1,14 +1,16 @@
 //! What a batch looks like to the function and what its answer means: the event in the shape
 //! of Lambda's SQS event (`Records[]` with `messageId`, `receiptHandle`, `body`, `attributes`,
 //! `messageAttributes`, `eventSource`, `eventSourceARN`, `awsRegion`, and the broker's own
-//! metadata under its name), the view of a record that `FilterCriteria` matches (`body` as
-//! JSON when it is JSON), and `ReportBatchItemFailures` with Lambda's rules.
+//! metadata under its name: `redis`, or `rmq` for RabbitMQ), the view of a record that
+//! `FilterCriteria` matches (`body` as JSON when it is JSON), and `ReportBatchItemFailures`
+//! with Lambda's rules; the on-failure record's batch info.
 
 use std::collections::HashSet;
 
 use serde_json::{Value, json};
 use stoke_store::mappings::Mapping;
 
+use super::rules::AMQP_URL;
 use super::source::Message;
 
 /// The record of `m` as the function sees it.
@@ -19,7 +21,25 @@ pub fn record(mapping: &Mapping, region: &str, m: &Message) -> Value {
         .map(|(k, v)| (k.clone(), json!({"stringValue": v, "dataType": "String"})))
         .collect();
     let sent = m.sent_ms.map(|ms| ms.to_string()).unwrap_or_default();
-    json!({
+    let (event_source, broker, metadata) = match mapping.endpoint_kind.as_str() {
+        AMQP_URL => {
+            // The count as of this delivery: the poller's retries add to the broker's.
+            let mut o = m.metadata.clone();
+            o.insert("deliveryCount".into(), json!(m.delivery_count));
+            ("aws:rmq", "rmq", Value::Object(o))
+        }
+        _ => (
+            "aws:redis",
+            "redis",
+            json!({
+                "stream": mapping.topic,
+                "id": m.id,
+                "consumerGroup": mapping.consumer_group,
+                "deliveryCount": m.delivery_count,
+            }),
+        ),
+    };
+    let mut record = json!({
         "messageId": m.id,
         "receiptHandle": format!("{}:{}", mapping.uuid, m.id),
         "body": m.body,
@@ -28,16 +48,33 @@ pub fn record(mapping: &Mapping, region: &str, m: &Message) -> Value {
             "SentTimestamp": sent,
         },
         "messageAttributes": attributes,
-        "eventSource": "aws:redis",
+        "eventSource": event_source,
         "eventSourceARN": mapping.source,
         "awsRegion": region,
-        "redis": {
-            "stream": mapping.topic,
-            "id": m.id,
-            "consumerGroup": mapping.consumer_group,
-            "deliveryCount": m.delivery_count,
-        },
-    })
+    });
+    if let Some(o) = record.as_object_mut() {
+        o.insert(broker.into(), metadata);
+    }
+    record
+}
+
+/// The member of an on-failure record that names the failed batch, and its value.
+pub fn batch_info(mapping: &Mapping, ids: &[String]) -> (&'static str, Value) {
+    let (name, place) = match mapping.endpoint_kind.as_str() {
+        AMQP_URL => ("RabbitMQBatchInfo", json!({"queue": mapping.topic})),
+        _ => (
+            "RedisStreamBatchInfo",
+            json!({"stream": mapping.topic, "consumerGroup": mapping.consumer_group}),
+        ),
+    };
+    let mut info = place;
+    if let Some(o) = info.as_object_mut() {
+        o.insert("eventSourceArn".into(), json!(mapping.source));
+        o.insert("firstId".into(), json!(ids.first()));
+        o.insert("lastId".into(), json!(ids.last()));
+        o.insert("batchSize".into(), json!(ids.len()));
+    }
+    (name, info)
 }
 
 /// The record as `FilterCriteria` sees it: the same, with `body` parsed when it is JSON (a

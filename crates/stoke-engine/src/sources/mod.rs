@@ -6,7 +6,8 @@
 //!   passwords hidden.
 //! - [`service`]: [`Mappings`], the API's operations over the store.
 //! - [`source`]: the [`Source`] trait, the seam to a broker (poll with a bounded wait, ack,
-//!   nack, claim what a dead consumer left, lag); [`redis`]: Redis Streams on it.
+//!   nack, claim what a dead consumer left, lag); [`redis`]: Redis Streams on it; [`amqp`]:
+//!   RabbitMQ (AMQP 0-9-1) queues on it.
 //! - [`event`]: the SQS-shaped event of a batch, the view `FilterCriteria` matches, and
 //!   `ReportBatchItemFailures`' rules.
 //! - [`deliver`]: one batch through the function: retries, bisection, record age, the
@@ -18,6 +19,7 @@
 pub mod access;
 #[cfg(test)]
 mod access_tests;
+pub mod amqp;
 pub mod deliver;
 pub mod event;
 pub mod metrics;

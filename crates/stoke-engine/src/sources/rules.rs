@@ -251,6 +251,9 @@ fn source(input: &MappingInput) -> Result<(String, Vec<String>, String), LambdaE
                 scheme[0]
             )));
         }
+        if kind == AMQP_URL {
+            super::amqp::endpoint::parse_endpoint(u).map_err(invalid)?;
+        }
     }
     let (member, list) = if kind == AMQP_URL {
         ("Queues", &input.queues)
@@ -277,9 +280,10 @@ fn source(input: &MappingInput) -> Result<(String, Vec<String>, String), LambdaE
             )));
         }
     };
-    if kind != REDIS_URL {
+    if kind == NATS_URL {
         return Err(invalid(format!(
-            "Event sources of type {kind} are not yet supported by Stoke: REDIS_URL is."
+            "Event sources of type {kind} are not yet supported by Stoke: REDIS_URL and \
+             AMQP_URL are."
         )));
     }
     Ok((kind.clone(), urls.clone(), topic))
@@ -541,7 +545,8 @@ mod tests {
         assert_eq!(
             e,
             LambdaError::InvalidParameterValue(
-                "Event sources of type NATS_URL are not yet supported by Stoke: REDIS_URL is."
+                "Event sources of type NATS_URL are not yet supported by Stoke: REDIS_URL and \
+                 AMQP_URL are."
                     .into()
             )
         );

@@ -1,7 +1,8 @@
 //! The seam between a mapping's poller and a broker: the [`Source`] trait (poll a batch with
 //! a bounded wait, acknowledge, leave for redelivery, claim what a dead consumer left, report
 //! the backlog), the [`Message`] a source hands over, and [`SourceError`]. Redis Streams is the
-//! first implementation ([`super::redis`]); NATS JetStream and RabbitMQ implement the same.
+//! first implementation ([`super::redis`]), RabbitMQ another ([`super::amqp`]); NATS JetStream
+//! implements the same.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -21,6 +22,10 @@ pub struct Message {
     pub delivery_count: u64,
     /// When the broker took it, in ms since the epoch (when it knows).
     pub sent_ms: Option<i64>,
+    /// The broker's own metadata of the message (an AMQP delivery's exchange, routing key,
+    /// properties), under the broker's name in the record (empty where
+    /// [`super::event::record`] builds it itself, as for Redis).
+    pub metadata: serde_json::Map<String, serde_json::Value>,
 }
 
 /// What can go wrong talking to a broker.

@@ -14,11 +14,12 @@ use stoke_store::Store;
 use stoke_store::mappings::{BasicAuth, Mapping};
 use tokio::sync::watch;
 
+use super::amqp::AmqpSource;
 use super::deliver::Deliverer;
 use super::metrics::MappingLabels;
 use super::poller::{self, Running};
 use super::redis::RedisSource;
-use super::rules::REDIS_URL;
+use super::rules::{AMQP_URL, REDIS_URL};
 use super::source::Source;
 use crate::async_invoke::AsyncInvoker;
 use crate::invoke::Invoker;
@@ -83,19 +84,22 @@ struct Context {
 
 impl Context {
     fn source(&self, m: &Mapping) -> Option<Arc<dyn Source>> {
-        if m.endpoint_kind != REDIS_URL {
-            return None;
-        }
         let url = m.endpoints.first()?;
-        match RedisSource::new(
-            url,
-            &m.topic,
-            &m.consumer_group,
-            &self.owner,
-            m.starting_position == "LATEST",
-            m.basic_auth.as_ref(),
-        ) {
-            Ok(s) => Some(Arc::new(s)),
+        let made: Result<Arc<dyn Source>, _> = match m.endpoint_kind.as_str() {
+            REDIS_URL => RedisSource::new(
+                url,
+                &m.topic,
+                &m.consumer_group,
+                &self.owner,
+                m.starting_position == "LATEST",
+                m.basic_auth.as_ref(),
+            )
+            .map(|s| Arc::new(s) as Arc<dyn Source>),
+            AMQP_URL => AmqpSource::for_mapping(m, &self.owner).map(|s| Arc::new(s) as _),
+            _ => return None,
+        };
+        match made {
+            Ok(s) => Some(s),
             Err(e) => {
                 tracing::warn!(mapping = %m.uuid, error = %e, "cannot open the event source");
                 None
