@@ -65,8 +65,8 @@ pub mod pool;
 pub mod prepare;
 pub mod record;
 pub mod route;
-pub mod sources;
 pub mod slots;
+pub mod sources;
 pub mod target;
 
 pub use async_invoke::{AsyncConfig, AsyncInvoker, AsyncTasks, EventRequest};

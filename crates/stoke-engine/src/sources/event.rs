@@ -1,14 +1,16 @@
 //! What a batch looks like to the function and what its answer means: the event in the shape
 //! of Lambda's SQS event (`Records[]` with `messageId`, `receiptHandle`, `body`, `attributes`,
 //! `messageAttributes`, `eventSource`, `eventSourceARN`, `awsRegion`, and the broker's own
-//! metadata under its name), the view of a record that `FilterCriteria` matches (`body` as
-//! JSON when it is JSON), and `ReportBatchItemFailures` with Lambda's rules.
+//! metadata under its name: `redis`, or `nats` as the source gave it), the view of a record
+//! that `FilterCriteria` matches (`body` as JSON when it is JSON), and
+//! `ReportBatchItemFailures` with Lambda's rules.
 
 use std::collections::HashSet;
 
 use serde_json::{Value, json};
 use stoke_store::mappings::Mapping;
 
+use super::rules::NATS_URL;
 use super::source::Message;
 
 /// The record of `m` as the function sees it.
@@ -19,7 +21,20 @@ pub fn record(mapping: &Mapping, region: &str, m: &Message) -> Value {
         .map(|(k, v)| (k.clone(), json!({"stringValue": v, "dataType": "String"})))
         .collect();
     let sent = m.sent_ms.map(|ms| ms.to_string()).unwrap_or_default();
-    json!({
+    let (event_source, broker, metadata) = match mapping.endpoint_kind.as_str() {
+        NATS_URL => ("aws:nats", "nats", Value::Object(m.metadata.clone())),
+        _ => (
+            "aws:redis",
+            "redis",
+            json!({
+                "stream": mapping.topic,
+                "id": m.id,
+                "consumerGroup": mapping.consumer_group,
+                "deliveryCount": m.delivery_count,
+            }),
+        ),
+    };
+    let mut record = json!({
         "messageId": m.id,
         "receiptHandle": format!("{}:{}", mapping.uuid, m.id),
         "body": m.body,
@@ -28,16 +43,14 @@ pub fn record(mapping: &Mapping, region: &str, m: &Message) -> Value {
             "SentTimestamp": sent,
         },
         "messageAttributes": attributes,
-        "eventSource": "aws:redis",
+        "eventSource": event_source,
         "eventSourceARN": mapping.source,
         "awsRegion": region,
-        "redis": {
-            "stream": mapping.topic,
-            "id": m.id,
-            "consumerGroup": mapping.consumer_group,
-            "deliveryCount": m.delivery_count,
-        },
-    })
+    });
+    if let Some(o) = record.as_object_mut() {
+        o.insert(broker.into(), metadata);
+    }
+    record
 }
 
 /// The record as `FilterCriteria` sees it: the same, with `body` parsed when it is JSON (a

@@ -87,6 +87,7 @@ fn message(entry: StreamId, delivery_count: u64) -> Message {
         attributes: fields,
         delivery_count,
         sent_ms,
+        metadata: serde_json::Map::new(),
     }
 }
 

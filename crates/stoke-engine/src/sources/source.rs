@@ -21,6 +21,9 @@ pub struct Message {
     pub delivery_count: u64,
     /// When the broker took it, in ms since the epoch (when it knows).
     pub sent_ms: Option<i64>,
+    /// The broker's own metadata of the message, under the broker's name in the record
+    /// (empty where [`super::event::record`] builds it itself, as for Redis).
+    pub metadata: serde_json::Map<String, serde_json::Value>,
 }
 
 /// What can go wrong talking to a broker.
@@ -47,6 +50,13 @@ pub trait Source: Send + Sync {
     /// The messages failed: the broker may deliver them again (to [`Source::claim_stale`] or
     /// its own redelivery).
     async fn nack(&self, ids: &[String]) -> Result<(), SourceError>;
+
+    /// The messages failed for good (they went to the on-failure destination, or there is
+    /// none): never delivered again. An acknowledgement unless the broker has a word of its
+    /// own (JetStream's `+TERM`).
+    async fn discard(&self, ids: &[String]) -> Result<(), SourceError> {
+        self.ack(ids).await
+    }
 
     /// Takes over up to `max` messages delivered to any consumer of this mapping at least
     /// `idle` ago and never acknowledged (a consumer that died holding them).

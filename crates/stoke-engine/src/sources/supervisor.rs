@@ -16,9 +16,10 @@ use tokio::sync::watch;
 
 use super::deliver::Deliverer;
 use super::metrics::MappingLabels;
+use super::nats::NatsSource;
 use super::poller::{self, Running};
 use super::redis::RedisSource;
-use super::rules::REDIS_URL;
+use super::rules::{NATS_URL, REDIS_URL};
 use super::source::Source;
 use crate::async_invoke::AsyncInvoker;
 use crate::invoke::Invoker;
@@ -74,18 +75,19 @@ struct Context {
 
 impl Context {
     fn source(&self, m: &Mapping) -> Option<Arc<dyn Source>> {
-        if m.endpoint_kind != REDIS_URL {
-            return None;
-        }
-        let url = m.endpoints.first()?;
-        match RedisSource::new(
-            url,
-            &m.topic,
-            &m.consumer_group,
-            &self.owner,
-            m.starting_position == "LATEST",
-        ) {
-            Ok(s) => Some(Arc::new(s)),
+        let latest = m.starting_position == "LATEST";
+        let made: Result<Arc<dyn Source>, _> = match m.endpoint_kind.as_str() {
+            REDIS_URL => {
+                let url = m.endpoints.first()?;
+                RedisSource::new(url, &m.topic, &m.consumer_group, &self.owner, latest)
+                    .map(|s| Arc::new(s) as Arc<dyn Source>)
+            }
+            NATS_URL => NatsSource::new(&m.endpoints, &m.topic, &m.consumer_group, latest)
+                .map(|s| Arc::new(s) as Arc<dyn Source>),
+            _ => return None,
+        };
+        match made {
+            Ok(s) => Some(s),
             Err(e) => {
                 tracing::warn!(mapping = %m.uuid, error = %e, "cannot open the event source");
                 None
