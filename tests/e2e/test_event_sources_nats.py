@@ -11,7 +11,8 @@ consumer read back from JetStream's API. A record's `messageId` is its stream se
 - `FilterCriteria` on the body and on the subject: only matching records run;
 - nats-server killed (SIGKILL) and restarted mid-stream: nothing JetStream acknowledged is lost;
 - reserved concurrency 1 under a growing backlog: the poller backs off (its CPU is measured);
-- a server restart resumes where the durable consumer left off.
+- a server restart resumes where the durable consumer left off;
+- each batch keeps the order of every subject.
 """
 
 from __future__ import annotations
@@ -333,3 +334,36 @@ def test_a_restart_resumes_where_the_durable_consumer_left_off(tmp_path_factory,
         srv.stop()
     finally:
         srv.kill()
+
+
+def test_each_batch_keeps_the_order_of_every_subject(lam, server, nats):
+    """Records reach the function in stream order, so each subject's in its own order: the
+    no-wait pull, the long pull and the batching window's further pulls join up in order.
+    (Order across batches needs one batch in flight; Lambda's `MaximumConcurrency` starts at
+    2, see docs/decisions.md.)"""
+    fn = python_function(lam)
+    stream = new_stream(nats, "ordered")
+    by_subject: dict[str, list[str]] = {}
+    for round_ in range(10):
+        for subject in ("a", "b", "c"):
+            ids = nats.publish(f"{stream}.{subject}", [{"r": round_, "i": i} for i in range(10)])
+            by_subject.setdefault(subject, []).extend(ids)
+    everything = {i for ids in by_subject.values() for i in ids}
+    subject_of = {i: s for s, ids in by_subject.items() for i in ids}
+    uuid = mapping(lam, nats, fn, stream, BatchSize=100, MaximumBatchingWindowInSeconds=1)
+    try:
+        lines(server, fn, "DONE", lambda c: everything <= set(c), timeout=20)
+        calls = [
+            line[len("DONE "):].split(",")
+            for e in log_events(server, fn, lambda ev: True, timeout=0)
+            for line in e["message"].splitlines()
+            if line.startswith("DONE ")
+        ]
+        assert sorted(i for c in calls for i in c) == sorted(everything)
+        for call in calls:
+            for subject in ("a", "b", "c"):
+                seqs = [int(i) for i in call if subject_of[i] == subject]
+                assert seqs == sorted(seqs), (subject, call)
+        assert max(len(c) for c in calls) > 30, "the batches never held several subjects"
+    finally:
+        lam.delete_event_source_mapping(UUID=uuid)
