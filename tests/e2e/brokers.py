@@ -2,7 +2,8 @@
 temporary data folder and stopped after, so that no test depends on a service left running.
 
 - `RedisServer(dir).start()` runs `redis-server` (Debian package `redis-server`) with an
-  append-only file synced on every write (a kill -9 loses nothing it acknowledged);
+  append-only file synced on every write (a kill -9 loses nothing it acknowledged), and
+  with `user=(name, password)` one ACL user only (the default user off);
   `.stop()`, `.kill()` (SIGKILL), `.restart()` (same port and data), `.url`, and
   `.command(*args)` to speak to it (a small RESP client over one socket: tests need a handful
   of commands, and the Python environment carries no Redis package).
@@ -94,8 +95,11 @@ class RedisServer:
 
     START_TIMEOUT = 10.0
 
-    def __init__(self, workdir: Path):
+    def __init__(self, workdir: Path, user: tuple[str, str] | None = None):
+        """`user` = (name, password): the only user (ACL), the default user off; the
+        tests' own client signs in as it."""
         self.workdir = Path(workdir)
+        self.user = user
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         self.url = f"redis://127.0.0.1:{self.port}"
@@ -116,6 +120,7 @@ class RedisServer:
                 "--save", "",
                 "--daemonize", "no",
                 "--protected-mode", "no",
+                *self._acl(),
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -134,6 +139,13 @@ class RedisServer:
                 )
             time.sleep(0.05)
 
+    def _acl(self) -> list[str]:
+        if self.user is None:
+            return []
+        name, password = self.user
+        return ["--user", "default", "off",
+                "--user", name, "on", f">{password}", "~*", "&*", "+@all"]
+
     def _close(self) -> None:
         if self._sock is not None:
             self._sock.close()
@@ -149,6 +161,10 @@ class RedisServer:
             if self._sock is None:
                 self._sock = socket.create_connection(("127.0.0.1", self.port), timeout=10)
                 self._reader = _Reader(self._sock)
+                if self.user is not None:
+                    self._sock.sendall(_encode(("AUTH", *self.user)))
+                    if isinstance(self._reader.reply(), RedisError):
+                        raise ConnectionError("redis refused the tests' credentials")
             self._sock.sendall(b"".join(_encode(c) for c in commands))
             replies = [self._reader.reply() for _ in commands]
         except (OSError, ConnectionError):

@@ -17,6 +17,7 @@ from stoke_e2e import REGION, error_code, error_message, expect_error, http_stat
 from stoke_guests import deploy
 
 NOWHERE = "redis://127.0.0.1:1"
+SECRET = "arn:aws:secretsmanager:us-east-1:123456789012:secret:broker"
 
 
 def source(url: str = NOWHERE, kind: str = "REDIS_URL") -> dict:
@@ -187,6 +188,25 @@ BAD_CREATES = [
     ("vpc access", {"SourceAccessConfigurations": [{"Type": "VPC_SUBNET", "URI": "subnet:1"}]},
      "InvalidParameterValueException", 400,
      "Unsupported SourceAccessConfiguration type VPC_SUBNET: Stoke takes BASIC_AUTH."),
+    ("a secrets manager secret",
+     {"SourceAccessConfigurations": [{"Type": "BASIC_AUTH", "URI": SECRET}]},
+     "InvalidParameterValueException", 400,
+     f"Stoke has no Secrets Manager and cannot read {SECRET}: give BASIC_AUTH's URI as "
+     "<username>:<password> (Stoke keeps it sealed and shows a secret ARN of its own in its "
+     "place)."),
+    ("basic auth without a password",
+     {"SourceAccessConfigurations": [{"Type": "BASIC_AUTH", "URI": "alice:"}]},
+     "InvalidParameterValueException", 400,
+     "BASIC_AUTH's URI must be <username>:<password> (the user name may be empty), or the "
+     "secret ARN Stoke showed for this mapping."),
+    ("two basic auths",
+     {"SourceAccessConfigurations": [{"Type": "BASIC_AUTH", "URI": "a:b"}] * 2},
+     "InvalidParameterValueException", 400,
+     "SourceAccessConfigurations may hold one BASIC_AUTH configuration."),
+    ("an empty basic auth", {"SourceAccessConfigurations": [{"Type": "BASIC_AUTH", "URI": ""}]},
+     "ValidationException", 400,
+     validation("sourceAccessConfigurations.1.member.uRI", "'****'",
+                "Member must have length greater than or equal to 1")),
 ]
 
 BAD_SOURCES = [
@@ -317,3 +337,22 @@ def test_unknown_uuids_and_bad_updates_are_refused(lam, lam_raw, fn):
         )
     finally:
         lam.delete_event_source_mapping(UUID=uuid)
+
+
+def test_a_password_in_an_endpoint_is_never_answered(lam, fn):
+    url = "redis://alice:hunter2-in-the-url@127.0.0.1:1"
+    m = lam.create_event_source_mapping(
+        FunctionName=fn, SelfManagedEventSource=source(url), Topics=["secret"]
+    )
+    try:
+        shown = source("redis://alice:****@127.0.0.1:1")
+        assert m["SelfManagedEventSource"] == shown
+        got = lam.get_event_source_mapping(UUID=m["UUID"])
+        assert got["SelfManagedEventSource"] == shown
+        listed = lam.list_event_source_mappings(
+            EventSourceArn="redis://alice:****@127.0.0.1:1/secret"
+        )["EventSourceMappings"]
+        assert [x["UUID"] for x in listed] == [m["UUID"]]
+        assert "hunter2" not in repr([m, got, listed])
+    finally:
+        lam.delete_event_source_mapping(UUID=m["UUID"])

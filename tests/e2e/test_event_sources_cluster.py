@@ -30,7 +30,6 @@ def holders(c: StokeCluster, uuid: str) -> list[int]:
     return out
 
 
-@pytest.mark.xfail(reason="needs truth: code on any node", strict=False)
 def test_one_node_polls_a_mapping_and_another_takes_it_over(tmp_path):
     with RedisServer(tmp_path / "redis") as redis, StokeCluster(tmp_path, n=2).running() as c:
         lam = c.client(0)

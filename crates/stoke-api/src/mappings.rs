@@ -3,6 +3,8 @@
 //! DeleteEventSourceMapping, ListEventSourceMappings) with Lambda's shapes: 202 for Create,
 //! Update and Delete, `LastModified` in epoch seconds, a self-managed source as
 //! `SelfManagedEventSource.Endpoints` with `Topics` (or `Queues`), and the mapping's ARN.
+//! Nothing secret is answered: an endpoint's password shows as `****`, a `BASIC_AUTH` as the
+//! mapping's own secret ARN.
 
 use axum::Extension;
 use axum::extract::{Path, Query, State};
@@ -10,6 +12,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use stoke_engine::sources::access::redact_url;
 use stoke_engine::sources::rules::{AMQP_URL, MappingInput};
 use stoke_store::mappings::Mapping;
 
@@ -26,7 +29,8 @@ pub fn mapping_json(m: &Mapping, region: &str) -> Value {
         arn = format!("{arn}:{q}");
     }
     let mut endpoints = serde_json::Map::new();
-    endpoints.insert(m.endpoint_kind.clone(), json!(m.endpoints));
+    let shown: Vec<String> = m.endpoints.iter().map(|u| redact_url(u)).collect();
+    endpoints.insert(m.endpoint_kind.clone(), json!(shown));
     let mut v = json!({
         "UUID": m.uuid,
         "EventSourceMappingArn": format!(

@@ -5,6 +5,8 @@
 //!   stdin copied to stdout): the "hello" of the warm and cold measurements.
 //! - [`constant_zip`]: a module that prints a fixed text, so that the update measurement can
 //!   tell the new code's answers from the old one's.
+//! - [`clock_zip`]: a module that logs the wall clock in nanoseconds (the event source
+//!   bench's "function start").
 
 use std::io::{Cursor, Write as _};
 
@@ -21,6 +23,43 @@ const TEXT_OFFSET: usize = 64;
 /// The echo module, zipped.
 pub fn echo_zip() -> anyhow::Result<Vec<u8>> {
     let wasm = wat::parse_str(ECHO_WAT).context("compiling echo.wat")?;
+    zip_module(&wasm)
+}
+
+/// The clock guest of the event source bench: it writes the wall clock (WASI
+/// `clock_time_get`, realtime, in nanoseconds) as one log line on stderr, `T <16 hex
+/// digits>`, and exits 0.
+const CLOCK_WAT: &str = r#"(module
+  (import "wasi_snapshot_preview1" "clock_time_get" (func $clock (param i32 i64 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (func $hex (param $d i32) (result i32)
+    (select (i32.add (local.get $d) (i32.const 48)) (i32.add (local.get $d) (i32.const 87))
+      (i32.lt_u (local.get $d) (i32.const 10))))
+  (func (export "_start")
+    (local $t i64) (local $i i32)
+    (drop (call $clock (i32.const 0) (i64.const 1) (i32.const 0)))
+    (local.set $t (i64.load (i32.const 0)))
+    (i32.store8 (i32.const 32) (i32.const 84))
+    (i32.store8 (i32.const 33) (i32.const 32))
+    (local.set $i (i32.const 15))
+    (block $done
+      (loop $next
+        (i32.store8 (i32.add (i32.const 34) (local.get $i))
+          (call $hex (i32.wrap_i64 (i64.and (local.get $t) (i64.const 15)))))
+        (local.set $t (i64.shr_u (local.get $t) (i64.const 4)))
+        (br_if $done (i32.eqz (local.get $i)))
+        (local.set $i (i32.sub (local.get $i) (i32.const 1)))
+        (br $next)))
+    (i32.store8 (i32.const 50) (i32.const 10))
+    (i32.store (i32.const 16) (i32.const 32))
+    (i32.store (i32.const 20) (i32.const 19))
+    (drop (call $fd_write (i32.const 2) (i32.const 16) (i32.const 1) (i32.const 24)))))
+"#;
+
+/// The clock module, zipped.
+pub fn clock_zip() -> anyhow::Result<Vec<u8>> {
+    let wasm = wat::parse_str(CLOCK_WAT).context("compiling the clock module")?;
     zip_module(&wasm)
 }
 
@@ -89,6 +128,7 @@ mod tests {
         for zip in [
             echo_zip().expect("echo"),
             constant_zip(r#"{"round":1}"#).expect("constant"),
+            clock_zip().expect("clock"),
         ] {
             let archive = zip::ZipArchive::new(Cursor::new(zip)).expect("zip");
             let names: Vec<String> = archive

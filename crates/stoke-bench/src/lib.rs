@@ -34,6 +34,8 @@
 //! - [`warm`], [`cold`], [`runtimes`], [`update`], [`asynq`]: the measures.
 //! - [`cluster`]: `--cluster`: three nodes on one PostgreSQL, a warm call served locally vs
 //!   forwarded, and the warm-hit share after a mixed load (its own results and table).
+//! - [`sources`]: `--sources`: event source mappings per broker (publish → start, one
+//!   mapping's sustained rate against the broker's own consumer; the [`sources::Broker`] seam).
 //! - [`results`]: what was measured; [`markdown`]: the tables.
 //! - [`stats`] (percentiles, medians, rounding) and [`parse`] (the REPORT line, a Prometheus
 //!   sample): leaves that every other module may use.
@@ -54,6 +56,7 @@ pub mod parse;
 pub mod results;
 pub mod runtimes;
 pub mod server;
+pub mod sources;
 pub mod stats;
 pub mod update;
 pub mod warm;

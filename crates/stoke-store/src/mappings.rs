@@ -3,13 +3,43 @@
 //! function and by source in `UUID` order, and written with a compare-and-swap of its
 //! `revision` (so the API and a poller never silently overwrite each other). The pollers run
 //! each enabled mapping on one node at a time through a lease in the same row, renewed by its
-//! holder and taken over once it has expired.
+//! holder and taken over once it has expired. A mapping's `BASIC_AUTH` credentials
+//! ([`BasicAuth`]) are kept only sealed with the master key ([`crate::seal`], the mapping's
+//! UUID bound in as associated data), beside the record, and opened when it is read.
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use stoke_core::AccountId;
+use zeroize::Zeroizing;
 
 use crate::StoreError;
+use crate::seal::MasterKey;
+use crate::sqlite::{decode, encode};
+
+/// The user name and password a mapping's `BASIC_AUTH` gives its broker. In clear only in
+/// memory: its `Debug` hides the password, and the store keeps it sealed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct BasicAuth {
+    /// Empty for a password alone (Redis' `AUTH password`).
+    pub username: String,
+    pub password: Zeroizing<String>,
+}
+
+impl std::fmt::Debug for BasicAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BasicAuth")
+            .field("username", &self.username)
+            .field("password", &"<redacted>")
+            .finish()
+    }
+}
+
+/// What the sealed bytes hold.
+#[derive(Serialize, Deserialize)]
+struct AuthPlain {
+    u: String,
+    p: String,
+}
 
 /// One of a mapping's `SourceAccessConfigurations` (`Type`, `URI`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -40,6 +70,9 @@ pub struct Mapping {
     /// Where a new consumer group starts: `TRIM_HORIZON` (the stream's start) or `LATEST`.
     pub starting_position: String,
     pub access: Vec<AccessConfig>,
+    /// The credentials its `BASIC_AUTH` names (never serialized: the store seals them).
+    #[serde(skip)]
+    pub basic_auth: Option<BasicAuth>,
     pub batch_size: u32,
     pub batching_window_seconds: u32,
     pub maximum_concurrency: Option<u32>,
@@ -101,6 +134,68 @@ pub trait MappingStore: Send + Sync + 'static {
     async fn release_mappings(&self, owner: &str) -> Result<(), StoreError>;
 }
 
+/// The associated data a mapping's credentials are sealed with.
+fn aad(uuid: &str) -> String {
+    format!("event-source-mapping:{uuid}")
+}
+
+/// A mapping as a row keeps it: the record, and its credentials sealed (hex).
+#[derive(Serialize)]
+struct Sealed<'a> {
+    #[serde(flatten)]
+    mapping: &'a Mapping,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sealed_auth: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Unsealed {
+    #[serde(flatten)]
+    mapping: Mapping,
+    #[serde(default)]
+    sealed_auth: Option<String>,
+}
+
+/// The record of `m` as stored, its credentials sealed under `master`.
+pub(crate) fn seal_record(master: &MasterKey, m: &Mapping) -> Result<String, StoreError> {
+    let sealed_auth = match &m.basic_auth {
+        Some(a) => {
+            let plain = Zeroizing::new(
+                serde_json::to_vec(&AuthPlain {
+                    u: a.username.clone(),
+                    p: a.password.to_string(),
+                })
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+            );
+            Some(hex::encode(master.seal(&plain, &aad(&m.uuid))))
+        }
+        None => None,
+    };
+    encode(&Sealed {
+        mapping: m,
+        sealed_auth,
+    })
+}
+
+/// The mapping a stored record holds, its credentials opened with `master`.
+pub(crate) fn open_record(master: &MasterKey, record: &str) -> Result<Mapping, StoreError> {
+    let u: Unsealed = decode(record)?;
+    let mut m = u.mapping;
+    if let Some(sealed) = u.sealed_auth {
+        let bytes = hex::decode(sealed).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let plain = master
+            .open(&bytes, &aad(&m.uuid))
+            .map_err(|e| StoreError::MasterKey(e.to_string()))?;
+        let a: AuthPlain =
+            serde_json::from_slice(&plain).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        m.basic_auth = Some(BasicAuth {
+            username: a.u,
+            password: Zeroizing::new(a.p),
+        });
+    }
+    Ok(m)
+}
+
 /// The statements both backends run, with SQLite's `?N` placeholders (PostgreSQL's are the
 /// same text with `$N`: [`pg`]). `enabled` binds as a boolean in both.
 pub(crate) mod sql {
@@ -135,9 +230,9 @@ pub(crate) mod sql {
 /// `DerefMut` to the backend's connection) to write and to read with. Both backends expand it.
 macro_rules! mapping_store {
     ($store:ty, $row:ty, $sql:path, $write:ident, $read:ident) => {
-        fn records(rows: Vec<$row>) -> Result<Vec<Mapping>, StoreError> {
+        fn records(master: &MasterKey, rows: Vec<$row>) -> Result<Vec<Mapping>, StoreError> {
             rows.iter()
-                .map(|r| decode::<Mapping>(r.get::<&str, _>(0)))
+                .map(|r| open_record(master, r.get::<&str, _>(0)))
                 .collect()
         }
 
@@ -151,7 +246,7 @@ macro_rules! mapping_store {
                     .bind(&m.source)
                     .bind(m.enabled)
                     .bind(&m.revision)
-                    .bind(encode(m)?)
+                    .bind(seal_record(&self.master, m)?)
                     .execute(&mut *self.$write().await?)
                     .await;
                 match done {
@@ -168,7 +263,7 @@ macro_rules! mapping_store {
                     .bind(uuid)
                     .fetch_all(&mut *self.$read().await?)
                     .await?;
-                Ok(records(rows)?.pop())
+                Ok(records(&self.master, rows)?.pop())
             }
 
             async fn replace_mapping(&self, m: &Mapping, expected: &str) -> Result<(), StoreError> {
@@ -178,7 +273,7 @@ macro_rules! mapping_store {
                     .bind(&m.source)
                     .bind(m.enabled)
                     .bind(&m.revision)
-                    .bind(encode(m)?)
+                    .bind(seal_record(&self.master, m)?)
                     .bind(expected)
                     .execute(&mut *self.$write().await?)
                     .await?
@@ -191,7 +286,7 @@ macro_rules! mapping_store {
                     .bind(uuid)
                     .fetch_all(&mut *self.$write().await?)
                     .await?;
-                Ok(records(rows)?.pop())
+                Ok(records(&self.master, rows)?.pop())
             }
 
             async fn list_mappings(
@@ -210,7 +305,7 @@ macro_rules! mapping_store {
                     .bind(i64::from(limit))
                     .fetch_all(&mut *self.$read().await?)
                     .await?;
-                records(rows)
+                records(&self.master, rows)
             }
 
             async fn claim_mappings(
@@ -226,7 +321,7 @@ macro_rules! mapping_store {
                     .bind(true)
                     .fetch_all(&mut *self.$write().await?)
                     .await?;
-                records(rows)
+                records(&self.master, rows)
             }
 
             async fn release_mappings(&self, owner: &str) -> Result<(), StoreError> {

@@ -1,7 +1,9 @@
 //! Event source mappings (Lambda's `CreateEventSourceMapping` and its siblings) and the
 //! pollers that turn a broker's messages into calls of a function.
 //!
-//! - [`rules`]: the request, its validation in Lambda's words, defaults, Update's merge (pure).
+//! - [`rules`]: the request, its validation in Lambda's words, defaults, Update's merge (pure);
+//!   [`access`]: its `BASIC_AUTH` credentials (sealed in the store, never shown) and endpoints'
+//!   passwords hidden.
 //! - [`service`]: [`Mappings`], the API's operations over the store.
 //! - [`source`]: the [`Source`] trait, the seam to a broker (poll with a bounded wait, ack,
 //!   nack, claim what a dead consumer left, lag); [`redis`]: Redis Streams on it; [`nats`]:
@@ -14,6 +16,9 @@
 //! - [`supervisor`]: this node's pollers, one per mapping it leases from the store.
 //! - [`metrics`]: lag, in-flight batches, batch sizes, oldest record age in `/metrics`.
 
+pub mod access;
+#[cfg(test)]
+mod access_tests;
 pub mod deliver;
 pub mod event;
 pub mod metrics;

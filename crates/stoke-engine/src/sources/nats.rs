@@ -24,7 +24,8 @@
 //! client reconnects on its own (with its backoff) and the poller backs off while it does
 //! (a poll on a disconnected client fails at once); every fetch and flush is bounded by a
 //! deadline; at most [`MAX_ACK_PENDING`] messages are out unacknowledged per mapping. The URL
-//! may carry credentials: it is never logged nor shown by `Debug`.
+//! may carry credentials, and `BASIC_AUTH` gives a user and password (no user: a token): none
+//! of it is logged nor shown by `Debug`.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
@@ -38,6 +39,7 @@ use async_trait::async_trait;
 use base64::Engine;
 use futures_util::StreamExt;
 use serde_json::{Value, json};
+use stoke_store::mappings::BasicAuth;
 
 use super::source::{Message, Source, SourceError};
 
@@ -60,6 +62,8 @@ pub const MAX_ACK_PENDING: i64 = 20_000;
 /// One mapping's durable pull consumer of one stream.
 pub struct NatsSource {
     servers: Vec<ServerAddr>,
+    /// `BASIC_AUTH`'s credentials (a user and password; no user: a token).
+    auth: Option<BasicAuth>,
     stream: String,
     durable: String,
     latest: bool,
@@ -144,13 +148,14 @@ fn message(m: &jetstream::Message) -> Option<(Message, Subject)> {
 }
 
 impl NatsSource {
-    /// The durable consumer `durable` of `stream` on the servers `urls` (nothing is
-    /// connected until the first call).
+    /// The durable consumer `durable` of `stream` on the servers `urls`, signing in with
+    /// `auth` when given (nothing is connected until the first call).
     pub fn new(
         urls: &[String],
         stream: &str,
         durable: &str,
         latest: bool,
+        auth: Option<&BasicAuth>,
     ) -> Result<Self, SourceError> {
         let servers = urls
             .iter()
@@ -162,6 +167,7 @@ impl NatsSource {
         }
         Ok(Self {
             servers,
+            auth: auth.cloned(),
             stream: stream.to_owned(),
             durable: durable.to_owned(),
             latest,
@@ -177,7 +183,14 @@ impl NatsSource {
         if let Some(c) = guard.as_ref() {
             return Ok(c.clone());
         }
-        let client = ConnectOptions::new()
+        let options = match &self.auth {
+            Some(a) if a.username.is_empty() => ConnectOptions::with_token(a.password.to_string()),
+            Some(a) => {
+                ConnectOptions::with_user_and_password(a.username.clone(), a.password.to_string())
+            }
+            None => ConnectOptions::new(),
+        };
+        let client = options
             .name("stoke")
             .connection_timeout(CONNECT_TIMEOUT)
             .request_timeout(Some(REQUEST_TIMEOUT))
@@ -412,6 +425,7 @@ mod tests {
             "orders",
             "stoke-1",
             false,
+            None,
         )
         .unwrap_or_else(|e| panic!("{e}"));
         let shown = format!("{s:?}");
@@ -419,6 +433,6 @@ mod tests {
             !shown.contains("secret") && shown.contains("orders"),
             "{shown}"
         );
-        assert!(NatsSource::new(&[], "orders", "d", false).is_err());
+        assert!(NatsSource::new(&[], "orders", "d", false, None).is_err());
     }
 }

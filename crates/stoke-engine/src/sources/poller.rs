@@ -28,6 +28,8 @@ const POLL_WAIT: Duration = Duration::from_secs(2);
 /// How often the poller looks for records left pending (and not its own in flight).
 const CLAIM_EVERY: Duration = Duration::from_secs(30);
 const MAX_BROKER_BACKOFF: Duration = Duration::from_secs(5);
+/// How often a busy poller asks the source for its lag (`/metrics`).
+const LAG_EVERY: Duration = Duration::from_secs(1);
 
 /// What the supervisor reads of a running poller.
 #[derive(Debug, Default)]
@@ -69,6 +71,7 @@ async fn run(d: Deliverer, status: Arc<Mutex<Status>>) {
     let mut scale = Scale::new(max_in_flight);
     let mut recovering = true;
     let mut last_claim = Instant::now();
+    let mut last_lag: Option<Instant> = None;
     let mut broker_backoff = Duration::from_millis(100);
     let mut stop = d.stop.clone();
     // The ids of the records in the batches in flight.
@@ -140,7 +143,11 @@ async fn run(d: Deliverer, status: Arc<Mutex<Status>>) {
         };
         // A full read says there is a backlog.
         scale.read(records.len() >= batch);
-        report_lag(&d).await;
+        // The lag (one more command) once a second at most, and whenever the source is idle.
+        if records.is_empty() || last_lag.is_none_or(|t| t.elapsed() >= LAG_EVERY) {
+            last_lag = Some(Instant::now());
+            report_lag(&d).await;
+        }
         if records.is_empty() {
             continue;
         }

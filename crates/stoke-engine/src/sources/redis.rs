@@ -9,7 +9,8 @@
 //! timeout (the read's block time plus 5 s); a broken connection is dropped and made again on
 //! the next call, and the poller backs off between failures. An entry's `body` field is the
 //! record's body; its other fields are its attributes (an entry without `body` has all its
-//! fields as a JSON object for body).
+//! fields as a JSON object for body). A mapping's `BASIC_AUTH` signs every connection in
+//! (`AUTH`); the password is never in a `Debug` output or a log line.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -17,7 +18,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use redis::aio::MultiplexedConnection;
 use redis::streams::{StreamAutoClaimReply, StreamId, StreamInfoGroupsReply, StreamReadReply};
-use redis::{AsyncConnectionConfig, Client, RedisError};
+use redis::{AsyncConnectionConfig, Client, IntoConnectionInfo, RedisError};
+use stoke_store::mappings::BasicAuth;
 use tokio::sync::Mutex;
 
 use super::source::{Message, Source, SourceError};
@@ -92,16 +94,27 @@ fn message(entry: StreamId, delivery_count: u64) -> Message {
 }
 
 impl RedisSource {
-    /// A consumer `consumer` of group `group` on `stream` at `url` (nothing is connected
-    /// until the first call).
+    /// A consumer `consumer` of group `group` on `stream` at `url`, signing in with `auth`
+    /// when given (`AUTH [username] password`; it wins over credentials in the URL). Nothing
+    /// is connected until the first call.
     pub fn new(
         url: &str,
         stream: &str,
         group: &str,
         consumer: &str,
         latest: bool,
+        auth: Option<&BasicAuth>,
     ) -> Result<Self, SourceError> {
-        let client = Client::open(url).map_err(|e| SourceError::Refused(e.to_string()))?;
+        let refused = |e: RedisError| SourceError::Refused(e.to_string());
+        let mut info = url.into_connection_info().map_err(refused)?;
+        if let Some(a) = auth {
+            let mut settings = info.redis_settings().clone().set_password(&*a.password);
+            if !a.username.is_empty() {
+                settings = settings.set_username(&a.username);
+            }
+            info = info.set_redis_settings(settings);
+        }
+        let client = Client::open(info).map_err(refused)?;
         Ok(Self {
             client,
             stream: stream.to_owned(),

@@ -9,7 +9,9 @@ use serde::Deserialize;
 use stoke_core::LambdaError;
 use stoke_core::filter::{self, FilterCriteria};
 use stoke_core::validate::Violations;
-use stoke_store::mappings::{AccessConfig, Mapping};
+use stoke_store::mappings::Mapping;
+
+use super::access::{AccessIn, BASIC_AUTH, access, redact_url};
 
 /// The broker kinds a self-managed source names in `Endpoints`, and whether Stoke runs it yet.
 pub const REDIS_URL: &str = "REDIS_URL";
@@ -63,14 +65,6 @@ pub struct SelfManagedIn {
 #[serde(rename_all = "PascalCase")]
 pub struct ConsumerGroupIn {
     pub consumer_group_id: Option<String>,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-pub struct AccessIn {
-    #[serde(rename = "Type")]
-    pub kind: Option<String>,
-    #[serde(rename = "URI")]
-    pub uri: Option<String>,
 }
 
 /// The body of Create (and, without the source members, Update) as sent.
@@ -292,29 +286,6 @@ fn source(input: &MappingInput) -> Result<(String, Vec<String>, String), LambdaE
     Ok((kind.clone(), urls.clone(), topic))
 }
 
-fn access(input: &MappingInput) -> Result<Vec<AccessConfig>, LambdaError> {
-    let mut out = Vec::new();
-    for a in input.source_access_configurations.iter().flatten() {
-        let kind = a.kind.clone().unwrap_or_default();
-        let uri = a.uri.clone().unwrap_or_default();
-        if kind != "BASIC_AUTH" {
-            return Err(invalid(format!(
-                "Unsupported SourceAccessConfiguration type {kind}: Stoke takes BASIC_AUTH."
-            )));
-        }
-        let mut v = Violations::new();
-        v.length("sourceAccessConfigurations.member.uRI", &uri, 1, 200);
-        v.into_result()?;
-        out.push(AccessConfig { kind, uri });
-    }
-    if out.len() > 1 {
-        return Err(invalid(
-            "SourceAccessConfigurations may hold one BASIC_AUTH configuration.",
-        ));
-    }
-    Ok(out)
-}
-
 /// The first state of a new or changed mapping and the one it settles in.
 pub fn transition(was_enabled: Option<bool>, enabled: bool) -> &'static str {
     match (was_enabled, enabled) {
@@ -344,7 +315,7 @@ pub fn create(
         Some(f) => parse_filters(f)?,
         None => Vec::new(),
     };
-    let access = access(input)?;
+    let (access, basic_auth) = access(input.source_access_configurations.as_deref(), None)?;
     match input.starting_position.as_deref() {
         None | Some("TRIM_HORIZON") | Some("LATEST") => {}
         Some(other) => {
@@ -367,7 +338,7 @@ pub fn create(
     let enabled = input.enabled.unwrap_or(true);
     let first = endpoints.first().cloned().unwrap_or_default();
     Ok(Mapping {
-        source: format!("{first}/{topic}"),
+        source: format!("{}/{topic}", redact_url(&first)),
         uuid,
         account: account.clone(),
         function_name: function_name.to_owned(),
@@ -381,6 +352,7 @@ pub fn create(
             .clone()
             .unwrap_or_else(|| "TRIM_HORIZON".into()),
         access,
+        basic_auth,
         batch_size: input.batch_size.map_or(DEFAULT_BATCH_SIZE, clamp_u32),
         batching_window_seconds: input
             .maximum_batching_window_in_seconds
@@ -442,7 +414,12 @@ pub fn update(old: &Mapping, input: &MappingInput, now: f64) -> Result<Mapping, 
         m.filters = parse_filters(f)?;
     }
     if input.source_access_configurations.is_some() {
-        m.access = access(input)?;
+        let own = old
+            .access
+            .iter()
+            .find(|a| a.kind == BASIC_AUTH)
+            .map(|a| (a.uri.as_str(), old.basic_auth.as_ref()));
+        (m.access, m.basic_auth) = access(input.source_access_configurations.as_deref(), own)?;
     }
     if let Some(n) = input.batch_size {
         m.batch_size = clamp_u32(n);

@@ -101,6 +101,16 @@ impl Mappings {
         }
     }
 
+    /// A `BASIC_AUTH`'s URI as Get shows it: the mapping's own secret ARN.
+    fn name_secret(&self, m: &mut Mapping) {
+        let arn = super::access::secret_arn(self.control.region(), &m.account, &m.uuid);
+        for a in &mut m.access {
+            if a.kind == super::access::BASIC_AUTH {
+                a.uri.clone_from(&arn);
+            }
+        }
+    }
+
     async fn owned(&self, account: &AccountId, uuid: &str) -> Result<Mapping, LambdaError> {
         match self.store.get_mapping(uuid).await.map_err(store_error)? {
             Some(m) if &m.account == account => Ok(m),
@@ -124,6 +134,7 @@ impl Mappings {
         };
         // The model first, then what needs the store.
         let mut m = rules::create(input, account, "", None, now())?;
+        self.name_secret(&mut m);
         let (name, qualifier) = self.function(account, raw).await?;
         m.function_name = name.clone();
         m.qualifier = qualifier;
@@ -164,6 +175,7 @@ impl Mappings {
     ) -> Result<Mapping, LambdaError> {
         let old = self.owned(account, uuid).await?;
         let mut m = rules::update(&old, input, now())?;
+        self.name_secret(&mut m);
         if let Some(raw) = input.function_name.as_deref() {
             let (name, qualifier) = self.function(account, raw).await?;
             m.function_name = name;

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use stoke_store::Store;
-use stoke_store::mappings::Mapping;
+use stoke_store::mappings::{BasicAuth, Mapping};
 use tokio::sync::watch;
 
 use super::deliver::Deliverer;
@@ -49,7 +49,8 @@ pub struct Supervisor {
 }
 
 /// What a poller was started with: a change of any of it restarts the poller (a state or
-/// processing-result write does not).
+/// processing-result write does not). The credentials, never serialized, are compared apart
+/// ([`Poller::auth`]).
 fn config_key(m: &Mapping) -> String {
     let mut c = m.clone();
     c.state.clear();
@@ -62,7 +63,15 @@ fn config_key(m: &Mapping) -> String {
 
 struct Poller {
     key: String,
+    auth: Option<BasicAuth>,
     running: Running,
+}
+
+impl Poller {
+    /// Whether it runs `m` as it is now.
+    fn runs(&self, m: &Mapping) -> bool {
+        config_key(m) == self.key && m.basic_auth == self.auth
+    }
 }
 
 struct Context {
@@ -79,11 +88,24 @@ impl Context {
         let made: Result<Arc<dyn Source>, _> = match m.endpoint_kind.as_str() {
             REDIS_URL => {
                 let url = m.endpoints.first()?;
-                RedisSource::new(url, &m.topic, &m.consumer_group, &self.owner, latest)
-                    .map(|s| Arc::new(s) as Arc<dyn Source>)
+                RedisSource::new(
+                    url,
+                    &m.topic,
+                    &m.consumer_group,
+                    &self.owner,
+                    latest,
+                    m.basic_auth.as_ref(),
+                )
+                .map(|s| Arc::new(s) as Arc<dyn Source>)
             }
-            NATS_URL => NatsSource::new(&m.endpoints, &m.topic, &m.consumer_group, latest)
-                .map(|s| Arc::new(s) as Arc<dyn Source>),
+            NATS_URL => NatsSource::new(
+                &m.endpoints,
+                &m.topic,
+                &m.consumer_group,
+                latest,
+                m.basic_auth.as_ref(),
+            )
+            .map(|s| Arc::new(s) as Arc<dyn Source>),
             _ => return None,
         };
         match made {
@@ -113,6 +135,7 @@ impl Context {
         };
         Some(Poller {
             key: config_key(m),
+            auth: m.basic_auth.clone(),
             running: poller::start(d, stop),
         })
     }
@@ -174,10 +197,7 @@ impl Supervisor {
                             claimed.iter().map(|m| (m.uuid.as_str(), m)).collect();
                         let gone: Vec<String> = pollers
                             .iter()
-                            .filter(|(uuid, p)| {
-                                held.get(uuid.as_str())
-                                    .is_none_or(|m| config_key(m) != p.key)
-                            })
+                            .filter(|(uuid, p)| held.get(uuid.as_str()).is_none_or(|m| !p.runs(m)))
                             .map(|(uuid, _)| uuid.clone())
                             .collect();
                         for uuid in gone {

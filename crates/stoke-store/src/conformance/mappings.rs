@@ -5,7 +5,7 @@
 use stoke_core::AccountId;
 
 use super::Factory;
-use crate::mappings::{AccessConfig, Mapping, MappingStore};
+use crate::mappings::{AccessConfig, BasicAuth, Mapping, MappingStore};
 use crate::{AccountStore, StoreError};
 
 pub(crate) fn mapping(account: &AccountId, uuid: &str, function: &str, topic: &str) -> Mapping {
@@ -24,6 +24,7 @@ pub(crate) fn mapping(account: &AccountId, uuid: &str, function: &str, topic: &s
             kind: "BASIC_AUTH".into(),
             uri: "arn:aws:secretsmanager:us-east-1:123456789012:secret:s".into(),
         }],
+        basic_auth: None,
         batch_size: 10,
         batching_window_seconds: 0,
         maximum_concurrency: Some(2),
@@ -137,4 +138,44 @@ pub async fn a_mapping_is_leased_to_one_owner_until_it_expires<F: Factory>(facto
         uuids(&s.claim_mappings("n3", 2_200, 500).await.unwrap()),
         ["u1"]
     );
+}
+
+/// A password the credentials test seals: no record may show it.
+pub(crate) const SEALED_PASSWORD: &str = "pa55-w0rd-never-in-the-row";
+
+pub async fn a_mappings_credentials_are_sealed_and_come_back_opened<F: Factory>(factory: &F) {
+    let s = factory.store().await;
+    let (k, _) = s.ensure_default_account().await.unwrap();
+    let a = &k.account;
+    let mut m = mapping(a, "u1", "f", "orders");
+    m.basic_auth = Some(BasicAuth {
+        username: "alice".into(),
+        password: SEALED_PASSWORD.to_owned().into(),
+    });
+    s.insert_mapping(&m).await.unwrap();
+    assert!(!format!("{m:?}").contains(SEALED_PASSWORD));
+    assert_eq!(s.get_mapping("u1").await.unwrap(), Some(m.clone()));
+    assert_eq!(
+        s.list_mappings(a, None, None, None, 5).await.unwrap(),
+        [m.clone()]
+    );
+    assert_eq!(
+        s.claim_mappings("n1", 1_000, 500).await.unwrap(),
+        [m.clone()]
+    );
+    // Another password replaces it; none takes it away.
+    let mut m2 = m.clone();
+    m2.revision = "r2".into();
+    m2.basic_auth = Some(BasicAuth {
+        username: String::new(),
+        password: "other".to_owned().into(),
+    });
+    s.replace_mapping(&m2, "r1").await.unwrap();
+    assert_eq!(s.get_mapping("u1").await.unwrap(), Some(m2.clone()));
+    let mut m3 = m2.clone();
+    m3.revision = "r3".into();
+    m3.basic_auth = None;
+    s.replace_mapping(&m3, "r2").await.unwrap();
+    assert_eq!(s.get_mapping("u1").await.unwrap(), Some(m3.clone()));
+    assert_eq!(s.delete_mapping("u1").await.unwrap(), Some(m3));
 }

@@ -128,6 +128,7 @@ macro_rules! conformance_tests {
             queue::event_invoke_configs_are_kept_per_qualifier,
             mappings::mappings_are_kept_listed_and_replaced_by_revision,
             mappings::a_mapping_is_leased_to_one_owner_until_it_expires,
+            mappings::a_mappings_credentials_are_sealed_and_come_back_opened,
             nodes::nodes_register_heartbeat_and_leave,
             nodes::a_node_renews_only_its_own_leases,
             blobs::a_blob_is_stored_once_under_its_digest,

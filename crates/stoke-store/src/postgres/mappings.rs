@@ -6,8 +6,9 @@ use async_trait::async_trait;
 use sqlx::Row;
 use stoke_core::AccountId;
 
-use crate::mappings::{Mapping, MappingStore, sql};
-use crate::sqlite::{cas_outcome, decode, encode};
+use crate::mappings::{Mapping, MappingStore, open_record, seal_record, sql};
+use crate::seal::MasterKey;
+use crate::sqlite::cas_outcome;
 use crate::{PgStore, StoreError};
 
 impl PgStore {

@@ -6,8 +6,9 @@ use async_trait::async_trait;
 use sqlx::Row;
 use stoke_core::AccountId;
 
-use super::{cas_outcome, decode, encode};
-use crate::mappings::{Mapping, MappingStore, sql};
+use super::cas_outcome;
+use crate::mappings::{Mapping, MappingStore, open_record, seal_record, sql};
+use crate::seal::MasterKey;
 use crate::{SqliteStore, StoreError};
 
 impl SqliteStore {
@@ -24,3 +25,29 @@ crate::mappings::mapping_store!(
     writer,
     reader
 );
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::AccountStore;
+    use crate::conformance::mappings::{SEALED_PASSWORD, mapping};
+    use crate::mappings::BasicAuth;
+
+    #[tokio::test]
+    async fn a_row_holds_the_credentials_only_sealed() {
+        let s = SqliteStore::in_memory().await.unwrap();
+        let (k, _) = s.ensure_default_account().await.unwrap();
+        let mut m = mapping(&k.account, "u1", "f", "orders");
+        m.basic_auth = Some(BasicAuth {
+            username: "alice".into(),
+            password: SEALED_PASSWORD.to_owned().into(),
+        });
+        s.insert_mapping(&m).await.unwrap();
+        let row: String = sqlx::query_scalar("SELECT record FROM event_source_mappings")
+            .fetch_one(s.pool())
+            .await
+            .unwrap();
+        assert!(!row.contains(SEALED_PASSWORD), "{row}");
+        assert!(row.contains("sealed_auth"), "{row}");
+    }
+}

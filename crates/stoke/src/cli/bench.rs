@@ -96,6 +96,22 @@ pub struct BenchArgs {
     /// Calls of the cluster's mixed load.
     #[arg(long, default_value_t = 5000)]
     pub cluster_mixed_calls: usize,
+    /// Only the event source measures: per broker, publish → function start at low load and
+    /// one mapping's sustained events per second against the broker's own consumer.
+    #[arg(long)]
+    pub sources: bool,
+    /// The brokers the event source part runs (each started on a free port), comma-separated.
+    #[arg(long, value_delimiter = ',', default_values_t = ["redis".to_owned()])]
+    pub source_brokers: Vec<String>,
+    /// Messages published one at a time whose publish → start is measured.
+    #[arg(long, default_value_t = 200)]
+    pub source_samples: usize,
+    /// Messages of the throughput backlog (and of the broker's own consumer).
+    #[arg(long, default_value_t = 50_000)]
+    pub source_events: usize,
+    /// The throughput mapping's batch size (and the broker's own consumer's).
+    #[arg(long, default_value_t = 100)]
+    pub source_batch_size: usize,
 }
 
 impl BenchArgs {
@@ -132,6 +148,8 @@ impl BenchArgs {
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let text = if args.cluster {
         cluster(&args).await?
+    } else if args.sources {
+        sources(&args).await?
     } else {
         let results = stoke_bench::run(&args.config()?).await?;
         let mut text = stoke_bench::markdown(&results);
@@ -151,6 +169,24 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         }
         _ => Ok(()),
     }
+}
+
+/// `stoke bench --sources`: the event source part's table (and JSON).
+async fn sources(args: &BenchArgs) -> anyhow::Result<String> {
+    let results = stoke_bench::sources::run(&stoke_bench::sources::SourcesConfig {
+        server_bin: args.config()?.server_bin,
+        brokers: args.source_brokers.clone(),
+        samples: args.source_samples,
+        events: args.source_events,
+        batch_size: args.source_batch_size,
+    })
+    .await?;
+    let mut text = stoke_bench::sources::markdown(&results);
+    if args.json {
+        text.push_str(&serde_json::to_string_pretty(&results)?);
+        text.push('\n');
+    }
+    Ok(text)
 }
 
 /// `stoke bench --cluster`: the cluster part's table (and JSON).
