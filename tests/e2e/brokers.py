@@ -20,6 +20,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -106,6 +107,9 @@ class RedisServer:
         self.proc: subprocess.Popen | None = None
         self._sock: socket.socket | None = None
         self._reader: _Reader | None = None
+        # One socket for every caller: a test's producer thread and its start()'s PING must
+        # not read each other's replies.
+        self._lock = threading.RLock()
 
     def start(self) -> "RedisServer":
         log = open(self.workdir / "redis.log", "ab")  # noqa: SIM115 - kept by the process
@@ -147,9 +151,10 @@ class RedisServer:
                 "--user", name, "on", f">{password}", "~*", "&*", "+@all"]
 
     def _close(self) -> None:
-        if self._sock is not None:
-            self._sock.close()
-        self._sock = self._reader = None
+        with self._lock:
+            if self._sock is not None:
+                self._sock.close()
+            self._sock = self._reader = None
 
     def command(self, *args):
         """Sends one command; answers its reply (an error reply raises RedisError)."""
@@ -157,6 +162,10 @@ class RedisServer:
 
     def pipeline(self, commands):
         """Sends many commands at once; answers their replies (the first error raises)."""
+        with self._lock:
+            return self._pipeline(commands)
+
+    def _pipeline(self, commands):
         try:
             if self._sock is None:
                 self._sock = socket.create_connection(("127.0.0.1", self.port), timeout=10)
