@@ -232,7 +232,8 @@ class NatsClient:
     Python environment carries no NATS package): publish with or without headers, request
     and reply, JetStream's API, and publishing to a stream with its acknowledgements."""
 
-    def __init__(self, port: int, timeout: float = 10.0):
+    def __init__(self, port: int, timeout: float = 10.0, user: str | None = None,
+                 password: str | None = None):
         self.timeout = timeout
         self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
         self.buf = b""
@@ -245,6 +246,8 @@ class NatsClient:
             raise ConnectionError(f"not a NATS server: {info!r}")
         connect = {"verbose": False, "pedantic": False, "headers": True,
                    "no_responders": True, "protocol": 1, "name": "stoke-e2e"}
+        if user is not None:
+            connect.update(user=user, **{"pass": password})
         self.sock.sendall(
             b"CONNECT " + json.dumps(connect).encode() + b"\r\nSUB "
             + self.inbox.encode() + b".* 1\r\nPING\r\n"
@@ -395,11 +398,13 @@ class NatsServer:
 
     START_TIMEOUT = 15.0
 
-    def __init__(self, workdir: Path):
+    def __init__(self, workdir: Path, user: str | None = None, password: str | None = None):
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         self.url = f"nats://127.0.0.1:{self.port}"
+        # With a user, the server asks every client for that user and password.
+        self.user, self.password = user, password
         self.proc: subprocess.Popen | None = None
         self._client: NatsClient | None = None
 
@@ -407,7 +412,8 @@ class NatsServer:
         log = open(self.workdir / "nats.log", "ab")  # noqa: SIM115 - kept by the process
         self.proc = subprocess.Popen(
             [nats_binary(), "-js", "-a", "127.0.0.1", "-p", str(self.port),
-             "-sd", str(self.workdir / "jetstream"), "-n", f"stoke-e2e-{self.port}"],
+             "-sd", str(self.workdir / "jetstream"), "-n", f"stoke-e2e-{self.port}",
+             *(["--user", self.user, "--pass", self.password] if self.user else [])],
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -427,7 +433,7 @@ class NatsServer:
 
     def client(self) -> NatsClient:
         if self._client is None:
-            self._client = NatsClient(self.port)
+            self._client = NatsClient(self.port, user=self.user, password=self.password)
         return self._client
 
     def _close(self) -> None:

@@ -12,7 +12,8 @@ consumer read back from JetStream's API. A record's `messageId` is its stream se
 - nats-server killed (SIGKILL) and restarted mid-stream: nothing JetStream acknowledged is lost;
 - reserved concurrency 1 under a growing backlog: the poller backs off (its CPU is measured);
 - a server restart resumes where the durable consumer left off;
-- each batch keeps the order of every subject.
+- each batch keeps the order of every subject;
+- `BASIC_AUTH` signs the consumer in to a server that asks for a user and password.
 """
 
 from __future__ import annotations
@@ -367,3 +368,34 @@ def test_each_batch_keeps_the_order_of_every_subject(lam, server, nats):
         assert max(len(c) for c in calls) > 30, "the batches never held several subjects"
     finally:
         lam.delete_event_source_mapping(UUID=uuid)
+
+
+def test_basic_auth_signs_the_consumer_in_and_is_never_shown(lam, server, tmp_path):
+    n = NatsServer(tmp_path / "nats", user="stoke", password="s3cret:with-colon").start()
+    fn = python_function(lam)
+    stream = new_stream(n, "auth")
+    ids = n.publish(f"{stream}.x", [{"i": i} for i in range(20)])
+    uuid = mapping(lam, n, fn, stream, BatchSize=10, SourceAccessConfigurations=[
+        {"Type": "BASIC_AUTH", "URI": "stoke:s3cret:with-colon"}])
+    try:
+        done = lines(server, fn, "DONE", lambda c: set(ids) <= set(c), timeout=20)
+        assert set(done) == set(ids)
+        wait_settled(n, stream, uuid)
+        got = lam.get_event_source_mapping(UUID=uuid)
+        assert "s3cret" not in json.dumps(got, default=str)
+        # The wrong password is refused by the server: the mapping says so, and runs nothing.
+        other = python_function(lam)
+        bad = mapping(lam, n, other, stream, SourceAccessConfigurations=[
+            {"Type": "BASIC_AUTH", "URI": "stoke:wrong"}])
+        try:
+            deadline = time.monotonic() + 15
+            while not lam.get_event_source_mapping(UUID=bad)["LastProcessingResult"].startswith(
+                    "PROBLEM"):
+                assert time.monotonic() < deadline, "a wrong password was never noticed"
+                time.sleep(0.1)
+            assert lines(server, other, "DONE", lambda c: False, timeout=0) == {}
+        finally:
+            lam.delete_event_source_mapping(UUID=bad)
+    finally:
+        lam.delete_event_source_mapping(UUID=uuid)
+        n.kill()
