@@ -45,13 +45,13 @@ VENV="${STOKE_VENV:-$ROOT/.venv}"
 PYTHON="${PYTHON:-python3}"
 PY_PINS=(boto3==1.44.5 pytest==9.2.0 pika==1.4.4)
 RIC_PIN=awslambdaric==4.2.2
-# redis-server: the Redis Streams event source's e2e tests start servers of their own
-# (tests/e2e/brokers.py). rabbitmq-server: the RabbitMQ event source's e2e tests start nodes
-# of their own the same way (pika, in PY_PINS, publishes to them).
+# redis-server, nats-server: the Redis Streams and NATS JetStream event sources' e2e tests
+# start servers of their own (tests/e2e/brokers.py). rabbitmq-server: the RabbitMQ event
+# source's e2e tests start nodes of their own the same way (pika, in PY_PINS, publishes to them).
 # postgresql: the PostgreSQL store's tests (cargo and e2e) start throw-away clusters of their
 # own with its initdb and postgres (from /usr/lib/postgresql/*/bin; nothing uses the cluster
 # the package makes).
-APT_PACKAGES=(build-essential pkg-config python3 python3-venv zip e2fsprogs postgresql redis-server rabbitmq-server)
+APT_PACKAGES=(build-essential pkg-config python3 python3-venv zip e2fsprogs postgresql redis-server nats-server rabbitmq-server)
 if ! command -v node >/dev/null 2>&1; then APT_PACKAGES+=(nodejs); fi
 # npm installs the nodejs* runtimes' AWS SDK (scripts/runtime-libs.sh).
 if ! command -v npm >/dev/null 2>&1; then APT_PACKAGES+=(npm); fi

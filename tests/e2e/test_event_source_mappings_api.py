@@ -228,9 +228,12 @@ BAD_SOURCES = [
      "Topics must name exactly one stream for a REDIS_URL event source."),
     ("queues for redis", {"SelfManagedEventSource": source(), "Topics": ["a"], "Queues": ["q"]},
      "Queues is not valid for a REDIS_URL event source: use Topics."),
-    ("nats not yet", {"SelfManagedEventSource": source("nats://127.0.0.1:1", "NATS_URL"), "Topics": ["s"]},
-     "Event sources of type NATS_URL are not yet supported by Stoke: REDIS_URL and AMQP_URL "
-     "are."),
+    ("not a nats url", {"SelfManagedEventSource": source("redis://127.0.0.1:1", "NATS_URL"), "Topics": ["s"]},
+     "The endpoint redis://127.0.0.1:1 is not a valid NATS_URL (expected nats://host:port)."),
+    ("queues for nats", {"SelfManagedEventSource": source("nats://127.0.0.1:1", "NATS_URL"), "Queues": ["q"]},
+     "Queues is not valid for a NATS_URL event source: use Topics."),
+    ("no nats stream", {"SelfManagedEventSource": source("nats://127.0.0.1:1", "NATS_URL")},
+     "Topics must name exactly one stream for a NATS_URL event source."),
     ("amqps", {"SelfManagedEventSource": source("amqps://u:secret@127.0.0.1:1/v", "AMQP_URL"), "Queues": ["q"]},
      "The endpoint amqps://u:****@127.0.0.1:1/v is not a valid AMQP_URL: amqps (TLS) is not "
      "supported by Stoke yet, use amqp://."),

@@ -14,10 +14,11 @@
 //!    same run (batches of the same size, acknowledged per batch), and the publish rate.
 //!
 //! A broker is a [`Broker`] ([`broker`]): how to start it, the mapping's source members, publish, fill,
-//! consume, and count what a group finished. Redis Streams is [`redis::RedisBroker`]; NATS and
-//! RabbitMQ add theirs to [`brokers`].
+//! consume, and count what a group finished. Redis Streams is [`redis::RedisBroker`], NATS
+//! JetStream [`nats::NatsBroker`]; RabbitMQ adds its own to [`broker()`].
 
 pub mod broker;
+pub mod nats;
 pub mod redis;
 
 pub use broker::Broker;
@@ -72,7 +73,8 @@ pub struct SourceResults {
 pub async fn broker(name: &str) -> anyhow::Result<Box<dyn Broker>> {
     match name {
         "redis" => Ok(Box::new(redis::RedisBroker::start().await?)),
-        other => bail!("no broker called {other} (known: redis)"),
+        "nats" => Ok(Box::new(nats::NatsBroker::start().await?)),
+        other => bail!("no broker called {other} (known: redis, nats)"),
     }
 }
 

@@ -66,11 +66,18 @@ impl Deliverer {
         }
     }
 
-    /// Acknowledges `ids`, trying again while the broker is away (until the poller stops:
-    /// the records then come back to whoever consumes next, at least once).
-    async fn ack(&self, ids: &[String]) {
+    /// Acknowledges `ids` (`poison`: discards them, [`Source::discard`]), trying again while
+    /// the broker is away (until the poller stops: the records then come back to whoever
+    /// consumes next, at least once).
+    async fn ack(&self, ids: &[String], poison: bool) {
         let mut backoff = FIRST_BACKOFF;
-        while let Err(e) = self.source.ack(ids).await {
+        loop {
+            let res = if poison {
+                self.source.discard(ids).await
+            } else {
+                self.source.ack(ids).await
+            };
+            let Err(e) = res else { return };
             tracing::warn!(mapping = %self.mapping.uuid, error = %e, "cannot acknowledge yet");
             if self.pause(backoff).await {
                 return;
@@ -172,7 +179,7 @@ impl Deliverer {
                     .cloned()
                     .collect();
                 if !done.is_empty() {
-                    self.ack(&done).await;
+                    self.ack(&done, false).await;
                     self.metrics.sources.count(&self.labels, "done", done.len());
                 }
                 pending.retain(|r| failed.contains(&r.id));
@@ -245,7 +252,7 @@ impl Deliverer {
                     "cannot send failed records to the on-failure destination");
             }
         }
-        self.ack(&ids).await;
+        self.ack(&ids, true).await;
         self.metrics
             .sources
             .count(&self.labels, "failed", ids.len());

@@ -1,7 +1,7 @@
 //! What a batch looks like to the function and what its answer means: the event in the shape
 //! of Lambda's SQS event (`Records[]` with `messageId`, `receiptHandle`, `body`, `attributes`,
 //! `messageAttributes`, `eventSource`, `eventSourceARN`, `awsRegion`, and the broker's own
-//! metadata under its name: `redis`, or `rmq` for RabbitMQ), the view of a record that
+//! metadata under its name: `redis`, `rmq` for RabbitMQ, or `nats` as the source gave it), the view of a record that
 //! `FilterCriteria` matches (`body` as JSON when it is JSON), and `ReportBatchItemFailures`
 //! with Lambda's rules; the on-failure record's batch info.
 
@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 use stoke_store::mappings::Mapping;
 
 use super::rules::AMQP_URL;
+use super::rules::NATS_URL;
 use super::source::Message;
 
 /// The record of `m` as the function sees it.
@@ -28,6 +29,7 @@ pub fn record(mapping: &Mapping, region: &str, m: &Message) -> Value {
             o.insert("deliveryCount".into(), json!(m.delivery_count));
             ("aws:rmq", "rmq", Value::Object(o))
         }
+        NATS_URL => ("aws:nats", "nats", Value::Object(m.metadata.clone())),
         _ => (
             "aws:redis",
             "redis",
@@ -62,6 +64,10 @@ pub fn record(mapping: &Mapping, region: &str, m: &Message) -> Value {
 pub fn batch_info(mapping: &Mapping, ids: &[String]) -> (&'static str, Value) {
     let (name, place) = match mapping.endpoint_kind.as_str() {
         AMQP_URL => ("RabbitMQBatchInfo", json!({"queue": mapping.topic})),
+        NATS_URL => (
+            "NATSJetStreamBatchInfo",
+            json!({"stream": mapping.topic, "consumerGroup": mapping.consumer_group}),
+        ),
         _ => (
             "RedisStreamBatchInfo",
             json!({"stream": mapping.topic, "consumerGroup": mapping.consumer_group}),

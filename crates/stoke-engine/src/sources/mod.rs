@@ -7,7 +7,7 @@
 //! - [`service`]: [`Mappings`], the API's operations over the store.
 //! - [`source`]: the [`Source`] trait, the seam to a broker (poll with a bounded wait, ack,
 //!   nack, claim what a dead consumer left, lag); [`redis`]: Redis Streams on it; [`amqp`]:
-//!   RabbitMQ (AMQP 0-9-1) queues on it.
+//!   RabbitMQ (AMQP 0-9-1) queues on it; [`nats`]: NATS JetStream (a durable pull consumer).
 //! - [`event`]: the SQS-shaped event of a batch, the view `FilterCriteria` matches, and
 //!   `ReportBatchItemFailures`' rules.
 //! - [`deliver`]: one batch through the function: retries, bisection, record age, the
@@ -23,6 +23,7 @@ pub mod amqp;
 pub mod deliver;
 pub mod event;
 pub mod metrics;
+pub mod nats;
 pub mod poller;
 pub mod redis;
 pub mod rules;

@@ -280,12 +280,6 @@ fn source(input: &MappingInput) -> Result<(String, Vec<String>, String), LambdaE
             )));
         }
     };
-    if kind == NATS_URL {
-        return Err(invalid(format!(
-            "Event sources of type {kind} are not yet supported by Stoke: REDIS_URL and \
-             AMQP_URL are."
-        )));
-    }
     Ok((kind.clone(), urls.clone(), topic))
 }
 
@@ -536,19 +530,26 @@ mod tests {
     }
 
     #[test]
-    fn other_brokers_are_validated_then_not_yet_supported() {
+    fn nats_and_amqp_sources_are_validated_and_made() {
         let nats = serde_json::json!({
-            "SelfManagedEventSource": {"Endpoints": {"NATS_URL": ["nats://h:4222"]}},
+            "SelfManagedEventSource": {"Endpoints": {"NATS_URL": ["nats://h:4222", "nats://g:4222"]}},
             "Topics": ["s"],
         });
-        let e = create(&input(nats), &account(), "f", None, 0.0).unwrap_err();
+        let m = create(&input(nats), &account(), "f", None, 0.0).unwrap();
         assert_eq!(
-            e,
-            LambdaError::InvalidParameterValue(
-                "Event sources of type NATS_URL are not yet supported by Stoke: REDIS_URL and \
-                 AMQP_URL are."
-                    .into()
-            )
+            (m.endpoint_kind.as_str(), m.topic.as_str()),
+            (NATS_URL, "s")
+        );
+        assert_eq!(m.endpoints.len(), 2);
+        assert_eq!(m.source, "nats://h:4222/s");
+        let amqp = serde_json::json!({
+            "SelfManagedEventSource": {"Endpoints": {"AMQP_URL": ["amqp://h:5672/v"]}},
+            "Queues": ["q"],
+        });
+        let m = create(&input(amqp), &account(), "f", None, 0.0).unwrap();
+        assert_eq!(
+            (m.endpoint_kind.as_str(), m.topic.as_str()),
+            (AMQP_URL, "q")
         );
         let amqp_topics = serde_json::json!({
             "SelfManagedEventSource": {"Endpoints": {"AMQP_URL": ["amqp://h:5672/v"]}},

@@ -53,6 +53,13 @@ pub trait Source: Send + Sync {
     /// its own redelivery).
     async fn nack(&self, ids: &[String]) -> Result<(), SourceError>;
 
+    /// The messages failed for good (they went to the on-failure destination, or there is
+    /// none): never delivered again. An acknowledgement unless the broker has a word of its
+    /// own (JetStream's `+TERM`).
+    async fn discard(&self, ids: &[String]) -> Result<(), SourceError> {
+        self.ack(ids).await
+    }
+
     /// Takes over up to `max` messages delivered to any consumer of this mapping at least
     /// `idle` ago and never acknowledged (a consumer that died holding them).
     async fn claim_stale(&self, idle: Duration, max: usize) -> Result<Vec<Message>, SourceError>;

@@ -17,9 +17,10 @@ use tokio::sync::watch;
 use super::amqp::AmqpSource;
 use super::deliver::Deliverer;
 use super::metrics::MappingLabels;
+use super::nats::NatsSource;
 use super::poller::{self, Running};
 use super::redis::RedisSource;
-use super::rules::{AMQP_URL, REDIS_URL};
+use super::rules::{AMQP_URL, NATS_URL, REDIS_URL};
 use super::source::Source;
 use crate::async_invoke::AsyncInvoker;
 use crate::invoke::Invoker;
@@ -84,14 +85,25 @@ struct Context {
 
 impl Context {
     fn source(&self, m: &Mapping) -> Option<Arc<dyn Source>> {
-        let url = m.endpoints.first()?;
+        let latest = m.starting_position == "LATEST";
         let made: Result<Arc<dyn Source>, _> = match m.endpoint_kind.as_str() {
-            REDIS_URL => RedisSource::new(
-                url,
+            REDIS_URL => {
+                let url = m.endpoints.first()?;
+                RedisSource::new(
+                    url,
+                    &m.topic,
+                    &m.consumer_group,
+                    &self.owner,
+                    latest,
+                    m.basic_auth.as_ref(),
+                )
+                .map(|s| Arc::new(s) as Arc<dyn Source>)
+            }
+            NATS_URL => NatsSource::new(
+                &m.endpoints,
                 &m.topic,
                 &m.consumer_group,
-                &self.owner,
-                m.starting_position == "LATEST",
+                latest,
                 m.basic_auth.as_ref(),
             )
             .map(|s| Arc::new(s) as Arc<dyn Source>),

@@ -105,7 +105,7 @@ pub struct BenchArgs {
     #[arg(long)]
     pub sources: bool,
     /// The brokers the event source part runs (each started on a free port), comma-separated.
-    #[arg(long, value_delimiter = ',', default_values_t = ["redis".to_owned()])]
+    #[arg(long, value_delimiter = ',', default_values_t = ["redis".to_owned(), "nats".to_owned()])]
     pub source_brokers: Vec<String>,
     /// Messages published one at a time whose publish → start is measured.
     #[arg(long, default_value_t = 200)]
