@@ -758,7 +758,9 @@ async fn bad_payloads_and_missing_functions_are_refused_as_lambda_refuses_them()
 #[tokio::test]
 async fn calls_over_the_concurrency_limit_are_throttled_with_429() {
     let api = Api::new().await;
-    deploy(&api, "loop", "loop", 2).await;
+    // Spinners that hold their slots for 5 s: longer than four cold starts take on a loaded
+    // machine (a 2 s timeout let the fifth call through in CI once).
+    deploy(&api, "loop", "loop", 5).await;
     deploy(&api, "echo", "echo", 3).await;
     // The test server admits 4 calls at once.
     let spinners: Vec<_> = (0..4)
@@ -775,10 +777,10 @@ async fn calls_over_the_concurrency_limit_are_throttled_with_429() {
             tokio::spawn(async move { api_router.oneshot(req).await.unwrap().status() })
         })
         .collect();
-    // The spinners hold their slots for their 2 s timeout; on a loaded machine they may take a
+    // The spinners hold their slots for their 5 s timeout; on a loaded machine they may take a
     // while to be admitted, so the fifth call is retried (each try that gets in lets its slot go
     // at once) until one finds the four slots taken.
-    let deadline = tokio::time::Instant::now() + Duration::from_millis(1500);
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(4000);
     let (status, h, body) = loop {
         tokio::time::sleep(Duration::from_millis(50)).await;
         let answer = invoke(&api, "echo", b"{}", &[]).await;
