@@ -145,12 +145,19 @@ def test_thousands_of_messages_none_lost(lam, server, rabbit):
         assert want <= set(seen), f"{len(want - set(seen))} of {len(want)} never ran"
         assert set(seen) == want
         assert max(seen.values()) == 1, "no failure, yet a message ran twice"
-        metrics = http_get(f"{server.endpoint}/metrics").body.decode()
-        assert re.search(rf'stoke_event_source_batch_size_count{{mapping="{uuid}"', metrics)
         done = rf'stoke_event_source_records_total{{mapping="{uuid}",function="{fn}",outcome="done"}} 5000'
+        # The lag is the queue's count of ready messages: drained, it reads 0 (the poller reads
+        # it at most once a second, after a poll that waits up to 2 s).
+        lag = rf'stoke_event_source_lag{{mapping="{uuid}",function="{fn}"}} 0\b'
+        deadline = time.monotonic() + 10
+        while True:
+            metrics = http_get(f"{server.endpoint}/metrics").body.decode()
+            if (re.search(done, metrics) and re.search(lag, metrics)) or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        assert re.search(rf'stoke_event_source_batch_size_count{{mapping="{uuid}"', metrics)
         assert re.search(done, metrics), metrics[-2000:]
-        # The lag is the queue's count of ready messages: drained, it reads 0.
-        assert re.search(rf'stoke_event_source_lag{{mapping="{uuid}",function="{fn}"}} 0\b', metrics)
+        assert re.search(lag, metrics), metrics[-2000:]
         deadline = time.monotonic() + 5
         got = lam.get_event_source_mapping(UUID=uuid)
         while got["LastProcessingResult"] != "OK" and time.monotonic() < deadline:

@@ -22,7 +22,7 @@ import time
 
 import pytest
 
-from brokers import RedisServer
+from brokers import RedisError, RedisServer
 from event_sources import assert_backed_off, cpu_seconds, lines
 from event_sources import python_function as make_function
 from stoke_e2e import StokeServer, http_get, unique_name
@@ -203,7 +203,7 @@ def test_redis_killed_and_restarted_mid_stream_loses_nothing(lam, server, tmp_pa
             try:
                 acked.extend(publish(r, stream, [{"i": j} for j in range(i, i + 50)]))
                 i += 50
-            except (OSError, ConnectionError):
+            except (OSError, ConnectionError, RedisError):  # down, or still loading its file
                 time.sleep(0.05)  # redis is down: this chunk is sent again
 
     t = threading.Thread(target=produce)
